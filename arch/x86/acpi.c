@@ -1,0 +1,177 @@
+#include "arch/x86/acpi.h"
+
+#include <string.h>
+
+#include "devices/power_ctl.h"
+
+#define RSDP_LEN 36
+#define ACPI_IO_SPACE 1
+
+uint8_t acpi_checksum(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint8_t sum = 0;
+	for (size_t i = 0; i < len; i++)
+		sum += b[i];
+	return sum;
+}
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+/* Table writer: tables are placed one after another, 16-byte aligned. */
+struct acpi_writer {
+	uint8_t *buf;
+	size_t len, used;
+	uint64_t base;
+};
+
+static uint8_t *acpi_alloc(struct acpi_writer *w, size_t len, uint64_t *gpa)
+{
+	size_t off = (w->used + 15) & ~(size_t)15;
+	if (off > w->len || len > w->len - off)
+		return NULL;
+	w->used = off + len;
+	*gpa = w->base + off;
+	memset(w->buf + off, 0, len);
+	return w->buf + off;
+}
+
+static void acpi_header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
+{
+	memcpy(t, sig, 4);
+	put32(t + 4, len);
+	t[8] = rev;
+	memcpy(t + 10, "MINVMM", 6);        /* OEM ID */
+	memcpy(t + 16, "MINIVMM ", 8);      /* OEM table ID */
+	put32(t + 24, 1);                   /* OEM revision */
+	memcpy(t + 28, "MVMM", 4);          /* creator ID */
+	put32(t + 32, 1);
+}
+
+static void acpi_finish(uint8_t *t, uint32_t len)
+{
+	t[9] = 0;
+	t[9] = (uint8_t)(0 - acpi_checksum(t, len));
+}
+
+/* Generic Address Structure for a byte-wide I/O port. */
+static void gas_io(uint8_t *g, uint16_t port)
+{
+	g[0] = ACPI_IO_SPACE;
+	g[1] = 8;     /* bit width */
+	g[2] = 0;     /* bit offset */
+	g[3] = 1;     /* byte access */
+	put64(g + 4, port);
+}
+
+/* DefinitionBlock body: Name (_S5, Package (4) { 5, 0, 0, 0 }) */
+static const uint8_t dsdt_aml[] = {
+	0x08, '_', 'S', '5', '_',       /* NameOp "_S5_" */
+	0x12, 0x07, 0x04,               /* PackageOp, PkgLength 7, 4 elements */
+	0x0a, POWER_CTL_S5_TYPE,        /* BytePrefix 5: SLP_TYP */
+	0x00, 0x00, 0x00,               /* Zero, Zero, Zero */
+};
+
+size_t acpi_build_tables(uint8_t *buf, size_t buflen, uint64_t base_gpa, const struct acpi_config *cfg)
+{
+	struct acpi_writer w = { buf, buflen, 0, base_gpa };
+	uint64_t rsdp_gpa, dsdt_gpa, fadt_gpa, madt_gpa, xsdt_gpa, rsdt_gpa;
+
+	uint8_t *rsdp = acpi_alloc(&w, RSDP_LEN, &rsdp_gpa);
+	if (!rsdp)
+		return 0;
+
+	uint32_t dsdt_len = ACPI_HDR_LEN + sizeof(dsdt_aml);
+	uint8_t *dsdt = acpi_alloc(&w, dsdt_len, &dsdt_gpa);
+	if (!dsdt)
+		return 0;
+	acpi_header(dsdt, "DSDT", dsdt_len, 2);
+	memcpy(dsdt + ACPI_HDR_LEN, dsdt_aml, sizeof(dsdt_aml));
+	acpi_finish(dsdt, dsdt_len);
+
+	uint8_t *fadt = acpi_alloc(&w, ACPI_FADT_LEN, &fadt_gpa);
+	if (!fadt)
+		return 0;
+	acpi_header(fadt, "FACP", ACPI_FADT_LEN, 6);
+	put32(fadt + 40, (uint32_t)dsdt_gpa);
+	/* IAPC_BOOT_ARCH: no VGA, no CMOS RTC, and (by omission) no 8042 to probe. */
+	put16(fadt + 109, (1u << 2) | (1u << 5));
+	put32(fadt + 112, ACPI_FADT_HW_REDUCED | ACPI_FADT_RESET_REG_SUP);
+	gas_io(fadt + 116, cfg->power_port + POWER_CTL_RESET);
+	fadt[128] = POWER_CTL_RESET_VALUE;
+	fadt[131] = 0;                                   /* FADT minor version */
+	put64(fadt + 140, dsdt_gpa);                     /* X_DSDT */
+	gas_io(fadt + 244, cfg->power_port + POWER_CTL_SLEEP_CONTROL);
+	gas_io(fadt + 256, cfg->power_port + POWER_CTL_SLEEP_STATUS);
+	memcpy(fadt + 268, "MINIVMM\0", 8);              /* hypervisor vendor identity */
+	acpi_finish(fadt, ACPI_FADT_LEN);
+
+	uint32_t madt_len = ACPI_HDR_LEN + 8 + cfg->n_cpus * 8 + 12 + 10 + 6;
+	uint8_t *madt = acpi_alloc(&w, madt_len, &madt_gpa);
+	if (!madt)
+		return 0;
+	acpi_header(madt, "APIC", madt_len, 4);
+	put32(madt + 36, cfg->lapic_addr);
+	put32(madt + 40, 0);                             /* no dual 8259 */
+	uint8_t *e = madt + 44;
+	for (unsigned i = 0; i < cfg->n_cpus; i++, e += 8) {
+		e[0] = 0;                                /* processor local APIC */
+		e[1] = 8;
+		e[2] = (uint8_t)i;                       /* ACPI processor UID */
+		e[3] = (uint8_t)i;                       /* APIC ID */
+		put32(e + 4, 1);                         /* enabled */
+	}
+	e[0] = 1;                                        /* I/O APIC */
+	e[1] = 12;
+	e[2] = 0;                                        /* KVM's IOAPIC resets to ID 0 */
+	put32(e + 4, cfg->ioapic_addr);
+	put32(e + 8, 0);                                 /* GSI base */
+	e += 12;
+	e[0] = 2;                                        /* ISA IRQ 0 (PIT) is GSI 2 */
+	e[1] = 10;
+	e[2] = 0;
+	e[3] = 0;
+	put32(e + 4, 2);
+	put16(e + 8, 0);
+	e += 10;
+	e[0] = 4;                                        /* LINT1 is NMI on every CPU */
+	e[1] = 6;
+	e[2] = 0xff;
+	put16(e + 3, 0);
+	e[5] = 1;
+	acpi_finish(madt, madt_len);
+
+	uint64_t tables[] = { fadt_gpa, madt_gpa };
+	const unsigned n_tables = sizeof(tables) / sizeof(tables[0]);
+	uint32_t xsdt_len = ACPI_HDR_LEN + 8 * n_tables;
+	uint8_t *xsdt = acpi_alloc(&w, xsdt_len, &xsdt_gpa);
+	if (!xsdt)
+		return 0;
+	acpi_header(xsdt, "XSDT", xsdt_len, 1);
+	for (unsigned i = 0; i < n_tables; i++)
+		put64(xsdt + ACPI_HDR_LEN + 8 * i, tables[i]);
+	acpi_finish(xsdt, xsdt_len);
+
+	uint32_t rsdt_len = ACPI_HDR_LEN + 4 * n_tables;
+	uint8_t *rsdt = acpi_alloc(&w, rsdt_len, &rsdt_gpa);
+	if (!rsdt)
+		return 0;
+	acpi_header(rsdt, "RSDT", rsdt_len, 1);
+	for (unsigned i = 0; i < n_tables; i++)
+		put32(rsdt + ACPI_HDR_LEN + 4 * i, (uint32_t)tables[i]);
+	acpi_finish(rsdt, rsdt_len);
+
+	memcpy(rsdp, "RSD PTR ", 8);
+	memcpy(rsdp + 9, "MINVMM", 6);
+	rsdp[15] = 2;                                    /* ACPI 2.0+ */
+	put32(rsdp + 16, (uint32_t)rsdt_gpa);
+	put32(rsdp + 20, RSDP_LEN);
+	put64(rsdp + 24, xsdt_gpa);
+	rsdp[8] = (uint8_t)(0 - acpi_checksum(rsdp, 20));
+	rsdp[32] = (uint8_t)(0 - acpi_checksum(rsdp, RSDP_LEN));
+
+	(void)rsdp_gpa;
+	return w.used;
+}

@@ -1,0 +1,29 @@
+/* Hardware-reduced ACPI tables: RSDP, XSDT/RSDT, FADT (sleep control and
+ * reset registers), DSDT (\_S5 so Linux can power off) and MADT (CPUs,
+ * IOAPIC). Built into a host buffer that is then copied to X86_ACPI_GPA. */
+#ifndef MINIVMM_X86_ACPI_H
+#define MINIVMM_X86_ACPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct acpi_config {
+	unsigned n_cpus;
+	uint16_t power_port;      /* sleep control at +0, status at +1, reset at +2 */
+	uint32_t ioapic_addr;
+	uint32_t lapic_addr;
+};
+
+/* Returns the number of bytes used in buf (tables at base_gpa onwards; the
+ * RSDP is the first thing at base_gpa), or 0 when buf is too small. */
+size_t acpi_build_tables(uint8_t *buf, size_t buflen, uint64_t base_gpa, const struct acpi_config *cfg);
+
+/* Byte sum helper: a valid table sums to zero. */
+uint8_t acpi_checksum(const void *p, size_t len);
+
+#define ACPI_HDR_LEN 36
+#define ACPI_FADT_LEN 276
+#define ACPI_FADT_HW_REDUCED (1u << 20)
+#define ACPI_FADT_RESET_REG_SUP (1u << 10)
+
+#endif

@@ -1,0 +1,165 @@
+/* x86 machine: RAM layout, in-kernel irqchip and PIT, platform devices, and
+ * the kernel loader glue (boot_params, ACPI tables, page tables). */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/layout.h"
+#include "vmm/arch.h"
+#include "vmm/file_util.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+const struct kvm_cap_need arch_required_caps[] = {
+	{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+	{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	{ KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+	{ KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
+	{ 0, NULL },
+};
+
+int arch_ram_layout(uint64_t mem_bytes, struct arch_ram_region *out, unsigned max)
+{
+	if (max < 2 || mem_bytes < (16ull << 20))
+		return -1;
+	if (mem_bytes <= X86_LOWMEM_END) {
+		out[0] = (struct arch_ram_region){ 0, mem_bytes };
+		return 1;
+	}
+	/* RAM beyond 3 GiB continues above the MMIO hole at 4 GiB. */
+	out[0] = (struct arch_ram_region){ 0, X86_LOWMEM_END };
+	out[1] = (struct arch_ram_region){ X86_HIGHMEM_START, mem_bytes - X86_LOWMEM_END };
+	return 2;
+}
+
+int arch_vm_init(struct vm *vm)
+{
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_GPA) < 0) {
+		log_error("KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return -1;
+	}
+	uint64_t idmap = X86_IDENTITY_MAP_GPA;
+	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0) {
+		log_error("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -1;
+	}
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
+		log_error("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void uart_set_irq(void *ctx, int level)
+{
+	struct vm *vm = ctx;
+	vm_set_irq_line(vm, X86_COM1_IRQ, level);
+}
+
+static void uart_output(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = ctx;
+	console_output(&vm->console, buf, len);
+}
+
+static const struct serial_8250_ops uart_ops = {
+	.output = uart_output,
+	.set_irq = uart_set_irq,
+};
+
+int arch_platform_init(struct vm *vm)
+{
+	serial_8250_init(&vm->uart, &uart_ops, vm);
+	vm->i8042.stop = vm->stop_sink;
+	vm->power.stop = vm->stop_sink;
+	vm->debug.stop = vm->stop_sink;
+	vm->debug.start_ns = vm->start_ns;
+	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
+	vm->debug.log_markers = markers && *markers == '1';
+
+	if (io_bus_register(&vm->pio, X86_COM1_PORT, 8, &serial_8250_io_ops, &vm->uart, "com1") ||
+	    io_bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_io_ops, &vm->i8042, "i8042") ||
+	    io_bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_io_ops, &vm->i8042, "i8042") ||
+	    io_bus_register(&vm->pio, X86_POWER_CTL_PORT, POWER_CTL_LEN, &power_ctl_io_ops, &vm->power,
+			    "power") ||
+	    io_bus_register(&vm->pio, DEBUG_PORT_BASE, DEBUG_PORT_LEN, &debug_port_io_ops, &vm->debug,
+			    "debug")) {
+		log_error("internal: platform I/O ports overlap");
+		return -1;
+	}
+	return 0;
+}
+
+int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen)
+{
+	struct x86_kernel k;
+	if (x86_probe_kernel(img, len, &k, err, errlen))
+		return -1;
+	/* Linux's vmlinux enters at 16 MiB or above; test guests sit lower. */
+	*is_linux = k.kind == X86_KERNEL_BZIMAGE || k.elf_entry >= 0x1000000;
+	return 0;
+}
+
+int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+{
+	char err[256];
+	struct x86_kernel k;
+	uint64_t entry, kernel_end;
+
+	if (x86_probe_kernel(files->kernel, files->kernel_len, &k, err, sizeof(err)) ||
+	    x86_load_kernel(&vm->mem, &k, &entry, &kernel_end, err, sizeof(err))) {
+		log_error("--kernel %s: %s", opts->kernel, err);
+		return -1;
+	}
+
+	struct x86_boot_config cfg = { .cmdline = opts->cmdline };
+	if (files->initrd_fd >= 0) {
+		if (x86_place_initrd(&vm->mem, &k, kernel_end, files->initrd_size, &cfg.initrd_gpa,
+				     err, sizeof(err))) {
+			log_error("--initrd %s: %s", opts->initrd, err);
+			return -1;
+		}
+		void *dst = guest_mem_ptr(&vm->mem, cfg.initrd_gpa, files->initrd_size);
+		if (!dst || read_full(files->initrd_fd, dst, files->initrd_size)) {
+			log_error("--initrd %s: read failed: %s", opts->initrd, strerror(errno));
+			return -1;
+		}
+		cfg.initrd_size = files->initrd_size;
+	}
+
+	uint8_t *acpi = guest_mem_ptr(&vm->mem, X86_ACPI_GPA, X86_ACPI_SIZE);
+	struct acpi_config acfg = {
+		.n_cpus = vm->n_vcpus,
+		.power_port = X86_POWER_CTL_PORT,
+		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,
+		.lapic_addr = (uint32_t)X86_LAPIC_GPA,
+	};
+	if (!acpi || !acpi_build_tables(acpi, X86_ACPI_SIZE, X86_ACPI_GPA, &acfg)) {
+		log_error("internal: ACPI tables do not fit");
+		return -1;
+	}
+	cfg.rsdp_gpa = X86_ACPI_GPA;   /* the RSDP is the first table written */
+
+	if (x86_write_boot_params(&vm->mem, &k, &cfg, err, sizeof(err))) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (x86_write_boot_page_tables(&vm->mem)) {
+		log_error("internal: boot page tables do not fit in guest memory");
+		return -1;
+	}
+	vm->boot.entry = entry;
+	vm->boot.params = X86_ZERO_PAGE_GPA;
+	return 0;
+}

@@ -1,0 +1,35 @@
+#include "devices/debug_port.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void debug_port_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	memset(data, 0, size);
+}
+
+static void debug_port_write(void *dev, uint64_t off, const void *data, unsigned size)
+{
+	struct debug_port *d = dev;
+	uint8_t v = *(const uint8_t *)data;
+
+	if (off == DEBUG_PORT_EXIT) {
+		stop_sink_request(&d->stop, STOP_GUEST_STATUS, v);
+	} else if (off == DEBUG_PORT_MARKER) {
+		d->last_marker = v;
+		d->last_marker_ns = now_ns() - d->start_ns;
+		if (d->log_markers)
+			fprintf(stderr, "minivmm: boot marker %u at %.3f ms\n", v,
+				(double)d->last_marker_ns / 1e6);
+	}
+}
+
+const struct io_ops debug_port_io_ops = { .read = debug_port_read, .write = debug_port_write };

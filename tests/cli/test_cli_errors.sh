@@ -1,0 +1,77 @@
+#!/bin/bash
+# Every bad invocation must end with exit status 1 and exactly one line on
+# stderr, "minivmm: error: ...", naming the culprit; never a crash.
+set -u
+MINIVMM=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect_error NEEDLE ARGS...: exit 1, one stderr line containing NEEDLE.
+expect_error() {
+	local needle=$1; shift
+	local out rc lines
+	out=$("$MINIVMM" "$@" 2>&1 >/dev/null </dev/null)
+	rc=$?
+	lines=$(printf '%s\n' "$out" | grep -c .)
+	if [[ $rc -eq 1 && $lines -eq 1 && $out == "minivmm: error: "* && $out == *"$needle"* ]]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL: minivmm $* -> rc=$rc, stderr:"
+		printf '  %s\n' "$out"
+		echo "  (wanted exit 1 and one error line containing '$needle')"
+	fi
+}
+
+printf 'not a kernel at all\n' > "$tmp/text"
+: > "$tmp/empty"
+# A bzImage header cut short: boot flag and HdrS present, then nothing.
+python3 - "$tmp/trunc.bz" <<'PY'
+import struct, sys
+img = bytearray(0x300)
+img[0x1f1] = 2                               # setup_sects
+struct.pack_into('<I', img, 0x1f4, 0x10000)  # syssize: 1 MiB of code we do not have
+struct.pack_into('<H', img, 0x1fe, 0xaa55)
+img[0x200:0x202] = b'\xeb\x66'
+img[0x202:0x206] = b'HdrS'
+struct.pack_into('<H', img, 0x206, 0x20f)
+struct.pack_into('<H', img, 0x236, 1)        # xloadflags: 64-bit entry
+open(sys.argv[1], 'wb').write(img)
+PY
+truncate -s 300M "$tmp/big.initrd"
+
+expect_error "missing --kernel"
+expect_error "unknown option '--frob'" --kernel "$tmp/text" --frob
+expect_error "No such file" --kernel "$tmp/nope"
+expect_error "not a regular file" --kernel "$tmp"
+expect_error "file is empty" --kernel "$tmp/empty"
+expect_error "not a kernel" --kernel "$tmp/text"
+expect_error "truncated bzImage" --kernel "$tmp/trunc.bz"
+expect_error "--cpus 0" --kernel "$tmp/trunc.bz" --cpus 0
+expect_error "--cpus 300" --kernel "$tmp/trunc.bz" --cpus 300
+expect_error "--mem 4" --kernel "$tmp/trunc.bz" --mem 4
+expect_error "--mem lots" --kernel "$tmp/trunc.bz" --mem lots
+expect_error "--initrd $tmp/nope" --kernel "$tmp/trunc.bz" --initrd "$tmp/nope"
+expect_error "--seccomp" --kernel "$tmp/text" --seccomp sometimes
+expect_error "--net" --kernel "$tmp/text" --net "tap0,queues=99"
+expect_error "option --cmdline needs a value" --kernel "$tmp/text" --cmdline
+
+out=$("$MINIVMM" --help); rc=$?
+if [[ $rc -eq 0 && $out == *"usage: minivmm --kernel PATH"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: --help"; fi
+out=$("$MINIVMM" --version); rc=$?
+if [[ $rc -eq 0 && $out == "minivmm "[0-9]* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: --version"; fi
+
+# The rest needs a kernel minivmm accepts, and reaches KVM for the limits.
+TINY=${2:-}
+if [[ -n $TINY && -r /dev/kvm && -w /dev/kvm ]]; then
+	expect_error "--initrd $tmp/big.initrd" --kernel "$TINY" --mem 256 --initrd "$tmp/big.initrd"
+	expect_error "allows at most" --kernel "$TINY" --cpus 255
+	expect_error "more than this host" --kernel "$TINY" --mem 1000000
+	expect_error "--console $tmp/no/such/dir" --kernel "$TINY" --console "$tmp/no/such/dir"
+else
+	echo "SKIP: KVM-dependent error cases (no usable /dev/kvm or no test guest)"
+fi
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

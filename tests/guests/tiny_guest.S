@@ -1,0 +1,48 @@
+/* A bare 64-bit test guest for hosts where Linux cannot run (PVM) and for
+ * the start-up benchmark. minivmm enters it in long mode at a low physical
+ * address, like a vmlinux. It marks its first instruction on the guest
+ * port, prints a line on COM1, and exits through the guest port with the
+ * status its command line asks for: "exit=N" (one digit) => status N,
+ * "hang" => spin forever (for signal tests), anything else => 0. */
+	.code64
+	.section .text
+	.globl _start
+_start:
+	/* boot marker 1: first guest instruction */
+	mov	$0x4f1, %dx
+	mov	$1, %al
+	outb	%al, %dx
+
+	/* print the banner, byte by byte, on COM1 */
+	lea	banner(%rip), %rsi
+1:	movb	(%rsi), %al
+	test	%al, %al
+	jz	2f
+	mov	$0x3f8, %dx
+	outb	%al, %dx
+	inc	%rsi
+	jmp	1b
+2:
+	/* rsi = boot_params (0x7000 here); cmd_line_ptr is at offset 0x228 */
+	mov	$0x7000, %rbx
+	movl	0x228(%rbx), %ebx
+	cmpl	$0x676e6168, (%rbx)	/* "hang": spin until minivmm is stopped */
+	je	5f
+	xor	%eax, %eax
+	cmpl	$0x74697865, (%rbx)	/* "exit" */
+	jne	3f
+	cmpb	$'=', 4(%rbx)
+	jne	3f
+	movzbl	5(%rbx), %eax
+	sub	$'0', %eax
+3:	mov	$0x4f0, %dx
+	outb	%al, %dx
+	/* not reached: minivmm stops the VM on the exit port */
+4:	hlt
+	jmp	4b
+5:	pause
+	jmp	5b
+
+	.section .rodata
+banner:
+	.asciz	"tiny guest: hello from the guest\n"

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Boots the bare test guest under minivmm on this host's KVM (works on PVM
+# hosts too: the guest runs at low addresses). Checks console output, exit
+# statuses, several vCPUs, and that SIGTERM/SIGINT stop a running guest.
+set -u
+MINIVMM=$1 TINY=$2
+if [[ ! -e /dev/kvm ]]; then
+	echo "SKIP: no /dev/kvm on this host: the tiny-guest test needs KVM"
+	exit 77
+fi
+if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+	echo "SKIP: /dev/kvm is not accessible to $(id -un)"
+	exit 77
+fi
+pass=0 fail=0
+check() { # check NAME CONDITION-RESULT DETAIL
+	if [[ $2 == 0 ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1: $3"; fi
+}
+
+out=$(timeout 20 "$MINIVMM" --kernel "$TINY" 2>&1 </dev/null); rc=$?
+[[ $rc -eq 0 && $out == *"tiny guest: hello from the guest"* ]]; check "boot and exit 0" $? "rc=$rc out=$out"
+
+out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cmdline exit=7 2>&1 </dev/null); rc=$?
+[[ $rc -eq 7 ]]; check "guest exit status" $? "rc=$rc out=$out"
+
+out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cpus 4 --mem 64 2>&1 </dev/null); rc=$?
+[[ $rc -eq 0 && $out == *"hello"* ]]; check "4 vCPUs" $? "rc=$rc out=$out"
+
+log=$(mktemp)
+out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --console "$log" 2>&1 </dev/null); rc=$?
+grep -q "tiny guest: hello" "$log"; check "console to a file" $? "rc=$rc file=$(cat "$log")"
+[[ $out != *hello* ]]; check "file console keeps stdout clean" $? "$out"
+timeout 20 "$MINIVMM" --kernel "$TINY" --console none >"$log" 2>&1 </dev/null; rc=$?
+[[ $rc -eq 0 ]] && ! grep -q hello "$log"; check "console none" $? "rc=$rc"
+rm -f "$log"
+
+for sig in TERM INT; do
+	"$MINIVMM" --kernel "$TINY" --cmdline hang --cpus 2 --console none </dev/null 2>/dev/null &
+	pid=$!
+	sleep 0.5
+	kill -$sig $pid
+	start=$(date +%s%N)
+	wait $pid; rc=$?
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	want=$(( 128 + $(kill -l $sig) ))
+	[[ $rc -eq $want && $ms -lt 3000 ]]; check "SIG$sig stops a running guest" $? "rc=$rc (want $want) after ${ms} ms"
+done
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,148 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "vmm/options.h"
+
+static struct vmm_options o;
+static char err[256];
+
+#define PARSE(...) ({ char *argv_[] = { "minivmm", __VA_ARGS__, NULL }; \
+	options_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, &o, err, sizeof(err)); })
+
+Test(options, defaults)
+{
+	cr_assert_eq(PARSE("--kernel", "bz"), 0, "%s", err);
+	cr_assert_str_eq(o.kernel, "bz");
+	cr_assert_eq(o.cpus, 1);
+	cr_assert_eq(o.mem_mib, 256);
+	cr_assert_eq(o.console, CONSOLE_STDIO);
+	cr_assert_eq(o.seccomp, SECCOMP_ON);
+	cr_assert_str_eq(o.cmdline, "console=ttyS0");
+	cr_assert_null(o.initrd);
+}
+
+Test(options, all_values_both_spellings)
+{
+	cr_assert_eq(PARSE("--kernel=k", "--initrd", "i", "--cmdline=a b", "--cpus", "4", "--mem=1024",
+			   "--console", "/tmp/log", "--seccomp", "log"), 0, "%s", err);
+	cr_assert_str_eq(o.initrd, "i");
+	cr_assert_str_eq(o.cmdline, "a b");
+	cr_assert_eq(o.cpus, 4);
+	cr_assert_eq(o.mem_mib, 1024);
+	cr_assert_eq(o.console, CONSOLE_FILE);
+	cr_assert_str_eq(o.console_path, "/tmp/log");
+	cr_assert_eq(o.seccomp, SECCOMP_LOG);
+}
+
+Test(options, help_and_version_need_no_kernel)
+{
+	cr_assert_eq(PARSE("--help"), 0);
+	cr_assert(o.help);
+	cr_assert_eq(PARSE("--version"), 0);
+	cr_assert(o.version);
+}
+
+Test(options, bad_values_name_the_culprit)
+{
+	static const struct { const char *a, *b, *needle; } cases[] = {
+		{ "--cpus", "0", "--cpus 0" },
+		{ "--cpus", "-1", "--cpus -1" },
+		{ "--cpus", "4x", "--cpus 4x" },
+		{ "--cpus", "256", "--cpus 256" },
+		{ "--cpus", "99999999999999999999999", "--cpus" },
+		{ "--mem", "0", "--mem 0" },
+		{ "--mem", "abc", "--mem abc" },
+		{ "--mem", "8", "--mem 8" },
+		{ "--mem", "4294967296", "--mem" },
+		{ "--seccomp", "maybe", "--seccomp maybe" },
+		{ "--console", "", "--console" },
+		{ "--kernel", "", "--kernel" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = { "minivmm", "--kernel", "k", (char *)cases[i].a, (char *)cases[i].b, NULL };
+		cr_assert_eq(options_parse(5, argv, &o, err, sizeof(err)), -1, "case %zu accepted", i);
+		cr_assert(strstr(err, cases[i].needle), "case %zu: '%s' lacks '%s'", i, err, cases[i].needle);
+		cr_assert_null(strchr(err, '\n'), "one line");
+	}
+}
+
+Test(options, unknown_missing_and_stray)
+{
+	cr_assert_eq(PARSE("--kernel", "k", "--frobnicate"), -1);
+	cr_assert(strstr(err, "--frobnicate"));
+	cr_assert_eq(PARSE("--kernel"), -1);
+	cr_assert(strstr(err, "--kernel needs a value"), "%s", err);
+	cr_assert_eq(PARSE("--cpus", "2"), -1);
+	cr_assert(strstr(err, "missing --kernel"), "%s", err);
+	cr_assert_eq(PARSE("--kernel", "k", "extra"), -1);
+	cr_assert(strstr(err, "'extra'"), "%s", err);
+	cr_assert_eq(PARSE("-k"), -1);
+}
+
+Test(options, disk_specs)
+{
+	struct disk_opt d;
+	cr_assert_eq(options_parse_disk("/img.raw", &d, err, sizeof(err)), 0);
+	cr_assert_str_eq(d.path, "/img.raw");
+	cr_assert_not(d.readonly);
+	cr_assert_eq(d.transport, TRANSPORT_DEFAULT);
+	cr_assert_eq(options_parse_disk("a.img,ro,transport=mmio", &d, err, sizeof(err)), 0);
+	cr_assert_str_eq(d.path, "a.img");
+	cr_assert(d.readonly);
+	cr_assert_eq(d.transport, TRANSPORT_MMIO);
+	cr_assert_eq(options_parse_disk("a.img,transport=isa", &d, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "isa"));
+	cr_assert_eq(options_parse_disk("a.img,rw", &d, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "'rw'"));
+	cr_assert_eq(options_parse_disk(",ro", &d, err, sizeof(err)), -1);
+	cr_assert_eq(options_parse_disk("", &d, err, sizeof(err)), -1);
+}
+
+Test(options, net_specs)
+{
+	struct net_opt n;
+	cr_assert_eq(options_parse_net("tap0", &n, err, sizeof(err)), 0);
+	cr_assert_str_eq(n.tap, "tap0");
+	cr_assert_eq(n.queue_pairs, 1);
+	cr_assert_eq(n.vhost, VHOST_AUTO);
+	cr_assert_eq(options_parse_net("tap1,queues=4,vhost=off,mac=52:54:00:12:34:56,transport=pci",
+				       &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.queue_pairs, 4);
+	cr_assert_eq(n.vhost, VHOST_OFF);
+	cr_assert(n.has_mac);
+	cr_assert_eq(n.mac[5], 0x56);
+	cr_assert_eq(n.transport, TRANSPORT_PCI);
+	cr_assert_eq(options_parse_net("tap0,queues=0", &n, err, sizeof(err)), -1);
+	cr_assert_eq(options_parse_net("tap0,queues=17", &n, err, sizeof(err)), -1);
+	cr_assert_eq(options_parse_net("tap0,queues", &n, err, sizeof(err)), -1);
+	cr_assert_eq(options_parse_net("tap0,vhost=yes", &n, err, sizeof(err)), -1);
+	cr_assert_eq(options_parse_net("averyveryverylongtapname", &n, err, sizeof(err)), -1);
+	cr_assert_eq(options_parse_net("ta/p", &n, err, sizeof(err)), -1);
+}
+
+Test(options, mac_addresses)
+{
+	uint8_t m[6];
+	cr_assert_eq(options_parse_mac("02:00:00:00:00:01", m), 0);
+	cr_assert_eq(m[0], 2);
+	cr_assert_eq(options_parse_mac("01:00:00:00:00:01", m), -1, "multicast refused");
+	cr_assert_eq(options_parse_mac("02:00:00:00:00", m), -1);
+	cr_assert_eq(options_parse_mac("02:00:00:00:00:0g", m), -1);
+	cr_assert_eq(options_parse_mac("02-00-00-00-00-01", m), -1);
+	cr_assert_eq(options_parse_mac("2:000:00:00:00:01", m), -1);
+}
+
+Test(options, repeated_devices_limit)
+{
+	char *argv[2 + 2 * (MAX_DISKS + 1) + 1];
+	int argc = 0;
+	argv[argc++] = "minivmm";
+	argv[argc++] = "--kernel=k";
+	for (int i = 0; i <= MAX_DISKS; i++) {
+		argv[argc++] = "--disk";
+		argv[argc++] = "d.img";
+	}
+	argv[argc] = NULL;
+	cr_assert_eq(options_parse(argc, argv, &o, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "at most"));
+}

@@ -1,0 +1,97 @@
+#include "vmm/console.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+
+int console_open(struct console *c, const struct vmm_options *o)
+{
+	memset(c, 0, sizeof(*c));
+	c->out_fd = -1;
+	c->in_fd = -1;
+
+	switch (o->console) {
+	case CONSOLE_NONE:
+		return 0;
+	case CONSOLE_FILE:
+		c->out_fd = open(o->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (c->out_fd < 0) {
+			log_error("--console %s: %s", o->console_path, strerror(errno));
+			return -1;
+		}
+		c->own_out = true;
+		return 0;
+	case CONSOLE_STDIO:
+		c->out_fd = STDOUT_FILENO;
+		if (isatty(STDIN_FILENO)) {
+			struct termios raw;
+			if (tcgetattr(STDIN_FILENO, &c->saved_tio) == 0) {
+				raw = c->saved_tio;
+				/* Raw: every key goes to the guest, Ctrl-C included. */
+				cfmakeraw(&raw);
+				raw.c_oflag |= OPOST | ONLCR;   /* keep host-side newline handling sane */
+				if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+					c->raw = true;
+			}
+			c->in_fd = STDIN_FILENO;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+void console_close(struct console *c)
+{
+	if (c->raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &c->saved_tio);
+	c->raw = false;
+	if (c->own_out && c->out_fd >= 0)
+		close(c->out_fd);
+	c->out_fd = -1;
+	c->in_fd = -1;
+}
+
+void console_output(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct console *c = ctx;
+	if (c->out_fd < 0)
+		return;
+	while (len) {
+		ssize_t n = write(c->out_fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;   /* console gone: the guest keeps running, output is dropped */
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void push(struct console *c, uint8_t b)
+{
+	if (c->pending_len < sizeof(c->pending))
+		c->pending[c->pending_len++] = b;
+}
+
+bool console_filter_input(struct console *c, const uint8_t *in, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t b = in[i];
+		if (c->escape) {
+			c->escape = false;
+			if (b == 'x' || b == 'X')
+				return true;
+			if (b != CONSOLE_ESCAPE)
+				push(c, CONSOLE_ESCAPE);
+			push(c, b);
+		} else if (b == CONSOLE_ESCAPE) {
+			c->escape = true;
+		} else {
+			push(c, b);
+		}
+	}
+	return false;
+}

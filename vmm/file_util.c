@@ -1,0 +1,86 @@
+#include "vmm/file_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+
+int open_input_file(const char *what, const char *path, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		log_error("%s %s: %s", what, path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_error("%s %s: not a regular file", what, path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_size == 0) {
+		log_error("%s %s: file is empty", what, path);
+		close(fd);
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
+}
+
+int read_full(int fd, void *dst, uint64_t len)
+{
+	uint8_t *p = dst;
+	uint64_t off = 0;
+	while (off < len) {
+		size_t chunk = len - off > (1u << 30) ? (1u << 30) : (size_t)(len - off);
+		ssize_t n = pread(fd, p + off, chunk, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;   /* file shrank under us */
+			return -1;
+		}
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int read_input_file(const char *what, const char *path, uint64_t max, uint8_t **buf, size_t *len)
+{
+	uint64_t size;
+	int fd = open_input_file(what, path, &size);
+	if (fd < 0)
+		return -1;
+	if (size > max) {
+		log_error("%s %s: %llu MiB is too large (at most %llu MiB)", what, path,
+			  (unsigned long long)(size >> 20), (unsigned long long)(max >> 20));
+		close(fd);
+		return -1;
+	}
+	*buf = malloc(size);
+	if (!*buf) {
+		log_error("%s %s: out of memory", what, path);
+		close(fd);
+		return -1;
+	}
+	if (read_full(fd, *buf, size)) {
+		log_error("%s %s: read failed: %s", what, path, strerror(errno));
+		free(*buf);
+		*buf = NULL;
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	*len = size;
+	return 0;
+}

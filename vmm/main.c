@@ -1,0 +1,99 @@
+/* minivmm: boot a Linux kernel directly under KVM. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/arch.h"
+#include "vmm/file_util.h"
+#include "vmm/log.h"
+#include "vmm/options.h"
+#include "vmm/vm.h"
+
+#define MAX_KERNEL_SIZE (512ull << 20)
+
+static int open_boot_files(const struct vmm_options *o, struct boot_files *f)
+{
+	f->initrd_fd = -1;
+	if (read_input_file("--kernel", o->kernel, MAX_KERNEL_SIZE, &f->kernel, &f->kernel_len))
+		return -1;
+	if (o->initrd) {
+		f->initrd_fd = open_input_file("--initrd", o->initrd, &f->initrd_size);
+		if (f->initrd_fd < 0)
+			return -1;
+		if (f->initrd_size >= (o->mem_mib << 20)) {
+			log_error("--initrd %s: %llu MiB does not fit in --mem %llu", o->initrd,
+				  (unsigned long long)(f->initrd_size >> 20), (unsigned long long)o->mem_mib);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void close_boot_files(struct boot_files *f)
+{
+	free(f->kernel);
+	f->kernel = NULL;
+	if (f->initrd_fd >= 0)
+		close(f->initrd_fd);
+	f->initrd_fd = -1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct vmm_options opts;   /* large (disk paths): keep it off the stack */
+	char err[512];
+
+	if (options_parse(argc, argv, &opts, err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (opts.help) {
+		fputs(options_usage, stdout);
+		return 0;
+	}
+	if (opts.version) {
+		printf("minivmm %s\n", MINIVMM_VERSION);
+		return 0;
+	}
+	if (opts.n_disks || opts.n_nets) {
+		log_error("%s is not implemented yet in this build (virtio devices arrive with issues 3 and 4)",
+			  opts.n_disks ? "--disk" : "--net");
+		return 1;
+	}
+
+	struct boot_files files = { .initrd_fd = -1 };
+	if (open_boot_files(&opts, &files)) {
+		close_boot_files(&files);
+		return 1;
+	}
+	bool is_linux;
+	if (arch_probe_kernel(files.kernel, files.kernel_len, &is_linux, err, sizeof(err))) {
+		log_error("--kernel %s: %s", opts.kernel, err);
+		close_boot_files(&files);
+		return 1;
+	}
+	/* A PVM host cannot run Linux: say so now rather than after a long hang. */
+	const char *allow = getenv("MINIVMM_ALLOW_PVM");
+	if (is_linux && kvm_host_is_pvm() && !(allow && *allow == '1')) {
+		log_error("host KVM is PVM (kvm_pvm): unmodified Linux guests cannot run here; "
+			  "see README, 'Hosts without hardware virtualization' (MINIVMM_ALLOW_PVM=1 to try anyway)");
+		close_boot_files(&files);
+		return 1;
+	}
+
+	struct vm *vm = malloc(sizeof(*vm));
+	if (!vm) {
+		log_error("out of memory");
+		close_boot_files(&files);
+		return 1;
+	}
+	int status = 1;
+	if (vm_create(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
+		close_boot_files(&files);   /* the guest has its copy; drop ours before running */
+		status = vm_run(vm);
+	}
+	close_boot_files(&files);
+	vm_destroy(vm);
+	free(vm);
+	return status;
+}

@@ -1,0 +1,298 @@
+#include "vmm/options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char options_usage[] =
+"usage: minivmm --kernel PATH [options]\n"
+"\n"
+"Boot a Linux kernel (bzImage or ELF vmlinux) directly under KVM.\n"
+"\n"
+"  --kernel PATH         kernel to boot: bzImage or 64-bit ELF (required)\n"
+"  --initrd PATH         initial ramdisk\n"
+"  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
+"  --cpus N              number of vCPUs (default 1)\n"
+"  --mem MiB             guest RAM in MiB (default 256)\n"
+"  --disk PATH[,ro][,transport=mmio|pci]\n"
+"                        virtio-blk disk (repeatable)\n"
+"  --net TAP[,queues=N][,vhost=on|off|auto][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
+"                        virtio-net on a tap device (repeatable)\n"
+"  --console stdio|none|PATH\n"
+"                        where the serial console goes (default stdio)\n"
+"  --seccomp on|log|off  system call filter (default on)\n"
+"  --help                print this help and exit\n"
+"  --version             print the version and exit\n"
+"\n"
+"On an interactive console, type Ctrl-A x to stop the guest.\n"
+"Exit status: 0 when the guest powers off, the guest's status when it reports\n"
+"one, 1 on error.\n";
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Strict unsigned decimal: no sign, no trailing junk, no overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_transport(const char *v, enum transport *t)
+{
+	if (!strcmp(v, "mmio"))
+		*t = TRANSPORT_MMIO;
+	else if (!strcmp(v, "pci"))
+		*t = TRANSPORT_PCI;
+	else
+		return -1;
+	return 0;
+}
+
+int options_parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned b[6];
+	char tail;
+	if (strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		/* each group must be exactly two hex digits */
+		if (!isxdigit((unsigned char)s[i * 3]) || !isxdigit((unsigned char)s[i * 3 + 1]))
+			return -1;
+		if (i < 5 && s[i * 3 + 2] != ':')
+			return -1;
+		mac[i] = (uint8_t)b[i];
+	}
+	if (mac[0] & 1)  /* multicast bit: not a valid station address */
+		return -1;
+	return 0;
+}
+
+/* Split "first,k=v,flag" into the first item and key/value items. The
+ * callback sees each item after the first. */
+typedef int (*item_fn)(const char *key, const char *val, void *ctx, char *err, size_t errlen);
+
+static int for_each_item(const char *opt, const char *spec, char *first, size_t firstlen,
+			 item_fn fn, void *ctx, char *err, size_t errlen)
+{
+	char buf[OPT_PATH_MAX];
+	if (strlen(spec) >= sizeof(buf))
+		return fail(err, errlen, "%s: value too long", opt);
+	strcpy(buf, spec);
+	char *save = NULL;
+	char *tok = strtok_r(buf, ",", &save);
+	if (!tok || buf[0] == ',')
+		return fail(err, errlen, "%s '%s': missing %s", opt, spec,
+			    !strcmp(opt, "--net") ? "tap name" : "path");
+	if (strlen(tok) >= firstlen)
+		return fail(err, errlen, "%s '%s': name too long", opt, tok);
+	strcpy(first, tok);
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(tok, '=');
+		const char *val = NULL;
+		if (eq) {
+			*eq = '\0';
+			val = eq + 1;
+		}
+		if (fn(tok, val, ctx, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
+static int disk_item(const char *key, const char *val, void *ctx, char *err, size_t errlen)
+{
+	struct disk_opt *d = ctx;
+	if (!strcmp(key, "ro") && !val) {
+		d->readonly = true;
+		return 0;
+	}
+	if (!strcmp(key, "transport") && val) {
+		if (parse_transport(val, &d->transport))
+			return fail(err, errlen, "--disk: transport '%s' is not mmio or pci", val);
+		return 0;
+	}
+	return fail(err, errlen, "--disk: unknown setting '%s'", key);
+}
+
+int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof(*d));
+	return for_each_item("--disk", spec, d->path, sizeof(d->path), disk_item, d, err, errlen);
+}
+
+static int net_item(const char *key, const char *val, void *ctx, char *err, size_t errlen)
+{
+	struct net_opt *n = ctx;
+	if (!val)
+		return fail(err, errlen, "--net: setting '%s' needs a value (%s=...)", key, key);
+	if (!strcmp(key, "queues")) {
+		uint64_t q;
+		if (parse_u64(val, &q) || q < 1 || q > MAX_NET_QUEUE_PAIRS)
+			return fail(err, errlen, "--net: queues=%s is not a number from 1 to %d",
+				    val, MAX_NET_QUEUE_PAIRS);
+		n->queue_pairs = (unsigned)q;
+	} else if (!strcmp(key, "vhost")) {
+		if (!strcmp(val, "on"))
+			n->vhost = VHOST_ON;
+		else if (!strcmp(val, "off"))
+			n->vhost = VHOST_OFF;
+		else if (!strcmp(val, "auto"))
+			n->vhost = VHOST_AUTO;
+		else
+			return fail(err, errlen, "--net: vhost=%s is not on, off or auto", val);
+	} else if (!strcmp(key, "mac")) {
+		if (options_parse_mac(val, n->mac))
+			return fail(err, errlen, "--net: mac=%s is not a unicast XX:XX:XX:XX:XX:XX address", val);
+		n->has_mac = true;
+	} else if (!strcmp(key, "transport")) {
+		if (parse_transport(val, &n->transport))
+			return fail(err, errlen, "--net: transport '%s' is not mmio or pci", val);
+	} else {
+		return fail(err, errlen, "--net: unknown setting '%s'", key);
+	}
+	return 0;
+}
+
+int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t errlen)
+{
+	memset(n, 0, sizeof(*n));
+	n->queue_pairs = 1;
+	n->vhost = VHOST_AUTO;
+	if (for_each_item("--net", spec, n->tap, sizeof(n->tap), net_item, n, err, errlen))
+		return -1;
+	for (const char *c = n->tap; *c; c++)
+		if (*c == '/' || isspace((unsigned char)*c))
+			return fail(err, errlen, "--net: '%s' is not a valid interface name", n->tap);
+	return 0;
+}
+
+int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	o->cpus = 1;
+	o->mem_mib = DEFAULT_MEM_MIB;
+	o->console = CONSOLE_STDIO;
+	o->seccomp = SECCOMP_ON;
+	o->cmdline = "console=ttyS0";
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		char name[32];
+		const char *val = NULL;
+
+		if (strncmp(arg, "--", 2) != 0)
+			return fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+		const char *eq = strchr(arg, '=');
+		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+		if (nlen >= sizeof(name))
+			return fail(err, errlen, "unknown option '%s' (see --help)", arg);
+		memcpy(name, arg, nlen);
+		name[nlen] = '\0';
+
+		if (!strcmp(name, "--help")) {
+			o->help = true;
+			continue;
+		}
+		if (!strcmp(name, "--version")) {
+			o->version = true;
+			continue;
+		}
+
+		static const char *const with_value[] = {
+			"--kernel", "--initrd", "--cmdline", "--cpus", "--mem",
+			"--disk", "--net", "--console", "--seccomp",
+		};
+		bool known = false;
+		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+			known |= !strcmp(name, with_value[k]);
+		if (!known)
+			return fail(err, errlen, "unknown option '%s' (see --help)", name);
+		if (eq) {
+			val = eq + 1;
+		} else {
+			if (i + 1 >= argc)
+				return fail(err, errlen, "option %s needs a value", name);
+			val = argv[++i];
+		}
+
+		if (!strcmp(name, "--kernel")) {
+			if (!*val)
+				return fail(err, errlen, "--kernel: empty path");
+			o->kernel = val;
+		} else if (!strcmp(name, "--initrd")) {
+			if (!*val)
+				return fail(err, errlen, "--initrd: empty path");
+			o->initrd = val;
+		} else if (!strcmp(name, "--cmdline")) {
+			o->cmdline = val;
+		} else if (!strcmp(name, "--cpus")) {
+			uint64_t n;
+			if (parse_u64(val, &n) || n == 0 || n > 255)
+				return fail(err, errlen, "--cpus %s: must be a number from 1 to 255", val);
+			o->cpus = (unsigned)n;
+		} else if (!strcmp(name, "--mem")) {
+			uint64_t m;
+			if (parse_u64(val, &m))
+				return fail(err, errlen, "--mem %s: not a number of MiB", val);
+			if (m < MIN_MEM_MIB || m > MAX_MEM_MIB)
+				return fail(err, errlen, "--mem %s: must be from %d to %u MiB", val,
+					    MIN_MEM_MIB, MAX_MEM_MIB);
+			o->mem_mib = m;
+		} else if (!strcmp(name, "--disk")) {
+			if (o->n_disks == MAX_DISKS)
+				return fail(err, errlen, "--disk: at most %d disks", MAX_DISKS);
+			if (options_parse_disk(val, &o->disks[o->n_disks], err, errlen))
+				return -1;
+			o->n_disks++;
+		} else if (!strcmp(name, "--net")) {
+			if (o->n_nets == MAX_NETS)
+				return fail(err, errlen, "--net: at most %d network devices", MAX_NETS);
+			if (options_parse_net(val, &o->nets[o->n_nets], err, errlen))
+				return -1;
+			o->n_nets++;
+		} else if (!strcmp(name, "--console")) {
+			if (!strcmp(val, "stdio")) {
+				o->console = CONSOLE_STDIO;
+			} else if (!strcmp(val, "none")) {
+				o->console = CONSOLE_NONE;
+			} else if (*val) {
+				o->console = CONSOLE_FILE;
+				o->console_path = val;
+			} else {
+				return fail(err, errlen, "--console: empty value (stdio, none or a file path)");
+			}
+		} else if (!strcmp(name, "--seccomp")) {
+			if (!strcmp(val, "on"))
+				o->seccomp = SECCOMP_ON;
+			else if (!strcmp(val, "log"))
+				o->seccomp = SECCOMP_LOG;
+			else if (!strcmp(val, "off"))
+				o->seccomp = SECCOMP_OFF;
+			else
+				return fail(err, errlen, "--seccomp %s: must be on, log or off", val);
+		}
+	}
+
+	if (!o->help && !o->version && !o->kernel)
+		return fail(err, errlen, "missing --kernel PATH (see --help)");
+	return 0;
+}

@@ -1,0 +1,68 @@
+/* Command-line contract (see README "Command line"). Parsing is pure: no I/O,
+ * no exit(), so it is unit-tested directly. */
+#ifndef MINIVMM_OPTIONS_H
+#define MINIVMM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_DISKS 16
+#define MAX_NETS 8
+#define MAX_NET_QUEUE_PAIRS 16
+#define DEFAULT_MEM_MIB 256
+#define MIN_MEM_MIB 16
+#define MAX_MEM_MIB (1024u * 1024u)   /* 1 TiB; the host RAM check comes later */
+
+enum transport { TRANSPORT_DEFAULT, TRANSPORT_MMIO, TRANSPORT_PCI };
+enum vhost_mode { VHOST_AUTO, VHOST_ON, VHOST_OFF };
+enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
+enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
+
+#define OPT_PATH_MAX 1024
+
+struct disk_opt {
+	char path[OPT_PATH_MAX];
+	bool readonly;
+	enum transport transport;
+};
+
+struct net_opt {
+	char tap[16];              /* IFNAMSIZ */
+	unsigned queue_pairs;
+	enum vhost_mode vhost;
+	bool has_mac;
+	uint8_t mac[6];
+	enum transport transport;
+};
+
+struct vmm_options {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned cpus;
+	uint64_t mem_mib;
+	enum console_kind console;
+	const char *console_path;
+	enum seccomp_mode seccomp;
+	struct disk_opt disks[MAX_DISKS];
+	unsigned n_disks;
+	struct net_opt nets[MAX_NETS];
+	unsigned n_nets;
+	bool help;
+	bool version;
+};
+
+/* Returns 0 on success; on failure writes a one-line message naming the
+ * culprit into err and returns -1. Strings in opts point into argv. */
+int options_parse(int argc, char *const argv[], struct vmm_options *opts,
+		  char *err, size_t errlen);
+
+/* Parsers for one option value, exposed for tests. */
+int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen);
+int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t errlen);
+int options_parse_mac(const char *s, uint8_t mac[6]);
+
+extern const char options_usage[];
+
+#endif

@@ -1,0 +1,341 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/arch.h"
+#include "vmm/log.h"
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void stop_sink_cb(void *ctx, enum vm_stop_reason reason, int status)
+{
+	vm_request_stop(ctx, reason, status);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason == STOP_NONE) {
+		vm->stop_reason = reason;
+		vm->stop_status = status;
+		uint64_t one = 1;
+		if (write(vm->stop_efd, &one, sizeof(one)) < 0) {
+			/* eventfd counter cannot overflow with one write per VM */
+		}
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_set_irq_line(struct vm *vm, unsigned gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	return ioctl(vm->fd, KVM_IRQ_LINE, &irq);
+}
+
+static int setup_memory(struct vm *vm, uint64_t mem_mib)
+{
+	uint64_t bytes = mem_mib << 20;
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && psize > 0 && bytes > (uint64_t)pages * (uint64_t)psize) {
+		log_error("--mem %llu: more than this host's %llu MiB of RAM",
+			  (unsigned long long)mem_mib,
+			  (unsigned long long)((uint64_t)pages * (uint64_t)psize >> 20));
+		return -1;
+	}
+
+	struct arch_ram_region regions[GUEST_MEM_MAX_REGIONS];
+	int n = arch_ram_layout(bytes, regions, GUEST_MEM_MAX_REGIONS);
+	if (n <= 0) {
+		log_error("--mem %llu: cannot lay out guest memory", (unsigned long long)mem_mib);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		void *hva = mmap(NULL, regions[i].size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (hva == MAP_FAILED) {
+			log_error("--mem %llu: cannot map %llu MiB of guest RAM: %s",
+				  (unsigned long long)mem_mib,
+				  (unsigned long long)(regions[i].size >> 20), strerror(errno));
+			return -1;
+		}
+		if (guest_mem_add_region(&vm->mem, regions[i].gpa, regions[i].size, hva)) {
+			munmap(hva, regions[i].size);
+			log_error("internal: overlapping guest memory regions");
+			return -1;
+		}
+		struct kvm_userspace_memory_region slot = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = regions[i].gpa,
+			.memory_size = regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)hva,
+		};
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			log_error("KVM_SET_USER_MEMORY_REGION (%llu MiB at 0x%llx): %s",
+				  (unsigned long long)(regions[i].size >> 20),
+				  (unsigned long long)regions[i].gpa, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vmm_options *opts)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->fd = -1;
+	vm->kvm.fd = -1;
+	vm->stop_efd = -1;
+	vm->start_ns = monotonic_ns();
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->stop_sink = (struct stop_sink){ stop_sink_cb, vm };
+
+	if (console_open(&vm->console, opts))
+		return -1;
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if (kvm_host_open(&vm->kvm))
+		return -1;
+	unsigned max = vm->kvm.max_vcpus < 254 ? (unsigned)vm->kvm.max_vcpus : 254;
+	if (opts->cpus > max) {
+		log_error("--cpus %u: this host's KVM allows at most %u vCPUs", opts->cpus, max);
+		return -1;
+	}
+	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		log_error("KVM_CREATE_VM: %s", strerror(errno));
+		return -1;
+	}
+	if (setup_memory(vm, opts->mem_mib) || arch_vm_init(vm) || arch_platform_init(vm))
+		return -1;
+
+	vm->vcpus = calloc(opts->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		log_error("out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < opts->cpus; i++) {
+		vm->vcpus[i].fd = -1;
+		vm->vcpus[i].vm = vm;
+	}
+	vm->n_vcpus = opts->cpus;
+	for (unsigned i = 0; i < opts->cpus; i++)
+		if (vcpu_create(vm, &vm->vcpus[i], i))
+			return -1;
+	return 0;
+}
+
+int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+{
+	if (arch_load_kernel(vm, opts, files))
+		return -1;
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (arch_vcpu_init(vm, &vm->vcpus[i]))
+			return -1;
+	return 0;
+}
+
+static void stop_all_vcpus(struct vm *vm)
+{
+	atomic_store(&vm->stopping, true);
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vm->cond);   /* release paused vCPUs */
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+}
+
+void vm_pause(struct vm *vm)
+{
+	unsigned running = 0;
+	atomic_store(&vm->pause_requested, true);
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		if (vm->vcpus[i].thread_started) {
+			running++;
+			vcpu_kick(&vm->vcpus[i]);
+		}
+	}
+	pthread_mutex_lock(&vm->lock);
+	while (vm->n_paused < running && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Feeds queued console input to the UART; returns true if some is left. */
+static bool flush_console_input(struct vm *vm)
+{
+	struct console *c = &vm->console;
+	if (!c->pending_len)
+		return false;
+	size_t n = serial_8250_receive(&vm->uart, c->pending, c->pending_len);
+	memmove(c->pending, c->pending + n, c->pending_len - n);
+	c->pending_len -= n;
+	return c->pending_len > 0;
+}
+
+static void read_console_input(struct vm *vm)
+{
+	struct console *c = &vm->console;
+	/* Leave room for an escape that expands to two bytes. */
+	size_t room = sizeof(c->pending) - c->pending_len;
+	if (room < 2)
+		return;
+	uint8_t buf[sizeof(c->pending)];
+	ssize_t n = read(c->in_fd, buf, room / 2);
+	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+		c->in_fd = -1;    /* stdin closed: the guest keeps running */
+		return;
+	}
+	if (n > 0 && console_filter_input(c, buf, (size_t)n))
+		vm_request_stop(vm, STOP_USER_QUIT, 0);
+}
+
+static int exit_status_for(struct vm *vm)
+{
+	switch (vm->stop_reason) {
+	case STOP_POWEROFF:
+		log_info("guest powered off");
+		return 0;
+	case STOP_REBOOT:
+		log_info("guest requested a reboot: VM stopped (minivmm does not restart guests)");
+		return 0;
+	case STOP_GUEST_STATUS:
+		if (vm->stop_status)
+			log_info("guest exited with status %d", vm->stop_status);
+		return vm->stop_status;
+	case STOP_SIGNAL:
+		log_info("stopped by signal %d (%s)", vm->stop_status, strsignal(vm->stop_status));
+		return 128 + vm->stop_status;
+	case STOP_USER_QUIT:
+		log_info("stopped from the console (Ctrl-A x)");
+		return 0;
+	case STOP_ERROR:
+	case STOP_NONE:
+	default:
+		return 1;
+	}
+}
+
+int vm_run(struct vm *vm)
+{
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	/* Blocked here, before threads start, so every thread inherits the mask
+	 * and the signals arrive only through the signalfd. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return 1;
+	}
+	if (vcpu_signal_setup()) {
+		log_error("sigaction: %s", strerror(errno));
+		close(sfd);
+		return 1;
+	}
+	sigset_t kick;
+	sigemptyset(&kick);
+	sigaddset(&kick, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &kick, NULL);   /* only vCPU threads take kicks */
+
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		if (vcpu_start(&vm->vcpus[i])) {
+			vm_request_stop(vm, STOP_ERROR, 1);
+			break;
+		}
+	}
+
+	for (;;) {
+		pthread_mutex_lock(&vm->lock);
+		bool stop = vm->stop_reason != STOP_NONE;
+		pthread_mutex_unlock(&vm->lock);
+		if (stop)
+			break;
+
+		bool backlog = flush_console_input(vm);
+		struct pollfd fds[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = vm->stop_efd, .events = POLLIN },
+			{ .fd = backlog ? -1 : vm->console.in_fd, .events = POLLIN },
+		};
+		/* With input waiting for UART room, look again soon. */
+		int r = poll(fds, 3, backlog ? 10 : -1);
+		if (r < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			vm_request_stop(vm, STOP_ERROR, 1);
+			continue;
+		}
+		if (fds[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP)
+					vm->console.in_fd = -1;   /* terminal gone; keep the guest */
+				else
+					vm_request_stop(vm, STOP_SIGNAL, (int)si.ssi_signo);
+			}
+		}
+		if (fds[2].revents & (POLLIN | POLLHUP | POLLERR))
+			read_console_input(vm);
+	}
+
+	stop_all_vcpus(vm);
+	close(sfd);
+	console_close(&vm->console);   /* restore the terminal before we print */
+	return exit_status_for(vm);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	stop_all_vcpus(vm);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->n_vcpus = 0;
+	for (unsigned i = 0; i < vm->mem.n_regions; i++)
+		munmap(vm->mem.regions[i].hva, vm->mem.regions[i].size);
+	vm->mem.n_regions = 0;
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	kvm_host_close(&vm->kvm);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	vm->stop_efd = -1;
+	console_close(&vm->console);
+	serial_8250_destroy(&vm->uart);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+}

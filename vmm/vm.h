@@ -1,0 +1,101 @@
+/* The VM object: owns every fd, thread and mapping of one virtual machine. */
+#ifndef MINIVMM_VM_H
+#define MINIVMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/debug_port.h"
+#include "devices/i8042.h"
+#include "devices/power_ctl.h"
+#include "devices/serial_8250.h"
+#include "vmm/console.h"
+#include "vmm/guest_mem.h"
+#include "vmm/io_bus.h"
+#include "vmm/kvm.h"
+#include "vmm/options.h"
+#include "vmm/stop.h"
+
+struct kvm_run;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+};
+
+/* Files named on the command line, opened and checked before KVM is touched. */
+struct boot_files {
+	uint8_t *kernel;
+	size_t kernel_len;
+	int initrd_fd;
+	uint64_t initrd_size;
+};
+
+struct vm {
+	struct kvm_host kvm;
+	int fd;
+	struct guest_mem mem;
+	struct io_bus pio;
+	struct io_bus mmio;
+	unsigned n_vcpus;
+	struct vcpu *vcpus;
+	uint64_t start_ns;
+
+	struct {
+		uint64_t entry;      /* first guest instruction */
+		uint64_t params;     /* boot_params (x86) / device tree (arm64) */
+	} boot;
+
+	/* Lifecycle. The vCPU hot path reads only the two atomics. */
+	atomic_bool stopping;
+	atomic_bool pause_requested;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned n_paused;            /* under lock */
+	enum vm_stop_reason stop_reason;   /* under lock: the first request wins */
+	int stop_status;
+	int stop_efd;                 /* eventfd: wakes the event loop on a stop request */
+	struct stop_sink stop_sink;
+
+	/* Platform devices. */
+	struct console console;
+	struct serial_8250 uart;
+	struct i8042 i8042;
+	struct power_ctl power;
+	struct debug_port debug;
+};
+
+/* Creates the VM: KVM, memory, irqchip, platform devices, vCPUs. Logs and
+ * returns -1 on failure; vm_destroy() is safe afterwards either way. */
+int vm_create(struct vm *vm, const struct vmm_options *opts);
+int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files);
+/* Starts the vCPU threads and runs the event loop until the VM stops.
+ * Returns the process exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
+/* Brings every vCPU out of KVM_RUN and holds it; vm_resume lets them go. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* Asserts or deasserts an interrupt line (GSI) of the in-kernel irqchip. */
+int vm_set_irq_line(struct vm *vm, unsigned gsi, int level);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id);
+int vcpu_start(struct vcpu *v);
+void vcpu_kick(struct vcpu *v);
+void vcpu_join(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+/* One-time process setup for kicking vCPUs with a signal. */
+int vcpu_signal_setup(void);
+
+uint64_t monotonic_ns(void);
+
+#endif
