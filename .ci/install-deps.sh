@@ -1,0 +1,24 @@
+#!/bin/bash
+# Installs every Debian package minivmm's build, tests and guest images need.
+# Idempotent: does nothing when everything is there already.
+set -euo pipefail
+PKGS=(
+	# build and unit tests
+	build-essential cmake pkg-config libcriterion-dev clang
+	libfdt-dev libseccomp-dev libcap-dev
+	# guest images: Debian kernel, busybox initramfs, our own minimal kernel
+	linux-image-amd64 linux-source-6.1 busybox-static iperf3 cpio kmod e2fsprogs
+	iproute2 ethtool bc flex bison libelf-dev libssl-dev xz-utils
+	# the nested rig (QEMU TCG L1 with kvm-amd inside) and benchmarks
+	qemu-system-x86 time python3
+)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+	echo "installing: ${missing[*]}" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi

@@ -1,0 +1,42 @@
+#!/bin/bash
+# Runs every test: installs what is missing, builds minivmm twice (normal and
+# ASan+UBSan), runs the unit and process tests (CTest) on both builds, then
+# the end-to-end scenarios that boot real Linux guests (directly on a host
+# with hardware virtualization, in the nested rig elsewhere).
+# Usage: tests/run-all.sh [--no-e2e]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+E2E=1
+[[ ${1:-} == --no-e2e ]] && E2E=0
+
+bash .ci/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+
+step_fail=0
+build() { # build DIR [cmake args...]
+	local dir=$1; shift
+	cmake -S . -B "$dir" "$@" >"$dir.cmake.log" 2>&1 && cmake --build "$dir" -j"$(nproc)" >"$dir.build.log" 2>&1 || {
+		echo "BUILD FAILED ($dir):"; tail -30 "$dir.cmake.log" "$dir.build.log"; return 1; }
+}
+mkdir -p build build-asan
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo || exit 1
+build build-asan -DCMAKE_BUILD_TYPE=Debug -DMINIVMM_SANITIZE=ON || exit 1
+
+echo "== unit and process tests (release build)"
+(cd build && ctest --output-on-failure) || step_fail=1
+echo "== unit and process tests (ASan+UBSan build)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ctest --output-on-failure) || step_fail=1
+
+if ((E2E)); then
+	echo "== end-to-end scenarios (real Linux guests)"
+	bash tests/rig/rig.sh --minivmm build/minivmm boot_debian boot_minimal cpus poweroff_status serial_interactive \
+		|| step_fail=1
+else
+	echo "SKIP: end-to-end scenarios (--no-e2e given)"
+fi
+
+if ((step_fail)); then
+	echo "SOME TESTS FAILED"
+	exit 1
+fi
+echo "ALL TESTS PASSED"
