@@ -29,7 +29,7 @@ echo "== unit and process tests (ASan+UBSan build)"
 
 if ((E2E)); then
 	echo "== end-to-end scenarios (real Linux guests)"
-	bash tests/rig/rig.sh --minivmm build/minivmm boot_debian boot_minimal cpus poweroff_status serial_interactive \
+	MINIVMM=$PWD/build/minivmm bash tests/rig/rig.sh --no-build boot_debian boot_minimal cpus poweroff_status serial_interactive \
 		|| step_fail=1
 else
 	echo "SKIP: end-to-end scenarios (--no-e2e given)"

@@ -3,7 +3,8 @@
  * address, like a vmlinux. It marks its first instruction on the guest
  * port, prints a line on COM1, and exits through the guest port with the
  * status its command line asks for: "exit=N" (one digit) => status N,
- * "hang" => spin forever (for signal tests), anything else => 0. */
+ * "hang" => spin forever counting at guest address 0x6000
+ * (for signal and pause tests), anything else => 0. */
 	.code64
 	.section .text
 	.globl _start
@@ -40,7 +41,8 @@ _start:
 	/* not reached: minivmm stops the VM on the exit port */
 4:	hlt
 	jmp	4b
-5:	pause
+5:	incq	0x6000		/* progress counter the lifecycle test watches */
+	pause
 	jmp	5b
 
 	.section .rodata
