@@ -11,6 +11,8 @@ PKGS=(
 	iproute2 ethtool bc flex bison libelf-dev libssl-dev xz-utils
 	# the nested rig (QEMU TCG L1 with kvm-amd inside) and benchmarks
 	qemu-system-x86 time python3
+	# ACPI tables are cross-checked with ACPICA's disassembler
+	acpica-tools
 )
 missing=()
 for p in "${PKGS[@]}"; do

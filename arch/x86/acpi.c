@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "arch/x86/aml.h"
 #include "devices/power_ctl.h"
 
 #define RSDP_LEN 36
@@ -66,13 +67,41 @@ static void gas_io(uint8_t *g, uint16_t port)
 	put64(g + 4, port);
 }
 
-/* DefinitionBlock body: Name (_S5, Package (4) { 5, 0, 0, 0 }) */
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_',       /* NameOp "_S5_" */
-	0x12, 0x07, 0x04,               /* PackageOp, PkgLength 7, 4 elements */
-	0x0a, POWER_CTL_S5_TYPE,        /* BytePrefix 5: SLP_TYP */
-	0x00, 0x00, 0x00,               /* Zero, Zero, Zero */
-};
+/* DSDT body:
+ *   Name (_S5, Package (4) { 5, 0, 0, 0 })   SLP_TYP for poweroff
+ *   Scope (\_SB) {
+ *     Device (COM1) { _HID PNP0501, _UID 1, _CRS { IO 0x3f8/8, IRQ 4 } }
+ *   }
+ * COM1 must be described: with hardware-reduced ACPI Linux sets up no ISA
+ * IRQs by itself, so the UART gets its interrupt only through this _CRS. */
+static size_t build_dsdt_body(uint8_t *buf, size_t cap, const struct acpi_config *cfg)
+{
+	struct aml a;
+	aml_init(&a, buf, cap);
+
+	aml_name(&a, "_S5_");
+	size_t pkg = aml_package_open(&a, 4);
+	aml_integer(&a, POWER_CTL_S5_TYPE);
+	aml_integer(&a, 0);
+	aml_integer(&a, 0);
+	aml_integer(&a, 0);
+	aml_close(&a, pkg);
+
+	size_t sb = aml_scope_open(&a, "\\_SB_");
+	size_t com1 = aml_device_open(&a, "COM1");
+	aml_name(&a, "_HID");
+	aml_eisaid(&a, "PNP0501");
+	aml_name(&a, "_UID");
+	aml_integer(&a, 1);
+	aml_name(&a, "_CRS");
+	struct aml_res r = { .len = 0 };
+	aml_res_io(&r, cfg->com1_port, 8);
+	aml_res_irq(&r, cfg->com1_irq);
+	aml_resource_template(&a, &r);
+	aml_close(&a, com1);
+	aml_close(&a, sb);
+	return a.overflow ? 0 : a.len;
+}
 
 size_t acpi_build_tables(uint8_t *buf, size_t buflen, uint64_t base_gpa, const struct acpi_config *cfg)
 {
@@ -83,12 +112,16 @@ size_t acpi_build_tables(uint8_t *buf, size_t buflen, uint64_t base_gpa, const s
 	if (!rsdp)
 		return 0;
 
-	uint32_t dsdt_len = ACPI_HDR_LEN + sizeof(dsdt_aml);
+	uint8_t body[1024];
+	size_t body_len = build_dsdt_body(body, sizeof(body), cfg);
+	if (!body_len)
+		return 0;
+	uint32_t dsdt_len = (uint32_t)(ACPI_HDR_LEN + body_len);
 	uint8_t *dsdt = acpi_alloc(&w, dsdt_len, &dsdt_gpa);
 	if (!dsdt)
 		return 0;
 	acpi_header(dsdt, "DSDT", dsdt_len, 2);
-	memcpy(dsdt + ACPI_HDR_LEN, dsdt_aml, sizeof(dsdt_aml));
+	memcpy(dsdt + ACPI_HDR_LEN, body, body_len);
 	acpi_finish(dsdt, dsdt_len);
 
 	uint8_t *fadt = acpi_alloc(&w, ACPI_FADT_LEN, &fadt_gpa);

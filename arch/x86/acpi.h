@@ -10,6 +10,8 @@
 struct acpi_config {
 	unsigned n_cpus;
 	uint16_t power_port;      /* sleep control at +0, status at +1, reset at +2 */
+	uint16_t com1_port;
+	uint8_t com1_irq;
 	uint32_t ioapic_addr;
 	uint32_t lapic_addr;
 };

@@ -142,6 +142,8 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 	struct acpi_config acfg = {
 		.n_cpus = vm->n_vcpus,
 		.power_port = X86_POWER_CTL_PORT,
+		.com1_port = X86_COM1_PORT,
+		.com1_irq = X86_COM1_IRQ,
 		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,
 		.lapic_addr = (uint32_t)X86_LAPIC_GPA,
 	};

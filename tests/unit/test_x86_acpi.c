@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arch/x86/acpi.h"
@@ -30,7 +32,8 @@ static const uint8_t *find_table(const char *sig)
 
 static void build(unsigned cpus)
 {
-	struct acpi_config cfg = { cpus, 0x600, 0xfec00000, 0xfee00000 };
+	struct acpi_config cfg = { .n_cpus = cpus, .power_port = 0x600, .com1_port = 0x3f8, .com1_irq = 4,
+				   .ioapic_addr = 0xfec00000, .lapic_addr = 0xfee00000 };
 	memset(buf, 0xaa, sizeof(buf));
 	cr_assert_gt(acpi_build_tables(buf, sizeof(buf), BASE, &cfg), 0);
 }
@@ -75,8 +78,7 @@ Test(x86_acpi, fadt_hw_reduced_with_power_registers)
 	/* \_S5 package: first element is the SLP_TYP the power device expects. */
 	const uint8_t *aml = dsdt + ACPI_HDR_LEN;
 	cr_assert_eq(memcmp(aml, "\x08_S5_\x12", 6), 0);
-	uint8_t pkglen = aml[6];
-	cr_assert_eq(pkglen, u32(dsdt + 4) - ACPI_HDR_LEN - 6, "PkgLength covers the rest");
+	cr_assert_eq(aml[6], 7, "PkgLength of the 4-element package");
 	cr_assert_eq(aml[8], 0x0a);
 	cr_assert_eq(aml[9], POWER_CTL_S5_TYPE);
 }
@@ -105,7 +107,40 @@ Test(x86_acpi, madt_lists_every_cpu_and_the_ioapic)
 
 Test(x86_acpi, buffer_too_small)
 {
-	struct acpi_config cfg = { 2, 0x600, 0xfec00000, 0xfee00000 };
+	struct acpi_config cfg = { .n_cpus = 2, .power_port = 0x600, .com1_port = 0x3f8, .com1_irq = 4,
+				   .ioapic_addr = 0xfec00000, .lapic_addr = 0xfee00000 };
 	cr_assert_eq(acpi_build_tables(buf, 100, BASE, &cfg), 0);
 	cr_assert_eq(acpi_build_tables(buf, 400, BASE, &cfg), 0);
+}
+
+/* The DSDT must be valid AML: disassemble it with ACPICA's iasl when it is
+ * installed (it is, through .ci/install-deps.sh) and look for our objects. */
+Test(x86_acpi, dsdt_disassembles_with_iasl)
+{
+	if (system("command -v iasl >/dev/null 2>&1") != 0)
+		cr_skip_test("iasl (acpica-tools) not installed: AML not cross-checked");
+	build(2);
+	const uint8_t *f = find_table("FACP");
+	const uint8_t *dsdt = at(u64(f + 140));
+	char dir[] = "/tmp/minivmm-aml-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char path[128], cmd[512];
+	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
+	FILE *fp = fopen(path, "wb");
+	fwrite(dsdt, 1, u32(dsdt + 4), fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.dat >iasl.log 2>&1 && cat dsdt.dsl", dir);
+	FILE *p = popen(cmd, "r");
+	char out[8192] = "";
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	int rc = pclose(p);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+	cr_assert_eq(rc, 0, "iasl failed to disassemble the DSDT");
+	cr_assert(strstr(out, "Name (_S5, Package (0x04)"), "%s", out);
+	cr_assert(strstr(out, "Device (COM1)"), "%s", out);
+	cr_assert(strstr(out, "EisaId (\"PNP0501\")"), "%s", out);
+	cr_assert(strstr(out, "0x03F8,"), "%s", out);
+	cr_assert(strstr(out, "IRQNoFlags ()\n                    {4}"), "%s", out);
 }
