@@ -27,6 +27,9 @@ echo "== unit and process tests (ASan+UBSan build)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ctest --output-on-failure) || step_fail=1
 
+echo "== fuzz targets (fixed time each)"
+bash tests/fuzz/run.sh 30 || step_fail=1
+
 if ((E2E)); then
 	echo "== end-to-end scenarios (real Linux guests)"
 	MINIVMM=$PWD/build/minivmm bash tests/rig/rig.sh --no-build boot_debian boot_minimal cpus poweroff_status serial_interactive \
