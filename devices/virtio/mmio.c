@@ -1,0 +1,224 @@
+#include "devices/virtio/mmio.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+
+#define MMIO_MAGIC_VALUE 0x74726976      /* "virt" */
+#define MMIO_VENDOR_ID 0x4d564d4d        /* "MMVM" */
+
+static struct virtio_mmio *from_irq(const struct virtio_irq *irq)
+{
+	return irq->ctx;
+}
+
+static void raise(struct virtio_mmio *m, unsigned bit)
+{
+	atomic_fetch_or(&m->isr, bit);
+	uint64_t one = 1;
+	if (write(m->irq_fd, &one, sizeof(one)) < 0) {
+		/* counter full: an interrupt is pending anyway */
+	}
+}
+
+static void irq_queue(const struct virtio_irq *irq, unsigned q)
+{
+	(void)q;   /* one interrupt line for every queue */
+	raise(from_irq(irq), VIRTIO_MMIO_INT_VRING);
+}
+
+static void irq_config(const struct virtio_irq *irq)
+{
+	raise(from_irq(irq), VIRTIO_MMIO_INT_CONFIG);
+}
+
+static void irq_needs_reset(const struct virtio_irq *irq)
+{
+	struct virtio_mmio *m = from_irq(irq);
+	virtio_transport_set_needs_reset(&m->t);
+	raise(m, VIRTIO_MMIO_INT_CONFIG);
+}
+
+static void mmio_notifier_for(struct virtio_transport *t, unsigned q, struct host_notifier *n)
+{
+	struct virtio_mmio *m = (struct virtio_mmio *)t;   /* t is the first member */
+	*n = (struct host_notifier){
+		.addr = m->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+		.len = 4,
+		.pio = false,
+		.datamatch = true,
+		.data = q,
+	};
+}
+
+int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virtio_dev_ops *ops, void *dev,
+		     const struct guest_mem *mem, const struct virtio_host_ops *host, void *host_ctx,
+		     uint64_t base, unsigned gsi)
+{
+	m->base = base;
+	m->gsi = gsi;
+	m->irq_fd = -1;
+	atomic_store(&m->isr, 0);
+	m->hooks = (struct virtio_transport_hooks){
+		.notifier_for = mmio_notifier_for,
+		.irq = { irq_queue, irq_config, irq_needs_reset, m },
+	};
+	if (virtio_transport_init(&m->t, name, ops, dev, mem, host, host_ctx, &m->hooks))
+		return -1;
+	m->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->irq_fd < 0) {
+		log_error("%s: eventfd: %s", name, strerror(errno));
+		return -1;
+	}
+	if (host->set_irqfd(host_ctx, m->irq_fd, gsi, true)) {
+		log_error("%s: cannot connect the interrupt to GSI %u", name, gsi);
+		return -1;
+	}
+	return 0;
+}
+
+void virtio_mmio_destroy(struct virtio_mmio *m)
+{
+	virtio_transport_destroy(&m->t);
+	if (m->irq_fd >= 0) {
+		m->t.host->set_irqfd(m->t.host_ctx, m->irq_fd, m->gsi, false);
+		close(m->irq_fd);
+	}
+	m->irq_fd = -1;
+}
+
+static uint32_t reg_read(struct virtio_mmio *m, uint64_t off)
+{
+	struct virtio_transport *t = &m->t;
+	struct virtio_queue *q;
+
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC:
+		return MMIO_MAGIC_VALUE;
+	case VIRTIO_MMIO_VERSION:
+		return 2;
+	case VIRTIO_MMIO_DEVICE_ID:
+		return t->ops->device_id;
+	case VIRTIO_MMIO_VENDOR_ID:
+		return MMIO_VENDOR_ID;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		return virtio_transport_features_read(t);
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		q = virtio_transport_selected(t);
+		return q ? t->ops->queue_max_size : 0;
+	case VIRTIO_MMIO_QUEUE_READY:
+		q = virtio_transport_selected(t);
+		return q ? q->ready : 0;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		return atomic_load(&m->isr);
+	case VIRTIO_MMIO_STATUS:
+		return virtio_transport_status_read(t);
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		return t->config_generation;
+	default:
+		return 0;   /* write-only or reserved */
+	}
+}
+
+static void set_low(uint64_t *v, uint32_t lo) { *v = (*v & ~0xffffffffull) | lo; }
+static void set_high(uint64_t *v, uint32_t hi) { *v = (*v & 0xffffffffull) | ((uint64_t)hi << 32); }
+
+static void reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
+{
+	struct virtio_transport *t = &m->t;
+	struct virtio_queue *q = virtio_transport_queue_writable(t) ? virtio_transport_selected(t) : NULL;
+
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->device_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		virtio_transport_features_write(t, v);
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->driver_features_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+		if (q)
+			q->size = v <= t->ops->queue_max_size ? (uint16_t)v : 0;
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		if (q && v == 1)
+			q->ready = true;
+		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		virtio_transport_notify(t, v);
+		break;
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		atomic_fetch_and(&m->isr, ~v);
+		break;
+	case VIRTIO_MMIO_STATUS:
+		virtio_transport_status_write(t, (uint8_t)v);
+		if (v == 0)
+			atomic_store(&m->isr, 0);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+		if (q)
+			set_low(&q->desc, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		if (q)
+			set_high(&q->desc, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+		if (q)
+			set_low(&q->avail, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+		if (q)
+			set_high(&q->avail, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+		if (q)
+			set_low(&q->used, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		if (q)
+			set_high(&q->used, v);
+		break;
+	default:
+		break;   /* read-only or reserved: ignored */
+	}
+}
+
+static void mmio_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	struct virtio_mmio *m = dev;
+	pthread_mutex_lock(&m->t.lock);
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		virtio_transport_config_read(&m->t, (uint32_t)(off - VIRTIO_MMIO_CONFIG), data, size);
+	} else if (size == 4 && !(off & 3)) {
+		uint32_t v = reg_read(m, off);
+		memcpy(data, &v, 4);
+	} else {
+		memset(data, 0, size);   /* registers are 32-bit only */
+	}
+	pthread_mutex_unlock(&m->t.lock);
+}
+
+static void mmio_write(void *dev, uint64_t off, const void *data, unsigned size)
+{
+	struct virtio_mmio *m = dev;
+	pthread_mutex_lock(&m->t.lock);
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		virtio_transport_config_write(&m->t, (uint32_t)(off - VIRTIO_MMIO_CONFIG), data, size);
+	} else if (size == 4 && !(off & 3)) {
+		uint32_t v;
+		memcpy(&v, data, 4);
+		reg_write(m, off, v);
+	}
+	pthread_mutex_unlock(&m->t.lock);
+}
+
+const struct io_ops virtio_mmio_io_ops = { .read = mmio_read, .write = mmio_write };

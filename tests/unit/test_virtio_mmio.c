@@ -1,0 +1,312 @@
+/* virtio-mmio register state machine with a fake device and fake host:
+ * feature negotiation, queue setup, activation with notifiers assigned in
+ * one batch, notify before/after, interrupts and ISR, reset, hostile values. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/virtio/mmio.h"
+
+#define BASE 0xd0000000ull
+#define RAM (1u << 20)
+
+struct fake_dev {
+	int activations, resets;
+	uint64_t features;
+	unsigned n_active;
+	uint8_t config[8];
+	const struct virtio_irq *irq;
+};
+
+static uint64_t fd_features(void *d) { (void)d; return 1ull << 5; }
+static unsigned fd_queues(void *d) { (void)d; return 2; }
+static uint32_t fd_config_size(void *d) { (void)d; return 8; }
+static void fd_config_read(void *d, uint32_t off, void *data, uint32_t len)
+{
+	memcpy(data, ((struct fake_dev *)d)->config + off, len);
+}
+static void fd_config_write(void *d, uint32_t off, const void *data, uint32_t len)
+{
+	memcpy(((struct fake_dev *)d)->config + off, data, len);
+}
+static int fd_activate(void *d, uint64_t features, struct virtio_queue *q, unsigned n,
+		       const struct virtio_irq *irq)
+{
+	struct fake_dev *f = d;
+	f->activations++;
+	f->features = features;
+	f->irq = irq;
+	f->n_active = 0;
+	for (unsigned i = 0; i < n; i++)
+		f->n_active += q[i].ready;
+	return 0;
+}
+static void fd_reset(void *d) { ((struct fake_dev *)d)->resets++; }
+
+static const struct virtio_dev_ops fake_ops = {
+	.name = "fake", .device_id = 42, .features = fd_features, .num_queues = fd_queues,
+	.queue_max_size = 256, .config_size = fd_config_size, .config_read = fd_config_read,
+	.config_write = fd_config_write, .activate = fd_activate, .reset = fd_reset,
+};
+
+struct fake_host {
+	int batches;
+	unsigned assigned;
+	struct host_notifier last[8];
+	int irqfd_gsi;
+	int fail_assign;
+};
+
+static int fh_set_notifiers(void *h, const struct host_notifier *n, unsigned count, bool assign)
+{
+	struct fake_host *f = h;
+	if (assign && f->fail_assign)
+		return -1;
+	f->batches++;
+	if (assign) {
+		f->assigned += count;
+		memcpy(f->last, n, count * sizeof(*n));
+	} else {
+		f->assigned -= count;
+	}
+	return 0;
+}
+static int fh_set_irqfd(void *h, int fd, unsigned gsi, bool assign)
+{
+	(void)fd;
+	((struct fake_host *)h)->irqfd_gsi = assign ? (int)gsi : -1;
+	return 0;
+}
+static const struct virtio_host_ops fake_host_ops = { fh_set_notifiers, fh_set_irqfd };
+
+static struct virtio_mmio m;
+static struct fake_dev dev;
+static struct fake_host host;
+static struct guest_mem mem;
+static uint8_t *ram;
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v;
+	virtio_mmio_io_ops.read(&m, off, &v, 4);
+	return v;
+}
+static void wr(uint64_t off, uint32_t v) { virtio_mmio_io_ops.write(&m, off, &v, 4); }
+
+static void setup(void)
+{
+	memset(&dev, 0, sizeof(dev));
+	memset(&host, 0, sizeof(host));
+	memset(&mem, 0, sizeof(mem));
+	ram = calloc(1, RAM);
+	guest_mem_add_region(&mem, 0, RAM, ram);
+	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, BASE, 5), 0);
+}
+
+static void teardown(void)
+{
+	virtio_mmio_destroy(&m);
+	free(ram);
+}
+
+TestSuite(virtio_mmio, .init = setup, .fini = teardown);
+
+static void negotiate(uint32_t lo, uint32_t hi)
+{
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, lo);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, hi);
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+}
+
+static void setup_queue(unsigned q, uint64_t base)
+{
+	wr(VIRTIO_MMIO_QUEUE_SEL, q);
+	wr(VIRTIO_MMIO_QUEUE_NUM, 16);
+	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)base);
+	wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
+	wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)base + 0x1000);
+	wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)base + 0x2000);
+	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+static const uint8_t ALL_OK = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			      VIRTIO_STATUS_DRIVER_OK;
+
+Test(virtio_mmio, identity_registers)
+{
+	cr_assert_eq(rd(VIRTIO_MMIO_MAGIC), 0x74726976);
+	cr_assert_eq(rd(VIRTIO_MMIO_VERSION), 2);
+	cr_assert_eq(rd(VIRTIO_MMIO_DEVICE_ID), 42);
+	cr_assert_eq(host.irqfd_gsi, 5, "irqfd wired at init");
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	uint32_t lo = rd(VIRTIO_MMIO_DEVICE_FEATURES);
+	cr_assert(lo & (1u << 5), "device feature");
+	cr_assert(lo & (1u << VIRTIO_F_EVENT_IDX));
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	cr_assert(rd(VIRTIO_MMIO_DEVICE_FEATURES) & 1, "VERSION_1");
+	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
+	cr_assert_eq(rd(VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+	cr_assert_eq(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 2);
+	cr_assert_eq(rd(VIRTIO_MMIO_QUEUE_NUM_MAX), 0, "no queue 2");
+}
+
+Test(virtio_mmio, features_ok_refused_without_version_1_or_unknown_bits)
+{
+	negotiate(1u << 5, 0);
+	cr_assert_eq(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0, "no VERSION_1");
+	wr(VIRTIO_MMIO_STATUS, 0);
+	negotiate(1u << 6, 1);
+	cr_assert_eq(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0, "bit 6 not offered");
+	wr(VIRTIO_MMIO_STATUS, 0);
+	negotiate(1u << 5, 1);
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	/* features are frozen after FEATURES_OK */
+	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(VIRTIO_MMIO_DRIVER_FEATURES, 0);
+	cr_assert_eq(m.t.driver_features, (1ull << 5) | (1ull << 32));
+}
+
+Test(virtio_mmio, driver_ok_activates_with_one_notifier_batch)
+{
+	negotiate((1u << 5) | (1u << VIRTIO_F_EVENT_IDX), 1);
+	setup_queue(0, 0x10000);
+	setup_queue(1, 0x20000);
+	cr_assert_eq(dev.activations, 0);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert_eq(dev.activations, 1);
+	cr_assert_eq(dev.n_active, 2);
+	cr_assert(dev.features & (1ull << VIRTIO_F_EVENT_IDX));
+	cr_assert_eq(host.batches, 1, "one batch for the device");
+	cr_assert_eq(host.assigned, 2);
+	cr_assert_eq(host.last[1].addr, BASE + VIRTIO_MMIO_QUEUE_NOTIFY);
+	cr_assert(host.last[1].datamatch);
+	cr_assert_eq(host.last[1].data, 1);
+	cr_assert_eq(host.last[1].len, 4);
+	cr_assert_eq(host.last[0].fd, m.t.queues[0].kick_fd);
+	/* every queue is kicked once after activation */
+	uint64_t v;
+	cr_assert_eq(read(m.t.queues[1].kick_fd, &v, 8), 8);
+	cr_assert_eq(rd(VIRTIO_MMIO_STATUS), ALL_OK);
+}
+
+Test(virtio_mmio, notify_through_exit_reaches_the_kick_eventfd)
+{
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);   /* before DRIVER_OK: dropped, device not running */
+	uint64_t v;
+	cr_assert_eq(read(m.t.queues[0].kick_fd, &v, 8), -1);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert_eq(read(m.t.queues[0].kick_fd, &v, 8), 8, "post-activation kick");
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	cr_assert_eq(read(m.t.queues[0].kick_fd, &v, 8), 8, "exit-path notify forwarded");
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 99);   /* out of range: ignored */
+}
+
+Test(virtio_mmio, interrupts_and_isr)
+{
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	dev.irq->queue(dev.irq, 0);
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	uint64_t v;
+	cr_assert_eq(read(m.irq_fd, &v, 8), 8, "irqfd signalled");
+	dev.irq->config(dev.irq);
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	dev.irq->needs_reset(dev.irq);
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+Test(virtio_mmio, reset_stops_device_and_removes_notifiers)
+{
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	cr_assert_eq(dev.resets, 1);
+	cr_assert_eq(host.assigned, 0, "notifiers removed");
+	cr_assert_eq(host.batches, 2);
+	cr_assert_eq(rd(VIRTIO_MMIO_STATUS), 0);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+	cr_assert_eq(rd(VIRTIO_MMIO_QUEUE_READY), 0);
+	/* and it works again */
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert_eq(dev.activations, 2);
+}
+
+Test(virtio_mmio, hostile_queue_setup_gives_needs_reset_not_a_crash)
+{
+	negotiate(0, 1);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+	wr(VIRTIO_MMIO_QUEUE_NUM, 16);
+	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, 0xfffff000);   /* outside guest RAM */
+	wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0x7);
+	wr(VIRTIO_MMIO_QUEUE_READY, 1);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	cr_assert_eq(dev.activations, 0);
+	cr_assert_eq(host.assigned, 0);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	cr_assert_eq(rd(VIRTIO_MMIO_STATUS), 0, "reset clears NEEDS_RESET");
+}
+
+Test(virtio_mmio, queue_num_above_max_and_changes_after_ready_ignored)
+{
+	negotiate(0, 1);
+	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+	wr(VIRTIO_MMIO_QUEUE_NUM, 4096);
+	cr_assert_eq(m.t.queues[0].size, 0);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, 0x50000);
+	cr_assert_eq(m.t.queues[0].desc, 0x10000, "ready queue is frozen");
+	wr(VIRTIO_MMIO_QUEUE_SEL, 1000);
+	wr(VIRTIO_MMIO_QUEUE_READY, 1);   /* no such queue: ignored */
+}
+
+Test(virtio_mmio, driver_ok_without_features_ok)
+{
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	cr_assert_eq(dev.activations, 0);
+}
+
+Test(virtio_mmio, config_space_bounds_and_odd_widths)
+{
+	dev.config[0] = 0x11;
+	dev.config[7] = 0x77;
+	uint8_t b;
+	virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_CONFIG + 7, &b, 1);
+	cr_assert_eq(b, 0x77);
+	uint32_t w = 0xdeadbeef;
+	virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_CONFIG + 6, &w, 4);
+	cr_assert_eq(w, 0, "read past the end of config gives zeroes");
+	uint16_t h = 0xabcd;
+	virtio_mmio_io_ops.write(&m, VIRTIO_MMIO_CONFIG + 2, &h, 2);
+	cr_assert_eq(dev.config[2], 0xcd);
+	virtio_mmio_io_ops.write(&m, VIRTIO_MMIO_CONFIG + 7, &h, 2);   /* past the end: ignored */
+	cr_assert_eq(dev.config[7], 0x77);
+	uint16_t reg;
+	virtio_mmio_io_ops.read(&m, VIRTIO_MMIO_MAGIC, &reg, 2);
+	cr_assert_eq(reg, 0, "registers are 32-bit only");
+}
+
+Test(virtio_mmio, failed_notifier_registration_sets_needs_reset)
+{
+	host.fail_assign = 1;
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	cr_assert_eq(dev.activations, 0);
+}
