@@ -25,7 +25,13 @@ echo "== unit and process tests (release build)"
 (cd build && ctest --output-on-failure) || step_fail=1
 echo "== unit and process tests (ASan+UBSan build)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	ctest --output-on-failure) || step_fail=1
+	ctest --output-on-failure -V >ctest-asan.log 2>&1; rc=$?; tail -n 25 ctest-asan.log; exit $rc) || step_fail=1
+# Criterion runs each test in a child whose sanitizer report does not always
+# fail the test: any report in the log fails the run.
+if grep -nE "ERROR: (Leak|Address)Sanitizer|runtime error:" build-asan/ctest-asan.log; then
+	echo "FAIL: sanitizer reports in build-asan/ctest-asan.log"
+	step_fail=1
+fi
 
 echo "== fuzz targets (fixed time each)"
 bash tests/fuzz/run.sh 30 || step_fail=1

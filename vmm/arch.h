@@ -38,6 +38,9 @@ int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err,
 /* Loads kernel + initrd and builds the boot structures (boot_params, ACPI,
  * device tree...). Sets vm->boot.entry and friends. */
 int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files);
+/* Where the index-th virtio-mmio device sits: MMIO base and GSI. Returns -1
+ * when there is no room for another one. */
+int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi);
 /* Per-vCPU state before the first KVM_RUN. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
 

@@ -55,11 +55,6 @@ int main(int argc, char **argv)
 		printf("minivmm %s\n", MINIVMM_VERSION);
 		return 0;
 	}
-	if (opts.n_disks || opts.n_nets) {
-		log_error("%s is not implemented yet in this build (virtio devices arrive with issues 3 and 4)",
-			  opts.n_disks ? "--disk" : "--net");
-		return 1;
-	}
 
 	struct boot_files files = { .initrd_fd = -1 };
 	if (open_boot_files(&opts, &files)) {
@@ -88,7 +83,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int status = 1;
-	if (vm_create(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
+	if (vm_create(vm, &opts) == 0 && vm_add_devices(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
 		close_boot_files(&files);   /* the guest has its copy; drop ours before running */
 		status = vm_run(vm);
 	}

@@ -69,11 +69,11 @@ static int handle_exit(struct vcpu *v)
 		uint8_t *p = (uint8_t *)run + run->io.data_offset;
 		bool out = run->io.direction == KVM_EXIT_IO_OUT;
 		for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size)
-			io_bus_access(&vm->pio, run->io.port, p, run->io.size, out);
+			io_bus_access(&vm->pio_bus, run->io.port, p, run->io.size, out);
 		return 0;
 	}
 	case KVM_EXIT_MMIO:
-		io_bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+		io_bus_access(&vm->mmio_bus, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
 			      run->mmio.is_write);
 		return 0;
 	case KVM_EXIT_INTR:

@@ -319,6 +319,7 @@ int vm_run(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
 	stop_all_vcpus(vm);
+	vm_remove_devices(vm);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);

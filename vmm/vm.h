@@ -11,6 +11,7 @@
 #include "devices/i8042.h"
 #include "devices/power_ctl.h"
 #include "devices/serial_8250.h"
+#include "devices/virtio/mmio.h"
 #include "vmm/console.h"
 #include "vmm/guest_mem.h"
 #include "vmm/io_bus.h"
@@ -19,6 +20,9 @@
 #include "vmm/stop.h"
 
 struct kvm_run;
+struct virtio_blk;
+
+#define VM_MAX_VIRTIO 16
 
 struct vcpu {
 	struct vm *vm;
@@ -41,8 +45,8 @@ struct vm {
 	struct kvm_host kvm;
 	int fd;
 	struct guest_mem mem;
-	struct io_bus pio;
-	struct io_bus mmio;
+	struct io_bus pio_bus;
+	struct io_bus mmio_bus;
 	unsigned n_vcpus;
 	struct vcpu *vcpus;
 	uint64_t start_ns;
@@ -69,6 +73,14 @@ struct vm {
 	struct i8042 i8042;
 	struct power_ctl power;
 	struct debug_port debug;
+
+	/* virtio devices (vmm/devices.c) and their transports. */
+	struct virtio_blk *blks[VM_MAX_VIRTIO];
+	unsigned n_blks;
+	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
+	unsigned n_mmio;
+	char dev_names[VM_MAX_VIRTIO * 2][16];
+	unsigned n_dev_names;
 };
 
 /* Creates the VM: KVM, memory, irqchip, platform devices, vCPUs. Logs and
@@ -86,6 +98,11 @@ void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 /* Asserts or deasserts an interrupt line (GSI) of the in-kernel irqchip. */
 int vm_set_irq_line(struct vm *vm, unsigned gsi, int level);
+
+/* devices.c: creates the --disk/--net devices on their transports (before
+ * vm_load, which announces them to the guest); stops and frees them. */
+int vm_add_devices(struct vm *vm, const struct vmm_options *opts);
+void vm_remove_devices(struct vm *vm);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id);

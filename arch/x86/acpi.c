@@ -1,5 +1,6 @@
 #include "arch/x86/acpi.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "arch/x86/aml.h"
@@ -99,6 +100,23 @@ static size_t build_dsdt_body(uint8_t *buf, size_t cap, const struct acpi_config
 	aml_res_irq(&r, cfg->com1_irq);
 	aml_resource_template(&a, &r);
 	aml_close(&a, com1);
+
+	/* virtio-mmio devices: Device (VRnn) { _HID "LNRO0005", _UID n, _CRS { Memory32Fixed, Interrupt } } */
+	for (unsigned i = 0; i < cfg->n_mmio_devs; i++) {
+		char name[5];
+		snprintf(name, sizeof(name), "VR%02X", i & 0xff);
+		size_t d = aml_device_open(&a, name);
+		aml_name(&a, "_HID");
+		aml_string(&a, "LNRO0005");
+		aml_name(&a, "_UID");
+		aml_integer(&a, i);
+		aml_name(&a, "_CRS");
+		struct aml_res rr = { .len = 0 };
+		aml_res_mem32(&rr, (uint32_t)cfg->mmio_devs[i].base, cfg->mmio_devs[i].size);
+		aml_res_ext_irq(&rr, cfg->mmio_devs[i].gsi, false);
+		aml_resource_template(&a, &rr);
+		aml_close(&a, d);
+	}
 	aml_close(&a, sb);
 	return a.overflow ? 0 : a.len;
 }
@@ -112,7 +130,7 @@ size_t acpi_build_tables(uint8_t *buf, size_t buflen, uint64_t base_gpa, const s
 	if (!rsdp)
 		return 0;
 
-	uint8_t body[1024];
+	uint8_t body[8192];
 	size_t body_len = build_dsdt_body(body, sizeof(body), cfg);
 	if (!body_len)
 		return 0;

@@ -7,6 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A virtio-mmio device announced in the DSDT (LNRO0005, as Linux's
+ * virtio_mmio driver matches it). */
+struct acpi_mmio_dev {
+	uint64_t base;
+	uint32_t size;
+	uint32_t gsi;
+};
+
 struct acpi_config {
 	unsigned n_cpus;
 	uint16_t power_port;      /* sleep control at +0, status at +1, reset at +2 */
@@ -14,6 +22,8 @@ struct acpi_config {
 	uint8_t com1_irq;
 	uint32_t ioapic_addr;
 	uint32_t lapic_addr;
+	const struct acpi_mmio_dev *mmio_devs;
+	unsigned n_mmio_devs;
 };
 
 /* Returns the number of bytes used in buf (tables at base_gpa onwards; the

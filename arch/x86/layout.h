@@ -22,6 +22,13 @@
 #define X86_TSS_GPA          0xfffbd000ull  /* KVM_SET_TSS_ADDR: 3 pages */
 #define X86_IDENTITY_MAP_GPA 0xfffbc000ull
 
+/* virtio-mmio windows, one 4 KiB page each, and their GSIs on the IOAPIC
+ * (5..15 are free: the only ISA device is COM1 on 4). */
+#define X86_VIRTIO_MMIO_BASE 0xd0000000ull
+#define X86_VIRTIO_MMIO_STRIDE 0x1000ull
+#define X86_VIRTIO_MMIO_FIRST_GSI 5
+#define X86_VIRTIO_MMIO_MAX 11
+
 /* I/O ports of the platform devices. */
 #define X86_COM1_PORT        0x3f8
 #define X86_COM1_IRQ         4

@@ -88,16 +88,25 @@ int arch_platform_init(struct vm *vm)
 	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
 	vm->debug.log_markers = markers && *markers == '1';
 
-	if (io_bus_register(&vm->pio, X86_COM1_PORT, 8, &serial_8250_io_ops, &vm->uart, "com1") ||
-	    io_bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_io_ops, &vm->i8042, "i8042") ||
-	    io_bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_io_ops, &vm->i8042, "i8042") ||
-	    io_bus_register(&vm->pio, X86_POWER_CTL_PORT, POWER_CTL_LEN, &power_ctl_io_ops, &vm->power,
+	if (io_bus_register(&vm->pio_bus, X86_COM1_PORT, 8, &serial_8250_io_ops, &vm->uart, "com1") ||
+	    io_bus_register(&vm->pio_bus, I8042_DATA_PORT, 1, &i8042_data_io_ops, &vm->i8042, "i8042") ||
+	    io_bus_register(&vm->pio_bus, I8042_CMD_PORT, 1, &i8042_cmd_io_ops, &vm->i8042, "i8042") ||
+	    io_bus_register(&vm->pio_bus, X86_POWER_CTL_PORT, POWER_CTL_LEN, &power_ctl_io_ops, &vm->power,
 			    "power") ||
-	    io_bus_register(&vm->pio, DEBUG_PORT_BASE, DEBUG_PORT_LEN, &debug_port_io_ops, &vm->debug,
+	    io_bus_register(&vm->pio_bus, DEBUG_PORT_BASE, DEBUG_PORT_LEN, &debug_port_io_ops, &vm->debug,
 			    "debug")) {
 		log_error("internal: platform I/O ports overlap");
 		return -1;
 	}
+	return 0;
+}
+
+int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
+{
+	if (index >= X86_VIRTIO_MMIO_MAX)
+		return -1;
+	*base = X86_VIRTIO_MMIO_BASE + index * X86_VIRTIO_MMIO_STRIDE;
+	*gsi = X86_VIRTIO_MMIO_FIRST_GSI + index;
 	return 0;
 }
 
@@ -138,12 +147,17 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 		cfg.initrd_size = files->initrd_size;
 	}
 
+	struct acpi_mmio_dev mmio[VM_MAX_VIRTIO];
+	for (unsigned i = 0; i < vm->n_mmio; i++)
+		mmio[i] = (struct acpi_mmio_dev){ vm->mmio[i]->base, VIRTIO_MMIO_SIZE, vm->mmio[i]->gsi };
 	uint8_t *acpi = guest_mem_ptr(&vm->mem, X86_ACPI_GPA, X86_ACPI_SIZE);
 	struct acpi_config acfg = {
 		.n_cpus = vm->n_vcpus,
 		.power_port = X86_POWER_CTL_PORT,
 		.com1_port = X86_COM1_PORT,
 		.com1_irq = X86_COM1_IRQ,
+		.mmio_devs = mmio,
+		.n_mmio_devs = vm->n_mmio,
 		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,
 		.lapic_addr = (uint32_t)X86_LAPIC_GPA,
 	};

@@ -1,0 +1,608 @@
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "devices/virtio/blk.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <linux/virtio_blk.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+
+#define SECTOR_SIZE 512u
+#define BLK_QUEUE_MAX_SIZE 256
+/* A request is header + data segments + status, and one chain holds at most
+ * VIRTQ_MAX_IOV descriptors (the driver gives header and status one each). */
+#define BLK_SEG_MAX (VIRTQ_MAX_IOV - 2)
+/* Config space up to num_queues, the last field of the features we offer
+ * (QEMU's minimum size too); the discard fields after it need F_DISCARD. */
+#define BLK_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_blk_config, max_discard_sectors))
+
+_Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio-blk request header is 16 bytes");
+_Static_assert(offsetof(struct virtio_blk_config, num_queues) == 34, "virtio-blk config layout");
+
+/* One queue's worker thread and its scratch space. */
+struct blk_worker {
+	struct virtio_blk *blk;
+	unsigned queue_index;
+	struct virtio_queue *queue;      /* the transport's; valid from activate() to reset() */
+	pthread_t thread;
+	bool started;                    /* thread runs and must be joined */
+	char thread_name[16];            /* "blk0-q1": the kernel keeps 15 characters */
+	char vq_name[32];                /* "blk0 q1", in virtq's log lines */
+	/* One request at a time: kept here rather than on the thread's stack
+	 * (32 KiB) or malloc'd per request. */
+	struct virtq_chain chain;
+	struct iovec data[VIRTQ_MAX_IOV];   /* the request's data buffers, a slice of chain.iov */
+};
+
+struct virtio_blk {
+	int fd;                          /* the image */
+	int stop_fd;                     /* eventfd: wakes every worker for reset() */
+	bool readonly;
+	unsigned num_queues;
+	uint64_t capacity;               /* in 512-byte sectors */
+	char name[16];                   /* "blk0", in log lines */
+	char serial[VIRTIO_BLK_ID_BYTES];   /* NUL padded, not NUL terminated when full */
+	struct virtio_blk_config config; /* little-endian, as the driver reads it */
+
+	/* Written by activate() before the workers start and by reset() after
+	 * they stopped (the transport's thread): read-only while they run. */
+	bool active;
+	bool writethrough;               /* FLUSH not negotiated: every write is synced */
+	const struct virtio_irq *irq;
+
+	atomic_bool stopping;            /* reset() in progress: stop between requests */
+	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
+	atomic_bool warned_io;
+	struct blk_worker workers[];     /* [num_queues] */
+};
+
+/* ---- scatter-gather helpers ---- */
+
+/* Describes bytes [off, off+len) of the buffers src[0..n) in dst. Returns the
+ * number of dst entries, none of them empty. */
+static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len, struct iovec *dst)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= src[i].iov_len) {
+			off -= src[i].iov_len;
+			continue;
+		}
+		uint64_t take = src[i].iov_len - off;
+		if (take > len)
+			take = len;
+		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
+		dst[k].iov_len = take;
+		k++;
+		len -= take;
+		off = 0;
+	}
+	return k;
+}
+
+/* Copies the first len bytes of the buffers into dst (the caller checked
+ * they hold that many). */
+static void iov_gather(const struct iovec *iov, unsigned n, void *dst, size_t len)
+{
+	uint8_t *p = dst;
+	for (unsigned i = 0; i < n && len; i++) {
+		size_t take = iov[i].iov_len < len ? iov[i].iov_len : len;
+		memcpy(p, iov[i].iov_base, take);
+		p += take;
+		len -= take;
+	}
+}
+
+/* Writes src at the start of the buffers and zeroes the rest of them. */
+static void iov_fill(const struct iovec *iov, unsigned n, const void *src, size_t len)
+{
+	const uint8_t *s = src;
+	for (unsigned i = 0; i < n; i++) {
+		size_t take = iov[i].iov_len < len ? iov[i].iov_len : len;
+		if (take)
+			memcpy(iov[i].iov_base, s, take);
+		memset((uint8_t *)iov[i].iov_base + take, 0, iov[i].iov_len - take);
+		s += take;
+		len -= take;
+	}
+}
+
+/* preadv/pwritev the whole of iov at off. Short transfers (a signal, the
+ * kernel's 2 GiB cap per call) go on where they stopped, consuming iov.
+ * Returns 0 or -errno. */
+static int rw_full(int fd, bool write, struct iovec *iov, unsigned n, off_t off)
+{
+	while (n) {
+		ssize_t r = write ? pwritev(fd, iov, (int)n, off) : preadv(fd, iov, (int)n, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO;   /* end of file: the image shrank under us */
+		off += r;
+		size_t done = (size_t)r;
+		while (n && done >= iov->iov_len) {
+			done -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + done;
+			iov->iov_len -= done;
+		}
+	}
+	return 0;
+}
+
+/* ---- requests ---- */
+
+/* The device-writable bytes before the status byte (the data of IN and
+ * GET_ID), described in w->data. Returns the number of entries. */
+static unsigned writable_data(struct blk_worker *w)
+{
+	const struct virtq_chain *c = &w->chain;
+	return iov_slice(c->iov + c->n_out, c->n_in, 0, c->in_len - 1, w->data);
+}
+
+/* Every request reports all its writable bytes as written (used len =
+ * in_len): the spec counts len from the first writable byte and the status
+ * is the last one, so the bytes a request does not fill are zeroed. */
+static void zero_writable_data(struct blk_worker *w)
+{
+	iov_fill(w->data, writable_data(w), NULL, 0);
+}
+
+static bool in_capacity(const struct virtio_blk *blk, uint64_t sector, uint64_t len)
+{
+	return len % SECTOR_SIZE == 0 && sector <= blk->capacity && len / SECTOR_SIZE <= blk->capacity - sector;
+}
+
+/* Logs the first host I/O error of an activation: the guest sees IOERR for
+ * every one, the log should not grow with them. */
+static void warn_io(struct virtio_blk *blk, int err, const char *what, uint64_t len, uint64_t sector)
+{
+	if (atomic_exchange(&blk->warned_io, true))
+		return;
+	if (len)
+		log_warn("%s: %s of %" PRIu64 " bytes at sector %" PRIu64 " failed: %s (further errors not logged)",
+			 blk->name, what, len, sector, strerror(err));
+	else
+		log_warn("%s: %s failed: %s (further errors not logged)", blk->name, what, strerror(err));
+}
+
+static uint8_t do_read(struct blk_worker *w, uint64_t sector)
+{
+	struct virtio_blk *blk = w->blk;
+	uint64_t len = w->chain.in_len - 1;
+	unsigned n = writable_data(w);
+	if (!in_capacity(blk, sector, len)) {
+		iov_fill(w->data, n, NULL, 0);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	int e = rw_full(blk->fd, false, w->data, n, (off_t)(sector * SECTOR_SIZE));
+	if (e < 0) {
+		warn_io(blk, -e, "read", len, sector);
+		zero_writable_data(w);   /* not half old guest data, half disk */
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static uint8_t do_write(struct blk_worker *w, uint64_t sector)
+{
+	struct virtio_blk *blk = w->blk;
+	const struct virtq_chain *c = &w->chain;
+	uint64_t len = c->out_len - sizeof(struct virtio_blk_outhdr);
+
+	zero_writable_data(w);   /* a well-formed write has none */
+	if (blk->readonly || !in_capacity(blk, sector, len))
+		return VIRTIO_BLK_S_IOERR;
+	unsigned n = iov_slice(c->iov, c->n_out, sizeof(struct virtio_blk_outhdr), len, w->data);
+	int e = rw_full(blk->fd, true, w->data, n, (off_t)(sector * SECTOR_SIZE));
+	if (e == 0 && blk->writethrough && fdatasync(blk->fd) < 0)
+		e = -errno;
+	if (e < 0) {
+		warn_io(blk, -e, "write", len, sector);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static uint8_t do_flush(struct blk_worker *w)
+{
+	struct virtio_blk *blk = w->blk;
+	zero_writable_data(w);
+	/* Nothing of ours to sync on a read-only disk. */
+	if (!blk->readonly && fdatasync(blk->fd) < 0) {
+		warn_io(blk, errno, "flush", 0, 0);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static void warn_malformed(struct blk_worker *w, const char *what)
+{
+	struct virtio_blk *blk = w->blk;
+	if (!atomic_exchange(&blk->warned_malformed, true))
+		log_warn("%s q%u: request (head %u) %s; completed with nothing written (further ones not logged)",
+			 blk->name, w->queue_index, w->chain.head, what);
+}
+
+/* Serves the request in w->chain: a 16-byte header (type, reserved,
+ * sector) in the first device-readable bytes, however the descriptors cut
+ * them; the data (the rest of the readable bytes for OUT, the writable bytes
+ * but the last for IN and GET_ID); the status, the last writable byte.
+ * Returns the used length. */
+static uint32_t serve(struct blk_worker *w)
+{
+	struct virtio_blk *blk = w->blk;
+	const struct virtq_chain *c = &w->chain;
+	struct virtio_blk_outhdr hdr;
+
+	/* Without a status byte there is no way to report anything, and a
+	 * partial header says nothing reliable: leave the disk alone. */
+	if (c->in_len < 1) {
+		warn_malformed(w, "has no device-writable status byte");
+		return 0;
+	}
+	if (c->out_len < sizeof(hdr)) {
+		warn_malformed(w, "has a header shorter than 16 bytes");
+		return 0;
+	}
+	/* Copied once: the driver may change guest memory under us. It may also
+	 * be split across descriptors. */
+	iov_gather(c->iov, c->n_out, &hdr, sizeof(hdr));
+	uint32_t type = le32toh(hdr.type);
+	uint64_t sector = le64toh(hdr.sector);
+	const struct iovec *last = &c->iov[c->n_out + c->n_in - 1];
+	uint8_t *status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	uint8_t st;
+
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		st = do_read(w, sector);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		st = do_write(w, sector);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		st = do_flush(w);
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		iov_fill(w->data, writable_data(w), blk->serial, sizeof(blk->serial));
+		st = VIRTIO_BLK_S_OK;
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+	case VIRTIO_BLK_T_SECURE_ERASE:
+		/* Not offered; on a read-only disk the answer is the one any write gets. */
+		zero_writable_data(w);
+		st = blk->readonly ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_UNSUPP;
+		break;
+	default:
+		zero_writable_data(w);
+		st = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+	*status = st;
+	return (uint32_t)c->in_len;   /* <= UINT32_MAX: virtq bounds a chain's total */
+}
+
+/* ---- worker threads ---- */
+
+/* Serves every available request, then interrupts the guest if it wants.
+ * Returns -1 when the queue is broken. */
+static int drain(struct blk_worker *w)
+{
+	struct virtio_blk *blk = w->blk;
+	struct virtq *vq = &w->queue->vq;
+	int r = 0;
+
+	while (!atomic_load_explicit(&blk->stopping, memory_order_relaxed) &&
+	       (r = virtq_pop_chain(vq, &w->chain)) > 0)
+		virtq_push_used(vq, w->chain.head, serve(w));
+	if (virtq_should_notify(vq))
+		blk->irq->queue(blk->irq, w->queue_index);
+	return r < 0 ? -1 : 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct blk_worker *w = arg;
+	struct virtio_blk *blk = w->blk;
+	bool serving = true;   /* false once the queue broke: only wait for reset() */
+	struct pollfd fds[2] = {
+		{ .fd = blk->stop_fd, .events = POLLIN },
+		{ .fd = w->queue->kick_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		/* Drain before waiting: buffers may be there before the first
+		 * kick, and a kick that came in while draining keeps the eventfd
+		 * readable, so none is lost. */
+		if (serving && drain(w) < 0) {
+			serving = false;
+			blk->irq->needs_reset(blk->irq);
+		}
+		if (poll(fds, serving ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("%s q%u: poll: %s; worker stopped", blk->name, w->queue_index, strerror(errno));
+			return NULL;
+		}
+		if (fds[0].revents)
+			return NULL;   /* reset() */
+		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
+			log_warn("%s q%u: kick eventfd %d unusable; queue stopped", blk->name, w->queue_index, fds[1].fd);
+			serving = false;
+			blk->irq->needs_reset(blk->irq);
+		} else if (serving && (fds[1].revents & POLLIN)) {
+			uint64_t kicks;
+			/* Clears the eventfd; only this thread reads it. */
+			if (read(fds[1].fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN && errno != EINTR)
+				log_warn("%s q%u: kick eventfd: %s", blk->name, w->queue_index, strerror(errno));
+		}
+	}
+}
+
+static void blk_reset(void *dev)
+{
+	struct virtio_blk *blk = dev;
+	uint64_t v = 1;
+
+	if (!blk->active)
+		return;
+	atomic_store(&blk->stopping, true);
+	/* Cannot fail: the counter is 0 here (read back below each time). */
+	if (write(blk->stop_fd, &v, sizeof(v)) != sizeof(v))
+		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
+	for (unsigned i = 0; i < blk->num_queues; i++) {
+		struct blk_worker *w = &blk->workers[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		w->started = false;
+		w->queue = NULL;
+	}
+	if (read(blk->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
+	blk->irq = NULL;
+	blk->active = false;
+}
+
+static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queues, unsigned n_queues,
+			const struct virtio_irq *irq)
+{
+	struct virtio_blk *blk = dev;
+	sigset_t all, old;
+	int failed = 0;
+
+	if (blk->active) {
+		log_warn("%s: activated twice without a reset", blk->name);
+		return -1;
+	}
+	blk->irq = irq;
+	blk->writethrough = !(features & (1ull << VIRTIO_BLK_F_FLUSH));
+	atomic_store(&blk->stopping, false);
+	atomic_store(&blk->warned_malformed, false);
+	atomic_store(&blk->warned_io, false);
+	blk->active = true;
+	if (n_queues > blk->num_queues)
+		n_queues = blk->num_queues;
+
+	/* Workers take no signals: SIGINT/SIGTERM are the main thread's
+	 * (signalfd) and the kick signal is for vCPUs, whose mask the new
+	 * threads would otherwise inherit. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (unsigned i = 0; i < n_queues; i++) {
+		struct blk_worker *w = &blk->workers[i];
+		if (!queues[i].ready)
+			continue;
+		w->queue = &queues[i];
+		if (!w->queue->vq.name)
+			w->queue->vq.name = w->vq_name;
+		int e = pthread_create(&w->thread, NULL, worker_main, w);
+		if (e) {
+			log_error("%s: cannot start the thread of queue %u: %s", blk->name, i, strerror(e));
+			failed = -1;
+			break;
+		}
+		w->started = true;
+		/* From here rather than the thread: named once activate() returns. */
+		pthread_setname_np(w->thread, w->thread_name);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (failed)
+		blk_reset(blk);   /* the transport only sets NEEDS_RESET: nothing may keep running */
+	return failed;
+}
+
+/* ---- config space and features ---- */
+
+static uint64_t blk_features(void *dev)
+{
+	const struct virtio_blk *blk = dev;
+	uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_FLUSH);
+	if (blk->readonly)
+		f |= 1ull << VIRTIO_BLK_F_RO;
+	if (blk->num_queues > 1)
+		f |= 1ull << VIRTIO_BLK_F_MQ;
+	return f;
+}
+
+static unsigned blk_num_queues(void *dev)
+{
+	return ((const struct virtio_blk *)dev)->num_queues;
+}
+
+static uint32_t blk_config_size(void *dev)
+{
+	return BLK_CONFIG_SIZE;
+}
+
+static void blk_config_read(void *dev, uint32_t offset, void *data, uint32_t len)
+{
+	const struct virtio_blk *blk = dev;
+	/* The transport checked the range; clamp anyway, a wrong one reads zeros. */
+	memset(data, 0, len);
+	if (offset < BLK_CONFIG_SIZE)
+		memcpy(data, (const uint8_t *)&blk->config + offset,
+		       len < BLK_CONFIG_SIZE - offset ? len : BLK_CONFIG_SIZE - offset);
+}
+
+static void blk_config_write(void *dev, uint32_t offset, const void *data, uint32_t len)
+{
+	/* Every field we offer is read-only (no CONFIG_WCE). */
+}
+
+const struct virtio_dev_ops virtio_blk_ops = {
+	.name = "blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.features = blk_features,
+	.num_queues = blk_num_queues,
+	.queue_max_size = BLK_QUEUE_MAX_SIZE,
+	.config_size = blk_config_size,
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+	.activate = blk_activate,
+	.reset = blk_reset,
+};
+
+/* ---- life cycle ---- */
+
+void virtio_blk_set_index(struct virtio_blk *blk, unsigned index)
+{
+	char serial[32];
+
+	snprintf(blk->name, sizeof(blk->name), "blk%u", index);
+	snprintf(serial, sizeof(serial), "minivmm-blk%u", index);
+	memset(blk->serial, 0, sizeof(blk->serial));
+	memcpy(blk->serial, serial, strnlen(serial, sizeof(blk->serial)));
+	for (unsigned i = 0; i < blk->num_queues; i++) {
+		struct blk_worker *w = &blk->workers[i];
+		snprintf(w->thread_name, sizeof(w->thread_name), "blk%u-q%u", index % 1000,
+			 i % VIRTIO_MAX_QUEUES);
+		snprintf(w->vq_name, sizeof(w->vq_name), "blk%u q%u", index, i);
+	}
+}
+
+/* Size in bytes of the image open at fd, or -1 with err filled. */
+static int64_t image_size(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISREG(st.st_mode)) {
+		size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+			snprintf(err, errlen, "--disk %s: cannot get the size of the block device: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+	} else {
+		snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+		return -1;
+	}
+	if (size % SECTOR_SIZE) {
+		snprintf(err, errlen, "--disk %s: size %" PRIu64 " bytes is not a multiple of 512", path, size);
+		return -1;
+	}
+	if (size > INT64_MAX) {
+		snprintf(err, errlen, "--disk %s: size %" PRIu64 " bytes is too large", path, size);
+		return -1;
+	}
+	return (int64_t)size;
+}
+
+struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned num_queues, char *err,
+				     size_t errlen)
+{
+	if (num_queues < 1 || num_queues > VIRTIO_MAX_QUEUES) {
+		snprintf(err, errlen, "--disk %s: %u queues: must be 1 to %u", path, num_queues, VIRTIO_MAX_QUEUES);
+		return NULL;
+	}
+	/* O_NONBLOCK: a FIFO named by mistake must fail the check below, not
+	 * hang the open. Cleared afterwards. */
+	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == EISDIR)
+			snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+		else if (!readonly && (errno == EACCES || errno == EROFS || errno == EPERM))
+			snprintf(err, errlen, "--disk %s: cannot open it read-write: %s (add ,ro for a read-only disk)",
+				 path, strerror(errno));
+		else
+			snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	int64_t size = image_size(fd, path, err, errlen);
+	if (size < 0) {
+		close(fd);
+		return NULL;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+
+	struct virtio_blk *blk = calloc(1, sizeof(*blk) + num_queues * sizeof(struct blk_worker));
+	if (!blk) {
+		snprintf(err, errlen, "--disk %s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	blk->fd = fd;
+	blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (blk->stop_fd < 0) {
+		snprintf(err, errlen, "--disk %s: eventfd: %s", path, strerror(errno));
+		close(fd);
+		free(blk);
+		return NULL;
+	}
+	blk->readonly = readonly;
+	blk->num_queues = num_queues;
+	blk->capacity = (uint64_t)size / SECTOR_SIZE;
+	for (unsigned i = 0; i < num_queues; i++) {
+		blk->workers[i].blk = blk;
+		blk->workers[i].queue_index = i;
+	}
+	virtio_blk_set_index(blk, 0);
+
+	blk->config.capacity = htole64(blk->capacity);
+	blk->config.seg_max = htole32(BLK_SEG_MAX);
+	blk->config.blk_size = htole32(SECTOR_SIZE);
+	blk->config.num_queues = htole16((uint16_t)num_queues);
+	return blk;
+}
+
+void virtio_blk_destroy(struct virtio_blk *blk)
+{
+	if (!blk)
+		return;
+	blk_reset(blk);
+	close(blk->stop_fd);
+	close(blk->fd);
+	free(blk);
+}

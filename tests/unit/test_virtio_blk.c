@@ -1,0 +1,1033 @@
+/* virtio-blk device model on fake guest memory and a temporary image file.
+ * The test plays both the transport (queues, eventfds, an interrupt handle
+ * that records calls) and the driver (rings, requests, kicks), and waits for
+ * the device's worker threads with a timeout. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/virtio/blk.h"
+#include "vmm/guest_mem.h"
+#include "vmm/log.h"
+
+#define RAM_SIZE    0x400000ull          /* 4 MiB of fake guest RAM at 0 */
+#define IMG_SIZE    (1u << 20)           /* 1 MiB image */
+#define IMG_SECTORS (IMG_SIZE / 512)
+#define QSIZE       128
+#define MAX_Q       4
+#define TIMEOUT_MS  5000
+
+/* Per queue: rings at RING_GPA(q), then 512 KiB of buffers at BUF_GPA(q):
+ * header at +0, status at +0x100, data from +0x1000. */
+#define RING_GPA(q) (0x10000ull * ((q) + 1))
+#define BUF_GPA(q)  (0x100000ull + 0x80000ull * (q))
+#define HDR(q)      BUF_GPA(q)
+#define STATUS(q)   (BUF_GPA(q) + 0x100)
+#define DATA(q)     (BUF_GPA(q) + 0x1000)
+
+#define ALL_FEATURES ((1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) | \
+		      (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_F_VERSION_1))
+
+/* ---- the fake transport ---- */
+
+struct fake_irq {
+	atomic_uint queue_calls[MAX_Q];
+	atomic_uint config_calls;
+	atomic_uint needs_reset_calls;
+};
+
+static void irq_queue(const struct virtio_irq *irq, unsigned q)
+{
+	struct fake_irq *f = irq->ctx;
+	/* called on a worker thread: no cr_assert here */
+	if (q < MAX_Q)
+		atomic_fetch_add(&f->queue_calls[q], 1);
+}
+
+static void irq_config(const struct virtio_irq *irq)
+{
+	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->config_calls, 1);
+}
+
+static void irq_needs_reset(const struct virtio_irq *irq)
+{
+	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->needs_reset_calls, 1);
+}
+
+static uint8_t *ram;
+static struct guest_mem mem;
+static char img_path[64];
+static struct virtio_blk *blk;
+static struct virtio_queue queues[MAX_Q];
+static unsigned n_queues;
+static struct fake_irq irq_log;
+static const struct virtio_irq irq = {
+	.queue = irq_queue, .config = irq_config, .needs_reset = irq_needs_reset, .ctx = &irq_log,
+};
+
+/* ---- the driver ---- */
+
+struct driver_queue {
+	uint16_t avail_idx;     /* next avail->idx */
+	uint16_t used_seen;     /* used entries consumed */
+	uint16_t next_desc;     /* descriptor allocator */
+};
+static struct driver_queue drv[MAX_Q];
+
+static void *gpa(uint64_t a)
+{
+	void *p = guest_mem_ptr(&mem, a, 1);
+	cr_assert_not_null(p, "test bug: 0x%llx not RAM", (unsigned long long)a);
+	return p;
+}
+
+static struct virtq_desc *desc_table(unsigned q) { return gpa(RING_GPA(q)); }
+static struct virtq_avail *avail_ring(unsigned q) { return gpa(RING_GPA(q) + 0x1000); }
+static struct virtq_used *used_ring(unsigned q) { return gpa(RING_GPA(q) + 0x2000); }
+
+/* What the transport does at DRIVER_OK: queues set up on zeroed rings. */
+static void init_queues(unsigned n, bool event_idx)
+{
+	for (unsigned q = 0; q < n; q++) {
+		memset(gpa(RING_GPA(q)), 0, 0x3000);
+		memset(&queues[q].vq, 0, sizeof(queues[q].vq));
+		queues[q].size = QSIZE;
+		queues[q].desc = RING_GPA(q);
+		queues[q].avail = RING_GPA(q) + 0x1000;
+		queues[q].used = RING_GPA(q) + 0x2000;
+		queues[q].ready = true;
+		cr_assert_eq(virtq_init(&queues[q].vq, &mem, QSIZE, queues[q].desc, queues[q].avail, queues[q].used,
+					event_idx, false), 0);
+		memset(&drv[q], 0, sizeof(drv[q]));
+	}
+}
+
+static void kick(unsigned q)
+{
+	uint64_t one = 1;
+	cr_assert_eq(write(queues[q].kick_fd, &one, sizeof(one)), sizeof(one));
+}
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool write;        /* device-writable */
+};
+
+/* Writes the chain into the descriptor table and makes it available;
+ * kicks unless told not to. Returns the head. */
+static uint16_t submit_nokick(unsigned q, const struct seg *segs, unsigned n)
+{
+	struct driver_queue *d = &drv[q];
+	cr_assert(n >= 1 && n <= QSIZE);
+	if (d->next_desc + n > QSIZE)
+		d->next_desc = 0;
+	uint16_t head = d->next_desc;
+	for (unsigned i = 0; i < n; i++) {
+		struct virtq_desc *e = &desc_table(q)[head + i];
+		e->addr = htole64(segs[i].gpa);
+		e->len = htole32(segs[i].len);
+		e->flags = htole16((uint16_t)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
+					      (segs[i].write ? VIRTQ_DESC_F_WRITE : 0)));
+		e->next = htole16((uint16_t)(head + i + 1));
+	}
+	d->next_desc = (uint16_t)(head + n);
+	avail_ring(q)->ring[d->avail_idx % QSIZE] = htole16(head);
+	d->avail_idx++;
+	__atomic_store_n(&avail_ring(q)->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
+	return head;
+}
+
+static uint16_t submit(unsigned q, const struct seg *segs, unsigned n)
+{
+	uint16_t head = submit_nokick(q, segs, n);
+	kick(q);
+	return head;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits (at most TIMEOUT_MS) for the next used element of queue q. */
+static struct virtq_used_elem wait_used(unsigned q)
+{
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	for (;;) {
+		uint16_t idx = le16toh(__atomic_load_n(&used_ring(q)->idx, __ATOMIC_ACQUIRE));
+		if (idx != drv[q].used_seen) {
+			struct virtq_used_elem e = used_ring(q)->ring[drv[q].used_seen % QSIZE];
+			drv[q].used_seen++;
+			e.id = le32toh(e.id);
+			e.len = le32toh(e.len);
+			return e;
+		}
+		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", q, TIMEOUT_MS);
+		usleep(500);
+	}
+}
+
+/* Waits for *counter to reach at least want. */
+static void wait_count(atomic_uint *counter, unsigned want, const char *what)
+{
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	while (atomic_load(counter) < want) {
+		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter), TIMEOUT_MS);
+		usleep(500);
+	}
+}
+
+static void put_hdr(uint64_t at, uint32_t type, uint64_t sector)
+{
+	struct virtio_blk_outhdr h = { .type = htole32(type), .ioprio = 0, .sector = htole64(sector) };
+	memcpy(gpa(at), &h, sizeof(h));
+}
+
+/* One request the usual way (header, one data buffer, status) on queue q.
+ * Returns the status; *used_len gets the used length. */
+static uint8_t request(unsigned q, uint32_t type, uint64_t sector, uint64_t data, uint32_t data_len,
+		       bool data_writable, uint32_t *used_len)
+{
+	struct seg segs[3];
+	unsigned n = 0;
+	put_hdr(HDR(q), type, sector);
+	*(uint8_t *)gpa(STATUS(q)) = 0xee;
+	segs[n++] = (struct seg){ HDR(q), 16, false };
+	if (data_len)
+		segs[n++] = (struct seg){ data, data_len, data_writable };
+	segs[n++] = (struct seg){ STATUS(q), 1, true };
+	uint16_t head = submit(q, segs, n);
+	struct virtq_used_elem e = wait_used(q);
+	cr_assert_eq(e.id, head);
+	if (used_len)
+		*used_len = e.len;
+	return *(uint8_t *)gpa(STATUS(q));
+}
+
+static uint8_t blk_read(unsigned q, uint64_t sector, uint64_t data, uint32_t len, uint32_t *used_len)
+{
+	return request(q, VIRTIO_BLK_T_IN, sector, data, len, true, used_len);
+}
+
+static uint8_t blk_write(unsigned q, uint64_t sector, uint64_t data, uint32_t len, uint32_t *used_len)
+{
+	return request(q, VIRTIO_BLK_T_OUT, sector, data, len, false, used_len);
+}
+
+/* ---- the image ---- */
+
+static uint8_t pattern_byte(uint64_t off)
+{
+	return (uint8_t)(off * 7 + off / 512);
+}
+
+/* Reads len bytes at off of the image through a separate fd. */
+static void image_read(uint64_t off, void *dst, size_t len)
+{
+	int fd = open(img_path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, dst, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
+static void assert_image_is_pattern(void)
+{
+	static uint8_t buf[IMG_SIZE];
+	image_read(0, buf, IMG_SIZE);
+	for (uint64_t i = 0; i < IMG_SIZE; i++)
+		cr_assert_eq(buf[i], pattern_byte(i), "image byte %llu changed", (unsigned long long)i);
+}
+
+static void make_image(const char *path, uint64_t size, bool pattern)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	if (pattern) {
+		static uint8_t buf[IMG_SIZE];
+		for (uint64_t i = 0; i < size && i < IMG_SIZE; i++)
+			buf[i] = pattern_byte(i);
+		cr_assert_eq(pwrite(fd, buf, size, 0), (ssize_t)size);
+	}
+	close(fd);
+}
+
+/* ---- fixture ---- */
+
+static unsigned count_threads(const char *prefix)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;   /* thread just exited */
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static unsigned count_fds(void)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void setup(void)
+{
+	ram = calloc(1, RAM_SIZE);
+	cr_assert_not_null(ram);
+	memset(&mem, 0, sizeof(mem));
+	cr_assert_eq(guest_mem_add_region(&mem, 0, RAM_SIZE, ram), 0);
+	strcpy(img_path, "/tmp/minivmm-blk-test-XXXXXX");
+	int fd = mkstemp(img_path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	make_image(img_path, IMG_SIZE, true);
+	memset(&irq_log, 0, sizeof(irq_log));
+	for (unsigned q = 0; q < MAX_Q; q++) {
+		memset(&queues[q], 0, sizeof(queues[q]));
+		queues[q].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		queues[q].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		cr_assert(queues[q].kick_fd >= 0 && queues[q].call_fd >= 0);
+	}
+	blk = NULL;
+	cr_redirect_stderr();
+}
+
+static void teardown(void)
+{
+	virtio_blk_destroy(blk);   /* joins the workers if still active */
+	for (unsigned q = 0; q < MAX_Q; q++) {
+		close(queues[q].kick_fd);
+		close(queues[q].call_fd);
+	}
+	unlink(img_path);
+	free(ram);
+}
+
+TestSuite(virtio_blk, .init = setup, .fini = teardown);
+
+static void create(bool readonly, unsigned nq)
+{
+	char err[256] = "";
+	blk = virtio_blk_create(img_path, readonly, nq, err, sizeof(err));
+	cr_assert_not_null(blk, "create: %s", err);
+	n_queues = nq;
+}
+
+static void activate_with(uint64_t features, bool event_idx)
+{
+	init_queues(n_queues, event_idx);
+	cr_assert_eq(virtio_blk_ops.activate(blk, features, queues, n_queues, &irq), 0);
+}
+
+/* Creates the device and activates it as a driver accepting every feature. */
+static void start(bool readonly, unsigned nq)
+{
+	create(readonly, nq);
+	activate_with(virtio_blk_ops.features(blk) | (1ull << VIRTIO_F_VERSION_1), false);
+}
+
+/* What was logged since the last call (non-blocking read of the redirected stderr). */
+static const char *logged(void)
+{
+	static char buf[4096];
+	fflush(stderr);
+	int fd = fileno(cr_get_redirected_stderr());
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+/* ---- config space and features ---- */
+
+static void config_read(uint32_t off, void *data, uint32_t len)
+{
+	cr_assert_leq(off + len, virtio_blk_ops.config_size(blk));
+	virtio_blk_ops.config_read(blk, off, data, len);
+}
+
+Test(virtio_blk, ops_identity)
+{
+	cr_assert_str_eq(virtio_blk_ops.name, "blk");
+	cr_assert_eq(virtio_blk_ops.device_id, VIRTIO_ID_BLOCK);
+	cr_assert_geq(virtio_blk_ops.queue_max_size, QSIZE);
+	cr_assert_leq(virtio_blk_ops.queue_max_size, VIRTQ_MAX_SIZE);
+}
+
+Test(virtio_blk, config_space)
+{
+	create(false, 1);
+	cr_assert_eq(virtio_blk_ops.num_queues(blk), 1);
+	cr_assert_eq(virtio_blk_ops.features(blk),
+		     (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_FLUSH));
+	uint32_t size = virtio_blk_ops.config_size(blk);
+	cr_assert_geq(size, offsetof(struct virtio_blk_config, num_queues) + 2);
+	cr_assert_leq(size, sizeof(struct virtio_blk_config));
+
+	struct virtio_blk_config cfg;
+	memset(&cfg, 0xaa, sizeof(cfg));
+	config_read(0, &cfg, size);
+	cr_assert_eq(le64toh(cfg.capacity), IMG_SECTORS);
+	cr_assert_eq(le32toh(cfg.seg_max), VIRTQ_MAX_IOV - 2);
+	cr_assert_eq(le32toh(cfg.blk_size), 512);
+	cr_assert_eq(le16toh(cfg.num_queues), 1);
+	cr_assert_eq(cfg.wce, 0);
+
+	/* odd offsets and lengths read the same bytes */
+	uint8_t whole[64], part[8];
+	config_read(0, whole, size);
+	for (uint32_t off = 0; off < size; off++)
+		for (uint32_t len = 1; len <= 8 && off + len <= size; len++) {
+			memset(part, 0x55, sizeof(part));
+			config_read(off, part, len);
+			cr_assert_arr_eq(part, whole + off, len, "offset %u length %u", off, len);
+		}
+	uint8_t cap_mid[3];
+	config_read(1, cap_mid, 3);   /* IMG_SECTORS = 0x800: bytes 1..3 are 08 00 00 */
+	cr_assert_eq(cap_mid[0], 0x08);
+	cr_assert_eq(cap_mid[1], 0);
+	uint16_t nq;
+	config_read(offsetof(struct virtio_blk_config, num_queues), &nq, 2);
+	cr_assert_eq(le16toh(nq), 1);
+
+	/* writes are ignored */
+	uint8_t junk[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	virtio_blk_ops.config_write(blk, 0, junk, 8);
+	virtio_blk_ops.config_write(blk, 33, junk, 3);
+	config_read(0, part, 8);
+	cr_assert_arr_eq(part, whole, 8);
+	config_read(33, part, 3);
+	cr_assert_arr_eq(part, whole + 33, 3);
+}
+
+Test(virtio_blk, config_space_read_only_multiqueue)
+{
+	create(true, 4);
+	cr_assert_eq(virtio_blk_ops.num_queues(blk), 4);
+	uint64_t f = virtio_blk_ops.features(blk);
+	cr_assert(f & (1ull << VIRTIO_BLK_F_RO));
+	cr_assert(f & (1ull << VIRTIO_BLK_F_MQ));
+	cr_assert(f & (1ull << VIRTIO_BLK_F_FLUSH));
+	uint8_t b[2];
+	config_read(offsetof(struct virtio_blk_config, num_queues), b, 2);
+	cr_assert_eq(b[0], 4);
+	cr_assert_eq(b[1], 0);
+	config_read(offsetof(struct virtio_blk_config, num_queues) + 1, b, 1);
+	cr_assert_eq(b[0], 0);
+}
+
+Test(virtio_blk, capacity_follows_the_image_size)
+{
+	make_image(img_path, 3 * 512, false);
+	create(false, 1);
+	uint64_t cap;
+	config_read(0, &cap, 8);
+	cr_assert_eq(le64toh(cap), 3);
+}
+
+/* ---- requests ---- */
+
+Test(virtio_blk, read_existing_data)
+{
+	start(false, 1);
+	uint32_t len;
+	memset(gpa(DATA(0)), 0xcc, 2048);
+	cr_assert_eq(blk_read(0, 10, DATA(0), 1536, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 1537, "used len = data + status");
+	uint8_t *d = gpa(DATA(0));
+	for (unsigned i = 0; i < 1536; i++)
+		cr_assert_eq(d[i], pattern_byte(10 * 512 + i), "byte %u", i);
+	cr_assert_eq(d[1536], 0xcc, "wrote past the buffer");
+	cr_assert_geq(atomic_load(&irq_log.queue_calls[0]), 1, "no interrupt");
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+	cr_assert_str_empty(logged());
+}
+
+Test(virtio_blk, write_then_read_back)
+{
+	start(false, 1);
+	uint32_t len;
+	uint8_t *d = gpa(DATA(0));
+	for (unsigned i = 0; i < 1024; i++)
+		d[i] = (uint8_t)(i ^ 0x5a);
+	cr_assert_eq(blk_write(0, 3, DATA(0), 1024, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 1, "only the status byte is device-writable");
+
+	uint8_t file[1024 + 1024];
+	image_read(2 * 512, file, sizeof(file));
+	for (unsigned i = 0; i < 512; i++)
+		cr_assert_eq(file[i], pattern_byte(2 * 512 + i), "sector 2 changed");
+	cr_assert_arr_eq(file + 512, d, 1024);
+	cr_assert_eq(file[1536], pattern_byte(5 * 512), "sector 5 changed");
+
+	uint8_t *back = gpa(DATA(0) + 0x10000);
+	memset(back, 0, 1024);
+	cr_assert_eq(blk_read(0, 3, DATA(0) + 0x10000, 1024, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 1025);
+	cr_assert_arr_eq(back, d, 1024);
+
+	/* last sector, and a zero-length request at the end */
+	cr_assert_eq(blk_write(0, IMG_SECTORS - 1, DATA(0), 512, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_read(0, IMG_SECTORS, 0, 0, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 1);
+	struct stat st;
+	cr_assert_eq(stat(img_path, &st), 0);
+	cr_assert_eq(st.st_size, IMG_SIZE, "the image grew");
+	cr_assert_str_empty(logged());
+}
+
+Test(virtio_blk, many_requests_wrap_the_ring)
+{
+	start(false, 1);
+	/* 3 x the queue size, one at a time: indices wrap, descriptors are reused */
+	for (unsigned i = 0; i < 3 * QSIZE; i++) {
+		uint32_t sector = (i * 5) % IMG_SECTORS;
+		memset(gpa(DATA(0)), (int)i, 512);
+		cr_assert_eq(blk_write(0, sector, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+		memset(gpa(DATA(0) + 512), 0, 512);
+		cr_assert_eq(blk_read(0, sector, DATA(0) + 512, 512, NULL), VIRTIO_BLK_S_OK);
+		cr_assert_arr_eq(gpa(DATA(0) + 512), gpa(DATA(0)), 512, "request %u", i);
+	}
+}
+
+Test(virtio_blk, batch_of_requests_with_one_kick)
+{
+	start(false, 1);
+	/* 32 writes made available, then one kick: all served */
+	for (unsigned i = 0; i < 32; i++) {
+		uint64_t hdr = HDR(0) + 0x8000 + 32 * i, status = hdr + 16, data = DATA(0) + 0x20000 + 512 * i;
+		put_hdr(hdr, VIRTIO_BLK_T_OUT, 100 + i);
+		memset(gpa(data), 0x80 + (int)i, 512);
+		struct seg segs[] = { { hdr, 16, false }, { data, 512, false }, { status, 1, true } };
+		submit_nokick(0, segs, 3);
+	}
+	kick(0);
+	for (unsigned i = 0; i < 32; i++) {
+		struct virtq_used_elem e = wait_used(0);
+		cr_assert_eq(e.len, 1);
+	}
+	for (unsigned i = 0; i < 32; i++) {
+		cr_assert_eq(*(uint8_t *)gpa(HDR(0) + 0x8000 + 32 * i + 16), VIRTIO_BLK_S_OK);
+		uint8_t s[512];
+		image_read((100 + i) * 512ull, s, 512);
+		cr_assert_arr_eq(s, gpa(DATA(0) + 0x20000 + 512 * i), 512);
+	}
+}
+
+Test(virtio_blk, flush)
+{
+	start(false, 1);
+	uint32_t len;
+	memset(gpa(DATA(0)), 0x42, 512);
+	cr_assert_eq(blk_write(0, 7, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 1);
+	uint8_t s[512];
+	image_read(7 * 512, s, 512);
+	cr_assert_arr_eq(s, gpa(DATA(0)), 512);
+}
+
+Test(virtio_blk, write_without_negotiated_flush)
+{
+	/* A driver without FLUSH gets writes that are synced one by one. */
+	create(false, 1);
+	activate_with(1ull << VIRTIO_F_VERSION_1, false);
+	memset(gpa(DATA(0)), 0x17, 4096);
+	cr_assert_eq(blk_write(0, 0, DATA(0), 4096, NULL), VIRTIO_BLK_S_OK);
+	uint8_t s[4096];
+	image_read(0, s, sizeof(s));
+	cr_assert_arr_eq(s, gpa(DATA(0)), sizeof(s));
+}
+
+Test(virtio_blk, get_id)
+{
+	create(false, 1);
+	virtio_blk_set_index(blk, 3);
+	activate_with(ALL_FEATURES, false);
+	uint32_t len;
+	uint8_t *id = gpa(DATA(0));
+	memset(id, 0xff, 64);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_GET_ID, 0, DATA(0), VIRTIO_BLK_ID_BYTES, true, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, VIRTIO_BLK_ID_BYTES + 1);
+	char want[VIRTIO_BLK_ID_BYTES] = "minivmm-blk3";
+	cr_assert_arr_eq(id, want, VIRTIO_BLK_ID_BYTES, "serial \"%.20s\"", (char *)id);
+	cr_assert_eq(id[VIRTIO_BLK_ID_BYTES], 0xff, "wrote past the buffer");
+
+	/* a short buffer gets the start of the serial */
+	memset(id, 0xff, 64);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_GET_ID, 0, DATA(0), 8, true, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 9);
+	cr_assert_arr_eq(id, "minivmm-", 8);
+	cr_assert_eq(id[8], 0xff);
+
+	/* a long one: serial, then zeros */
+	memset(id, 0xff, 64);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_GET_ID, 0, DATA(0), 40, true, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 41);
+	cr_assert_arr_eq(id, want, VIRTIO_BLK_ID_BYTES);
+	for (unsigned i = VIRTIO_BLK_ID_BYTES; i < 40; i++)
+		cr_assert_eq(id[i], 0, "byte %u", i);
+	cr_assert_eq(id[40], 0xff);
+}
+
+Test(virtio_blk, get_id_default_serial)
+{
+	start(false, 1);
+	uint8_t *id = gpa(DATA(0));
+	cr_assert_eq(request(0, VIRTIO_BLK_T_GET_ID, 0, DATA(0), VIRTIO_BLK_ID_BYTES, true, NULL), VIRTIO_BLK_S_OK);
+	char want[VIRTIO_BLK_ID_BYTES] = "minivmm-blk0";
+	cr_assert_arr_eq(id, want, VIRTIO_BLK_ID_BYTES);
+}
+
+Test(virtio_blk, header_split_across_descriptors)
+{
+	/* no FLUSH negotiated either: writes go through fdatasync */
+	create(false, 1);
+	activate_with(1ull << VIRTIO_F_VERSION_1, false);
+	uint8_t *d = gpa(DATA(0));
+	for (unsigned i = 0; i < 1024; i++)
+		d[i] = (uint8_t)(255 - i);
+
+	/* header in 5 + 11 bytes, the 11 followed by data in the same buffer,
+	 * then more data in a third */
+	uint8_t hdr[16];
+	struct virtio_blk_outhdr h = { .type = htole32(VIRTIO_BLK_T_OUT), .sector = htole64(20) };
+	memcpy(hdr, &h, 16);
+	memcpy(gpa(HDR(0)), hdr, 5);
+	memcpy(gpa(HDR(0) + 0x200), hdr + 5, 11);
+	memcpy(gpa(HDR(0) + 0x200 + 11), d, 300);
+	*(uint8_t *)gpa(STATUS(0)) = 0xee;
+	struct seg w[] = {
+		{ HDR(0), 5, false },
+		{ HDR(0) + 0x200, 11 + 300, false },
+		{ DATA(0) + 300, 1024 - 300, false },
+		{ STATUS(0), 1, true },
+	};
+	submit(0, w, ARRAY_SIZE(w));
+	cr_assert_eq(wait_used(0).len, 1);
+	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), VIRTIO_BLK_S_OK);
+	uint8_t file[1024];
+	image_read(20 * 512, file, sizeof(file));
+	cr_assert_arr_eq(file, d, 1024);
+
+	/* header in 16 one-byte descriptors; data and status share one
+	 * writable buffer (1024 + 1 bytes) */
+	struct seg r[17];
+	put_hdr(HDR(0) + 0x400, VIRTIO_BLK_T_IN, 20);
+	for (unsigned i = 0; i < 16; i++)
+		r[i] = (struct seg){ HDR(0) + 0x400 + i, 1, false };
+	uint64_t buf = DATA(0) + 0x8000;
+	memset(gpa(buf), 0xee, 1026);
+	r[16] = (struct seg){ buf, 1025, true };
+	submit(0, r, ARRAY_SIZE(r));
+	cr_assert_eq(wait_used(0).len, 1025);
+	cr_assert_arr_eq(gpa(buf), d, 1024);
+	cr_assert_eq(*(uint8_t *)gpa(buf + 1024), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)gpa(buf + 1025), 0xee);
+}
+
+Test(virtio_blk, many_data_segments)
+{
+	start(false, 1);
+	/* 100 segments of 512 bytes, scattered, each way */
+	struct seg segs[102];
+	segs[0] = (struct seg){ HDR(0), 16, false };
+	for (unsigned i = 0; i < 100; i++) {
+		uint64_t at = DATA(0) + 1024ull * i;   /* every other 512 bytes */
+		memset(gpa(at), (int)(i + 1), 512);
+		segs[1 + i] = (struct seg){ at, 512, false };
+	}
+	segs[101] = (struct seg){ STATUS(0), 1, true };
+	put_hdr(HDR(0), VIRTIO_BLK_T_OUT, 500);
+	submit(0, segs, 102);
+	cr_assert_eq(wait_used(0).len, 1);
+	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 100; i++) {
+		uint8_t s[512];
+		image_read((500 + i) * 512ull, s, 512);
+		for (unsigned j = 0; j < 512; j++)
+			cr_assert_eq(s[j], i + 1, "sector %u byte %u", 500 + i, j);
+	}
+
+	uint32_t len;
+	cr_assert_eq(blk_read(0, 500, DATA(0) + 0x40000, 100 * 512, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 100 * 512 + 1);
+	for (unsigned i = 0; i < 100; i++)
+		cr_assert_eq(*(uint8_t *)gpa(DATA(0) + 0x40000 + 512 * i + 17), i + 1);
+}
+
+Test(virtio_blk, unknown_type_is_unsupported)
+{
+	start(false, 1);
+	uint32_t len;
+	cr_assert_eq(request(0, 99, 0, 0, 0, false, &len), VIRTIO_BLK_S_UNSUPP);
+	cr_assert_eq(len, 1);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_SCSI_CMD, 0, DATA(0), 512, false, &len), VIRTIO_BLK_S_UNSUPP);
+	/* not offered: discard, write zeroes */
+	cr_assert_eq(request(0, VIRTIO_BLK_T_DISCARD, 0, DATA(0), 16, false, &len), VIRTIO_BLK_S_UNSUPP);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_WRITE_ZEROES, 0, DATA(0), 16, false, &len), VIRTIO_BLK_S_UNSUPP);
+	/* writable bytes before the status are reported written: zeroed */
+	memset(gpa(DATA(0)), 0xff, 64);
+	cr_assert_eq(request(0, 0x1234, 0, DATA(0), 64, true, &len), VIRTIO_BLK_S_UNSUPP);
+	cr_assert_eq(len, 65);
+	for (unsigned i = 0; i < 64; i++)
+		cr_assert_eq(*(uint8_t *)gpa(DATA(0) + i), 0);
+	assert_image_is_pattern();
+	cr_assert_str_empty(logged());
+}
+
+Test(virtio_blk, out_of_range_is_ioerr)
+{
+	start(false, 1);
+	uint32_t len;
+	memset(gpa(DATA(0)), 0x99, 2048);
+	/* straddling the end, past it, overflowing */
+	cr_assert_eq(blk_read(0, IMG_SECTORS - 1, DATA(0), 1024, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(len, 1025);
+	cr_assert_eq(*(uint8_t *)gpa(DATA(0)), 0, "the failed read's buffer is zeroed, not stale");
+	cr_assert_eq(blk_read(0, IMG_SECTORS, DATA(0), 512, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_read(0, UINT64_MAX, DATA(0), 512, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_read(0, UINT64_MAX / 512 + 1, DATA(0), 512, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_read(0, IMG_SECTORS + 1, 0, 0, &len), VIRTIO_BLK_S_IOERR);
+	memset(gpa(DATA(0)), 0x99, 2048);
+	cr_assert_eq(blk_write(0, IMG_SECTORS - 1, DATA(0), 1024, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_write(0, UINT64_MAX - 1, DATA(0), 1024, &len), VIRTIO_BLK_S_IOERR);
+	/* lengths not a multiple of 512 */
+	cr_assert_eq(blk_read(0, 0, DATA(0), 100, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_write(0, 0, DATA(0), 513, &len), VIRTIO_BLK_S_IOERR);
+	/* still serving */
+	cr_assert_eq(blk_read(0, IMG_SECTORS - 2, DATA(0), 1024, &len), VIRTIO_BLK_S_OK);
+	struct stat st;
+	cr_assert_eq(stat(img_path, &st), 0);
+	cr_assert_eq(st.st_size, IMG_SIZE, "the image grew");
+	assert_image_is_pattern();
+	cr_assert_str_empty(logged(), "guest errors are not logged");
+}
+
+Test(virtio_blk, read_only_disk_refuses_writes)
+{
+	start(true, 1);
+	uint32_t len;
+	memset(gpa(DATA(0)), 0x11, 4096);
+	cr_assert_eq(blk_write(0, 0, DATA(0), 4096, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(len, 1);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_DISCARD, 0, DATA(0), 16, false, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_WRITE_ZEROES, 0, DATA(0), 16, false, &len), VIRTIO_BLK_S_IOERR);
+	/* reads and flushes work */
+	cr_assert_eq(blk_read(0, 0, DATA(0), 512, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)gpa(DATA(0) + 9), pattern_byte(9));
+	cr_assert_eq(request(0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, &len), VIRTIO_BLK_S_OK);
+	assert_image_is_pattern();
+}
+
+Test(virtio_blk, chain_without_status_byte)
+{
+	start(false, 1);
+	/* a write with nothing device-writable: completed with len 0, disk untouched */
+	put_hdr(HDR(0), VIRTIO_BLK_T_OUT, 0);
+	memset(gpa(DATA(0)), 0x33, 512);
+	struct seg w[] = { { HDR(0), 16, false }, { DATA(0), 512, false } };
+	uint16_t head = submit(0, w, 2);
+	struct virtq_used_elem e = wait_used(0);
+	cr_assert_eq(e.id, head);
+	cr_assert_eq(e.len, 0);
+	/* only a header */
+	submit(0, w, 1);
+	cr_assert_eq(wait_used(0).len, 0);
+	assert_image_is_pattern();
+	const char *log = logged();
+	cr_assert(strstr(log, "blk0 q0") && strstr(log, "status byte"), "log: %s", log);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+
+	/* the queue still works */
+	uint32_t len;
+	cr_assert_eq(blk_read(0, 0, DATA(0), 512, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(len, 513);
+}
+
+Test(virtio_blk, chain_with_short_header)
+{
+	start(false, 1);
+	/* 8 header bytes, a writable data buffer, a status byte: nothing is done */
+	put_hdr(HDR(0), VIRTIO_BLK_T_IN, 0);
+	*(uint8_t *)gpa(STATUS(0)) = 0xee;
+	memset(gpa(DATA(0)), 0x77, 512);
+	struct seg s[] = { { HDR(0), 8, false }, { DATA(0), 512, true }, { STATUS(0), 1, true } };
+	submit(0, s, 3);
+	cr_assert_eq(wait_used(0).len, 0);
+	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), 0xee, "status written for a malformed request");
+	cr_assert_eq(*(uint8_t *)gpa(DATA(0)), 0x77);
+	/* no header at all */
+	struct seg s2[] = { { STATUS(0), 1, true } };
+	submit(0, s2, 1);
+	cr_assert_eq(wait_used(0).len, 0);
+	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), 0xee);
+	const char *log = logged();
+	cr_assert(strstr(log, "header"), "log: %s", log);
+	const char *nl = strchr(log, '\n');
+	cr_assert(nl && !nl[1], "one line for many malformed requests, got: %s", log);
+	cr_assert_eq(blk_read(0, 0, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, malformed_queue_needs_reset)
+{
+	start(false, 1);
+	/* a descriptor loop breaks the queue */
+	struct virtq_desc *t = desc_table(0);
+	t[0] = (struct virtq_desc){ htole64(HDR(0)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(1) };
+	t[1] = (struct virtq_desc){ htole64(DATA(0)), htole32(512), htole16(VIRTQ_DESC_F_NEXT), htole16(0) };
+	avail_ring(0)->ring[0] = 0;
+	__atomic_store_n(&avail_ring(0)->idx, htole16(1), __ATOMIC_RELEASE);
+	kick(0);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
+	/* the worker stays (idle) until reset, whatever the driver does */
+	cr_assert_eq(count_threads("blk0-q0"), 1);
+	kick(0);
+	kick(0);
+	usleep(20000);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 1);
+	cr_assert_eq(count_threads("blk0-q0"), 1);
+	const char *log = logged();
+	cr_assert(strstr(log, "loops"), "log: %s", log);
+
+	virtio_blk_ops.reset(blk);
+	cr_assert_eq(count_threads("blk0-"), 0);
+	/* re-initialised by the driver: works again */
+	activate_with(ALL_FEATURES, false);
+	cr_assert_eq(blk_read(0, 1, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)gpa(DATA(0)), pattern_byte(512));
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 1);
+}
+
+Test(virtio_blk, multiqueue)
+{
+	start(false, 2);
+	cr_assert_eq(count_threads("blk0-q0"), 1);
+	cr_assert_eq(count_threads("blk0-q1"), 1);
+	/* 8 writes on each queue, both kicked together */
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < 8; i++) {
+			uint64_t hdr = HDR(q) + 32 * i, data = DATA(q) + 4096 * i;
+			put_hdr(hdr, VIRTIO_BLK_T_OUT, 64 * q + 8 * i);
+			memset(gpa(data), (int)(16 * q + i + 1), 4096);
+			struct seg s[] = { { hdr, 16, false }, { data, 4096, false }, { hdr + 16, 1, true } };
+			submit_nokick(q, s, 3);
+		}
+	kick(0);
+	kick(1);
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < 8; i++) {
+			cr_assert_eq(wait_used(q).len, 1);
+			cr_assert_eq(*(uint8_t *)gpa(HDR(q) + 32 * i + 16), VIRTIO_BLK_S_OK);
+		}
+	wait_count(&irq_log.queue_calls[0], 1, "queue 0 interrupts");
+	wait_count(&irq_log.queue_calls[1], 1, "queue 1 interrupts");
+	for (unsigned q = 0; q < 2; q++)
+		for (unsigned i = 0; i < 8; i++) {
+			uint8_t s[4096];
+			image_read((64 * q + 8 * i) * 512ull, s, sizeof(s));
+			for (unsigned j = 0; j < sizeof(s); j++)
+				cr_assert_eq(s[j], 16 * q + i + 1, "queue %u request %u byte %u", q, i, j);
+		}
+
+	/* queue 0 breaks: queue 1 keeps serving */
+	struct virtq_desc *t = desc_table(0);
+	t[0] = (struct virtq_desc){ htole64(HDR(0)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(QSIZE) };
+	avail_ring(0)->ring[drv[0].avail_idx % QSIZE] = 0;
+	__atomic_store_n(&avail_ring(0)->idx, htole16(++drv[0].avail_idx), __ATOMIC_RELEASE);
+	kick(0);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
+	cr_assert_eq(blk_read(1, 64, DATA(1), 512, NULL), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*(uint8_t *)gpa(DATA(1)), 17);
+
+	virtio_blk_ops.reset(blk);
+	cr_assert_eq(count_threads("blk0-"), 0);
+}
+
+Test(virtio_blk, only_ready_queues_get_workers)
+{
+	create(false, 4);
+	init_queues(4, false);
+	queues[1].ready = false;
+	queues[3].ready = false;
+	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, 4, &irq), 0);
+	cr_assert_eq(count_threads("blk0-q"), 2);
+	cr_assert_eq(count_threads("blk0-q0"), 1);
+	cr_assert_eq(count_threads("blk0-q2"), 1);
+	cr_assert_eq(blk_read(2, 0, DATA(2), 512, NULL), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, event_idx)
+{
+	create(false, 1);
+	activate_with(ALL_FEATURES, true);
+	for (unsigned i = 0; i < 20; i++)
+		cr_assert_eq(blk_read(0, i, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+	/* the device asked for a kick at the next entry before sleeping */
+	uint16_t avail_event;
+	memcpy(&avail_event, &used_ring(0)->ring[QSIZE], sizeof(avail_event));
+	cr_assert_eq(le16toh(avail_event), 20);
+}
+
+Test(virtio_blk, reset_and_activate_again)
+{
+	start(false, 2);
+	memset(gpa(DATA(0)), 0x61, 512);
+	cr_assert_eq(blk_write(0, 30, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+	/* activating twice without a reset is refused */
+	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, n_queues, &irq), -1);
+	(void)logged();
+	for (unsigned round = 0; round < 5; round++) {
+		virtio_blk_ops.reset(blk);
+		cr_assert_eq(count_threads("blk0-"), 0, "round %u", round);
+		virtio_blk_ops.reset(blk);   /* a second reset does nothing */
+		activate_with(ALL_FEATURES, round & 1);
+		cr_assert_eq(count_threads("blk0-q"), 2);
+		memset(gpa(DATA(1)), 0, 512);
+		cr_assert_eq(blk_read(round & 1, 30, DATA(1), 512, NULL), VIRTIO_BLK_S_OK, "round %u", round);
+		cr_assert_eq(*(uint8_t *)gpa(DATA(1) + 100), 0x61);
+	}
+	/* teardown destroys the device while it is active */
+}
+
+Test(virtio_blk, reset_while_requests_are_pending)
+{
+	start(false, 1);
+	/* as many requests as the descriptor table holds, made available in
+	 * one go, then reset at once: reset returns (joins), whatever was or
+	 * was not served */
+	for (unsigned i = 0; i < QSIZE / 3; i++) {
+		uint64_t hdr = HDR(0) + 32 * i;
+		put_hdr(hdr, VIRTIO_BLK_T_IN, i);
+		struct seg s[] = { { hdr, 16, false }, { DATA(0) + 512 * i, 512, true }, { hdr + 16, 1, true } };
+		submit_nokick(0, s, 3);
+	}
+	kick(0);
+	virtio_blk_ops.reset(blk);
+	cr_assert_eq(count_threads("blk0-"), 0);
+	uint16_t served = le16toh(used_ring(0)->idx);
+	cr_assert_leq(served, QSIZE / 3);
+}
+
+Test(virtio_blk, no_fd_or_thread_leaks)
+{
+	unsigned fds = count_fds();
+	create(false, 3);
+	cr_assert_eq(count_fds(), fds + 2, "the image and the stop eventfd");
+	activate_with(ALL_FEATURES, false);
+	cr_assert_eq(count_threads("blk0-q"), 3);
+	cr_assert_eq(count_fds(), fds + 2);
+	virtio_blk_destroy(blk);
+	blk = NULL;
+	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(count_threads("blk0-"), 0);
+	virtio_blk_destroy(NULL);
+}
+
+/* ---- create() errors ---- */
+
+static void assert_create_fails(const char *path, bool readonly, unsigned nq, const char *why)
+{
+	char err[256] = "";
+	unsigned fds = count_fds();
+	struct virtio_blk *b = virtio_blk_create(path, readonly, nq, err, sizeof(err));
+	cr_assert_null(b, "%s: created", path);
+	cr_assert(strstr(err, path), "error does not name %s: %s", path, err);
+	cr_assert(strstr(err, why), "expected \"%s\" in: %s", why, err);
+	cr_assert_null(strchr(err, '\n'), "one line: %s", err);
+	cr_assert_eq(count_fds(), fds, "fd leaked");
+}
+
+Test(virtio_blk, create_errors)
+{
+	char dir[64], missing[80], odd[80], fifo[80];
+	strcpy(dir, "/tmp/minivmm-blk-dir-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(missing, sizeof(missing), "%s/missing.img", dir);
+	snprintf(odd, sizeof(odd), "%s/odd.img", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+
+	assert_create_fails(missing, false, 1, "No such file");
+	assert_create_fails(missing, true, 1, "No such file");
+	assert_create_fails(dir, false, 1, "not a regular file or block device");
+	assert_create_fails(dir, true, 1, "not a regular file or block device");
+	make_image(odd, 1000, false);
+	assert_create_fails(odd, false, 1, "size 1000 bytes is not a multiple of 512");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	assert_create_fails(fifo, true, 1, "not a regular file or block device");   /* and does not hang */
+	assert_create_fails(img_path, false, 0, "queues");
+	assert_create_fails(img_path, false, VIRTIO_MAX_QUEUES + 1, "queues");
+
+	unlink(odd);
+	unlink(fifo);
+	rmdir(dir);
+}
+
+Test(virtio_blk, create_empty_image_and_most_queues)
+{
+	/* an empty image is a valid disk of 0 sectors */
+	make_image(img_path, 0, false);
+	create(false, 1);
+	uint64_t cap = 1;
+	config_read(0, &cap, 8);
+	cr_assert_eq(cap, 0);
+	virtio_blk_destroy(blk);
+	blk = NULL;
+	/* the largest queue count */
+	char err[256];
+	blk = virtio_blk_create(img_path, true, VIRTIO_MAX_QUEUES, err, sizeof(err));
+	cr_assert_not_null(blk, "%s", err);
+	cr_assert_eq(virtio_blk_ops.num_queues(blk), VIRTIO_MAX_QUEUES);
+}
+
+Test(virtio_blk, host_read_error_is_ioerr_and_logged_once)
+{
+	start(false, 1);
+	/* the image shrinks under the device: reads past the new end fail */
+	cr_assert_eq(truncate(img_path, 512 * 4), 0);
+	uint32_t len;
+	memset(gpa(DATA(0)), 0x99, 1024);
+	cr_assert_eq(blk_read(0, 3, DATA(0), 1024, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(len, 1025);
+	for (unsigned i = 0; i < 1024; i++)
+		cr_assert_eq(*(uint8_t *)gpa(DATA(0) + i), 0, "byte %u: a failed read leaves zeros", i);
+	cr_assert_eq(blk_read(0, 100, DATA(0), 512, &len), VIRTIO_BLK_S_IOERR);
+	const char *log = logged();
+	cr_assert(strstr(log, "blk0: read of 1024 bytes at sector 3 failed"), "log: %s", log);
+	const char *nl = strchr(log, '\n');
+	cr_assert(nl && !nl[1], "one line, got: %s", log);
+	cr_assert_eq(blk_read(0, 0, DATA(0), 1024, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}

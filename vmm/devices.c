@@ -1,0 +1,90 @@
+/* Builds the virtio devices named on the command line and puts each on its
+ * transport. The VM owns them all; vm_remove_devices stops every device
+ * (joining its threads) before guest memory goes away. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/virtio/blk.h"
+#include "vmm/arch.h"
+#include "vmm/kvm_notify.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+static const char *dev_name(struct vm *vm, const char *kind, unsigned index)
+{
+	char *name = vm->dev_names[vm->n_dev_names++];
+	snprintf(name, sizeof(vm->dev_names[0]), "%s%u", kind, index);
+	return name;
+}
+
+static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_ops *ops, void *dev)
+{
+	uint64_t base;
+	unsigned gsi;
+	if (vm->n_mmio == VM_MAX_VIRTIO || arch_virtio_mmio_slot(vm->n_mmio, &base, &gsi)) {
+		log_error("%s: no room for another virtio-mmio device", name);
+		return -1;
+	}
+	struct virtio_mmio *m = calloc(1, sizeof(*m));
+	if (!m) {
+		log_error("%s: out of memory", name);
+		return -1;
+	}
+	vm->mmio[vm->n_mmio++] = m;   /* owned from here on, even half set up */
+	m->irq_fd = -1;
+	if (virtio_mmio_init(m, name, ops, dev, &vm->mem, &vm_virtio_host_ops, vm, base, gsi))
+		return -1;
+	if (io_bus_register(&vm->mmio_bus, base, VIRTIO_MMIO_SIZE, &virtio_mmio_io_ops, m, name)) {
+		log_error("%s: MMIO window 0x%llx overlaps another device", name, (unsigned long long)base);
+		return -1;
+	}
+	return 0;
+}
+
+static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
+{
+	if (tr == TRANSPORT_PCI || tr == TRANSPORT_DEFAULT) {
+		log_error("%s: the virtio-pci transport is not implemented yet; use transport=mmio", name);
+		return -1;
+	}
+	return attach_mmio(vm, name, ops, dev);
+}
+
+int vm_add_devices(struct vm *vm, const struct vmm_options *o)
+{
+	char err[256];
+	for (unsigned i = 0; i < o->n_disks; i++) {
+		const struct disk_opt *d = &o->disks[i];
+		const char *name = dev_name(vm, "blk", i);
+		/* One queue per vCPU, so I/O from any CPU has its own queue. */
+		struct virtio_blk *b = virtio_blk_create(d->path, d->readonly, vm->n_vcpus, err, sizeof(err));
+		if (!b) {
+			log_error("--disk %s: %s", d->path, err);
+			return -1;
+		}
+		vm->blks[vm->n_blks++] = b;
+		virtio_blk_set_index(b, i);
+		if (attach(vm, name, d->transport, &virtio_blk_ops, b))
+			return -1;
+	}
+	if (o->n_nets) {
+		log_error("--net is not implemented yet in this build (issue 4)");
+		return -1;
+	}
+	return 0;
+}
+
+void vm_remove_devices(struct vm *vm)
+{
+	/* Transports first: their teardown resets the device, which joins its
+	 * worker threads; only then can the device itself go. */
+	for (unsigned i = 0; i < vm->n_mmio; i++) {
+		virtio_mmio_destroy(vm->mmio[i]);
+		free(vm->mmio[i]);
+	}
+	vm->n_mmio = 0;
+	for (unsigned i = 0; i < vm->n_blks; i++)
+		virtio_blk_destroy(vm->blks[i]);
+	vm->n_blks = 0;
+}

@@ -1,0 +1,185 @@
+#include "vmm/msi_routes.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vmm/log.h"
+
+#define N_IOAPIC_PINS 24
+#define N_PIC_PINS 16
+#define N_DEFAULT_ROUTES (N_IOAPIC_PINS + N_PIC_PINS)
+
+int msi_routes_init(struct msi_routes *r, int vm_fd)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	r->vm_fd = vm_fd;
+	return 0;
+}
+
+void msi_routes_destroy(struct msi_routes *r)
+{
+	free(r->routes);
+	free(r->table);
+	r->routes = NULL;
+	r->table = NULL;
+	r->n_slots = r->table_cap = 0;
+	pthread_mutex_destroy(&r->lock);
+}
+
+int msi_routes_alloc_gsi(struct msi_routes *r)
+{
+	int gsi = -1;
+	pthread_mutex_lock(&r->lock);
+	unsigned i = 0;
+	while (i < r->n_slots && r->routes[i].allocated)
+		i++;
+	if (i == r->n_slots) {
+		unsigned max = MSI_ROUTES_MAX_GSI - MSI_ROUTES_FIRST_GSI;
+		unsigned n = r->n_slots ? r->n_slots * 2 : 64;
+		if (n > max)
+			n = max;
+		struct msi_route *grown = n > r->n_slots ? realloc(r->routes, n * sizeof(*grown)) : NULL;
+		if (!grown)
+			goto out;
+		memset(grown + r->n_slots, 0, (n - r->n_slots) * sizeof(*grown));
+		r->routes = grown;
+		r->n_slots = n;
+	}
+	r->routes[i] = (struct msi_route){ .allocated = true };
+	gsi = (int)(MSI_ROUTES_FIRST_GSI + i);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return gsi;
+}
+
+static struct msi_route *slot(struct msi_routes *r, unsigned gsi)
+{
+	if (gsi < MSI_ROUTES_FIRST_GSI || gsi - MSI_ROUTES_FIRST_GSI >= r->n_slots)
+		return NULL;
+	struct msi_route *s = &r->routes[gsi - MSI_ROUTES_FIRST_GSI];
+	return s->allocated ? s : NULL;
+}
+
+void msi_routes_free_gsi(struct msi_routes *r, unsigned gsi)
+{
+	pthread_mutex_lock(&r->lock);
+	struct msi_route *s = slot(r, gsi);
+	if (s)
+		*s = (struct msi_route){ .allocated = false };
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Writes the whole table to KVM. Lock held. */
+static int commit(struct msi_routes *r)
+{
+	unsigned n = N_DEFAULT_ROUTES;
+	for (unsigned i = 0; i < r->n_slots; i++)
+		n += r->routes[i].routed;
+	if (n > r->table_cap) {
+		void *t = realloc(r->table, sizeof(struct kvm_irq_routing) + n * sizeof(struct kvm_irq_routing_entry));
+		if (!t)
+			return -1;
+		r->table = t;
+		r->table_cap = n;
+	}
+	struct kvm_irq_routing *t = r->table;
+	memset(t, 0, sizeof(*t) + n * sizeof(t->entries[0]));
+	t->nr = n;
+	struct kvm_irq_routing_entry *e = t->entries;
+	/* KVM_CREATE_IRQCHIP's defaults (arch/x86/kvm/irq_comm.c default_routing). */
+	for (unsigned pin = 0; pin < N_IOAPIC_PINS; pin++, e++) {
+		e->gsi = pin;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = pin;
+	}
+	for (unsigned pin = 0; pin < N_PIC_PINS; pin++, e++) {
+		e->gsi = pin;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		e->u.irqchip.pin = pin % 8;
+	}
+	for (unsigned i = 0; i < r->n_slots; i++) {
+		const struct msi_route *s = &r->routes[i];
+		if (!s->routed)
+			continue;
+		e->gsi = MSI_ROUTES_FIRST_GSI + i;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)s->msg.addr;
+		e->u.msi.address_hi = (uint32_t)(s->msg.addr >> 32);
+		e->u.msi.data = s->msg.data;
+		e++;
+	}
+	r->commits++;
+	if (ioctl(r->vm_fd, KVM_SET_GSI_ROUTING, t) < 0) {
+		log_error("KVM_SET_GSI_ROUTING (%u routes): %s", n, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int msi_routes_set(struct msi_routes *r, const unsigned *gsi, const struct msi_msg *msg, unsigned count)
+{
+	pthread_mutex_lock(&r->lock);
+	struct msi_route *old = malloc((count ? count : 1) * sizeof(*old));
+	int rc = old ? 0 : -1;
+	unsigned done = 0;
+	for (; rc == 0 && done < count; done++) {
+		struct msi_route *s = slot(r, gsi[done]);
+		if (!s) {
+			log_error("internal: MSI route for GSI %u, which is not allocated", gsi[done]);
+			rc = -1;
+			break;
+		}
+		old[done] = *s;
+		s->routed = true;
+		s->msg = msg[done];
+	}
+	if (rc == 0)
+		rc = commit(r);
+	if (rc && old) {
+		/* KVM kept its previous table: so do we. */
+		while (done--)
+			*slot(r, gsi[done]) = old[done];
+	}
+	free(old);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static int host_alloc_gsi(void *ctx)
+{
+	return msi_routes_alloc_gsi(ctx);
+}
+
+static void host_free_gsi(void *ctx, unsigned gsi)
+{
+	msi_routes_free_gsi(ctx, gsi);
+}
+
+static int host_set_routes(void *ctx, const unsigned *gsi, const struct msi_msg *msg, unsigned count)
+{
+	return msi_routes_set(ctx, gsi, msg, count);
+}
+
+static int host_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
+{
+	struct msi_routes *r = ctx;
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+	if (ioctl(r->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		log_error("KVM_IRQFD (gsi %u%s): %s", gsi, assign ? "" : ", deassign", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+const struct pci_msi_host_ops vm_msi_host_ops = {
+	.alloc_gsi = host_alloc_gsi,
+	.free_gsi = host_free_gsi,
+	.set_routes = host_set_routes,
+	.set_irqfd = host_set_irqfd,
+};
