@@ -60,7 +60,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		/* One queue per vCPU, so I/O from any CPU has its own queue. */
 		struct virtio_blk *b = virtio_blk_create(d->path, d->readonly, vm->n_vcpus, err, sizeof(err));
 		if (!b) {
-			log_error("--disk %s: %s", d->path, err);
+			log_error("%s", err);   /* names the --disk path itself */
 			return -1;
 		}
 		vm->blks[vm->n_blks++] = b;

@@ -69,6 +69,10 @@ if [[ -n $TINY && -r /dev/kvm && -w /dev/kvm ]]; then
 	expect_error "allows at most" --kernel "$TINY" --cpus 255
 	expect_error "more than this host" --kernel "$TINY" --mem 1000000
 	expect_error "--console $tmp/no/such/dir" --kernel "$TINY" --console "$tmp/no/such/dir"
+	expect_error "--disk $tmp/nope.img" --kernel "$TINY" --disk "$tmp/nope.img,transport=mmio"
+	head -c 1000 /dev/zero > "$tmp/odd.img"
+	expect_error "not a multiple of 512" --kernel "$TINY" --disk "$tmp/odd.img,transport=mmio"
+	expect_error "--disk $tmp: not a regular file" --kernel "$TINY" --disk "$tmp,transport=mmio"
 else
 	echo "SKIP: KVM-dependent error cases (no usable /dev/kvm or no test guest)"
 fi

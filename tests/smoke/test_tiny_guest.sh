@@ -34,6 +34,13 @@ timeout 20 "$MINIVMM" --kernel "$TINY" --console none >"$log" 2>&1 </dev/null; r
 [[ $rc -eq 0 ]] && ! grep -q hello "$log"; check "console none" $? "rc=$rc"
 rm -f "$log"
 
+# Devices are created, announced and torn down cleanly even when the guest
+# never drives them (the bare guest does not).
+img=$(mktemp); truncate -s 1M "$img"
+out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cpus 2 --disk "$img,transport=mmio" --disk "$img,ro,transport=mmio" 2>&1 </dev/null); rc=$?
+[[ $rc -eq 0 && $out == *hello* ]]; check "two virtio-mmio disks attached" $? "rc=$rc out=$out"
+rm -f "$img"
+
 for sig in TERM INT; do
 	"$MINIVMM" --kernel "$TINY" --cmdline hang --cpus 2 --console none </dev/null 2>/dev/null &
 	pid=$!
