@@ -80,15 +80,17 @@ static void reset_registers(struct virtio_transport *t)
 	t->queue_sel = 0;
 	for (unsigned i = 0; i < t->n_queues; i++) {
 		struct virtio_queue *q = &t->queues[i];
+		uint64_t junk;
+		/* Stale kicks from the previous driver must not reach the next one;
+		 * only a ready queue can have been kicked. */
+		if (q->ready && read(q->kick_fd, &junk, sizeof(junk)) < 0) {
+			/* nothing pending */
+		}
 		q->size = 0;
 		q->desc = q->avail = q->used = 0;
 		q->ready = false;
 		q->msix_vector = 0xffff;
 		memset(&q->vq, 0, sizeof(q->vq));
-		uint64_t junk;
-		/* stale kicks from the previous driver must not reach the next one */
-		while (read(q->kick_fd, &junk, sizeof(junk)) == sizeof(junk))
-			;
 	}
 }
 
