@@ -42,12 +42,29 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 	return 0;
 }
 
-static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
+static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_ops *ops, void *dev)
 {
-	if (tr == TRANSPORT_PCI || tr == TRANSPORT_DEFAULT) {
-		log_error("%s: the virtio-pci transport is not implemented yet; use transport=mmio", name);
+	if (vm->n_vpci == VM_MAX_VIRTIO) {
+		log_error("%s: no room for another virtio-pci device", name);
 		return -1;
 	}
+	struct virtio_pci *p = calloc(1, sizeof(*p));
+	if (!p) {
+		log_error("%s: out of memory", name);
+		return -1;
+	}
+	vm->vpci[vm->n_vpci++] = p;   /* owned from here on, even half set up */
+	p->config_fd = -1;
+	if (virtio_pci_init(p, name, ops, dev, &vm->mem, &vm_virtio_host_ops, vm, &vm_msi_host_ops,
+			    &vm->msi_routes))
+		return -1;
+	return pci_host_add(&vm->pci, &p->pci) < 0 ? -1 : 0;
+}
+
+static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
+{
+	if (tr == TRANSPORT_PCI || tr == TRANSPORT_DEFAULT)
+		return attach_pci(vm, name, ops, dev);
 	return attach_mmio(vm, name, ops, dev);
 }
 
@@ -84,6 +101,11 @@ void vm_remove_devices(struct vm *vm)
 		free(vm->mmio[i]);
 	}
 	vm->n_mmio = 0;
+	for (unsigned i = 0; i < vm->n_vpci; i++) {
+		virtio_pci_destroy(vm->vpci[i]);
+		free(vm->vpci[i]);
+	}
+	vm->n_vpci = 0;
 	for (unsigned i = 0; i < vm->n_blks; i++)
 		virtio_blk_destroy(vm->blks[i]);
 	vm->n_blks = 0;

@@ -320,6 +320,8 @@ void vm_destroy(struct vm *vm)
 {
 	stop_all_vcpus(vm);
 	vm_remove_devices(vm);
+	pci_host_destroy(&vm->pci);
+	msi_routes_destroy(&vm->msi_routes);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);

@@ -11,11 +11,14 @@
 #include "devices/i8042.h"
 #include "devices/power_ctl.h"
 #include "devices/serial_8250.h"
+#include "devices/pci/pci_host.h"
 #include "devices/virtio/mmio.h"
+#include "devices/virtio/pci.h"
 #include "vmm/console.h"
 #include "vmm/guest_mem.h"
 #include "vmm/io_bus.h"
 #include "vmm/kvm.h"
+#include "vmm/msi_routes.h"
 #include "vmm/options.h"
 #include "vmm/stop.h"
 
@@ -79,6 +82,10 @@ struct vm {
 	unsigned n_blks;
 	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
 	unsigned n_mmio;
+	struct virtio_pci *vpci[VM_MAX_VIRTIO];
+	unsigned n_vpci;
+	struct pci_host pci;              /* bus 0: config mechanism 1 + the BAR window */
+	struct msi_routes msi_routes;     /* the VM's whole GSI routing table */
 	char dev_names[VM_MAX_VIRTIO * 2][16];
 	unsigned n_dev_names;
 };

@@ -117,6 +117,28 @@ static size_t build_dsdt_body(uint8_t *buf, size_t cap, const struct acpi_config
 		aml_resource_template(&a, &rr);
 		aml_close(&a, d);
 	}
+	/* PCI0: the PCI host bridge. With ACPI on, x86 Linux enumerates PCI only
+	 * through a PNP0A03/PNP0A08 device (pci_acpi_init makes pci_subsys_init
+	 * skip the legacy bus-0 scan), and takes its BAR windows from _CRS.
+	 * No _PRT: the devices have no INTx, only MSI-X. */
+	if (cfg->pci_mmio_size) {
+		size_t pci = aml_device_open(&a, "PCI0");
+		aml_name(&a, "_HID");
+		aml_eisaid(&a, "PNP0A03");
+		aml_name(&a, "_UID");
+		aml_integer(&a, 0);
+		aml_name(&a, "_SEG");
+		aml_integer(&a, 0);
+		aml_name(&a, "_BBN");
+		aml_integer(&a, 0);
+		aml_name(&a, "_CRS");
+		struct aml_res pr = { .len = 0 };
+		aml_res_word_bus(&pr, 0, 0);
+		aml_res_io(&pr, 0xcf8, 8);
+		aml_res_dword_mem(&pr, cfg->pci_mmio_base, cfg->pci_mmio_base + cfg->pci_mmio_size - 1);
+		aml_resource_template(&a, &pr);
+		aml_close(&a, pci);
+	}
 	aml_close(&a, sb);
 	return a.overflow ? 0 : a.len;
 }

@@ -24,6 +24,9 @@ struct acpi_config {
 	uint32_t lapic_addr;
 	const struct acpi_mmio_dev *mmio_devs;
 	unsigned n_mmio_devs;
+	/* PCI host bridge PCI0 (bus 0, config mechanism 1) with this memory
+	 * window for BARs; no PCI0 when pci_mmio_size is 0. */
+	uint32_t pci_mmio_base, pci_mmio_size;
 };
 
 /* Returns the number of bytes used in buf (tables at base_gpa onwards; the

@@ -214,3 +214,38 @@ void aml_resource_template(struct aml *a, const struct aml_res *r)
 	put(a, end, 2);
 	aml_close(a, mark);
 }
+
+/* Word Address Space Descriptor (ACPI 6.4, 6.4.3.5.3) of a host bridge
+ * window: ResourceProducer, MinFixed, MaxFixed, PosDecode; granularity and
+ * translation 0. type: 1 I/O, 2 bus number. */
+static void res_word_space(struct aml_res *r, uint8_t type, uint8_t type_flags, uint16_t min, uint16_t max)
+{
+	uint16_t len = (uint16_t)(max - min + 1);
+	uint8_t d[16] = { 0x88, 13, 0, type, 0x0c, type_flags };
+	memcpy(d + 8, &min, 2);
+	memcpy(d + 10, &max, 2);
+	memcpy(d + 14, &len, 2);
+	res_put(r, d, sizeof(d));
+}
+
+void aml_res_word_bus(struct aml_res *r, uint16_t min, uint16_t max)
+{
+	res_word_space(r, 2, 0, min, max);
+}
+
+void aml_res_word_io(struct aml_res *r, uint16_t min, uint16_t max)
+{
+	res_word_space(r, 1, 0x03 /* EntireRange */, min, max);
+}
+
+/* DWord Address Space Descriptor (6.4.3.5.2), memory: ResourceProducer,
+ * PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite. */
+void aml_res_dword_mem(struct aml_res *r, uint32_t min, uint32_t max)
+{
+	uint32_t len = max - min + 1;
+	uint8_t d[26] = { 0x87, 23, 0, 0, 0x0c, 0x01 };
+	memcpy(d + 10, &min, 4);
+	memcpy(d + 14, &max, 4);
+	memcpy(d + 22, &len, 4);
+	res_put(r, d, sizeof(d));
+}

@@ -37,6 +37,11 @@ void aml_res_io(struct aml_res *r, uint16_t port, uint8_t len);
 void aml_res_irq(struct aml_res *r, unsigned irq);          /* IRQNoFlags, ISA edge high */
 void aml_res_mem32(struct aml_res *r, uint32_t base, uint32_t len);
 void aml_res_ext_irq(struct aml_res *r, uint32_t gsi, bool level);  /* Interrupt(ResourceConsumer, ...) */
+/* Host bridge windows (ResourceProducer, MinFixed, MaxFixed, PosDecode):
+ * WordBusNumber, WordIO (EntireRange), DWordMemory (NonCacheable, ReadWrite). */
+void aml_res_word_bus(struct aml_res *r, uint16_t min, uint16_t max);
+void aml_res_word_io(struct aml_res *r, uint16_t min, uint16_t max);
+void aml_res_dword_mem(struct aml_res *r, uint32_t min, uint32_t max);
 void aml_resource_template(struct aml *a, const struct aml_res *r);
 
 #endif

@@ -29,6 +29,12 @@
 #define X86_VIRTIO_MMIO_FIRST_GSI 5
 #define X86_VIRTIO_MMIO_MAX 11
 
+/* PCI: every BAR lives in this window of the MMIO hole, up to the IOAPIC
+ * (devices/pci/README.md). Registered as one MMIO range; the DSDT's PCI0
+ * _CRS announces it. */
+#define X86_PCI_MMIO_BASE    0xe0000000ull
+#define X86_PCI_MMIO_SIZE    (X86_IOAPIC_GPA - X86_PCI_MMIO_BASE)
+
 /* I/O ports of the platform devices. */
 #define X86_COM1_PORT        0x3f8
 #define X86_COM1_IRQ         4

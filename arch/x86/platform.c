@@ -53,6 +53,9 @@ int arch_vm_init(struct vm *vm)
 		log_error("KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		return -1;
 	}
+	/* From here on only msi_routes writes the GSI routing table. */
+	if (msi_routes_init(&vm->msi_routes, vm->fd))
+		return -1;
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
 		log_error("KVM_CREATE_PIT2: %s", strerror(errno));
@@ -96,6 +99,14 @@ int arch_platform_init(struct vm *vm)
 	    io_bus_register(&vm->pio_bus, DEBUG_PORT_BASE, DEBUG_PORT_LEN, &debug_port_io_ops, &vm->debug,
 			    "debug")) {
 		log_error("internal: platform I/O ports overlap");
+		return -1;
+	}
+	pci_host_init(&vm->pci, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE);
+	if (io_bus_register(&vm->pio_bus, PCI_HOST_PIO_BASE, PCI_HOST_PIO_LEN, &pci_host_pio_ops, &vm->pci,
+			    "pci-config") ||
+	    io_bus_register(&vm->mmio_bus, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->pci,
+			    "pci-bars")) {
+		log_error("internal: PCI host ranges overlap");
 		return -1;
 	}
 	return 0;
@@ -158,6 +169,8 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 		.com1_irq = X86_COM1_IRQ,
 		.mmio_devs = mmio,
 		.n_mmio_devs = vm->n_mmio,
+		.pci_mmio_base = (uint32_t)X86_PCI_MMIO_BASE,
+		.pci_mmio_size = (uint32_t)X86_PCI_MMIO_SIZE,
 		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,
 		.lapic_addr = (uint32_t)X86_LAPIC_GPA,
 	};

@@ -37,8 +37,8 @@ rm -f "$log"
 # Devices are created, announced and torn down cleanly even when the guest
 # never drives them (the bare guest does not).
 img=$(mktemp); truncate -s 1M "$img"
-out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cpus 2 --disk "$img,transport=mmio" --disk "$img,ro,transport=mmio" 2>&1 </dev/null); rc=$?
-[[ $rc -eq 0 && $out == *hello* ]]; check "two virtio-mmio disks attached" $? "rc=$rc out=$out"
+out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cpus 2 --disk "$img,transport=mmio" --disk "$img,ro" --disk "$img,transport=pci" 2>&1 </dev/null); rc=$?
+[[ $rc -eq 0 && $out == *hello* ]]; check "virtio-mmio and virtio-pci disks attached" $? "rc=$rc out=$out"
 rm -f "$img"
 
 for sig in TERM INT; do

@@ -39,7 +39,8 @@ static void build(unsigned cpus)
 {
 	struct acpi_config cfg = { .n_cpus = cpus, .power_port = 0x600, .com1_port = 0x3f8, .com1_irq = 4,
 				   .ioapic_addr = 0xfec00000, .lapic_addr = 0xfee00000,
-				   .mmio_devs = mmio_devs, .n_mmio_devs = 2 };
+				   .mmio_devs = mmio_devs, .n_mmio_devs = 2,
+				   .pci_mmio_base = 0xe0000000, .pci_mmio_size = 0x1ec00000 };
 	memset(buf, 0xaa, sizeof(buf));
 	cr_assert_gt(acpi_build_tables(buf, sizeof(buf), BASE, &cfg), 0);
 }
@@ -150,6 +151,8 @@ Test(x86_acpi, dsdt_disassembles_with_iasl)
 	cr_assert(strstr(out, "0x03F8,"), "%s", out);
 	cr_assert(strstr(out, "IRQNoFlags ()\n                    {4}"), "%s", out);
 	cr_assert(strstr(out, "Device (VR01)"), "%s", out);
+	cr_assert(strstr(out, "Device (PCI0)"), "%s", out);
+	cr_assert(strstr(out, "EisaId (\"PNP0A03\")"), "%s", out);
 	cr_assert(strstr(out, "\"LNRO0005\""), "%s", out);
 	cr_assert(strstr(out, "0xD0001000,         // Address Base"), "%s", out);
 	cr_assert(strstr(out, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )\n                {\n                    0x00000006,"), "%s", out);
