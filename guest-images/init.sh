@@ -1,0 +1,71 @@
+#!/bin/sh
+# /init of the minivmm guest initramfs (PID 1), put there by build.sh. /bin/sh is dash (see
+# build.sh: busybox sh would run busybox's ip instead of iproute2's); the tools are busybox's.
+#
+# With "mvtest=NAME" on the kernel command line it runs /etc/mvtest/NAME.sh (tests/e2e/guest/ in
+# the repo), prints "MINIVMM-GUEST: test NAME exit=STATUS" and powers off; the e2e tests read the
+# console for these lines. Without it, it gives an interactive shell on the console.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export HOME=/root
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+# DEVTMPFS_MOUNT does not apply to an initramfs root: mount /dev ourselves.
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mkdir -p /mnt   # for tests that mount a disk
+
+# Debian's kernel has virtio and ext4 as modules; the minimal kernel has them built in and no
+# modules at all, so there is nothing for it under /lib/modules/$(uname -r) and this is skipped.
+moddir=/lib/modules/$(uname -r)
+if [ -r "$moddir/minivmm-load-order" ]; then
+    while read -r mod; do
+        insmod "$moddir/$mod" 2>/dev/null   # a module may legitimately fail (crc32c_intel)
+    done <"$moddir/minivmm-load-order"
+fi
+
+hostname minivmm-guest
+ip link set lo up 2>/dev/null
+echo "MINIVMM-GUEST: init started"
+
+test_name=
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+    case $arg in
+        mvtest=*) test_name=${arg#mvtest=} ;;
+    esac
+done
+
+if [ -n "$test_name" ]; then
+    script=/etc/mvtest/$test_name.sh
+    if [ -f "$script" ]; then
+        sh "$script"
+        status=$?
+    else
+        echo "MINIVMM-GUEST: no test script $script" >&2
+        status=127
+    fi
+    echo "MINIVMM-GUEST: test $test_name exit=$status"
+else
+    # "poweroff"/"reboot" without -f signal PID 1 and expect an init daemon to act on it; this
+    # script cannot (a trap set here runs only after the shell below has exited). So the shell
+    # gets functions that do it directly. ENV is read by interactive shells.
+    cat >/etc/shrc <<'SHRC'
+poweroff() { sync; command poweroff -f; }
+reboot() { sync; command reboot -f; }
+halt() { sync; command halt -f; }
+PS1='minivmm-guest:$PWD# '
+SHRC
+    echo "minivmm guest shell; type poweroff to leave"
+    # setsid + cttyhack: a new session whose controlling tty is the console, for job control
+    # (Ctrl-C, Ctrl-Z); /dev/console itself cannot be a controlling tty. The full path matters:
+    # busybox applets that run a program pick their own applet for a bare name ("sh" = ash).
+    ENV=/etc/shrc setsid cttyhack /bin/sh
+fi
+
+# -f: no init daemon to ask; power off right away (via ACPI on minivmm and QEMU). busybox syncs.
+poweroff -f
+# Only reached if powering off failed: PID 1 must not exit (that panics the kernel).
+echo "MINIVMM-GUEST: poweroff failed" >&2
+while :; do sleep 3600; done

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Guest side of the blk scenario: /dev/vda gets an ext4 file system and a
+# file with known contents, flushed to disk; the host then reads the file
+# back out of the image and compares checksums.
+dev=/dev/vda
+if [ ! -b $dev ]; then
+    echo "MVTEST blk: no $dev"
+    exit 1
+fi
+echo "MVTEST blk sectors=$(cat /sys/block/vda/size) queues=$(ls /sys/block/vda/mq | wc -l)"
+mkfs.ext4 -q -F $dev || exit 2
+mkdir -p /mnt
+mount -t ext4 $dev /mnt || exit 3
+seq 1 200000 >/mnt/data.txt
+sync
+echo "MVTEST blk md5=$(md5sum /mnt/data.txt | cut -d' ' -f1)"
+umount /mnt || exit 4
+echo "MVTEST blk done"

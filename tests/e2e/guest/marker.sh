@@ -1,0 +1,3 @@
+#!/bin/sh
+# Guest half of the smoke test: proves a guest script ran, and under which kernel.
+echo "MVTEST marker uname=$(uname -r)"

@@ -1,0 +1,53 @@
+#!/bin/sh
+# /init of the nested rig's L1 VM (busybox ash). Built into l1.cpio.gz by
+# tests/rig/rig.sh. Loads KVM and friends, runs the requested scenarios,
+# writes its log dir as a tar archive onto the raw results disk (/dev/vda),
+# and powers off. Everything it prints goes to the L1 console (ttyS0), which
+# the host keeps as l1-console.log; the lines starting with RIG- are the
+# protocol.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/rig/bin
+export HOME=/root TERM=dumb
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o ptmxmode=666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "RIG-L1: init started at $(up)s of L1 uptime"
+
+. /rig/env
+for m in $(cat /rig/modules.order); do
+	insmod "$m" 2>/tmp/insmod.err || echo "RIG-L1: insmod $m failed: $(cat /tmp/insmod.err)"
+done
+ip link set lo up 2>/dev/null
+
+mkdir -p "$LOGDIR"
+{
+	echo "L1 kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
+	lsmod
+	ls -l /dev/kvm /dev/net/tun /dev/vhost-net
+} >"$LOGDIR/l1-info.log" 2>&1
+if [ -c /dev/kvm ]; then
+	echo "RIG-L1: ready at $(up)s: /dev/kvm present ($(grep -c '^processor' /proc/cpuinfo) CPUs)"
+else
+	echo "RIG-L1: ready at $(up)s: /dev/kvm MISSING (see l1-info.log)"
+fi
+
+sh /rig/tests/rig/runner.sh --results "$LOGDIR/results.txt" $SCENARIOS
+echo "RIG-L1: scenarios done at $(up)s"
+
+dmesg >"$LOGDIR/l1-dmesg.log" 2>&1
+if [ -b /dev/vda ]; then
+	tar -cf /dev/vda -C "$LOGDIR" . && sync \
+		&& echo "RIG-L1: logs written to the results disk" \
+		|| echo "RIG-L1: writing the logs to /dev/vda failed"
+else
+	echo "RIG-L1: no results disk (/dev/vda); the console is all there is"
+fi
+echo "RIG-L1: poweroff at $(up)s"
+poweroff -f
+sleep 10

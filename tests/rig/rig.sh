@@ -1,0 +1,446 @@
+#!/bin/bash
+# Nested end-to-end test rig for minivmm. See tests/rig/README.md.
+#
+#   tests/rig/rig.sh [options] SCENARIO...
+#
+# Runs tests/e2e/SCENARIO.sh for each SCENARIO and prints
+#   RIG-RESULT <scenario> PASS|FAIL|SKIP <reason>
+# per scenario, then "N passed, N failed, N skipped". Exit status 1 if any
+# failed, 2 if the rig itself could not run.
+#
+# With hardware KVM (kvm_intel/kvm_amd, no kvm_pvm) the scenarios run right
+# here. Otherwise (PVM host) one L1 VM is booted under QEMU TCG with an
+# emulated AMD SVM CPU; the scenarios run inside it against L1's real KVM,
+# and their logs come back through a raw virtio disk holding a tar archive.
+set -u
+set -o pipefail
+
+usage() {
+	cat <<'EOF'
+usage: tests/rig/rig.sh [options] SCENARIO...       (SCENARIO = tests/e2e/SCENARIO.sh)
+  --logdir DIR     where logs go (default build/rig-logs)
+  --with-qemu      put qemu-system-x86_64 into L1 (sets $QEMU; for benchmarks; turned on
+                   by itself for scenarios with a "# rig-needs: qemu" line)
+  --mode M         auto (default) | host | nested
+  --timeout S      limit for the whole L1 run (default: 120 + the scenarios' limits)
+  --no-build       do not run cmake; use build/minivmm (or $MINIVMM) as it is
+  --all            run every tests/e2e/*.sh
+  --list           list scenarios and exit
+Environment overrides: MINIVMM, DEBIAN_KERNEL, MINIMAL_KERNEL, GUEST_INITRD (a path,
+  or "none" to not build that image), GUEST_TIMEOUT, L1_KERNEL_VERSION,
+  L1_MEM (MiB), L1_SMP, MINIVMM_CACHE.
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RIG_SRC=$ROOT/tests/rig
+E2E_SRC=$ROOT/tests/e2e
+WORK=$ROOT/build/rig
+CACHE=${MINIVMM_CACHE:-$HOME/.cache/minivmm}/rig
+LOGDIR=$ROOT/build/rig-logs
+WITH_QEMU=0
+MODE=auto
+L1_TIMEOUT=
+DO_BUILD=1
+SCENARIOS=()
+
+die() { echo "rig: error: $*" >&2; exit 2; }
+say() { echo "rig: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--logdir) LOGDIR=$2; shift 2 ;;
+	--logdir=*) LOGDIR=${1#*=}; shift ;;
+	--with-qemu) WITH_QEMU=1; shift ;;
+	--mode) MODE=$2; shift 2 ;;
+	--timeout) L1_TIMEOUT=$2; shift 2 ;;
+	--no-build) DO_BUILD=0; shift ;;
+	--all) for f in "$E2E_SRC"/*.sh; do SCENARIOS+=("$(basename "$f" .sh)"); done; shift ;;
+	--list) for f in "$E2E_SRC"/*.sh; do basename "$f" .sh; done; exit 0 ;;
+	-h|--help) usage; exit 0 ;;
+	-*) usage >&2; exit 2 ;;
+	*) SCENARIOS+=("${1%.sh}"); shift ;;
+	esac
+done
+[ ${#SCENARIOS[@]} -gt 0 ] || { usage >&2; exit 2; }
+case $MODE in auto|host|nested) ;; *) die "bad --mode $MODE" ;; esac
+# A scenario that needs QEMU says so with a "# rig-needs: qemu" line.
+for s in "${SCENARIOS[@]}"; do
+	if grep -q '^# rig-needs:.*\<qemu\>' "$E2E_SRC/$s.sh" 2>/dev/null && [ $WITH_QEMU = 0 ]; then
+		say "$s needs QEMU: turning on --with-qemu"
+		WITH_QEMU=1
+	fi
+done
+
+T_START=$(date +%s.%N)
+mkdir -p "$WORK" "$CACHE"
+
+# One rig run at a time per checkout: runs share build/rig and the log dir,
+# and two nested VMs on this machine would only slow each other down.
+exec 9>"$WORK/lock"
+if ! flock -n 9; then
+	say "another rig run holds $WORK/lock; waiting for it"
+	flock 9 || die "cannot lock $WORK/lock"
+	T_START=$(date +%s.%N)
+fi
+RUN_TMP=$(mktemp -d "$WORK/run.XXXXXX")
+trap 'rm -rf "$RUN_TMP"' EXIT
+tsince() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- log dir
+# The log dir is wiped at the start of a run only if a previous run marked it.
+mkdir -p "$LOGDIR" || die "cannot create $LOGDIR"
+LOGDIR=$(cd "$LOGDIR" && pwd)
+if [ -f "$LOGDIR/.rig-logdir" ]; then
+	find "$LOGDIR" -mindepth 1 -maxdepth 1 ! -name .rig-logdir -exec rm -rf {} +
+elif [ -n "$(ls -A "$LOGDIR")" ]; then
+	die "$LOGDIR is not empty and was not made by the rig; pick another --logdir"
+fi
+touch "$LOGDIR/.rig-logdir"
+RESULTS=$LOGDIR/results.txt
+: >"$RESULTS"
+PRE_FAILS=()   # rig-level failures (build steps), reported like scenarios
+
+# ---------------------------------------------------------------- minivmm
+if [ $DO_BUILD = 1 ] && [ -z "${MINIVMM:-}" ] && [ -f "$ROOT/CMakeLists.txt" ]; then
+	say "building minivmm (log $LOGDIR/build-minivmm.log)"
+	if ! { cmake -S "$ROOT" -B "$ROOT/build" && cmake --build "$ROOT/build" -j2; } \
+		>"$LOGDIR/build-minivmm.log" 2>&1; then
+		tail -n 15 "$LOGDIR/build-minivmm.log" | sed 's/^/  | /' >&2
+		say "minivmm build FAILED: scenarios that need minivmm will be skipped"
+		PRE_FAILS+=("build-minivmm FAIL cmake build failed (see build-minivmm.log)")
+		MINIVMM=none
+	fi
+fi
+MINIVMM=${MINIVMM:-$ROOT/build/minivmm}
+if [ "$MINIVMM" = none ]; then
+	MINIVMM=
+elif [ ! -x "$MINIVMM" ]; then
+	say "no minivmm binary at $MINIVMM: scenarios that need it will be skipped"
+	MINIVMM=
+fi
+
+# ---------------------------------------------------------------- ptydrive
+PTYDRIVE=$WORK/ptydrive
+if [ ! -x "$PTYDRIVE" ] || [ "$RIG_SRC/ptydrive.c" -nt "$PTYDRIVE" ]; then
+	cc -static -O2 -Wall -o "$RUN_TMP/ptydrive" "$RIG_SRC/ptydrive.c" && mv "$RUN_TMP/ptydrive" "$PTYDRIVE" \
+		|| die "cannot build ptydrive (needs cc and the static libc, libc6-dev)"
+fi
+
+# ---------------------------------------------------------------- guest images
+KVER=${L1_KERNEL_VERSION:-}
+if [ -z "$KVER" ]; then
+	for k in $(ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V -r); do
+		[ -d "/lib/modules/$k" ] && { KVER=$k; break; }
+	done
+fi
+
+guest_image() {
+	# guest_image VAR NAME: set VAR (unless given in the environment) to the
+	# path guest-images/build.sh NAME prints on its last stdout line.
+	local var=$1 name=$2 out
+	if [ "${!var:-}" = none ]; then   # VAR=none: do not build it
+		printf -v "$var" '%s' ""
+		return 0
+	fi
+	[ -n "${!var:-}" ] && return 0
+	say "guest image $name (log $LOGDIR/guest-image-$name.log)"
+	: >"$LOGDIR/guest-image-$name.log"   # both streams append to it, stdout also to $out
+	# shellcheck disable=SC2094
+	if out=$("$ROOT/guest-images/build.sh" "$name" 2>>"$LOGDIR/guest-image-$name.log" \
+		| tee -a "$LOGDIR/guest-image-$name.log" | tail -n 1) && [ -f "$out" ]; then
+		printf -v "$var" '%s' "$out"
+	else
+		tail -n 20 "$LOGDIR/guest-image-$name.log" >&2
+		PRE_FAILS+=("guest-image:$name FAIL guest-images/build.sh $name failed (see guest-image-$name.log)")
+		printf -v "$var" '%s' ""
+	fi
+}
+
+if [ -x "$ROOT/guest-images/build.sh" ]; then
+	guest_image DEBIAN_KERNEL debian-kernel
+	guest_image MINIMAL_KERNEL minimal-kernel
+	guest_image GUEST_INITRD initramfs
+else
+	# Stand-ins until guest-images/ exists: the host's Debian kernel and a
+	# busybox initramfs with tests/rig/dev-guest/init.
+	say "guest-images/build.sh missing: using /boot/vmlinuz-$KVER and the rig's stand-in initramfs"
+	DEBIAN_KERNEL=${DEBIAN_KERNEL:-/boot/vmlinuz-$KVER}
+	MINIMAL_KERNEL=${MINIMAL_KERNEL:-}
+	if [ -z "${GUEST_INITRD:-}" ]; then
+		GUEST_INITRD=$WORK/dev-guest.cpio.gz
+		if [ ! -f "$GUEST_INITRD" ] || [ "$RIG_SRC/dev-guest/init" -nt "$GUEST_INITRD" ]; then
+			d=$WORK/dev-guest
+			rm -rf "$d"; mkdir -p "$d/bin" "$d/sbin" "$d/proc" "$d/sys" "$d/dev" "$d/tmp" "$d/root"
+			cp /bin/busybox "$d/bin/busybox"
+			for a in $(/bin/busybox --list); do
+				[ "$a" = busybox ] || ln -s busybox "$d/bin/$a"
+			done
+			rm -f "$d/bin/poweroff"
+			printf '#!/bin/sh\nexec /bin/busybox poweroff -f "$@"\n' >"$d/bin/poweroff"
+			chmod +x "$d/bin/poweroff"
+			cp "$RIG_SRC/dev-guest/init" "$d/init"
+			(cd "$d" && find . | sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 >"$GUEST_INITRD.tmp") \
+				&& mv "$GUEST_INITRD.tmp" "$GUEST_INITRD" || die "cannot build the stand-in initramfs"
+		fi
+	fi
+fi
+say "DEBIAN_KERNEL=${DEBIAN_KERNEL:-} MINIMAL_KERNEL=${MINIMAL_KERNEL:-} GUEST_INITRD=${GUEST_INITRD:-}"
+
+# ---------------------------------------------------------------- mode
+if [ "$MODE" = auto ]; then
+	if [ -c /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] \
+		&& { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+		MODE=host
+	else
+		MODE=nested
+		if [ -d /sys/module/kvm_pvm ]; then
+			say "host KVM is PVM (kvm_pvm): unmodified Linux guests cannot run on it; using the nested L1 rig"
+		else
+			say "no hardware KVM here: using the nested L1 rig"
+		fi
+	fi
+fi
+
+# ---------------------------------------------------------------- summary
+summarise() {
+	local pass=0 failn=0 skip=0 line name status
+	echo
+	for line in "${PRE_FAILS[@]}"; do
+		echo "RIG-RESULT $line"
+		failn=$((failn + 1))
+	done
+	for name in "${SCENARIOS[@]}"; do
+		line=$(grep "^RIG-RESULT $name " "$RESULTS" | tail -n 1)
+		[ -n "$line" ] || line="RIG-RESULT $name FAIL no result came back (rig crashed or timed out; see $LOGDIR/l1-console.log)"
+		echo "$line"
+		status=$(echo "$line" | cut -d' ' -f3)
+		case $status in
+		PASS) pass=$((pass + 1)) ;;
+		SKIP) skip=$((skip + 1)) ;;
+		*)
+			failn=$((failn + 1))
+			if [ -f "$LOGDIR/$name.out" ]; then
+				echo "---- tail of $LOGDIR/$name.out ----"
+				tail -n 40 "$LOGDIR/$name.out" | tr -d '\r' | sed 's/^/  | /'
+			fi
+			;;
+		esac
+	done
+	echo "$pass passed, $failn failed, $skip skipped   (rig total $(tsince "$T_START")s; logs in $LOGDIR)"
+	[ $failn -eq 0 ]
+}
+
+export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE
+[ -n "${GUEST_TIMEOUT:-}" ] && export GUEST_TIMEOUT
+
+# ---------------------------------------------------------------- host mode
+if [ "$MODE" = host ]; then
+	QEMU=
+	[ $WITH_QEMU = 1 ] && QEMU=$(command -v qemu-system-x86_64 || true)
+	export QEMU
+	say "running on this host: ${SCENARIOS[*]}"
+	sh "$RIG_SRC/runner.sh" --results "$RESULTS" "${SCENARIOS[@]}" \
+		| grep --line-buffered -E '^RIG-(START|RESULT)' | while IFS= read -r l; do
+			echo "[+$(tsince "$T_START")s] $l"
+		done
+	summarise
+	exit $?
+fi
+
+# ---------------------------------------------------------------- nested mode
+[ -n "$KVER" ] || die "no /boot/vmlinuz-*-amd64 with modules in /lib/modules (apt-get install linux-image-amd64)"
+L1_KERNEL=/boot/vmlinuz-$KVER
+[ -r "$L1_KERNEL" ] || die "cannot read $L1_KERNEL"
+HOST_QEMU=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+PIECE_FORMAT=1   # bump when the layout of a piece changes
+
+# add FILE [DEST]: one "src<TAB>dest" line of the current piece's list.
+add() { printf '%s\t%s\n' "$1" "${2:-$1}" >>"$LIST"; }
+# add_dir DIR [DEST]: every file under DIR (symlinks followed, dangling skipped).
+add_dir() {
+	local src=$1 dst=${2:-$1} f
+	while IFS= read -r f; do
+		[ -e "$f" ] && add "$f" "$dst${f#"$src"}"
+	done < <(find "$src" \( -type f -o -type l \) | sort)
+}
+# add_bin FILE [DEST]: FILE plus the shared libraries ldd lists for it.
+add_bin() {
+	add "$1" "${2:-$1}"
+	ldd "$1" 2>/dev/null | awk '/=> \// { print $3 } /^[ \t]*\/[^ ]+ \(/ { print $1 }' \
+		| while read -r lib; do add "$lib"; done
+}
+
+# piece NAME [DIR]: turn $LIST into a gzip'd newc cpio in DIR (default
+# $CACHE), named by a hash of every file's content, mode and destination, so
+# an unchanged piece is reused. Prints the archive's path.
+piece() {
+	local name=$1 dir=${2:-$CACHE} key out stage src dst
+	sort -u -t$'\t' -k2,2 "$LIST" -o "$LIST"
+	key=$( { echo "format $PIECE_FORMAT"; while IFS=$'\t' read -r src dst; do
+			echo "$dst $(sha256sum <"$src" | cut -c1-64) $(stat -L -c %a "$src")"
+		done <"$LIST"; } | sha256sum | cut -c1-16)
+	out=$dir/$name-$key.cpio.gz
+	if [ ! -f "$out" ]; then
+		say "packing L1 piece $name ($(wc -l <"$LIST") files)"
+		stage=$WORK/stage-$name
+		rm -rf "$stage"; mkdir -p "$stage"
+		while IFS=$'\t' read -r src dst; do
+			mkdir -p "$stage$(dirname "$dst")"
+			cp -L --preserve=mode "$src" "$stage$dst"
+		done <"$LIST"
+		[ -n "${EXTRA_STAGE:-}" ] && $EXTRA_STAGE "$stage"
+		(cd "$stage" && find . | sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 >"$out.tmp.$$") \
+			&& mv "$out.tmp.$$" "$out" || die "cannot pack piece $name"
+		rm -rf "$stage"
+		# keep the two newest versions of each piece
+		ls -1t "$dir/$name"-*.cpio.gz | tail -n +3 | xargs -r rm -f
+	fi
+	echo "$out"
+}
+
+# Modules for KVM (AMD, as emulated by TCG), tap/vhost networking, and
+# virtio-blk for the results disk, with their dependencies first.
+MODS_WANTED="irqbypass kvm ccp kvm-amd tun tap vhost_iotlb vhost vhost_net
+	virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
+declare -A MOD_SEEN=()
+MOD_ORDER=()
+mod_add() {
+	local m=$1 d
+	[ -n "${MOD_SEEN[$m]:-}" ] && return 0
+	MOD_SEEN[$m]=1
+	for d in $(modinfo -k "$KVER" -F depends "$m" 2>/dev/null | tr ',' ' '); do
+		mod_add "$d"
+	done
+	local f; f=$(modinfo -k "$KVER" -n "$m" 2>/dev/null) || die "module $m not found for $KVER"
+	case $f in /*) MOD_ORDER+=("$f") ;; esac   # "(builtin)" needs nothing
+}
+for m in $MODS_WANTED; do mod_add "$m"; done
+
+# Piece "sys": busybox, modules, iproute2 ip, iperf3.
+LIST=$WORK/list-sys; : >"$LIST"
+add /bin/busybox
+# /bin/sh is dash, as on a Debian host: Debian's busybox ash runs its own
+# applets before searching PATH, so under it "ip" would be busybox's ip
+# (no tuntap) instead of iproute2's.
+add_bin /bin/dash /bin/sh
+for m in "${MOD_ORDER[@]}"; do add "$m"; done
+add_bin "$(command -v ip)" /usr/sbin/ip        # iproute2; keep the name "ip"
+add_bin "$(command -v iperf3)" /usr/bin/iperf3
+# Tools scenarios use on the L1 side, when the host has them.
+for t in debugfs mke2fs e2fsck ethtool; do
+	p=$(command -v "$t") && add_bin "$p" "/usr/sbin/$t"
+done
+[ -f /etc/mke2fs.conf ] && add /etc/mke2fs.conf
+printf '%s\n' "${MOD_ORDER[@]}" >"$WORK/modules.order"
+add "$WORK/modules.order" /rig/modules.order
+stage_sys() {
+	local a
+	mkdir -p "$1/bin" "$1/sbin" "$1/usr/bin" "$1/usr/sbin" "$1/proc" "$1/sys" "$1/dev" \
+		"$1/tmp" "$1/run" "$1/root" "$1/var/tmp"
+	for a in $(/bin/busybox --list); do
+		case $a in busybox|ip|sh) ;; *) ln -s busybox "$1/bin/$a" ;; esac
+	done
+}
+EXTRA_STAGE=stage_sys
+p=$(piece sys) || exit 2
+PIECES=("$p")
+EXTRA_STAGE=
+
+# Piece "qemu" (with --with-qemu): the binary, its libraries, firmware.
+if [ $WITH_QEMU = 1 ]; then
+	LIST=$WORK/list-qemu; : >"$LIST"
+	add_bin "$HOST_QEMU" /usr/bin/qemu-system-x86_64
+	add_dir /usr/share/qemu
+	add_dir /usr/share/seabios
+	p=$(piece qemu) || exit 2
+	PIECES+=("$p")
+fi
+
+# Piece "images": the guest kernels and initramfs.
+LIST=$WORK/list-images; : >"$LIST"
+L1_DEBIAN_KERNEL='' L1_MINIMAL_KERNEL='' L1_GUEST_INITRD=
+[ -n "${DEBIAN_KERNEL:-}" ] && { add "$DEBIAN_KERNEL" /rig/images/debian-kernel; L1_DEBIAN_KERNEL=/rig/images/debian-kernel; }
+[ -n "${MINIMAL_KERNEL:-}" ] && { add "$MINIMAL_KERNEL" /rig/images/minimal-kernel; L1_MINIMAL_KERNEL=/rig/images/minimal-kernel; }
+[ -n "${GUEST_INITRD:-}" ] && { add "$GUEST_INITRD" /rig/images/initramfs.cpio.gz; L1_GUEST_INITRD=/rig/images/initramfs.cpio.gz; }
+if [ -s "$LIST" ]; then
+	p=$(piece images) || exit 2
+	PIECES+=("$p")
+fi
+
+# Piece "run" (never cached, always small): init, scripts, minivmm, settings.
+LIST=$WORK/list-run; : >"$LIST"
+add "$RIG_SRC/l1-init.sh" /init
+add "$RIG_SRC/runner.sh" /rig/tests/rig/runner.sh
+add "$RIG_SRC/lib.sh" /rig/tests/rig/lib.sh
+add "$PTYDRIVE" /rig/bin/ptydrive
+while IFS= read -r f; do
+	add "$f" "/rig/tests/e2e/${f#"$E2E_SRC"/}"
+done < <(find "$E2E_SRC" -path "$E2E_SRC/guest" -prune -o -type f -print | sort)
+L1_MINIVMM=
+if [ -n "$MINIVMM" ]; then add_bin "$MINIVMM" /rig/bin/minivmm; L1_MINIVMM=/rig/bin/minivmm; fi
+L1_QEMU=
+[ $WITH_QEMU = 1 ] && L1_QEMU=/usr/bin/qemu-system-x86_64
+{
+	q() { printf "%s='%s'\n" "$1" "$2"; }
+	q KVER "$KVER"
+	q MINIVMM "$L1_MINIVMM"
+	q DEBIAN_KERNEL "$L1_DEBIAN_KERNEL"
+	q MINIMAL_KERNEL "$L1_MINIMAL_KERNEL"
+	q GUEST_INITRD "$L1_GUEST_INITRD"
+	q PTYDRIVE /rig/bin/ptydrive
+	q QEMU "$L1_QEMU"
+	q LOGDIR /rig-logs
+	q SCENARIOS "${SCENARIOS[*]}"
+	[ -n "${GUEST_TIMEOUT:-}" ] && q GUEST_TIMEOUT "$GUEST_TIMEOUT"
+	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE QEMU LOGDIR${GUEST_TIMEOUT:+ GUEST_TIMEOUT}"
+} >"$WORK/env"
+add "$WORK/env" /rig/env
+p=$(piece run "$WORK") || exit 2
+PIECES+=("$p")
+
+# The kernel unpacks concatenated compressed cpio archives in order.
+L1_INITRD=$WORK/l1.cpio.gz
+cat "${PIECES[@]}" >"$L1_INITRD"
+say "L1 initramfs $(du -h "$L1_INITRD" | cut -f1) ready after $(tsince "$T_START")s"
+
+# Results disk: L1 writes a tar archive of its log dir onto it, raw.
+OUT_IMG=$RUN_TMP/results.img
+truncate -s 256M "$OUT_IMG"
+
+if [ -z "$L1_TIMEOUT" ]; then
+	L1_TIMEOUT=120
+	for s in "${SCENARIOS[@]}"; do
+		lim=$(sed -n 's/^# rig-timeout: *\([0-9][0-9]*\).*/\1/p' "$E2E_SRC/$s.sh" 2>/dev/null | head -n 1)
+		L1_TIMEOUT=$((L1_TIMEOUT + ${lim:-300}))
+	done
+fi
+
+say "booting L1 ($L1_KERNEL, TCG, limit ${L1_TIMEOUT}s): ${SCENARIOS[*]}"
+T_L1=$(date +%s.%N)
+timeout -k 10 "$L1_TIMEOUT" "$HOST_QEMU" \
+	-machine q35 -cpu EPYC,+svm,+npt -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
+	-nographic -no-reboot \
+	-kernel "$L1_KERNEL" -initrd "$L1_INITRD" \
+	-append "console=ttyS0 panic=-1 quiet" \
+	-nic none -drive "file=$OUT_IMG,format=raw,if=virtio,cache=unsafe" \
+	</dev/null 2>"$LOGDIR/l1-qemu-stderr.log" | tee "$LOGDIR/l1-console.log" | while IFS= read -r l; do
+		l=${l%$'\r'}
+		case $l in
+		*RIG-*) echo "[+$(tsince "$T_L1")s] RIG-${l#*RIG-}" ;;
+		*"Kernel panic"*) echo "[+$(tsince "$T_L1")s] $l" ;;
+		esac
+	done
+L1_RC=${PIPESTATUS[0]}
+say "L1 exited with status $L1_RC after $(tsince "$T_L1")s"
+[ $L1_RC = 124 ] && say "L1 TIMED OUT after ${L1_TIMEOUT}s"
+
+if ! tar -xf "$OUT_IMG" -C "$LOGDIR" 2>"$RUN_TMP/untar.err" || [ ! -s "$LOGDIR/results.txt" ]; then
+	say "no log archive came back from L1 (status $L1_RC; $(head -n 1 "$RUN_TMP/untar.err")); using the console"
+	echo "---- tail of $LOGDIR/l1-console.log ----"
+	tail -n 25 "$LOGDIR/l1-console.log" | tr -d '\r' | sed 's/^/  | /'
+fi
+if [ ! -s "$RESULTS" ]; then
+	tr -d '\r' <"$LOGDIR/l1-console.log" | sed -n 's/.*\(RIG-RESULT \)/\1/p' >"$RESULTS"
+fi
+summarise
