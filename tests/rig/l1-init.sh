@@ -37,6 +37,15 @@ else
 	echo "RIG-L1: ready at $(up)s: /dev/kvm MISSING (see l1-info.log)"
 fi
 
+if [ "${INTERACTIVE:-0}" = 1 ]; then
+	# guest-images/boot-default.sh on a PVM host: the user's terminal is our
+	# console; hand it to minivmm (a session of its own, ttyS0 as its tty).
+	echo "RIG-L1: starting minivmm with the default guest; Ctrl-A x or 'poweroff' in the guest to leave"
+	setsid cttyhack "$MINIVMM" --cpus 2 --mem 512 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+		--cmdline "console=ttyS0 quiet"
+	echo "RIG-L1: minivmm exited with status $?"
+	poweroff -f
+fi
 sh /rig/tests/rig/runner.sh --results "$LOGDIR/results.txt" $SCENARIOS
 echo "RIG-L1: scenarios done at $(up)s"
 

@@ -24,6 +24,9 @@ usage: tests/rig/rig.sh [options] SCENARIO...       (SCENARIO = tests/e2e/SCENAR
   --mode M         auto (default) | host | nested
   --timeout S      limit for the whole L1 run (default: 120 + the scenarios' limits)
   --no-build       do not run cmake; use build/minivmm (or $MINIVMM) as it is
+  --scenario-dir D take scenarios from D instead of tests/e2e (benchmarks: tests/bench/rig)
+  --interactive    no scenarios: boot the default guest under minivmm in L1 with its
+                   console on this terminal (what guest-images/boot-default.sh does here)
   --all            run every tests/e2e/*.sh
   --list           list scenarios and exit
 Environment overrides: MINIVMM, DEBIAN_KERNEL, MINIMAL_KERNEL, GUEST_INITRD (a path,
@@ -42,6 +45,7 @@ WITH_QEMU=0
 MODE=auto
 L1_TIMEOUT=
 DO_BUILD=1
+INTERACTIVE=0
 SCENARIOS=()
 
 die() { echo "rig: error: $*" >&2; exit 2; }
@@ -55,6 +59,8 @@ while [ $# -gt 0 ]; do
 	--mode) MODE=$2; shift 2 ;;
 	--timeout) L1_TIMEOUT=$2; shift 2 ;;
 	--no-build) DO_BUILD=0; shift ;;
+	--interactive) INTERACTIVE=1; shift ;;
+	--scenario-dir) E2E_SRC=$(cd "$2" && pwd) || exit 2; export E2E_DIR=$E2E_SRC; shift 2 ;;
 	--all) for f in "$E2E_SRC"/*.sh; do SCENARIOS+=("$(basename "$f" .sh)"); done; shift ;;
 	--list) for f in "$E2E_SRC"/*.sh; do basename "$f" .sh; done; exit 0 ;;
 	-h|--help) usage; exit 0 ;;
@@ -62,7 +68,7 @@ while [ $# -gt 0 ]; do
 	*) SCENARIOS+=("${1%.sh}"); shift ;;
 	esac
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || { usage >&2; exit 2; }
+[ ${#SCENARIOS[@]} -gt 0 ] || [ $INTERACTIVE = 1 ] || { usage >&2; exit 2; }
 case $MODE in auto|host|nested) ;; *) die "bad --mode $MODE" ;; esac
 # A scenario that needs QEMU says so with a "# rig-needs: qemu" line.
 for s in "${SCENARIOS[@]}"; do
@@ -392,6 +398,7 @@ L1_QEMU=
 	q QEMU "$L1_QEMU"
 	q LOGDIR /rig-logs
 	q SCENARIOS "${SCENARIOS[*]}"
+	q INTERACTIVE "$INTERACTIVE"
 	[ -n "${GUEST_TIMEOUT:-}" ] && q GUEST_TIMEOUT "$GUEST_TIMEOUT"
 	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE QEMU LOGDIR${GUEST_TIMEOUT:+ GUEST_TIMEOUT}"
 } >"$WORK/env"
@@ -414,6 +421,17 @@ if [ -z "$L1_TIMEOUT" ]; then
 		lim=$(sed -n 's/^# rig-timeout: *\([0-9][0-9]*\).*/\1/p' "$E2E_SRC/$s.sh" 2>/dev/null | head -n 1)
 		L1_TIMEOUT=$((L1_TIMEOUT + ${lim:-300}))
 	done
+fi
+
+if [ $INTERACTIVE = 1 ]; then
+	# The L1 serial port is this terminal, with no QEMU escape character,
+	# so minivmm's own Ctrl-A x reaches it; L1 powers off when it exits.
+	say "booting L1 (TCG); the guest shell appears in ~30 s; Ctrl-A x or 'poweroff' to leave"
+	"$HOST_QEMU" -machine q35 -cpu EPYC,+svm,+npt -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
+		-display none -serial stdio -monitor none -no-reboot \
+		-kernel "$L1_KERNEL" -initrd "$L1_INITRD" -append "console=ttyS0 panic=-1 quiet" \
+		-nic none 2>"$LOGDIR/l1-qemu-stderr.log"
+	exit $?
 fi
 
 say "booting L1 ($L1_KERNEL, TCG, limit ${L1_TIMEOUT}s): ${SCENARIOS[*]}"

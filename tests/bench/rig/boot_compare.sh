@@ -1,0 +1,59 @@
+#!/bin/sh
+# Benchmark (rig scenario, not a pass/fail test): boot-to-init and
+# boot-to-poweroff of the same L2 kernel + initramfs under minivmm and under
+# QEMU microvm, alternated in one L1, reported as ratios. Run with:
+#   tests/rig/rig.sh --with-qemu --scenario-dir tests/bench/rig boot_compare
+# rig-timeout: 900
+# rig-needs: qemu
+. "${RIG_LIB:-$(dirname "$0")/../../rig/lib.sh}"
+
+need_minivmm
+need_qemu
+need_file DEBIAN_KERNEL
+need_file GUEST_INITRD
+RUNS=${BENCH_RUNS:-3}
+CMDLINE="console=ttyS0 panic=-1 mvtest=marker"
+
+# time_boot NAME CMD...: prints "<secs to init marker> <secs to exit>".
+time_boot() {
+	_log=$LOGDIR/$1.log; shift
+	_t0=$(now)
+	"$@" </dev/null >"$_log" 2>&1 &
+	_pid=$!
+	_init=
+	while kill -0 $_pid 2>/dev/null; do
+		if [ -z "$_init" ] && grep -q 'MINIVMM-GUEST: init started' "$_log"; then
+			_init=$(elapsed "$_t0")
+		fi
+		sleep 0.05
+	done
+	wait $_pid
+	_rc=$?
+	_end=$(elapsed "$_t0")
+	[ -z "$_init" ] && grep -q 'MINIVMM-GUEST: init started' "$_log" && _init=$_end
+	[ $_rc = 0 ] && [ -n "$_init" ] || { show_tail "$_log"; fail "$(basename "$_log"): exit $_rc, init ${_init:-never}"; }
+	echo "$_init $_end"
+}
+
+mv_init= mv_end= q_init= q_end=
+i=0
+while [ $i -lt "$RUNS" ]; do
+	set -- $(time_boot "bench-minivmm-$i" "$MINIVMM" --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" \
+		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE")
+	mv_init="$mv_init $1"; mv_end="$mv_end $2"
+	set -- $(time_boot "bench-qemu-$i" "$QEMU" -enable-kvm -M microvm -cpu host -smp 1 -m 256 -nographic \
+		-no-reboot -kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$CMDLINE")
+	q_init="$q_init $1"; q_end="$q_end $2"
+	i=$((i + 1))
+done
+
+median() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mi=$(median $mv_init); me=$(median $mv_end); qi=$(median $q_init); qe=$(median $q_end)
+{
+	echo "boot benchmark in L1 (TCG-emulated SVM; absolute times are emulator speed), $RUNS runs each, medians"
+	echo "  minivmm to init: $mi s (runs:$mv_init)  to exit: $me s (runs:$mv_end)"
+	echo "  qemu microvm to init: $qi s (runs:$q_init)  to exit: $qe s (runs:$q_end)"
+	awk -v a="$mi" -v b="$qi" -v c="$me" -v d="$qe" \
+		'BEGIN { printf "  ratio minivmm/qemu: to init %.2f, to exit %.2f\n", a / b, c / d }'
+} | tee "$LOGDIR/boot_compare.txt"
+pass "minivmm/qemu boot to init $(awk -v a="$mi" -v b="$qi" 'BEGIN { printf "%.2f", a / b }') (see boot_compare.txt)"
