@@ -38,7 +38,7 @@ bash tests/fuzz/run.sh 30 || step_fail=1
 
 if ((E2E)); then
 	echo "== end-to-end scenarios (real Linux guests)"
-	MINIVMM=$PWD/build/minivmm bash tests/rig/rig.sh --no-build boot_debian boot_minimal cpus poweroff_status serial_interactive \
+	MINIVMM=$PWD/build/minivmm bash tests/rig/rig.sh --no-build --all \
 		|| step_fail=1
 else
 	echo "SKIP: end-to-end scenarios (--no-e2e given)"

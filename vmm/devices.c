@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "vmm/arch.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/log.h"
@@ -85,9 +87,29 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		if (attach(vm, name, d->transport, &virtio_blk_ops, b))
 			return -1;
 	}
-	if (o->n_nets) {
-		log_error("--net is not implemented yet in this build (issue 4)");
-		return -1;
+	for (unsigned i = 0; i < o->n_nets; i++) {
+		const struct net_opt *n = &o->nets[i];
+		const char *name = dev_name(vm, "net", i);
+		struct virtio_net_params p = {
+			.tap = n->tap,
+			.queue_pairs = n->queue_pairs,
+			.backend = n->vhost == VHOST_ON    ? VIRTIO_NET_BACKEND_VHOST
+				   : n->vhost == VHOST_OFF ? VIRTIO_NET_BACKEND_WORKER
+							   : VIRTIO_NET_BACKEND_AUTO,
+			.index = i,
+		};
+		if (n->has_mac)
+			memcpy(p.mac, n->mac, sizeof(p.mac));
+		else
+			virtio_net_default_mac(i, (unsigned long)getpid(), p.mac);
+		struct virtio_net *dev = virtio_net_create(&p, err, sizeof(err));
+		if (!dev) {
+			log_error("%s", err);   /* names the --net tap itself */
+			return -1;
+		}
+		vm->nets[vm->n_nets++] = dev;
+		if (attach(vm, name, n->transport, &virtio_net_ops, dev))
+			return -1;
 	}
 	return 0;
 }
@@ -109,4 +131,7 @@ void vm_remove_devices(struct vm *vm)
 	for (unsigned i = 0; i < vm->n_blks; i++)
 		virtio_blk_destroy(vm->blks[i]);
 	vm->n_blks = 0;
+	for (unsigned i = 0; i < vm->n_nets; i++)
+		virtio_net_destroy(vm->nets[i]);
+	vm->n_nets = 0;
 }

@@ -24,6 +24,7 @@
 
 struct kvm_run;
 struct virtio_blk;
+struct virtio_net;
 
 #define VM_MAX_VIRTIO 16
 
@@ -80,6 +81,8 @@ struct vm {
 	/* virtio devices (vmm/devices.c) and their transports. */
 	struct virtio_blk *blks[VM_MAX_VIRTIO];
 	unsigned n_blks;
+	struct virtio_net *nets[VM_MAX_VIRTIO];
+	unsigned n_nets;
 	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
 	unsigned n_mmio;
 	struct virtio_pci *vpci[VM_MAX_VIRTIO];

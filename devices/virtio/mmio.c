@@ -64,6 +64,7 @@ int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virti
 	atomic_store(&m->isr, 0);
 	m->hooks = (struct virtio_transport_hooks){
 		.notifier_for = mmio_notifier_for,
+		/* no queue_notifier: a queue interrupt must set InterruptStatus first */
 		.irq = { irq_queue, irq_config, irq_needs_reset, m },
 	};
 	if (virtio_transport_init(&m->t, name, ops, dev, mem, host, host_ctx, &m->hooks))

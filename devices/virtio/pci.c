@@ -59,6 +59,16 @@ static void irq_needs_reset(const struct virtio_irq *irq)
 	irq_config(irq);
 }
 
+/* With MSI-X on, the call eventfd is all a queue interrupt is (an irqfd on
+ * its vector's GSI); with it off, irq_queue must also set the ISR. */
+static int irq_queue_notifier(const struct virtio_irq *irq, unsigned q)
+{
+	struct virtio_pci *vp = irq->ctx;
+	if (q >= vp->t.n_queues || !msix_enabled(&vp->msix))
+		return -1;
+	return vp->t.queues[q].call_fd;
+}
+
 /* ---- queue notifiers, kept at BAR 0's current address ---- */
 
 static void pci_notifier_for(struct virtio_transport *t, unsigned q, struct host_notifier *n)
@@ -469,7 +479,7 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, const struct virtio
 	vp->msix_config = MSIX_NO_VECTOR;
 	vp->hooks = (struct virtio_transport_hooks){
 		.notifier_for = pci_notifier_for,
-		.irq = { irq_queue, irq_config, irq_needs_reset, vp },
+		.irq = { irq_queue, irq_config, irq_needs_reset, vp, irq_queue_notifier },
 	};
 	if (virtio_transport_init(&vp->t, name, ops, dev, mem, &wrap_host_ops, vp, &vp->hooks))
 		return -1;

@@ -51,6 +51,11 @@ struct virtio_irq {
 	void (*config)(const struct virtio_irq *irq);              /* config space changed */
 	void (*needs_reset)(const struct virtio_irq *irq);         /* device is broken: DEVICE_NEEDS_RESET */
 	void *ctx;
+	/* Optional (NULL: none). An eventfd whose signal interrupts the guest
+	 * exactly as queue(irq, q) would, for a kernel datapath (vhost) to
+	 * signal itself; -1 when the transport has none right now (e.g. it must
+	 * update a status register first): the caller then forwards to queue(). */
+	int (*queue_notifier)(const struct virtio_irq *irq, unsigned q);
 };
 
 struct virtio_dev_ops {

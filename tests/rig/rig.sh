@@ -429,7 +429,7 @@ if [ $INTERACTIVE = 1 ]; then
 	say "booting L1 (TCG); the guest shell appears in ~30 s; Ctrl-A x or 'poweroff' to leave"
 	"$HOST_QEMU" -machine q35 -cpu EPYC,+svm,+npt -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
 		-display none -serial stdio -monitor none -no-reboot \
-		-kernel "$L1_KERNEL" -initrd "$L1_INITRD" -append "console=ttyS0 panic=-1 quiet" \
+		-kernel "$L1_KERNEL" -initrd "$L1_INITRD" -append "console=ttyS0 panic=-1 quiet loglevel=1" \
 		-nic none 2>"$LOGDIR/l1-qemu-stderr.log"
 	exit $?
 fi

@@ -534,6 +534,19 @@ Test(virtio_pci, isr_read_clears_and_config_interrupt)
 	cr_assert_eq(mmio_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
 }
 
+/* What vhost-net signals itself: the call eventfd while MSI-X is on (an
+ * irqfd on the vector), none while off (the ISR bit must be set first). */
+Test(virtio_pci, queue_notifier_is_the_call_eventfd_with_msix)
+{
+	bring_up();
+	cr_assert_not_null(dev.irq->queue_notifier);
+	cr_assert_eq(dev.irq->queue_notifier(dev.irq, 0), vp.t.queues[0].call_fd);
+	cr_assert_eq(dev.irq->queue_notifier(dev.irq, 1), vp.t.queues[1].call_fd);
+	cr_assert_eq(dev.irq->queue_notifier(dev.irq, NQ), -1, "out of range");
+	cfg_wr(msix_cap() + PCI_MSIX_FLAGS, 0, 2);
+	cr_assert_eq(dev.irq->queue_notifier(dev.irq, 0), -1, "MSI-X off");
+}
+
 Test(virtio_pci, device_config_region)
 {
 	dev.config[0] = 0x11;
