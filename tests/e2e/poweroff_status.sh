@@ -1,5 +1,5 @@
 #!/bin/sh
-# Exit status: 0 after the guest powers off; non-zero with a clear
+# Exit status: 0 after the guest powers off or reboots (reported); non-zero with a clear
 # "minivmm: error: ..." message when --kernel is not a kernel.
 # rig-timeout: 180
 # shellcheck source=tests/rig/lib.sh
@@ -30,4 +30,12 @@ expect_line "$GUEST_LOG" "$GUEST_MARKER" "guest /init never started"
 expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test marker exit=0' "guest test did not finish"
 expect_line "$GUEST_LOG" 'guest powered off' "minivmm did not report a guest poweroff"
 expect_rc 0 "minivmm after guest poweroff"
-pass "poweroff -> exit 0 (${GUEST_SECS}s); non-kernel file -> exit $bad_rc with an error message"
+off_secs=$GUEST_SECS
+
+# 3. The guest reboots: the VM stops, exit 0, and minivmm says why.
+run_guest reboot --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+	--cmdline "console=ttyS0 panic=-1 mvtest=reboot"
+expect_line "$GUEST_LOG" '^MVTEST rebooting' "guest reboot script did not run"
+expect_line "$GUEST_LOG" 'guest requested a reboot' "minivmm did not report the guest reboot"
+expect_rc 0 "minivmm after guest reboot"
+pass "poweroff -> exit 0 (${off_secs}s); reboot -> exit 0, reported; non-kernel file -> exit $bad_rc with an error message"
