@@ -15,7 +15,7 @@ step_fail=0
 build() { # build DIR [cmake args...]
 	local dir=$1; shift
 	cmake -S . -B "$dir" "$@" >"$dir/cmake.log" 2>&1 && cmake --build "$dir" -j"$(nproc)" >"$dir/build.log" 2>&1 || {
-		echo "BUILD FAILED ($dir):"; tail -30 "$dir/cmake.log" "$dir/build.log"; return 1; }
+		echo "BUILD FAILED ($dir):"; tail -n 30 "$dir/cmake.log" "$dir/build.log"; return 1; }
 }
 mkdir -p build build-asan
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo || exit 1

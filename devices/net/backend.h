@@ -1,0 +1,38 @@
+/* How virtio-net hands a queue pair to whatever moves its packets: an
+ * in-process worker thread (worker.c) or the kernel's vhost-net (vhost.c).
+ * The net device (devices/virtio/net.c) owns the tap fds and the control
+ * queue; a backend owns only what it creates to serve one pair. */
+#ifndef MINIVMM_NET_BACKEND_H
+#define MINIVMM_NET_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/virtio/virtio.h"
+#include "vmm/guest_mem.h"
+
+/* One RX/TX queue pair, as given to a backend's start(). */
+struct net_pair {
+	unsigned index;                 /* pair number: RX is queue 2i, TX 2i+1 */
+	char name[16];                  /* "net0-qp2": thread name */
+	int tap_fd;                     /* this pair's tap queue, opened with IFF_VNET_HDR (not owned) */
+	struct virtio_queue *rx, *tx;   /* from the transport; vq already initialised */
+	unsigned rx_index, tx_index;    /* queue numbers, for irq->queue() */
+	const struct virtio_irq *irq;
+	const struct guest_mem *mem;
+	uint64_t features;              /* negotiated with the driver */
+	size_t vnet_hdr_len;            /* 12 (VERSION_1 / MRG_RXBUF header) */
+	void *backend_state;            /* the backend's, between start and stop */
+};
+
+struct net_backend_ops {
+	const char *name;               /* "worker", "vhost" */
+	/* Starts serving the pair; returns 0, or -1 with a one-line log. */
+	int (*start)(struct net_pair *p);
+	/* Stops serving; when it returns nothing touches the pair's queues,
+	 * and rx->vq / tx->vq hold the ring positions to restart from. */
+	void (*stop)(struct net_pair *p);
+};
+
+#endif

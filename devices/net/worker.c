@@ -1,0 +1,465 @@
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "devices/net/worker.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "devices/net/tap.h"
+#include "vmm/log.h"
+
+/* Frames served per direction before the thread looks at its other
+ * direction and at the stop eventfd again. */
+#define BUDGET 256u
+/* Within a batch, the guest is told every this many frames (if it asks):
+ * it can then give buffers back while the batch goes on. */
+#define NOTIFY_EVERY 64u
+/* Largest frame a tap hands out, without its header: a 64 KiB GSO packet
+ * (IP total length <= 65535) with its Ethernet header and a VLAN tag. */
+#define MAX_GSO_FRAME (65535u + 14u + 4u)
+#define ETH_VLAN_HLEN 18u
+
+/* One RX chain popped and not yet used: its writable buffers are
+ * iov[first .. first + n_iov) of the worker's array. */
+struct rx_held {
+	uint16_t head;
+	unsigned n_iov;
+	uint64_t cap;
+};
+
+enum { PAIR_OK = 0, PAIR_MORE = 1, PAIR_BROKEN = -1, PAIR_TAP_GONE = -2 };
+
+struct worker {
+	struct net_pair *p;
+	pthread_t thread;
+	int stop_fd;
+	size_t hdr_len;
+	bool mrg;                 /* VIRTIO_NET_F_MRG_RXBUF negotiated */
+	bool clear_flags;         /* no GUEST_CSUM: RX header flags must be 0 */
+	uint64_t rx_target;       /* RX bytes (header included) to gather before a read, with mrg */
+
+	/* The thread's own state. */
+	bool tx_blocked;          /* the tap said EAGAIN: wait for POLLOUT */
+	bool rx_wait_tap;         /* RX buffers are there: wait for a frame */
+	int tap_errno;            /* why the tap is considered gone */
+
+	_Atomic uint64_t tx_packets, tx_bytes, tx_dropped;
+	_Atomic uint64_t rx_packets, rx_bytes, rx_dropped, rx_buffers;
+	_Atomic uint64_t wakeups;
+
+	/* RX chains held between pops and pushes; given back before sleeping. */
+	unsigned n_held, n_iov;
+	uint64_t cap;             /* sum of held[].cap */
+	bool iov_full;            /* the next chain would not fit in iov[] */
+	struct rx_held held[VIRTQ_MAX_IOV];
+	struct iovec iov[VIRTQ_MAX_IOV];
+	/* One byte past the guest's buffers, the last iovec of a read: the tap
+	 * truncates a frame to the buffers it is given and says only how much
+	 * it wrote, so a frame that reaches this byte did not fit. */
+	uint8_t overflow;
+	/* One popped chain at a time (16 KiB: not on the thread's stack). */
+	struct virtq_chain chain;
+};
+
+static inline void count(_Atomic uint64_t *c, uint64_t n)
+{
+	/* Only the worker writes: no locked add needed. */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* Writes len bytes at offset off of the buffers (the caller checked they
+ * hold that many). */
+static void iov_put(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
+{
+	const uint8_t *s = src;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t take = iov[i].iov_len - off;
+		if (take > len)
+			take = len;
+		memcpy((uint8_t *)iov[i].iov_base + off, s, take);
+		s += take;
+		len -= take;
+		off = 0;
+	}
+}
+
+static bool tap_gone_errno(int e)
+{
+	return e == EBADFD || e == EIO || e == ENXIO || e == ENODEV || e == EBADF;
+}
+
+/* ---- TX: guest -> tap ---- */
+
+static int tx_process(struct worker *w)
+{
+	struct net_pair *p = w->p;
+	struct virtq *vq = &p->tx->vq;
+	struct virtq_chain *c = &w->chain;
+	int ret = PAIR_OK;
+
+	w->tx_blocked = false;
+	for (unsigned budget = BUDGET;; budget--) {
+		if (!budget) {
+			ret = PAIR_MORE;
+			break;
+		}
+		int r = virtq_pop_chain(vq, c);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			ret = PAIR_BROKEN;   /* virtq logged why */
+			break;
+		}
+		if (c->n_in || c->out_len < w->hdr_len) {
+			log_warn("%s: TX chain (head %u) %s; pair stopped, device needs reset", p->name, c->head,
+				 c->n_in ? "has a device-writable buffer" : "is shorter than the 12-byte virtio-net header");
+			ret = PAIR_BROKEN;
+			break;
+		}
+		ssize_t n;
+		do
+			n = writev(p->tap_fd, c->iov, (int)c->n_out);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN) {
+			virtq_unpop(vq);
+			w->tx_blocked = true;
+			break;
+		}
+		if (n < 0 && tap_gone_errno(errno)) {
+			virtq_unpop(vq);
+			w->tap_errno = errno;
+			ret = PAIR_TAP_GONE;
+			break;
+		}
+		if (n < 0) {
+			count(&w->tx_dropped, 1);   /* runt, bad GSO header, too long: the tap refused it */
+		} else {
+			count(&w->tx_packets, 1);
+			count(&w->tx_bytes, c->out_len - w->hdr_len);
+		}
+		if (virtq_push_used(vq, c->head, 0) < 0) {
+			ret = PAIR_BROKEN;
+			break;
+		}
+		if ((BUDGET - budget + 1) % NOTIFY_EVERY == 0 && virtq_should_notify(vq))
+			p->irq->queue(p->irq, p->tx_index);
+	}
+	if (virtq_should_notify(vq))
+		p->irq->queue(p->irq, p->tx_index);
+	return ret;
+}
+
+/* ---- RX: tap -> guest ---- */
+
+/* Gives every held chain back to the ring, last popped first. */
+static void rx_release(struct worker *w)
+{
+	for (unsigned i = 0; i < w->n_held; i++)
+		virtq_unpop(&w->p->rx->vq);
+	w->n_held = w->n_iov = 0;
+	w->cap = 0;
+	w->iov_full = false;
+}
+
+/* Pops RX chains until a frame surely fits (with mrg) or one is held.
+ * Returns PAIR_OK (enough or the ring is empty) or PAIR_BROKEN. */
+static int rx_fill(struct worker *w)
+{
+	struct virtq *vq = &w->p->rx->vq;
+	struct virtq_chain *c = &w->chain;
+
+	while (w->mrg ? (w->cap < w->rx_target && !w->iov_full) : w->n_held == 0) {
+		int r = virtq_pop_chain(vq, c);
+		if (r == 0)
+			return PAIR_OK;
+		if (r < 0)
+			return PAIR_BROKEN;
+		if (c->n_out || c->in_len < w->hdr_len) {
+			log_warn("%s: RX chain (head %u) %s; pair stopped, device needs reset", w->p->name, c->head,
+				 c->n_out ? "has a device-readable buffer" : "is shorter than the 12-byte virtio-net header");
+			/* Not ours to push: the device is going to be reset anyway. */
+			return PAIR_BROKEN;
+		}
+		/* Room for the chain and the overflow sentinel, except for a
+		 * first chain (it must be taken whatever its size). */
+		if (w->n_held && w->n_iov + c->n_in + 1 > VIRTQ_MAX_IOV) {
+			virtq_unpop(vq);
+			w->iov_full = true;
+			return PAIR_OK;
+		}
+		memcpy(&w->iov[w->n_iov], c->iov, c->n_in * sizeof(struct iovec));
+		w->held[w->n_held++] = (struct rx_held){ .head = c->head, .n_iov = c->n_in, .cap = c->in_len };
+		w->n_iov += c->n_in;
+		w->cap += c->in_len;
+	}
+	return PAIR_OK;
+}
+
+/* Whether the held chains are worth a read. */
+static bool rx_ready(const struct worker *w)
+{
+	if (!w->n_held)
+		return false;
+	if (!w->mrg)
+		return true;
+	/* Fewer buffers than the largest frame needs: wait for the guest to add
+	 * some, unless it cannot (we hold its whole ring, or all the iovecs a
+	 * read can take); a frame that does not fit is then dropped. */
+	return w->cap >= w->rx_target || w->n_held >= w->p->rx->vq.size || w->iov_full;
+}
+
+/* Hands the frame of len bytes, read into the held chains, to the guest.
+ * Returns PAIR_OK or PAIR_BROKEN. */
+static int rx_deliver(struct worker *w, uint64_t len)
+{
+	struct virtq *vq = &w->p->rx->vq;
+	unsigned k = 0, iovs = 0;
+	uint64_t left = len;
+
+	while (left) {
+		uint64_t take = w->held[k].cap < left ? w->held[k].cap : left;
+		left -= take;
+		iovs += w->held[k].n_iov;
+		k++;
+	}
+	/* The header lies wholly in the first chain (in_len >= 12 checked);
+	 * the tap does not write num_buffers. */
+	uint16_t nb = htole16((uint16_t)k);
+	iov_put(w->iov, w->held[0].n_iov, offsetof(struct virtio_net_hdr_v1, num_buffers), &nb, sizeof(nb));
+	if (w->clear_flags) {
+		uint8_t zero = 0;
+		iov_put(w->iov, w->held[0].n_iov, offsetof(struct virtio_net_hdr_v1, flags), &zero, 1);
+	}
+	left = len;
+	for (unsigned i = 0; i < k; i++) {
+		uint64_t take = w->held[i].cap < left ? w->held[i].cap : left;
+		left -= take;
+		if (virtq_push_used(vq, w->held[i].head, (uint32_t)take) < 0)
+			return PAIR_BROKEN;
+	}
+	count(&w->rx_packets, 1);
+	count(&w->rx_bytes, len - w->hdr_len);
+	count(&w->rx_buffers, k);
+
+	w->n_held -= k;
+	w->n_iov -= iovs;
+	for (unsigned i = 0; i < k; i++)
+		w->cap -= w->held[i].cap;
+	memmove(&w->held[0], &w->held[k], w->n_held * sizeof(w->held[0]));
+	memmove(&w->iov[0], &w->iov[iovs], w->n_iov * sizeof(w->iov[0]));
+	w->iov_full = false;
+	return PAIR_OK;
+}
+
+static int rx_process(struct worker *w)
+{
+	struct net_pair *p = w->p;
+	int ret = PAIR_OK;
+
+	w->rx_wait_tap = false;
+	for (unsigned budget = BUDGET;;) {
+		if (!budget) {
+			ret = PAIR_MORE;
+			break;
+		}
+		ret = rx_fill(w);
+		if (ret != PAIR_OK || !rx_ready(w))
+			break;   /* no (or not enough) buffers: wait for the RX kick */
+		/* iov[] has room for the sentinel unless a chain alone took all
+		 * VIRTQ_MAX_IOV entries: then a frame that fills it exactly is
+		 * taken as fitting. */
+		unsigned n = w->n_iov;
+		if (n < VIRTQ_MAX_IOV)
+			w->iov[n++] = (struct iovec){ .iov_base = &w->overflow, .iov_len = 1 };
+		ssize_t r = readv(p->tap_fd, w->iov, (int)n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				w->rx_wait_tap = true;
+				break;
+			}
+			w->tap_errno = errno;
+			ret = PAIR_TAP_GONE;
+			break;
+		}
+		budget--;
+		if ((uint64_t)r > w->cap || (size_t)r < w->hdr_len) {
+			/* Longer than the buffers: drop it, the chains stay held and
+			 * the next frame overwrites what was written. */
+			count(&w->rx_dropped, 1);
+			continue;
+		}
+		ret = rx_deliver(w, (uint64_t)r);
+		if (ret != PAIR_OK)
+			break;
+		if ((BUDGET - budget) % NOTIFY_EVERY == 0 && virtq_should_notify(&p->rx->vq))
+			p->irq->queue(p->irq, p->rx_index);
+	}
+	rx_release(w);
+	if (virtq_should_notify(&p->rx->vq))
+		p->irq->queue(p->irq, p->rx_index);
+	return ret;
+}
+
+/* ---- the thread ---- */
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct net_pair *p = w->p;
+	bool serving = true;
+
+	for (;;) {
+		bool more = false;
+		if (serving) {
+			int t = tx_process(w);
+			int r = t < 0 ? t : rx_process(w);
+			int bad = t < 0 ? t : r < 0 ? r : 0;
+			if (bad == PAIR_BROKEN) {
+				serving = false;
+				p->irq->needs_reset(p->irq);
+			} else if (bad == PAIR_TAP_GONE) {
+				serving = false;
+				log_warn("%s: tap queue fd %d: %s (tap deleted?); pair stopped", p->name, p->tap_fd,
+					 strerror(w->tap_errno));
+			}
+			more = serving && (t == PAIR_MORE || r == PAIR_MORE);
+		}
+
+		struct pollfd fds[4] = {
+			{ .fd = w->stop_fd, .events = POLLIN },
+			{ .fd = p->tx->kick_fd, .events = POLLIN },
+			{ .fd = p->rx->kick_fd, .events = POLLIN },
+			{ .fd = p->tap_fd,
+			  .events = (short)((w->rx_wait_tap ? POLLIN : 0) | (w->tx_blocked ? POLLOUT : 0)) },
+		};
+		if (poll(fds, serving ? 4 : 1, more ? 0 : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("%s: poll: %s; pair stopped", p->name, strerror(errno));
+			return NULL;
+		}
+		count(&w->wakeups, 1);
+		if (fds[0].revents)
+			return NULL;   /* stop() */
+		if (!serving)
+			continue;
+		for (int i = 1; i <= 2; i++) {
+			uint64_t kicks;
+			if (fds[i].revents & (POLLERR | POLLNVAL)) {
+				log_warn("%s: kick eventfd %d unusable; pair stopped, device needs reset", p->name, fds[i].fd);
+				serving = false;
+				p->irq->needs_reset(p->irq);
+			} else if ((fds[i].revents & POLLIN) && read(fds[i].fd, &kicks, sizeof(kicks)) < 0 &&
+				   errno != EAGAIN && errno != EINTR) {
+				log_warn("%s: kick eventfd: %s", p->name, strerror(errno));
+			}
+		}
+		if (serving && (fds[3].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+			/* A tap queue reports POLLERR once its tap is gone (the
+			 * interface was deleted). */
+			serving = false;
+			log_warn("%s: tap queue fd %d: %s; pair stopped", p->name, p->tap_fd,
+				 fds[3].revents & POLLNVAL ? "closed" : "tap deleted");
+		}
+	}
+}
+
+static int worker_start(struct net_pair *p)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w) {
+		log_error("%s: out of memory", p->name);
+		return -1;
+	}
+	w->p = p;
+	w->hdr_len = p->vnet_hdr_len ? p->vnet_hdr_len : NET_TAP_VNET_HDR_LEN;
+	w->mrg = p->features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
+	w->clear_flags = !(p->features & (1ull << VIRTIO_NET_F_GUEST_CSUM));
+	uint64_t frame;
+	if (net_tap_offload_flags(p->features) & ~(unsigned)TUN_F_CSUM) {
+		frame = MAX_GSO_FRAME;
+	} else {
+		int mtu = net_tap_fd_mtu(p->tap_fd);
+		frame = mtu > 0 && (unsigned)mtu < MAX_GSO_FRAME - ETH_VLAN_HLEN ? (uint64_t)mtu + ETH_VLAN_HLEN
+										    : MAX_GSO_FRAME;
+	}
+	w->rx_target = w->hdr_len + frame;
+	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->stop_fd < 0) {
+		log_error("%s: eventfd: %s", p->name, strerror(errno));
+		free(w);
+		return -1;
+	}
+
+	/* The thread takes no signals (SIGINT/SIGTERM are the main thread's,
+	 * the kick signal is for vCPUs). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		log_error("%s: cannot start its thread: %s", p->name, strerror(e));
+		close(w->stop_fd);
+		free(w);
+		return -1;
+	}
+	pthread_setname_np(w->thread, p->name);
+	p->backend_state = w;
+	return 0;
+}
+
+static void worker_stop(struct net_pair *p)
+{
+	struct worker *w = p->backend_state;
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	if (write(w->stop_fd, &one, sizeof(one)) != sizeof(one))
+		log_warn("%s: stop eventfd: %s", p->name, strerror(errno));
+	pthread_join(w->thread, NULL);
+	/* The thread gave its RX chains back before sleeping: the rings are
+	 * where the next backend starts. */
+	close(w->stop_fd);
+	free(w);
+	p->backend_state = NULL;
+}
+
+void net_worker_stats(const struct net_pair *p, struct net_worker_stats *out)
+{
+	const struct worker *w = p->backend_state;
+	memset(out, 0, sizeof(*out));
+	if (!w || w->p != p)
+		return;
+	out->tx_packets = atomic_load_explicit(&w->tx_packets, memory_order_relaxed);
+	out->tx_bytes = atomic_load_explicit(&w->tx_bytes, memory_order_relaxed);
+	out->tx_dropped = atomic_load_explicit(&w->tx_dropped, memory_order_relaxed);
+	out->rx_packets = atomic_load_explicit(&w->rx_packets, memory_order_relaxed);
+	out->rx_bytes = atomic_load_explicit(&w->rx_bytes, memory_order_relaxed);
+	out->rx_dropped = atomic_load_explicit(&w->rx_dropped, memory_order_relaxed);
+	out->rx_buffers = atomic_load_explicit(&w->rx_buffers, memory_order_relaxed);
+	out->wakeups = atomic_load_explicit(&w->wakeups, memory_order_relaxed);
+}
+
+const struct net_backend_ops net_worker_backend = {
+	.name = "worker",
+	.start = worker_start,
+	.stop = worker_stop,
+};

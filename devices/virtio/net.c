@@ -1,0 +1,661 @@
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "devices/virtio/net.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/virtio_net.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "devices/net/vhost.h"
+#include "devices/net/worker.h"
+#include "vmm/log.h"
+
+#define NET_QUEUE_MAX_SIZE 256
+/* Config space up to max_virtqueue_pairs: mtu and what follows need
+ * features we do not offer. */
+#define NET_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_net_config, mtu))
+#define F(bit) (1ull << (bit))
+
+_Static_assert(offsetof(struct virtio_net_config, max_virtqueue_pairs) == 8, "virtio-net config layout");
+_Static_assert(VIRTIO_NET_MAX_PAIRS * 2 + 1 <= VIRTIO_MAX_QUEUES, "queues of the largest device");
+
+/* One queue pair and what serves it. */
+struct net_qp {
+	struct net_pair pair;                  /* handed to the backend while it runs */
+	const struct net_backend_ops *backend; /* NULL: stopped */
+	bool attached;                         /* its tap queue is attached */
+	char rx_name[32], tx_name[32];         /* "net0 rx2", in virtq's log lines */
+};
+
+struct virtio_net {
+	char name[16];                   /* "net0" */
+	unsigned index;
+	unsigned max_pairs;
+	struct net_tap tap;
+	enum virtio_net_backend_choice choice;
+	const struct net_backend_ops *backend;
+	int stop_fd;                     /* eventfd: stops the control thread */
+
+	/* Config space and receive filter: read by vCPUs (and tests), written
+	 * by the control thread. */
+	pthread_mutex_t lock;
+	uint8_t mac[6];
+	uint16_t status;
+	struct virtio_net_rx_filter filter;
+
+	/* Set by activate() before any thread starts, cleared by reset() after
+	 * they all stopped. While active, pairs are started and stopped by
+	 * activate() (pair 0) and then by the control thread only. */
+	bool active;
+	uint64_t features;
+	const struct virtio_irq *irq;
+	struct virtio_queue *queues;
+	unsigned n_queues;
+	unsigned usable_pairs;           /* max_pairs with MQ, else 1 */
+	atomic_uint active_pairs;        /* pairs 0..active_pairs-1 run */
+	int ctrl_index;                  /* -1: no control queue */
+	pthread_t ctrl_thread;
+	bool ctrl_started;
+	char ctrl_thread_name[16];       /* "net0-ctrl" */
+	char ctrl_vq_name[32];
+	struct virtq_chain ctrl_chain;   /* one command at a time */
+
+	struct net_qp qps[];             /* [max_pairs] */
+};
+
+/* ---- scatter-gather helper ---- */
+
+/* Copies len bytes at offset off of the buffers into dst. Returns false
+ * when they hold fewer. */
+static bool iov_get(const struct iovec *iov, unsigned n, uint64_t off, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t take = iov[i].iov_len - off;
+		if (take > len)
+			take = len;
+		memcpy(d, (const uint8_t *)iov[i].iov_base + off, take);
+		d += take;
+		len -= take;
+		off = 0;
+	}
+	return len == 0;
+}
+
+/* ---- queue pairs ---- */
+
+static int pair_start(struct virtio_net *net, unsigned i)
+{
+	struct net_qp *qp = &net->qps[i];
+	if (qp->backend)
+		return 0;
+	if (2 * i + 1 >= net->n_queues || !net->queues[2 * i].ready || !net->queues[2 * i + 1].ready) {
+		log_warn("%s: queue pair %u was not set up by the driver; not started", net->name, i);
+		return -1;
+	}
+	if (!qp->attached) {
+		int e = net_tap_set_queue(&net->tap, i, true);
+		if (e < 0) {
+			log_warn("%s: cannot attach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
+			return -1;
+		}
+		qp->attached = true;
+	}
+	struct virtio_queue *rx = &net->queues[2 * i], *tx = &net->queues[2 * i + 1];
+	if (!rx->vq.name)
+		rx->vq.name = qp->rx_name;
+	if (!tx->vq.name)
+		tx->vq.name = qp->tx_name;
+	struct net_pair *p = &qp->pair;
+	p->index = i;
+	snprintf(p->name, sizeof(p->name), "net%u-qp%u", net->index % 1000, i % 100);
+	p->tap_fd = net->tap.fds[i];
+	p->rx = rx;
+	p->tx = tx;
+	p->rx_index = 2 * i;
+	p->tx_index = 2 * i + 1;
+	p->irq = net->irq;
+	p->mem = rx->vq.mem;
+	p->features = net->features;
+	p->vnet_hdr_len = NET_TAP_VNET_HDR_LEN;
+	p->backend_state = NULL;
+
+	const struct net_backend_ops *b = net->backend;
+	if (b->start(p) < 0) {
+		if (b == &net_worker_backend || net->choice != VIRTIO_NET_BACKEND_AUTO)
+			goto fail;
+		log_warn("%s: %s backend failed for queue pair %u; using a worker thread", net->name, b->name, i);
+		b = &net_worker_backend;
+		if (b->start(p) < 0)
+			goto fail;
+	}
+	qp->backend = b;
+	return 0;
+fail:
+	if (i > 0 && net->tap.multi_queue && net_tap_set_queue(&net->tap, i, false) == 0)
+		qp->attached = false;
+	return -1;
+}
+
+static void pair_stop(struct virtio_net *net, unsigned i)
+{
+	struct net_qp *qp = &net->qps[i];
+	if (qp->backend) {
+		qp->backend->stop(&qp->pair);
+		qp->backend = NULL;
+	}
+	/* Queue 0 stays attached: with no queue at all the tap loses its carrier. */
+	if (i > 0 && qp->attached && net->tap.multi_queue) {
+		int e = net_tap_set_queue(&net->tap, i, false);
+		if (e < 0)
+			log_warn("%s: cannot detach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
+		else
+			qp->attached = false;
+	}
+}
+
+/* Runs exactly pairs 0..n-1. On failure the pairs that ran still run. */
+static int set_pairs(struct virtio_net *net, unsigned n)
+{
+	unsigned cur = atomic_load(&net->active_pairs);
+	if (n < cur) {
+		for (unsigned i = cur; i-- > n;)
+			pair_stop(net, i);
+	} else {
+		for (unsigned i = cur; i < n; i++) {
+			if (pair_start(net, i) < 0) {
+				while (i-- > cur)
+					pair_stop(net, i);
+				return -1;
+			}
+		}
+	}
+	atomic_store(&net->active_pairs, n);
+	return 0;
+}
+
+/* ---- control queue ---- */
+
+static uint8_t ctrl_rx(struct virtio_net *net, uint8_t cmd, const struct virtq_chain *c, uint64_t dlen)
+{
+	uint8_t on;
+	if (!(net->features & F(VIRTIO_NET_F_CTRL_RX)) || dlen != 1 || !iov_get(c->iov, c->n_out, 2, &on, 1))
+		return VIRTIO_NET_ERR;
+	/* ALLUNI, NOMULTI, NOUNI, NOBCAST need CTRL_RX_EXTRA, not offered. */
+	if (cmd != VIRTIO_NET_CTRL_RX_PROMISC && cmd != VIRTIO_NET_CTRL_RX_ALLMULTI)
+		return VIRTIO_NET_ERR;
+	pthread_mutex_lock(&net->lock);
+	if (cmd == VIRTIO_NET_CTRL_RX_PROMISC)
+		net->filter.promisc = on;
+	else
+		net->filter.allmulti = on;
+	pthread_mutex_unlock(&net->lock);
+	return VIRTIO_NET_OK;
+}
+
+/* MAC_TABLE_SET data: le32 n, n MACs (unicast), le32 m, m MACs (multicast). */
+static uint8_t ctrl_mac_table(struct virtio_net *net, const struct virtq_chain *c, uint64_t dlen)
+{
+	uint32_t n_uni, n_multi;
+	if (!(net->features & F(VIRTIO_NET_F_CTRL_RX)) || dlen < 8)
+		return VIRTIO_NET_ERR;
+	iov_get(c->iov, c->n_out, 2, &n_uni, 4);
+	n_uni = le32toh(n_uni);
+	if (n_uni > (dlen - 8) / 6)
+		return VIRTIO_NET_ERR;
+	uint64_t multi_off = 2 + 4 + 6ull * n_uni;
+	iov_get(c->iov, c->n_out, multi_off, &n_multi, 4);
+	n_multi = le32toh(n_multi);
+	if (8 + 6ull * n_uni + 6ull * n_multi != dlen)
+		return VIRTIO_NET_ERR;
+	pthread_mutex_lock(&net->lock);
+	net->filter.n_uni = n_uni;
+	net->filter.n_multi = n_multi;
+	for (uint32_t i = 0; i < n_uni && i < VIRTIO_NET_MAC_TABLE_MAX; i++)
+		iov_get(c->iov, c->n_out, 6 + 6ull * i, net->filter.uni[i], 6);
+	for (uint32_t i = 0; i < n_multi && i < VIRTIO_NET_MAC_TABLE_MAX; i++)
+		iov_get(c->iov, c->n_out, multi_off + 4 + 6ull * i, net->filter.multi[i], 6);
+	pthread_mutex_unlock(&net->lock);
+	return VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_mac(struct virtio_net *net, uint8_t cmd, const struct virtq_chain *c, uint64_t dlen)
+{
+	if (cmd == VIRTIO_NET_CTRL_MAC_TABLE_SET)
+		return ctrl_mac_table(net, c, dlen);
+	if (cmd != VIRTIO_NET_CTRL_MAC_ADDR_SET || !(net->features & F(VIRTIO_NET_F_CTRL_MAC_ADDR)) || dlen != 6)
+		return VIRTIO_NET_ERR;
+	uint8_t mac[6];
+	iov_get(c->iov, c->n_out, 2, mac, 6);
+	pthread_mutex_lock(&net->lock);
+	memcpy(net->mac, mac, 6);   /* config space shows it (spec 5.1.6.5.2) */
+	pthread_mutex_unlock(&net->lock);
+	return VIRTIO_NET_OK;
+}
+
+static uint8_t ctrl_mq(struct virtio_net *net, uint8_t cmd, const struct virtq_chain *c, uint64_t dlen)
+{
+	uint16_t n;
+	if (cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || !(net->features & F(VIRTIO_NET_F_MQ)) || dlen != 2)
+		return VIRTIO_NET_ERR;
+	iov_get(c->iov, c->n_out, 2, &n, 2);
+	n = le16toh(n);
+	if (n < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || n > net->usable_pairs)
+		return VIRTIO_NET_ERR;
+	return set_pairs(net, n) < 0 ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
+}
+
+/* Serves one command. Returns the ack, or -1 when the chain has no room
+ * for one (the device then needs a reset). */
+static int ctrl_serve(struct virtio_net *net, const struct virtq_chain *c)
+{
+	uint8_t hdr[2];
+	if (c->in_len < 1) {
+		log_warn("%s: control command (head %u) has no device-writable ack byte; device needs reset",
+			 net->name, c->head);
+		return -1;
+	}
+	if (!iov_get(c->iov, c->n_out, 0, hdr, 2))
+		return VIRTIO_NET_ERR;   /* no class and command */
+	uint64_t dlen = c->out_len - 2;
+	switch (hdr[0]) {
+	case VIRTIO_NET_CTRL_RX:
+		return ctrl_rx(net, hdr[1], c, dlen);
+	case VIRTIO_NET_CTRL_MAC:
+		return ctrl_mac(net, hdr[1], c, dlen);
+	case VIRTIO_NET_CTRL_MQ:
+		return ctrl_mq(net, hdr[1], c, dlen);
+	default:
+		return VIRTIO_NET_ERR;   /* VLAN, ANNOUNCE, GUEST_OFFLOADS, ...: not offered */
+	}
+}
+
+/* Serves every command queued. Returns -1 when the queue is broken. */
+static int ctrl_drain(struct virtio_net *net)
+{
+	struct virtio_queue *q = &net->queues[net->ctrl_index];
+	struct virtq_chain *c = &net->ctrl_chain;
+	int r, ret = 0;
+
+	while ((r = virtq_pop_chain(&q->vq, c)) > 0) {
+		int ack = ctrl_serve(net, c);
+		if (ack < 0) {
+			ret = -1;
+			break;
+		}
+		/* in_len >= 1 and empty descriptors give no iov: the first
+		 * writable iov holds at least the ack byte. */
+		*(uint8_t *)c->iov[c->n_out].iov_base = (uint8_t)ack;
+		if (virtq_push_used(&q->vq, c->head, 1) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	if (r < 0)
+		ret = -1;
+	if (virtq_should_notify(&q->vq))
+		net->irq->queue(net->irq, (unsigned)net->ctrl_index);
+	return ret;
+}
+
+static void *ctrl_main(void *arg)
+{
+	struct virtio_net *net = arg;
+	bool serving = true;
+	struct pollfd fds[2] = {
+		{ .fd = net->stop_fd, .events = POLLIN },
+		{ .fd = net->queues[net->ctrl_index].kick_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (serving && ctrl_drain(net) < 0) {
+			serving = false;
+			net->irq->needs_reset(net->irq);
+		}
+		if (poll(fds, serving ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("%s: control queue: poll: %s; stopped", net->name, strerror(errno));
+			return NULL;
+		}
+		if (fds[0].revents)
+			return NULL;   /* reset() */
+		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
+			log_warn("%s: control queue kick eventfd unusable; device needs reset", net->name);
+			serving = false;
+			net->irq->needs_reset(net->irq);
+		} else if (serving && (fds[1].revents & POLLIN)) {
+			uint64_t kicks;
+			if (read(fds[1].fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN && errno != EINTR)
+				log_warn("%s: control queue kick eventfd: %s", net->name, strerror(errno));
+		}
+	}
+}
+
+/* ---- activation ---- */
+
+static void net_reset(void *dev)
+{
+	struct virtio_net *net = dev;
+	uint64_t v = 1;
+
+	if (!net->active)
+		return;
+	if (net->ctrl_started) {
+		if (write(net->stop_fd, &v, sizeof(v)) != sizeof(v))
+			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
+		pthread_join(net->ctrl_thread, NULL);
+		net->ctrl_started = false;
+		if (read(net->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
+	}
+	for (unsigned i = net->max_pairs; i-- > 0;)
+		pair_stop(net, i);
+	atomic_store(&net->active_pairs, 0);
+	/* The next driver may take no offloads: plain frames until it says. */
+	net_tap_set_offload(net->tap.fds[0], 0);
+	net->irq = NULL;
+	net->queues = NULL;
+	net->n_queues = 0;
+	net->ctrl_index = -1;
+	net->active = false;
+}
+
+static int net_activate(void *dev, uint64_t features, struct virtio_queue *queues, unsigned n_queues,
+			const struct virtio_irq *irq)
+{
+	struct virtio_net *net = dev;
+
+	if (net->active) {
+		log_warn("%s: activated twice without a reset", net->name);
+		return -1;
+	}
+	bool ctrl = features & F(VIRTIO_NET_F_CTRL_VQ);
+	bool mq = ctrl && (features & F(VIRTIO_NET_F_MQ));
+	net->features = features;
+	net->irq = irq;
+	net->queues = queues;
+	net->n_queues = n_queues;
+	net->usable_pairs = mq ? net->max_pairs : 1;
+	net->ctrl_index = ctrl ? (int)(mq ? 2 * net->max_pairs : 2) : -1;
+	if (net->ctrl_index >= (int)n_queues)
+		net->ctrl_index = -1;
+	atomic_store(&net->active_pairs, 0);
+	net->active = true;
+
+	/* What the tap may give the guest: checksums left to do and GSO
+	 * packets only if it said it takes them. The tap keeps its previous
+	 * setting if this fails (a fake tap in tests): plain frames. */
+	int e = net_tap_set_offload(net->tap.fds[0], net_tap_offload_flags(features));
+	if (e < 0)
+		log_warn("%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name, strerror(-e));
+
+	/* Multiqueue starts disabled: only pair 0 runs until VQ_PAIRS_SET. */
+	if (n_queues > 1 && queues[0].ready && queues[1].ready) {
+		if (set_pairs(net, 1) < 0) {
+			net_reset(net);
+			return -1;
+		}
+	} else {
+		log_warn("%s: the driver did not set up queue pair 0; no traffic", net->name);
+	}
+
+	if (net->ctrl_index >= 0 && queues[net->ctrl_index].ready) {
+		struct virtio_queue *cq = &queues[net->ctrl_index];
+		if (!cq->vq.name)
+			cq->vq.name = net->ctrl_vq_name;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);   /* the pairs it starts inherit this */
+		int err = pthread_create(&net->ctrl_thread, NULL, ctrl_main, net);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (err) {
+			log_error("%s: cannot start the control queue thread: %s", net->name, strerror(err));
+			net_reset(net);
+			return -1;
+		}
+		net->ctrl_started = true;
+		pthread_setname_np(net->ctrl_thread, net->ctrl_thread_name);
+	}
+	return 0;
+}
+
+/* ---- features and config space ---- */
+
+static uint64_t net_features(void *dev)
+{
+	const struct virtio_net *net = dev;
+	uint64_t f = F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_MAC) |
+		     F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_HOST_TSO4) |
+		     F(VIRTIO_NET_F_HOST_TSO6) | F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_STATUS) |
+		     F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) | F(VIRTIO_NET_F_CTRL_MAC_ADDR);
+	if (net->max_pairs > 1)
+		f |= F(VIRTIO_NET_F_MQ);
+	return f;
+}
+
+static unsigned net_num_queues(void *dev)
+{
+	return 2 * ((const struct virtio_net *)dev)->max_pairs + 1;
+}
+
+static uint32_t net_config_size(void *dev)
+{
+	return NET_CONFIG_SIZE;
+}
+
+static void net_config_read(void *dev, uint32_t offset, void *data, uint32_t len)
+{
+	struct virtio_net *net = dev;
+	struct virtio_net_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	pthread_mutex_lock(&net->lock);
+	memcpy(cfg.mac, net->mac, 6);
+	cfg.status = htole16(net->status);
+	pthread_mutex_unlock(&net->lock);
+	cfg.max_virtqueue_pairs = htole16((uint16_t)net->max_pairs);
+	memset(data, 0, len);
+	if (offset < NET_CONFIG_SIZE)
+		memcpy(data, (const uint8_t *)&cfg + offset, len < NET_CONFIG_SIZE - offset ? len : NET_CONFIG_SIZE - offset);
+}
+
+static void net_config_write(void *dev, uint32_t offset, const void *data, uint32_t len)
+{
+	/* Read-only with VERSION_1 (the MAC is set through the control queue). */
+}
+
+const struct virtio_dev_ops virtio_net_ops = {
+	.name = "net",
+	.device_id = VIRTIO_ID_NET,
+	.features = net_features,
+	.num_queues = net_num_queues,
+	.queue_max_size = NET_QUEUE_MAX_SIZE,
+	.config_size = net_config_size,
+	.config_read = net_config_read,
+	.config_write = net_config_write,
+	.activate = net_activate,
+	.reset = net_reset,
+};
+
+/* ---- life cycle ---- */
+
+void virtio_net_default_mac(unsigned index, unsigned long salt, uint8_t mac[6])
+{
+	uint32_t h = (uint32_t)(salt * 2654435761ul) ^ (uint32_t)(salt >> 16);
+	mac[0] = 0x52;   /* locally administered, unicast */
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	mac[3] = (uint8_t)(h >> 24);
+	mac[4] = (uint8_t)(h >> 16);
+	mac[5] = (uint8_t)index;
+}
+
+/* Picks the backend for p->backend; logs the choice of AUTO. */
+static const struct net_backend_ops *choose_backend(const struct virtio_net_params *p, const char *name, char *err,
+						    size_t errlen)
+{
+	switch (p->backend) {
+	case VIRTIO_NET_BACKEND_WORKER:
+		return &net_worker_backend;
+	case VIRTIO_NET_BACKEND_VHOST:
+		if (!net_vhost_available()) {
+			snprintf(err, errlen, "--net %s: vhost=on but %s cannot be opened (modprobe vhost_net, or "
+				 "use vhost=off)", p->tap, NET_VHOST_DEV);
+			return NULL;
+		}
+		return &net_vhost_backend;
+	case VIRTIO_NET_BACKEND_AUTO:
+	default:
+		if (net_vhost_available()) {
+			log_info("%s: tap %s, %u queue pair%s, datapath: vhost-net", name, p->tap, p->queue_pairs,
+				 p->queue_pairs > 1 ? "s" : "");
+			return &net_vhost_backend;
+		}
+		log_info("%s: tap %s, %u queue pair%s, datapath: worker threads (%s not available)", name, p->tap,
+			 p->queue_pairs, p->queue_pairs > 1 ? "s" : "", NET_VHOST_DEV);
+		return &net_worker_backend;
+	}
+}
+
+struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, struct net_tap *tap, char *err,
+					    size_t errlen)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "net%u", p->index % 1000);
+	if (p->queue_pairs < 1 || p->queue_pairs > VIRTIO_NET_MAX_PAIRS) {
+		snprintf(err, errlen, "--net %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
+			 VIRTIO_NET_MAX_PAIRS);
+		net_tap_close(tap);
+		return NULL;
+	}
+	if (tap->n_fds != p->queue_pairs) {
+		snprintf(err, errlen, "--net %s: %u tap queues open for %u queue pairs", p->tap, tap->n_fds,
+			 p->queue_pairs);
+		net_tap_close(tap);
+		return NULL;
+	}
+	const struct net_backend_ops *backend = choose_backend(p, name, err, errlen);
+	if (!backend) {
+		net_tap_close(tap);
+		return NULL;
+	}
+	struct virtio_net *net = calloc(1, sizeof(*net) + p->queue_pairs * sizeof(struct net_qp));
+	if (!net) {
+		snprintf(err, errlen, "--net %s: out of memory", p->tap);
+		net_tap_close(tap);
+		return NULL;
+	}
+	net->tap = *tap;
+	tap->n_fds = 0;   /* ours now */
+	net->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (net->stop_fd < 0) {
+		snprintf(err, errlen, "--net %s: eventfd: %s", p->tap, strerror(errno));
+		net_tap_close(&net->tap);
+		free(net);
+		return NULL;
+	}
+	pthread_mutex_init(&net->lock, NULL);
+	snprintf(net->name, sizeof(net->name), "%s", name);
+	net->index = p->index;
+	net->max_pairs = p->queue_pairs;
+	net->choice = p->backend;
+	net->backend = backend;
+	memcpy(net->mac, p->mac, 6);
+	net->status = VIRTIO_NET_S_LINK_UP;
+	net->ctrl_index = -1;
+	snprintf(net->ctrl_thread_name, sizeof(net->ctrl_thread_name), "net%u-ctrl", p->index % 1000);
+	snprintf(net->ctrl_vq_name, sizeof(net->ctrl_vq_name), "%s ctrl", name);
+	for (unsigned i = 0; i < net->max_pairs; i++) {
+		struct net_qp *qp = &net->qps[i];
+		qp->attached = true;
+		snprintf(qp->rx_name, sizeof(qp->rx_name), "%s rx%u", name, i);
+		snprintf(qp->tx_name, sizeof(qp->tx_name), "%s tx%u", name, i);
+	}
+	/* Only the pairs the guest enables get frames: detach the others. */
+	for (unsigned i = 1; i < net->max_pairs && net->tap.multi_queue; i++) {
+		int e = net_tap_set_queue(&net->tap, i, false);
+		if (e < 0) {
+			snprintf(err, errlen, "--net %s: cannot detach queue %u of the tap: %s", p->tap, i, strerror(-e));
+			virtio_net_destroy(net);
+			return NULL;
+		}
+		net->qps[i].attached = false;
+	}
+	return net;
+}
+
+struct virtio_net *virtio_net_create(const struct virtio_net_params *p, char *err, size_t errlen)
+{
+	struct net_tap tap;
+	if (p->queue_pairs < 1 || p->queue_pairs > VIRTIO_NET_MAX_PAIRS) {
+		snprintf(err, errlen, "--net %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
+			 VIRTIO_NET_MAX_PAIRS);
+		return NULL;
+	}
+	if (net_tap_open(&tap, p->tap, p->queue_pairs, err, errlen) < 0)
+		return NULL;
+	return virtio_net_create_on_tap(p, &tap, err, errlen);
+}
+
+void virtio_net_destroy(struct virtio_net *net)
+{
+	if (!net)
+		return;
+	net_reset(net);
+	close(net->stop_fd);
+	net_tap_close(&net->tap);
+	pthread_mutex_destroy(&net->lock);
+	free(net);
+}
+
+/* ---- introspection ---- */
+
+const struct net_backend_ops *virtio_net_backend(const struct virtio_net *net)
+{
+	return net->backend;
+}
+
+void virtio_net_set_backend(struct virtio_net *net, const struct net_backend_ops *ops)
+{
+	if (!net->active)
+		net->backend = ops;
+}
+
+unsigned virtio_net_active_pairs(const struct virtio_net *net)
+{
+	return atomic_load(&((struct virtio_net *)net)->active_pairs);
+}
+
+const struct net_pair *virtio_net_pair(const struct virtio_net *net, unsigned i)
+{
+	if (i >= net->max_pairs || !net->qps[i].backend)
+		return NULL;
+	return &net->qps[i].pair;
+}
+
+void virtio_net_rx_filter(struct virtio_net *net, struct virtio_net_rx_filter *out)
+{
+	pthread_mutex_lock(&net->lock);
+	*out = net->filter;
+	pthread_mutex_unlock(&net->lock);
+}
+
+void virtio_net_mac(struct virtio_net *net, uint8_t mac[6])
+{
+	pthread_mutex_lock(&net->lock);
+	memcpy(mac, net->mac, 6);
+	pthread_mutex_unlock(&net->lock);
+}

@@ -1,0 +1,989 @@
+/* vhost-net backend. /dev/vhost-net does not exist on every machine (not on
+ * the project's PVM hosts, only inside the nested rig's L1), so most tests
+ * run the backend against a fake kernel (net_vhost_set_sys) that records
+ * every ioctl: the exact start/stop sequence and its arguments, failure at
+ * each step (one log line naming the ioctl and the pair, nothing leaked, the
+ * ring positions read back when vhost had started), interrupt forwarding for
+ * transports without a queue notifier, and the pieces (memory table, feature
+ * mask, ring address translation with hostile addresses). The last test runs
+ * the real thing on a real tap and skips, saying why, where it cannot. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/net/vhost.h"
+
+#define FBIT(n) (1ull << (n))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define RAM0_SIZE 0x200000ull             /* 2 MiB at 0 */
+#define RAM1_GPA  0x100000000ull          /* 1 MiB at 4 GiB */
+#define RAM1_SIZE 0x100000ull
+#define QSIZE 256
+#define RX_RING 0x10000ull                /* desc, +0x1000 avail, +0x2000 used */
+#define TX_RING 0x20000ull
+#define RX_BUF  0x100000ull               /* RX buffers, 2 KiB each */
+#define TX_BUF  0x180000ull
+#define RX_QUEUE 2                        /* pair 1: transport queues 2 and 3 */
+#define TX_QUEUE 3
+#define TIMEOUT_MS 5000
+
+static const uint64_t FEATURES_V1 = FBIT(VIRTIO_F_VERSION_1) | FBIT(VIRTIO_NET_F_MRG_RXBUF) |
+				    FBIT(VIRTIO_RING_F_EVENT_IDX) | FBIT(VIRTIO_RING_F_INDIRECT_DESC);
+/* What vhost-net in Linux 6.1 offers (VHOST_NET_FEATURES). */
+static const uint64_t VHOST_OFFERS = FBIT(VIRTIO_F_NOTIFY_ON_EMPTY) | FBIT(VIRTIO_RING_F_INDIRECT_DESC) |
+				     FBIT(VIRTIO_RING_F_EVENT_IDX) | FBIT(VHOST_F_LOG_ALL) | FBIT(VIRTIO_F_ANY_LAYOUT) |
+				     FBIT(VIRTIO_F_VERSION_1) | FBIT(VHOST_NET_F_VIRTIO_NET_HDR) |
+				     FBIT(VIRTIO_NET_F_MRG_RXBUF) | FBIT(VIRTIO_F_ACCESS_PLATFORM) |
+				     FBIT(VIRTIO_F_RING_RESET);
+
+/* ---- fake guest, transport and interrupts ---- */
+
+static uint8_t *ram0, *ram1;
+static struct guest_mem mem;
+static struct virtio_queue rxq, txq;
+static struct net_pair pair;
+static atomic_uint irq_calls[8];
+
+static void irq_queue(const struct virtio_irq *irq, unsigned q)
+{
+	(void)irq;
+	if (q < 8)
+		atomic_fetch_add(&irq_calls[q], 1);   /* forwarder thread: no cr_assert here */
+}
+static void irq_config(const struct virtio_irq *irq) { (void)irq; }
+static void irq_needs_reset(const struct virtio_irq *irq) { (void)irq; }
+
+/* Like virtio-pci with MSI-X on: the queue's call eventfd is the interrupt. */
+static int pci_like_notifier(const struct virtio_irq *irq, unsigned q)
+{
+	(void)irq;
+	return q == RX_QUEUE ? rxq.call_fd : q == TX_QUEUE ? txq.call_fd : -1;
+}
+
+static const struct virtio_irq irq_pci_like = { irq_queue, irq_config, irq_needs_reset, NULL, pci_like_notifier };
+static const struct virtio_irq irq_mmio_like = { irq_queue, irq_config, irq_needs_reset, NULL, NULL };
+
+static void init_queue(struct virtio_queue *q, uint64_t ring, bool event_idx)
+{
+	memset(guest_mem_ptr(&mem, ring, 0x3000), 0, 0x3000);
+	q->size = QSIZE;
+	q->desc = ring;
+	q->avail = ring + 0x1000;
+	q->used = ring + 0x2000;
+	q->ready = true;
+	memset(&q->vq, 0, sizeof(q->vq));
+	cr_assert_eq(virtq_init(&q->vq, &mem, QSIZE, q->desc, q->avail, q->used, event_idx, true), 0);
+}
+
+static void setup(void)
+{
+	ram0 = mmap(NULL, RAM0_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ram1 = mmap(NULL, RAM1_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(ram0 != MAP_FAILED && ram1 != MAP_FAILED);
+	memset(&mem, 0, sizeof(mem));
+	cr_assert_eq(guest_mem_add_region(&mem, 0, RAM0_SIZE, ram0), 0);
+	cr_assert_eq(guest_mem_add_region(&mem, RAM1_GPA, RAM1_SIZE, ram1), 0);
+	memset(&rxq, 0, sizeof(rxq));
+	memset(&txq, 0, sizeof(txq));
+	rxq.kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rxq.call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	txq.kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	txq.call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	cr_assert(rxq.kick_fd >= 0 && rxq.call_fd >= 0 && txq.kick_fd >= 0 && txq.call_fd >= 0);
+	init_queue(&rxq, RX_RING, true);
+	init_queue(&txq, TX_RING, true);
+	pair = (struct net_pair){
+		.index = 1,
+		.name = "net0-qp1",
+		.tap_fd = 99,               /* the fake kernel only records it */
+		.rx = &rxq,
+		.tx = &txq,
+		.rx_index = RX_QUEUE,
+		.tx_index = TX_QUEUE,
+		.irq = &irq_pci_like,
+		.mem = &mem,
+		.features = FEATURES_V1,
+		.vnet_hdr_len = 12,
+	};
+	for (unsigned i = 0; i < 8; i++)
+		atomic_store(&irq_calls[i], 0);
+	cr_redirect_stderr();
+}
+
+static void teardown(void)
+{
+	net_vhost_set_sys(NULL);
+	close(rxq.kick_fd);
+	close(rxq.call_fd);
+	close(txq.kick_fd);
+	close(txq.call_fd);
+	munmap(ram0, RAM0_SIZE);
+	munmap(ram1, RAM1_SIZE);
+}
+
+TestSuite(net_vhost, .init = setup, .fini = teardown);
+
+/* What was logged since the last call (non-blocking read of the redirected stderr). */
+static const char *logged(void)
+{
+	static char buf[8192];
+	fflush(stderr);
+	int fd = fileno(cr_get_redirected_stderr());
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+static unsigned lines(const char *s)
+{
+	unsigned n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	unsigned n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the fake kernel ---- */
+
+struct call {
+	unsigned long req;
+	int vhost_fd;
+	unsigned index;
+	uint64_t num;                  /* vring state num, or features */
+	int fd;                        /* vring file fd */
+	struct vhost_vring_addr addr;
+	unsigned nregions;
+	struct vhost_memory_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+static struct call calls[64];
+static unsigned n_calls;
+static int fail_at = -1;          /* this ioctl (0-based) fails with EINVAL */
+static int opened_fd = -1;
+static int open_errno;            /* non-zero: open() fails with it */
+static uint64_t fake_offered;
+static unsigned fake_base[2];
+
+static int fake_open(const char *path, int flags)
+{
+	cr_assert_str_eq(path, "/dev/vhost-net");
+	cr_assert_eq(flags, O_RDWR | O_CLOEXEC);
+	if (open_errno) {
+		errno = open_errno;
+		return -1;
+	}
+	opened_fd = eventfd(0, EFD_CLOEXEC);   /* a real fd, so that close() is real */
+	return opened_fd;
+}
+
+static int fake_ioctl(int fd, unsigned long req, void *arg)
+{
+	cr_assert_lt(n_calls, 64);
+	unsigned i = n_calls++;
+	struct call *c = &calls[i];
+	memset(c, 0, sizeof(*c));
+	c->req = req;
+	c->vhost_fd = fd;
+	if ((int)i == fail_at) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct vhost_vring_state *st = arg;
+	struct vhost_vring_file *f = arg;
+	struct vhost_memory *m = arg;
+	switch (req) {
+	case VHOST_SET_OWNER:
+		break;
+	case VHOST_GET_FEATURES:
+		*(uint64_t *)arg = fake_offered;
+		break;
+	case VHOST_SET_FEATURES:
+		c->num = *(uint64_t *)arg;
+		break;
+	case VHOST_SET_MEM_TABLE:
+		cr_assert_leq(m->nregions, GUEST_MEM_MAX_REGIONS);
+		c->nregions = m->nregions;
+		memcpy(c->regions, m->regions, m->nregions * sizeof(m->regions[0]));
+		break;
+	case VHOST_SET_VRING_NUM:
+	case VHOST_SET_VRING_BASE:
+		c->index = st->index;
+		c->num = st->num;
+		break;
+	case VHOST_GET_VRING_BASE:
+		c->index = st->index;
+		cr_assert_lt(st->index, 2);
+		st->num = fake_base[st->index];
+		break;
+	case VHOST_SET_VRING_ADDR:
+		c->addr = *(struct vhost_vring_addr *)arg;
+		c->index = c->addr.index;
+		break;
+	case VHOST_SET_VRING_KICK:
+	case VHOST_SET_VRING_CALL:
+	case VHOST_NET_SET_BACKEND:
+		c->index = f->index;
+		c->fd = f->fd;
+		break;
+	default:
+		cr_assert_fail("unexpected ioctl 0x%lx", req);
+	}
+	return 0;
+}
+
+static const struct net_vhost_sys fake_sys = { fake_open, fake_ioctl };
+
+static void use_fake(void)
+{
+	n_calls = 0;
+	fail_at = -1;
+	opened_fd = -1;
+	open_errno = 0;
+	fake_offered = VHOST_OFFERS;
+	fake_base[0] = fake_base[1] = 0;
+	net_vhost_set_sys(&fake_sys);
+}
+
+static const char *req_name(unsigned long req)
+{
+	switch (req) {
+	case VHOST_SET_OWNER: return "VHOST_SET_OWNER";
+	case VHOST_GET_FEATURES: return "VHOST_GET_FEATURES";
+	case VHOST_SET_FEATURES: return "VHOST_SET_FEATURES";
+	case VHOST_SET_MEM_TABLE: return "VHOST_SET_MEM_TABLE";
+	case VHOST_SET_VRING_NUM: return "VHOST_SET_VRING_NUM";
+	case VHOST_SET_VRING_BASE: return "VHOST_SET_VRING_BASE";
+	case VHOST_GET_VRING_BASE: return "VHOST_GET_VRING_BASE";
+	case VHOST_SET_VRING_ADDR: return "VHOST_SET_VRING_ADDR";
+	case VHOST_SET_VRING_KICK: return "VHOST_SET_VRING_KICK";
+	case VHOST_SET_VRING_CALL: return "VHOST_SET_VRING_CALL";
+	case VHOST_NET_SET_BACKEND: return "VHOST_NET_SET_BACKEND";
+	default: return "?";
+	}
+}
+
+/* One expected ioctl: request, vq index (-1: none). */
+struct step {
+	unsigned long req;
+	int vq;
+};
+
+/* The start sequence, in order. */
+static const struct step start_seq[] = {
+	{ VHOST_SET_OWNER, -1 }, { VHOST_GET_FEATURES, -1 }, { VHOST_SET_FEATURES, -1 }, { VHOST_SET_MEM_TABLE, -1 },
+	{ VHOST_SET_VRING_NUM, 0 }, { VHOST_SET_VRING_BASE, 0 }, { VHOST_SET_VRING_ADDR, 0 },
+	{ VHOST_SET_VRING_KICK, 0 }, { VHOST_SET_VRING_CALL, 0 },
+	{ VHOST_SET_VRING_NUM, 1 }, { VHOST_SET_VRING_BASE, 1 }, { VHOST_SET_VRING_ADDR, 1 },
+	{ VHOST_SET_VRING_KICK, 1 }, { VHOST_SET_VRING_CALL, 1 },
+	{ VHOST_NET_SET_BACKEND, 0 }, { VHOST_NET_SET_BACKEND, 1 },
+};
+#define START_CALLS ARRAY_SIZE(start_seq)
+
+static const struct step stop_seq[] = {
+	{ VHOST_NET_SET_BACKEND, 0 }, { VHOST_NET_SET_BACKEND, 1 },
+	{ VHOST_GET_VRING_BASE, 0 }, { VHOST_GET_VRING_BASE, 1 },
+};
+
+static void assert_calls(unsigned from, const struct step *seq, unsigned n)
+{
+	cr_assert_geq(n_calls, from + n, "%u ioctls, want at least %u", n_calls, from + n);
+	for (unsigned i = 0; i < n; i++) {
+		const struct call *c = &calls[from + i];
+		cr_assert_eq(c->req, seq[i].req, "ioctl %u is %s, want %s", from + i, req_name(c->req),
+			     req_name(seq[i].req));
+		cr_assert_eq(c->vhost_fd, opened_fd, "ioctl %u on another fd", from + i);
+		if (seq[i].vq >= 0)
+			cr_assert_eq(c->index, (unsigned)seq[i].vq, "ioctl %u (%s) on vq %u", from + i, req_name(c->req),
+				     c->index);
+	}
+}
+
+static uint16_t *used_idx_of(uint64_t ring)
+{
+	return guest_mem_ptr(&mem, ring + 0x2000 + 2, 2);
+}
+
+/* ---- the pieces ---- */
+
+Test(net_vhost, memory_table_covers_every_region)
+{
+	struct vhost_memory *m = net_vhost_mem_table(&mem);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->nregions, 2);
+	cr_assert_eq(m->padding, 0);
+	cr_assert_eq(m->regions[0].guest_phys_addr, 0);
+	cr_assert_eq(m->regions[0].memory_size, RAM0_SIZE);
+	cr_assert_eq(m->regions[0].userspace_addr, (uintptr_t)ram0);
+	cr_assert_eq(m->regions[1].guest_phys_addr, RAM1_GPA);
+	cr_assert_eq(m->regions[1].memory_size, RAM1_SIZE);
+	cr_assert_eq(m->regions[1].userspace_addr, (uintptr_t)ram1);
+	cr_assert_eq(m->regions[0].flags_padding | m->regions[1].flags_padding, 0);
+	free(m);
+	cr_assert_str_empty(logged());
+}
+
+Test(net_vhost, memory_table_refuses_bad_regions)
+{
+	struct guest_mem bad = { 0 };
+	cr_assert_null(net_vhost_mem_table(&bad), "no RAM");
+	bad.n_regions = GUEST_MEM_MAX_REGIONS + 1;
+	cr_assert_null(net_vhost_mem_table(&bad), "more regions than there can be");
+
+	bad = mem;
+	bad.regions[1].size = 0;
+	cr_assert_null(net_vhost_mem_table(&bad), "empty region");
+	bad = mem;
+	bad.regions[1].gpa = ~0ull - 0x1000;
+	cr_assert_null(net_vhost_mem_table(&bad), "region wrapping around the guest address space");
+	bad = mem;
+	bad.regions[0].hva = NULL;
+	cr_assert_null(net_vhost_mem_table(&bad), "region without a mapping");
+	bad = mem;
+	bad.regions[0].hva = (uint8_t *)(~(uintptr_t)0 - 0x1000);
+	cr_assert_null(net_vhost_mem_table(&bad), "mapping wrapping around");
+}
+
+Test(net_vhost, features_are_masked_to_what_vhost_handles)
+{
+	uint64_t missing = 1;
+	/* offloads, MQ, CTRL_VQ, MAC are the tap's and the device's business */
+	uint64_t device = FBIT(VIRTIO_NET_F_CSUM) | FBIT(VIRTIO_NET_F_GUEST_CSUM) | FBIT(VIRTIO_NET_F_GUEST_TSO4) |
+			  FBIT(VIRTIO_NET_F_HOST_TSO4) | FBIT(VIRTIO_NET_F_MQ) | FBIT(VIRTIO_NET_F_CTRL_VQ) |
+			  FBIT(VIRTIO_NET_F_MAC) | FBIT(VIRTIO_NET_F_STATUS);
+	cr_assert_eq(net_vhost_features(FEATURES_V1 | device, VHOST_OFFERS, &missing), FEATURES_V1);
+	cr_assert_eq(missing, 0);
+
+	/* bit 27 is ANY_LAYOUT for the guest but VHOST_NET_F_VIRTIO_NET_HDR for
+	 * vhost ("vhost adds the header"): never, the tap has IFF_VNET_HDR */
+	uint64_t f = net_vhost_features(FEATURES_V1 | FBIT(VIRTIO_F_ANY_LAYOUT), VHOST_OFFERS, &missing);
+	cr_assert_eq(f & FBIT(VHOST_NET_F_VIRTIO_NET_HDR), 0);
+	cr_assert_eq(missing, 0);
+	/* nor dirty logging, nor what vhost offers and the guest did not take */
+	f = net_vhost_features(FBIT(VIRTIO_F_VERSION_1), VHOST_OFFERS, &missing);
+	cr_assert_eq(f, FBIT(VIRTIO_F_VERSION_1));
+	cr_assert_eq(f & FBIT(VHOST_F_LOG_ALL), 0);
+	/* a legacy-style ring option the guest took is passed on */
+	f = net_vhost_features(FBIT(VIRTIO_F_VERSION_1) | FBIT(VIRTIO_F_NOTIFY_ON_EMPTY), VHOST_OFFERS, &missing);
+	cr_assert_eq(f, FBIT(VIRTIO_F_VERSION_1) | FBIT(VIRTIO_F_NOTIFY_ON_EMPTY));
+
+	/* a ring feature the guest took that vhost lacks: cannot serve */
+	f = net_vhost_features(FEATURES_V1, VHOST_OFFERS & ~FBIT(VIRTIO_RING_F_EVENT_IDX), &missing);
+	cr_assert_eq(missing, FBIT(VIRTIO_RING_F_EVENT_IDX));
+	cr_assert_eq(f & FBIT(VIRTIO_RING_F_EVENT_IDX), 0);
+	f = net_vhost_features(FEATURES_V1, 0, &missing);
+	cr_assert_eq(missing, FEATURES_V1);
+	/* layouts and platform features this backend does not set vhost up for */
+	net_vhost_features(FEATURES_V1 | FBIT(VIRTIO_F_RING_PACKED), VHOST_OFFERS | FBIT(VIRTIO_F_RING_PACKED),
+			   &missing);
+	cr_assert_eq(missing, FBIT(VIRTIO_F_RING_PACKED));
+	net_vhost_features(FEATURES_V1 | FBIT(VIRTIO_F_ACCESS_PLATFORM), VHOST_OFFERS, &missing);
+	cr_assert_eq(missing, FBIT(VIRTIO_F_ACCESS_PLATFORM));
+	net_vhost_features(FEATURES_V1 | FBIT(VIRTIO_NET_F_HASH_REPORT), VHOST_OFFERS, &missing);
+	cr_assert_eq(missing, FBIT(VIRTIO_NET_F_HASH_REPORT));
+	net_vhost_features(FEATURES_V1 | FBIT(VIRTIO_F_IN_ORDER), VHOST_OFFERS, &missing);
+	cr_assert_eq(missing, FBIT(VIRTIO_F_IN_ORDER));
+}
+
+Test(net_vhost, header_length_follows_the_features)
+{
+	cr_assert_eq(net_vhost_hdr_len(FBIT(VIRTIO_F_VERSION_1)), 12);
+	cr_assert_eq(net_vhost_hdr_len(FBIT(VIRTIO_NET_F_MRG_RXBUF)), 12);
+	cr_assert_eq(net_vhost_hdr_len(FEATURES_V1), 12);
+	cr_assert_eq(net_vhost_hdr_len(FBIT(VIRTIO_RING_F_EVENT_IDX)), 10);
+	cr_assert_eq(net_vhost_hdr_len(0), 10);
+}
+
+Test(net_vhost, ring_addresses_are_host_addresses_in_ram)
+{
+	struct vhost_vring_addr a;
+	cr_assert_eq(net_vhost_vring_addr(&mem, &txq.vq, 1, &a), 0);
+	cr_assert_eq(a.index, 1);
+	cr_assert_eq(a.flags, 0);
+	cr_assert_eq(a.desc_user_addr, (uintptr_t)ram0 + TX_RING);
+	cr_assert_eq(a.avail_user_addr, (uintptr_t)ram0 + TX_RING + 0x1000);
+	cr_assert_eq(a.used_user_addr, (uintptr_t)ram0 + TX_RING + 0x2000);
+	cr_assert_eq(a.log_guest_addr, 0);
+
+	/* rings in the high region, the largest queue */
+	struct virtq vq = { .size = 32768, .desc_gpa = RAM1_GPA, .avail_gpa = RAM1_GPA + 0x80000,
+			    .used_gpa = RAM1_GPA + 0x90000 };
+	cr_assert_eq(net_vhost_vring_addr(&mem, &vq, 0, &a), 0);
+	cr_assert_eq(a.desc_user_addr, (uintptr_t)ram1);
+	cr_assert_eq(a.used_user_addr, (uintptr_t)ram1 + 0x90000);
+}
+
+Test(net_vhost, hostile_ring_addresses_are_refused)
+{
+	struct vhost_vring_addr a;
+	const struct virtq good = { .size = QSIZE, .desc_gpa = 0x1000, .avail_gpa = 0x2000, .used_gpa = 0x3000 };
+	struct virtq vq = good;
+	cr_assert_eq(net_vhost_vring_addr(&mem, &vq, 0, &a), 0);
+	struct {
+		const char *what;
+		uint64_t desc, avail, used;
+		uint16_t size;
+	} bad[] = {
+		{ "desc outside RAM", RAM0_SIZE + 0x1000, 0x2000, 0x3000, QSIZE },
+		{ "desc in the hole below 4 GiB", 0xc0000000ull, 0x2000, 0x3000, QSIZE },
+		{ "desc straddling the end of RAM", RAM0_SIZE - 0x800, 0x2000, 0x3000, QSIZE },
+		{ "avail straddling the end of RAM", 0x1000, RAM0_SIZE - 6, 0x3000, QSIZE },
+		{ "used straddling the end of the high region", 0x1000, 0x2000, RAM1_GPA + RAM1_SIZE - 8, QSIZE },
+		{ "used past the end by its avail_event field", 0x1000, 0x2000, RAM0_SIZE - 6 - 8 * QSIZE + 2, QSIZE },
+		{ "desc wrapping around", ~0ull - 0x7ff, 0x2000, 0x3000, QSIZE },
+		{ "used wrapping around", 0x1000, 0x2000, ~0ull - 3, QSIZE },
+		{ "misaligned desc", 0x1008, 0x2000, 0x3000, QSIZE },
+		{ "misaligned avail", 0x1000, 0x2001, 0x3000, QSIZE },
+		{ "misaligned used", 0x1000, 0x2000, 0x3002, QSIZE },
+		{ "size 0", 0x1000, 0x2000, 0x3000, 0 },
+		{ "size not a power of 2", 0x1000, 0x2000, 0x3000, 100 },
+	};
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		vq = good;
+		vq.desc_gpa = bad[i].desc;
+		vq.avail_gpa = bad[i].avail;
+		vq.used_gpa = bad[i].used;
+		vq.size = bad[i].size;
+		memset(&a, 0xa5, sizeof(a));
+		cr_assert_eq(net_vhost_vring_addr(&mem, &vq, 0, &a), -1, "%s accepted", bad[i].what);
+	}
+	cr_assert_str_empty(logged());
+}
+
+/* ---- without /dev/vhost-net ---- */
+
+Test(net_vhost, missing_device_here)
+{
+	int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		cr_skip_test("/dev/vhost-net opens on this host: the missing-device path is covered by "
+			     "missing_device_faked");
+	}
+	int e = errno;
+	cr_assert_not(net_vhost_available());
+	unsigned fds = open_fds();
+	cr_assert_eq(net_vhost_backend.start(&pair), -1);
+	cr_assert_null(pair.backend_state);
+	cr_assert_eq(open_fds(), fds, "nothing left open");
+	const char *log = logged();
+	char want[200];
+	snprintf(want, sizeof(want), "minivmm: error: net0-qp1: vhost-net: cannot open /dev/vhost-net: %s\n",
+		 strerror(e));
+	cr_assert_str_eq(log, want);
+}
+
+Test(net_vhost, missing_device_faked)
+{
+	use_fake();
+	open_errno = ENOENT;
+	cr_assert_not(net_vhost_available());
+	cr_assert_eq(net_vhost_backend.start(&pair), -1);
+	cr_assert_eq(n_calls, 0);
+	cr_assert_str_eq(logged(), "minivmm: error: net0-qp1: vhost-net: cannot open /dev/vhost-net: "
+				   "No such file or directory\n");
+	open_errno = 0;
+	cr_assert(net_vhost_available());
+	cr_assert_eq(n_calls, 0, "available() only opens");
+	cr_assert_str_eq(net_vhost_backend.name, "vhost");
+}
+
+/* ---- the sequence, against the fake kernel ---- */
+
+Test(net_vhost, start_and_stop_sequence)
+{
+	use_fake();
+	rxq.vq.last_avail_idx = 17;   /* as a worker left them */
+	txq.vq.last_avail_idx = 40;
+	unsigned fds = open_fds();
+	cr_assert_eq(net_vhost_backend.start(&pair), 0);
+	cr_assert_str_empty(logged());
+	cr_assert_not_null(pair.backend_state);
+	cr_assert_eq(n_calls, START_CALLS);
+	assert_calls(0, start_seq, START_CALLS);
+	cr_assert_eq(open_fds(), fds + 1, "one vhost fd, no eventfds of our own with a queue notifier");
+
+	cr_assert_eq(calls[2].num, FEATURES_V1, "features 0x%llx", (unsigned long long)calls[2].num);
+	cr_assert_eq(calls[3].nregions, 2);
+	cr_assert_eq(calls[3].regions[0].userspace_addr, (uintptr_t)ram0);
+	cr_assert_eq(calls[3].regions[1].guest_phys_addr, RAM1_GPA);
+	for (unsigned v = 0; v < 2; v++) {
+		const struct call *c = &calls[4 + 5 * v];
+		struct virtio_queue *q = v ? &txq : &rxq;
+		cr_assert_eq(c[0].num, QSIZE);
+		cr_assert_eq(c[1].num, v ? 40 : 17, "base = last_avail_idx");
+		cr_assert_eq(c[2].addr.desc_user_addr, (uintptr_t)ram0 + (v ? TX_RING : RX_RING));
+		cr_assert_eq(c[2].addr.avail_user_addr, (uintptr_t)ram0 + (v ? TX_RING : RX_RING) + 0x1000);
+		cr_assert_eq(c[2].addr.used_user_addr, (uintptr_t)ram0 + (v ? TX_RING : RX_RING) + 0x2000);
+		cr_assert_eq(c[3].fd, q->kick_fd, "kick: the queue's ioeventfd");
+		cr_assert_eq(c[4].fd, q->call_fd, "call: the transport's eventfd, straight to the guest");
+	}
+	cr_assert_eq(calls[14].fd, 99, "RX backend: the pair's tap");
+	cr_assert_eq(calls[15].fd, 99, "TX backend: the pair's tap");
+
+	/* vhost moved on: used 5 RX and 9 TX buffers */
+	fake_base[0] = 22;
+	fake_base[1] = 49;
+	*used_idx_of(RX_RING) = htole16(5);
+	*used_idx_of(TX_RING) = htole16(9);
+	rxq.vq.signalled_used_valid = txq.vq.signalled_used_valid = true;
+	net_vhost_backend.stop(&pair);
+	cr_assert_null(pair.backend_state);
+	cr_assert_eq(n_calls, START_CALLS + ARRAY_SIZE(stop_seq));
+	assert_calls(START_CALLS, stop_seq, ARRAY_SIZE(stop_seq));
+	cr_assert_eq(calls[START_CALLS].fd, -1, "RX backend detached");
+	cr_assert_eq(calls[START_CALLS + 1].fd, -1, "TX backend detached");
+	cr_assert_eq(rxq.vq.last_avail_idx, 22);
+	cr_assert_eq(txq.vq.last_avail_idx, 49);
+	cr_assert_eq(rxq.vq.used_idx, 5);
+	cr_assert_eq(txq.vq.used_idx, 9);
+	cr_assert_not(rxq.vq.signalled_used_valid || txq.vq.signalled_used_valid);
+	cr_assert_not(rxq.vq.broken || txq.vq.broken);
+	cr_assert_eq(open_fds(), fds, "vhost fd closed");
+	cr_assert_str_empty(logged());
+	net_vhost_backend.stop(&pair);   /* stopping a stopped pair does nothing */
+	cr_assert_eq(n_calls, START_CALLS + ARRAY_SIZE(stop_seq));
+
+	/* a worker could take over now; here vhost again, from where it stopped */
+	n_calls = 0;
+	cr_assert_eq(net_vhost_backend.start(&pair), 0);
+	cr_assert_eq(calls[5].num, 22);
+	cr_assert_eq(calls[10].num, 49);
+	net_vhost_backend.stop(&pair);
+	cr_assert_eq(open_fds(), fds);
+}
+
+/* The worker backend picks up exactly where vhost stopped. */
+Test(net_vhost, worker_resumes_where_vhost_stopped)
+{
+	use_fake();
+	cr_assert_eq(net_vhost_backend.start(&pair), 0);
+	/* the guest made 3 TX buffers available; vhost took 2 of them */
+	uint16_t *avail_idx = guest_mem_ptr(&mem, TX_RING + 0x1000 + 2, 2);
+	uint16_t *ring = guest_mem_ptr(&mem, TX_RING + 0x1000 + 4, 2 * QSIZE);
+	struct virtq_desc *desc = guest_mem_ptr(&mem, TX_RING, 16 * QSIZE);
+	for (uint16_t i = 0; i < 3; i++) {
+		desc[i] = (struct virtq_desc){ .addr = htole64(TX_BUF + 0x800 * i), .len = htole32(64) };
+		ring[i] = htole16(i);
+	}
+	*avail_idx = htole16(3);
+	fake_base[1] = 2;
+	*used_idx_of(TX_RING) = htole16(2);
+	net_vhost_backend.stop(&pair);
+	struct virtq_chain *c = malloc(sizeof(*c));
+	cr_assert_eq(virtq_pop_chain(&txq.vq, c), 1);
+	cr_assert_eq(c->head, 2, "the first buffer vhost did not take");
+	cr_assert_eq(virtq_pop_chain(&txq.vq, c), 0);
+	cr_assert_eq(virtq_push_used(&txq.vq, 2, 0), 0);
+	cr_assert_eq(le16toh(*used_idx_of(TX_RING)), 3, "used entries continue after vhost's");
+	cr_assert(virtq_should_notify(&txq.vq));
+	free(c);
+}
+
+/* Transports without a queue notifier (virtio-mmio): vhost signals eventfds
+ * of the backend's, and a thread per pair turns them into irq->queue(). */
+Test(net_vhost, interrupts_are_forwarded_without_a_queue_notifier)
+{
+	use_fake();
+	pair.irq = &irq_mmio_like;
+	unsigned fds = open_fds();
+	cr_assert_eq(net_vhost_backend.start(&pair), 0);
+	cr_assert_str_empty(logged());
+	int rx_call = calls[8].fd, tx_call = calls[13].fd;
+	cr_assert(rx_call >= 0 && tx_call >= 0 && rx_call != tx_call);
+	cr_assert(rx_call != rxq.call_fd && tx_call != txq.call_fd, "eventfds of the backend's own");
+	cr_assert_eq(open_fds(), fds + 4, "vhost fd, two call eventfds, the forwarder's stop eventfd");
+
+	uint64_t one = 1;
+	cr_assert_eq(write(tx_call, &one, 8), 8);   /* what vhost does */
+	uint64_t t0 = now_ms();
+	while (atomic_load(&irq_calls[TX_QUEUE]) == 0 && now_ms() - t0 < TIMEOUT_MS)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&irq_calls[TX_QUEUE]), 1, "TX signal forwarded to queue %d", TX_QUEUE);
+	cr_assert_eq(atomic_load(&irq_calls[RX_QUEUE]), 0);
+	cr_assert_eq(write(rx_call, &one, 8), 8);
+	t0 = now_ms();
+	while (atomic_load(&irq_calls[RX_QUEUE]) == 0 && now_ms() - t0 < TIMEOUT_MS)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&irq_calls[RX_QUEUE]), 1);
+
+	/* a signal vhost gives just before it stops still reaches the guest */
+	cr_assert_eq(write(rx_call, &one, 8), 8);
+	net_vhost_backend.stop(&pair);
+	cr_assert_geq(atomic_load(&irq_calls[RX_QUEUE]), 2);
+	cr_assert_eq(open_fds(), fds, "everything closed, the forwarder joined");
+	cr_assert_str_empty(logged());
+}
+
+/* Every ioctl of start() failing in turn: -1, one line naming the ioctl and
+ * the pair, nothing left open. */
+Test(net_vhost, each_failing_ioctl_is_reported_and_cleaned_up)
+{
+	const struct virtio_irq *irqs[] = { &irq_pci_like, &irq_mmio_like };
+	for (unsigned m = 0; m < 2; m++) {
+		pair.irq = irqs[m];
+		for (unsigned k = 0; k < START_CALLS; k++) {
+			use_fake();
+			fail_at = (int)k;
+			fake_base[0] = 3;   /* where vhost stopped, if it had started */
+			rxq.vq.last_avail_idx = 0;
+			unsigned fds = open_fds();
+			cr_assert_eq(net_vhost_backend.start(&pair), -1, "start succeeded with ioctl %u failing", k);
+			cr_assert_null(pair.backend_state);
+			cr_assert_eq(open_fds(), fds, "ioctl %u failing leaks fds", k);
+			const char *log = logged();
+			cr_assert_eq(lines(log), 1, "ioctl %u failing logged: %s", k, log);
+			char want[160];
+			if (start_seq[k].vq >= 0)
+				snprintf(want, sizeof(want), "minivmm: error: net0-qp1: vhost-net: %s (vq %d, %s): %s\n",
+					 req_name(start_seq[k].req), start_seq[k].vq, start_seq[k].vq ? "TX" : "RX",
+					 strerror(EINVAL));
+			else
+				snprintf(want, sizeof(want), "minivmm: error: net0-qp1: vhost-net: %s: %s\n",
+					 req_name(start_seq[k].req), strerror(EINVAL));
+			cr_assert_str_eq(log, want);
+			if (k == START_CALLS - 1) {
+				/* RX was attached: detached again and its position read back */
+				assert_calls(START_CALLS, (const struct step[]){
+					{ VHOST_NET_SET_BACKEND, 0 }, { VHOST_GET_VRING_BASE, 0 }, { VHOST_GET_VRING_BASE, 1 } }, 3);
+				cr_assert_eq(calls[START_CALLS].fd, -1);
+				cr_assert_eq(rxq.vq.last_avail_idx, 3);
+				cr_assert_eq(n_calls, START_CALLS + 3);
+			} else {
+				cr_assert_eq(n_calls, k + 1, "nothing after the failing ioctl %u", k);
+				cr_assert_eq(rxq.vq.last_avail_idx, 0);
+			}
+		}
+	}
+}
+
+Test(net_vhost, vhost_without_a_negotiated_feature_is_refused)
+{
+	use_fake();
+	fake_offered = VHOST_OFFERS & ~FBIT(VIRTIO_NET_F_MRG_RXBUF);
+	unsigned fds = open_fds();
+	cr_assert_eq(net_vhost_backend.start(&pair), -1);
+	cr_assert_eq(open_fds(), fds);
+	cr_assert_eq(n_calls, 2, "stops after VHOST_GET_FEATURES");
+	char want[160];
+	snprintf(want, sizeof(want),
+		 "minivmm: error: net0-qp1: vhost-net: cannot serve the negotiated features 0x8000 (vhost offers 0x%llx)\n",
+		 (unsigned long long)fake_offered);
+	cr_assert_str_eq(logged(), want);
+}
+
+Test(net_vhost, tap_header_must_match_what_vhost_expects)
+{
+	use_fake();
+	pair.vnet_hdr_len = 10;
+	cr_assert_eq(net_vhost_backend.start(&pair), -1);
+	cr_assert_eq(n_calls, 2);
+	cr_assert_str_eq(logged(),
+			 "minivmm: error: net0-qp1: vhost-net: the tap's virtio-net header is 10 bytes, vhost expects 12\n");
+}
+
+Test(net_vhost, rings_outside_ram_are_never_given_to_vhost)
+{
+	use_fake();
+	txq.vq.used_gpa = RAM0_SIZE - 8;   /* as if virtq_init had been bypassed */
+	unsigned fds = open_fds();
+	cr_assert_eq(net_vhost_backend.start(&pair), -1);
+	cr_assert_eq(open_fds(), fds);
+	cr_assert_eq(n_calls, 4 + 5, "RX set up, TX refused before any TX ioctl");
+	cr_assert_str_eq(logged(), "minivmm: error: net0-qp1: vhost-net: TX queue 3 (size 256): rings not in guest RAM\n");
+}
+
+Test(net_vhost, queues_not_ready_are_refused)
+{
+	use_fake();
+	txq.ready = false;
+	cr_assert_eq(net_vhost_backend.start(&pair), -1);
+	cr_assert_eq(n_calls, 0);
+	cr_assert_str_eq(logged(), "minivmm: error: net0-qp1: vhost-net: both queues of the pair must be ready\n");
+}
+
+/* If vhost cannot say where it stopped, restarting from a guess would hand
+ * buffers out twice: the queue is marked broken (device needs reset). */
+Test(net_vhost, lost_ring_position_breaks_the_queue)
+{
+	use_fake();
+	cr_assert_eq(net_vhost_backend.start(&pair), 0);
+	fail_at = (int)START_CALLS + 3;   /* GET_VRING_BASE of TX */
+	net_vhost_backend.stop(&pair);
+	cr_assert_null(pair.backend_state);
+	cr_assert_not(rxq.vq.broken);
+	cr_assert(txq.vq.broken);
+	const char *log = logged();
+	cr_assert_eq(lines(log), 2, "%s", log);
+	cr_assert(strstr(log, "VHOST_GET_VRING_BASE (vq 1, TX): Invalid argument\n"), "%s", log);
+	cr_assert(strstr(log, "net0-qp1: vhost-net: TX queue position lost; device needs reset\n"), "%s", log);
+}
+
+/* ---- the real kernel ---- */
+
+struct real_env {
+	int tap, pkt, ifindex;
+	char ifname[IFNAMSIZ];
+};
+
+/* A tap with IFF_VNET_HDR (12-byte header), up, and a packet socket on it.
+ * Returns NULL with *why set when this host cannot. */
+static struct real_env *real_env_open(const char **why)
+{
+	static struct real_env e;
+	static char reason[160];
+	e.tap = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (e.tap < 0) {
+		snprintf(reason, sizeof(reason), "cannot open /dev/net/tun: %s", strerror(errno));
+		*why = reason;
+		return NULL;
+	}
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	strcpy(ifr.ifr_name, "mvvhost%d");
+	int hdr = 12;
+	if (ioctl(e.tap, TUNSETIFF, &ifr) || ioctl(e.tap, TUNSETVNETHDRSZ, &hdr)) {
+		snprintf(reason, sizeof(reason), "cannot create a tap (needs CAP_NET_ADMIN): %s", strerror(errno));
+		*why = reason;
+		close(e.tap);
+		return NULL;
+	}
+	strcpy(e.ifname, ifr.ifr_name);
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", e.ifname);
+	FILE *f = fopen(path, "w");   /* less chatter on the tap; fine if it fails */
+	if (f) {
+		fputs("1\n", f);
+		fclose(f);
+	}
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(s, 0);
+	cr_assert_eq(ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+	ifr.ifr_flags |= IFF_UP;
+	cr_assert_eq(ioctl(s, SIOCSIFFLAGS, &ifr), 0, "bring %s up: %s", e.ifname, strerror(errno));
+	close(s);
+	e.ifindex = (int)if_nametoindex(e.ifname);
+	e.pkt = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	cr_assert_geq(e.pkt, 0, "packet socket: %s", strerror(errno));
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = e.ifindex };
+	cr_assert_eq(bind(e.pkt, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	return &e;
+}
+
+#define FRAME_LEN 60
+static void make_frame(uint8_t *f, const char *payload)
+{
+	static const uint8_t dst[6] = { 0x02, 0, 0, 0, 0, 0x02 }, src[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	memset(f, 0, FRAME_LEN);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x88;   /* local experimental ethertype */
+	f[13] = 0xb5;
+	memcpy(f + 14, payload, strlen(payload));
+}
+
+static bool find_payload(const uint8_t *buf, size_t len, const char *payload)
+{
+	return len >= 14 + strlen(payload) && !memcmp(buf + 14, payload, strlen(payload));
+}
+
+struct driver {
+	uint16_t avail_idx;
+};
+
+static void post(uint64_t ring, struct driver *d, uint16_t head, uint64_t buf, uint32_t len, bool writable)
+{
+	struct virtq_desc *desc = guest_mem_ptr(&mem, ring, 16 * QSIZE);
+	uint16_t *avail = guest_mem_ptr(&mem, ring + 0x1000, 6 + 2 * QSIZE);
+	desc[head] = (struct virtq_desc){ .addr = htole64(buf), .len = htole32(len),
+					  .flags = htole16(writable ? VIRTQ_DESC_F_WRITE : 0) };
+	avail[2 + d->avail_idx % QSIZE] = htole16(head);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	d->avail_idx++;
+	__atomic_store_n(&avail[1], htole16(d->avail_idx), __ATOMIC_RELEASE);
+}
+
+static uint16_t used_idx_now(uint64_t ring)
+{
+	return le16toh(__atomic_load_n(used_idx_of(ring), __ATOMIC_ACQUIRE));
+}
+
+static bool wait_used(uint64_t ring, uint16_t want)
+{
+	uint64_t t0 = now_ms();
+	while ((int16_t)(used_idx_now(ring) - want) < 0 && now_ms() - t0 < TIMEOUT_MS)
+		usleep(1000);
+	return (int16_t)(used_idx_now(ring) - want) >= 0;
+}
+
+static bool wait_signalled(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, TIMEOUT_MS) != 1)
+		return false;
+	uint64_t v;
+	return read(fd, &v, 8) == 8;
+}
+
+static void kick(int fd)
+{
+	uint64_t one = 1;
+	cr_assert_eq(write(fd, &one, 8), 8);
+}
+
+/* The guest sends one frame: it must come out of the tap. */
+static void real_tx(struct real_env *e, struct driver *d, uint16_t head, const char *payload, bool pci_like)
+{
+	uint8_t *buf = guest_mem_ptr(&mem, TX_BUF + 0x800 * head, 12 + FRAME_LEN);
+	memset(buf, 0, 12);   /* virtio_net_hdr_v1: no offload */
+	make_frame(buf + 12, payload);
+	uint16_t before = used_idx_now(TX_RING);
+	unsigned irqs = atomic_load(&irq_calls[TX_QUEUE]);
+	post(TX_RING, d, head, TX_BUF + 0x800 * head, 12 + FRAME_LEN, false);
+	kick(txq.kick_fd);
+	uint8_t pkt[2048];
+	bool seen = false;
+	for (uint64_t t0 = now_ms(); !seen && now_ms() - t0 < TIMEOUT_MS;) {
+		struct pollfd p = { .fd = e->pkt, .events = POLLIN };
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		ssize_t n = recv(e->pkt, pkt, sizeof(pkt), 0);
+		seen = n > 0 && find_payload(pkt, (size_t)n, payload);
+	}
+	cr_assert(seen, "the guest's frame \"%s\" never left %s", payload, e->ifname);
+	cr_assert(wait_used(TX_RING, (uint16_t)(before + 1)), "TX buffer never returned");
+	if (pci_like)
+		cr_assert(wait_signalled(txq.call_fd), "no TX interrupt on the call eventfd");
+	else
+		for (uint64_t t0 = now_ms(); atomic_load(&irq_calls[TX_QUEUE]) == irqs;) {
+			cr_assert_lt(now_ms() - t0, TIMEOUT_MS, "no TX interrupt forwarded");
+			usleep(1000);
+		}
+}
+
+/* The host sends one frame into the tap: it must land in an RX buffer. */
+static void real_rx(struct real_env *e, const char *payload, bool mrg)
+{
+	uint16_t before = used_idx_now(RX_RING);
+	uint8_t frame[FRAME_LEN];
+	make_frame(frame, payload);
+	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = e->ifindex, .sll_halen = 6 };
+	memcpy(to.sll_addr, frame, 6);
+	cr_assert_eq(sendto(e->pkt, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)), FRAME_LEN,
+		     "send into %s: %s", e->ifname, strerror(errno));
+	bool seen = false;
+	uint16_t seen_at = before;
+	for (uint64_t t0 = now_ms(); !seen && now_ms() - t0 < TIMEOUT_MS;) {
+		if (seen_at == used_idx_now(RX_RING)) {
+			usleep(1000);
+			continue;
+		}
+		struct virtq_used_elem *el = guest_mem_ptr(&mem, RX_RING + 0x2000 + 4 + 8 * (seen_at % QSIZE), 8);
+		uint32_t id = le32toh(el->id), len = le32toh(el->len);
+		cr_assert_lt(id, QSIZE);
+		uint8_t *buf = guest_mem_ptr(&mem, RX_BUF + 0x800 * id, 0x800);
+		if (len == 12 + FRAME_LEN && find_payload(buf + 12, len - 12, payload)) {
+			seen = true;
+			if (mrg)
+				cr_assert_eq(buf[10] | buf[11] << 8, 1, "num_buffers");
+		}
+		seen_at++;
+	}
+	cr_assert(seen, "the host's frame \"%s\" never reached the guest", payload);
+}
+
+static void real_pair(bool pci_like)
+{
+	int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		cr_skip_test("cannot open /dev/vhost-net (%s): the real start/stop runs inside the nested rig or on "
+			     "a host with vhost-net",
+			     strerror(errno));
+	close(fd);
+	const char *why = NULL;
+	struct real_env *e = real_env_open(&why);
+	if (!e)
+		cr_skip_test("%s", why);
+	cr_assert(net_vhost_available());
+
+	pair.tap_fd = e->tap;
+	pair.irq = pci_like ? &irq_pci_like : &irq_mmio_like;
+	/* pci-like: MRG_RXBUF, no EVENT_IDX; mmio-like: EVENT_IDX, no MRG_RXBUF */
+	pair.features = pci_like ? FBIT(VIRTIO_F_VERSION_1) | FBIT(VIRTIO_NET_F_MRG_RXBUF)
+				 : FBIT(VIRTIO_F_VERSION_1) | FBIT(VIRTIO_RING_F_EVENT_IDX);
+	init_queue(&rxq, RX_RING, !pci_like);
+	init_queue(&txq, TX_RING, !pci_like);
+	struct driver rx = { 0 }, tx = { 0 };
+	for (uint16_t i = 0; i < 16; i++)
+		post(RX_RING, &rx, i, RX_BUF + 0x800 * i, 0x800, true);
+	unsigned fds = open_fds();
+
+	cr_assert_eq(net_vhost_backend.start(&pair), 0, "start: %s", logged());
+	kick(rxq.kick_fd);
+	real_tx(e, &tx, 0, "minivmm vhost tx 1", pci_like);
+	real_rx(e, "minivmm vhost rx 1", pci_like);
+	net_vhost_backend.stop(&pair);
+	cr_assert_eq(open_fds(), fds);
+	cr_assert_eq(txq.vq.last_avail_idx, 1);
+	cr_assert_eq(txq.vq.used_idx, 1);
+	cr_assert_eq(rxq.vq.used_idx, used_idx_now(RX_RING));
+	cr_assert_eq(rxq.vq.last_avail_idx, rxq.vq.used_idx, "every RX buffer vhost took is used");
+	cr_assert_not(rxq.vq.broken || txq.vq.broken);
+
+	/* restarted from where it stopped */
+	cr_assert_eq(net_vhost_backend.start(&pair), 0, "restart: %s", logged());
+	real_tx(e, &tx, 1, "minivmm vhost tx 2", pci_like);
+	real_rx(e, "minivmm vhost rx 2", pci_like);
+	net_vhost_backend.stop(&pair);
+	cr_assert_eq(txq.vq.last_avail_idx, 2);
+	cr_assert_eq(open_fds(), fds);
+	cr_assert_str_empty(logged());
+	close(e->pkt);
+	close(e->tap);
+}
+
+Test(net_vhost, real_pair_with_queue_notifier, .timeout = 60)
+{
+	real_pair(true);
+}
+
+Test(net_vhost, real_pair_with_forwarded_interrupts, .timeout = 60)
+{
+	real_pair(false);
+}

@@ -1,0 +1,1584 @@
+/* virtio-net device model on fake guest memory. The test plays the transport
+ * (queues, eventfds, an interrupt handle that records calls) and the driver
+ * (rings, buffers, kicks).
+ *
+ * Two kinds of tests:
+ *  - config space, features and the control queue run on a fake tap (a
+ *    socketpair) with a fake backend that records which pairs run: no
+ *    privileges needed;
+ *  - the datapath runs the real worker backend on a real tap in a network
+ *    namespace of the test's own (Criterion forks a process per test), the
+ *    far side of the tap being AF_PACKET sockets bound to it: frames the
+ *    guest sends are captured there, frames injected there reach the guest.
+ *    Needs root and /dev/net/tun; skipped with the reason otherwise. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/virtio_net.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/net/worker.h"
+#include "devices/virtio/net.h"
+#include "vmm/guest_mem.h"
+
+#define RAM_SIZE   (16u << 20)
+#define QSIZE      64
+#define MAX_PAIRS  4
+#define MAX_Q      (2 * MAX_PAIRS + 1)
+#define TIMEOUT_MS 5000
+#define TAP        "mvn0"
+#define HDR        12u
+
+/* Per queue: rings at RING_GPA(q), 512 KiB of buffers at BUF_GPA(q). */
+#define RING_GPA(q) (0x10000ull * ((q) + 1))
+#define BUF_GPA(q)  (0x400000ull + 0x80000ull * (q))
+
+#define F(bit) (1ull << (bit))
+#define BASE_FEATURES (F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS))
+#define CTRL_FEATURES (F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) | F(VIRTIO_NET_F_CTRL_MAC_ADDR))
+
+static const uint8_t MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+/* ---- the fake transport ---- */
+
+struct fake_irq {
+	atomic_uint queue_calls[MAX_Q];
+	atomic_uint config_calls;
+	atomic_uint needs_reset_calls;
+};
+
+static void irq_queue(const struct virtio_irq *irq, unsigned q)
+{
+	struct fake_irq *f = irq->ctx;
+	if (q < MAX_Q)
+		atomic_fetch_add(&f->queue_calls[q], 1);
+}
+
+static void irq_config(const struct virtio_irq *irq)
+{
+	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->config_calls, 1);
+}
+
+static void irq_needs_reset(const struct virtio_irq *irq)
+{
+	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->needs_reset_calls, 1);
+}
+
+static uint8_t *ram;
+static struct guest_mem mem;
+static struct virtio_net *net;
+static struct virtio_queue queues[MAX_Q];
+static unsigned n_pairs, n_queues;
+static struct fake_irq irq_log;
+static const struct virtio_irq irq = {
+	.queue = irq_queue, .config = irq_config, .needs_reset = irq_needs_reset, .ctx = &irq_log,
+};
+static int cap_fd = -1, inj_fd = -1;   /* AF_PACKET sockets on the tap */
+static int peer_fds[MAX_PAIRS];        /* far ends of a fake tap */
+
+/* ---- the fake backend: records which pairs run ---- */
+
+static struct {
+	atomic_uint starts, stops;
+	atomic_bool running[MAX_PAIRS];
+	int fail_pair;                 /* start() of this pair fails; -1: none */
+	struct net_pair seen[MAX_PAIRS];
+} fb;
+
+static int fb_start(struct net_pair *p)
+{
+	if ((int)p->index == fb.fail_pair)
+		return -1;
+	if (p->index < MAX_PAIRS) {
+		fb.seen[p->index] = *p;
+		atomic_store(&fb.running[p->index], true);
+	}
+	atomic_fetch_add(&fb.starts, 1);
+	return 0;
+}
+
+static void fb_stop(struct net_pair *p)
+{
+	if (p->index < MAX_PAIRS)
+		atomic_store(&fb.running[p->index], false);
+	atomic_fetch_add(&fb.stops, 1);
+}
+
+static const struct net_backend_ops fake_backend = { .name = "fake", .start = fb_start, .stop = fb_stop };
+
+static unsigned running_pairs(void)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < MAX_PAIRS; i++)
+		n += atomic_load(&fb.running[i]);
+	return n;
+}
+
+/* ---- the driver ---- */
+
+struct driver_queue {
+	uint16_t avail_idx;
+	uint16_t used_seen;
+	uint16_t next_desc;
+	uint64_t next_buf;
+};
+static struct driver_queue drv[MAX_Q];
+
+static void *gpa(uint64_t a)
+{
+	void *p = guest_mem_ptr(&mem, a, 1);
+	cr_assert_not_null(p, "test bug: 0x%llx not RAM", (unsigned long long)a);
+	return p;
+}
+
+static struct virtq_desc *desc_table(unsigned q) { return gpa(RING_GPA(q)); }
+static struct virtq_avail *avail_ring(unsigned q) { return gpa(RING_GPA(q) + 0x1000); }
+static struct virtq_used *used_ring(unsigned q) { return gpa(RING_GPA(q) + 0x2000); }
+
+/* Guest buffer space of queue q, 64-byte aligned, wrapping. */
+static uint64_t alloc_buf(unsigned q, uint32_t len)
+{
+	struct driver_queue *d = &drv[q];
+	uint64_t need = (len + 63u) & ~63ull;
+	if (d->next_buf + need > 0x80000)
+		d->next_buf = 0;
+	uint64_t a = BUF_GPA(q) + d->next_buf;
+	d->next_buf += need;
+	return a;
+}
+
+static void init_queues(unsigned n, bool event_idx)
+{
+	for (unsigned q = 0; q < n; q++) {
+		memset(gpa(RING_GPA(q)), 0, 0x3000);
+		memset(&queues[q].vq, 0, sizeof(queues[q].vq));
+		queues[q].size = QSIZE;
+		queues[q].desc = RING_GPA(q);
+		queues[q].avail = RING_GPA(q) + 0x1000;
+		queues[q].used = RING_GPA(q) + 0x2000;
+		queues[q].ready = true;
+		cr_assert_eq(virtq_init(&queues[q].vq, &mem, QSIZE, queues[q].desc, queues[q].avail, queues[q].used,
+					event_idx, false), 0);
+		memset(&drv[q], 0, sizeof(drv[q]));
+	}
+}
+
+static void kick(unsigned q)
+{
+	uint64_t one = 1;
+	cr_assert_eq(write(queues[q].kick_fd, &one, sizeof(one)), sizeof(one));
+}
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool write;
+};
+
+static uint16_t submit_nokick(unsigned q, const struct seg *segs, unsigned n)
+{
+	struct driver_queue *d = &drv[q];
+	cr_assert(n >= 1 && n <= QSIZE);
+	if (d->next_desc + n > QSIZE)
+		d->next_desc = 0;
+	uint16_t head = d->next_desc;
+	for (unsigned i = 0; i < n; i++) {
+		struct virtq_desc *e = &desc_table(q)[head + i];
+		e->addr = htole64(segs[i].gpa);
+		e->len = htole32(segs[i].len);
+		e->flags = htole16((uint16_t)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
+					      (segs[i].write ? VIRTQ_DESC_F_WRITE : 0)));
+		e->next = htole16((uint16_t)(head + i + 1));
+	}
+	d->next_desc = (uint16_t)(head + n);
+	avail_ring(q)->ring[d->avail_idx % QSIZE] = htole16(head);
+	d->avail_idx++;
+	__atomic_store_n(&avail_ring(q)->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
+	return head;
+}
+
+static uint16_t submit(unsigned q, const struct seg *segs, unsigned n)
+{
+	uint16_t head = submit_nokick(q, segs, n);
+	kick(q);
+	return head;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint16_t used_idx(unsigned q)
+{
+	return le16toh(__atomic_load_n(&used_ring(q)->idx, __ATOMIC_ACQUIRE));
+}
+
+static bool has_used(unsigned q)
+{
+	return used_idx(q) != drv[q].used_seen;
+}
+
+static struct virtq_used_elem wait_used(unsigned q)
+{
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	for (;;) {
+		if (has_used(q)) {
+			struct virtq_used_elem e = used_ring(q)->ring[drv[q].used_seen % QSIZE];
+			drv[q].used_seen++;
+			e.id = le32toh(e.id);
+			e.len = le32toh(e.len);
+			return e;
+		}
+		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", q, TIMEOUT_MS);
+		usleep(200);
+	}
+}
+
+static void wait_count(atomic_uint *counter, unsigned want, const char *what)
+{
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	while (atomic_load(counter) < want) {
+		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter), TIMEOUT_MS);
+		usleep(200);
+	}
+}
+
+/* Nothing used on queue q during ms. */
+static void assert_no_used(unsigned q, unsigned ms)
+{
+	usleep(ms * 1000);
+	cr_assert(!has_used(q), "queue %u: unexpected used buffer", q);
+}
+
+/* ---- fixture ---- */
+
+static unsigned count_threads(const char *prefix)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static unsigned count_fds(void)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void setup(void)
+{
+	ram = calloc(1, RAM_SIZE);
+	cr_assert_not_null(ram);
+	memset(&mem, 0, sizeof(mem));
+	cr_assert_eq(guest_mem_add_region(&mem, 0, RAM_SIZE, ram), 0);
+	memset(&irq_log, 0, sizeof(irq_log));
+	memset(&fb, 0, sizeof(fb));
+	fb.fail_pair = -1;
+	for (unsigned q = 0; q < MAX_Q; q++) {
+		memset(&queues[q], 0, sizeof(queues[q]));
+		queues[q].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		queues[q].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		cr_assert(queues[q].kick_fd >= 0 && queues[q].call_fd >= 0);
+	}
+	for (unsigned i = 0; i < MAX_PAIRS; i++)
+		peer_fds[i] = -1;
+	net = NULL;
+	cr_redirect_stderr();
+}
+
+static void teardown(void)
+{
+	virtio_net_destroy(net);
+	for (unsigned q = 0; q < MAX_Q; q++) {
+		close(queues[q].kick_fd);
+		close(queues[q].call_fd);
+	}
+	for (unsigned i = 0; i < MAX_PAIRS; i++)
+		if (peer_fds[i] >= 0)
+			close(peer_fds[i]);
+	if (cap_fd >= 0)
+		close(cap_fd);
+	if (inj_fd >= 0)
+		close(inj_fd);
+	cap_fd = inj_fd = -1;
+	free(ram);
+}
+
+TestSuite(virtio_net, .init = setup, .fini = teardown);
+
+static const char *logged(void)
+{
+	static char buf[8192];
+	fflush(stderr);
+	int fd = fileno(cr_get_redirected_stderr());
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+static struct virtio_net_params params(unsigned pairs, enum virtio_net_backend_choice b)
+{
+	struct virtio_net_params p = { .tap = TAP, .queue_pairs = pairs, .backend = b, .index = 0 };
+	memcpy(p.mac, MAC, 6);
+	return p;
+}
+
+/* The device on a fake tap (socketpairs) with the fake backend. */
+static void create_fake(unsigned pairs)
+{
+	struct net_tap t;
+	memset(&t, 0, sizeof(t));
+	snprintf(t.name, sizeof(t.name), "fake0");
+	for (unsigned i = 0; i < pairs; i++) {
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+		t.fds[i] = sv[0];
+		peer_fds[i] = sv[1];
+	}
+	t.n_fds = pairs;
+	char err[256] = "";
+	struct virtio_net_params p = params(pairs, VIRTIO_NET_BACKEND_WORKER);
+	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
+	cr_assert_not_null(net, "create: %s", err);
+	virtio_net_set_backend(net, &fake_backend);
+	n_pairs = pairs;
+	n_queues = 2 * pairs + 1;
+}
+
+static void activate_with(uint64_t features, bool event_idx)
+{
+	init_queues(n_queues, event_idx);
+	cr_assert_eq(virtio_net_ops.activate(net, features, queues, n_queues, &irq), 0);
+}
+
+/* ---- real taps ---- */
+
+static void need_netns(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("SKIP: not root: real taps need CAP_NET_ADMIN");
+	if (access(NET_TAP_DEV, R_OK | W_OK) != 0)
+		cr_skip_test("SKIP: %s: %s", NET_TAP_DEV, strerror(errno));
+	if (unshare(CLONE_NEWNET) != 0)
+		cr_skip_test("SKIP: unshare(CLONE_NEWNET): %s", strerror(errno));
+	/* No IPv6 chatter (router solicitations, MLD) on the taps we make. */
+	int fd = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		cr_assert_eq(write(fd, "1", 1), 1);
+		close(fd);
+	}
+}
+
+static int if_index(const char *name)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	cr_assert_eq(ioctl(s, SIOCGIFINDEX, &ifr), 0, "%s: %s", name, strerror(errno));
+	int up_ok = ioctl(s, SIOCGIFFLAGS, &ifr);
+	cr_assert_eq(up_ok, 0);
+	ifr.ifr_flags |= IFF_UP;
+	cr_assert_eq(ioctl(s, SIOCSIFFLAGS, &ifr), 0, "bring %s up: %s", name, strerror(errno));
+	cr_assert_eq(ioctl(s, SIOCGIFINDEX, &ifr), 0);
+	close(s);
+	return ifr.ifr_ifindex;
+}
+
+static int packet_socket(int ifindex, bool vnet_hdr)
+{
+	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	cr_assert_geq(s, 0, "AF_PACKET: %s", strerror(errno));
+	if (vnet_hdr) {
+		int one = 1;
+		cr_assert_eq(setsockopt(s, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)), 0);
+	}
+	int one = 1;
+	cr_assert_eq(setsockopt(s, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)), 0);
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = ifindex };
+	cr_assert_eq(bind(s, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	return s;
+}
+
+/* The device with the worker backend on tap TAP (created, brought up), and
+ * the packet sockets on its far side. */
+static void create_real(unsigned pairs)
+{
+	need_netns();
+	char err[256] = "";
+	struct virtio_net_params p = params(pairs, VIRTIO_NET_BACKEND_WORKER);
+	net = virtio_net_create(&p, err, sizeof(err));
+	cr_assert_not_null(net, "create: %s", err);
+	cr_assert_eq(virtio_net_backend(net), &net_worker_backend);
+	n_pairs = pairs;
+	n_queues = 2 * pairs + 1;
+	int ifindex = if_index(TAP);
+	cap_fd = packet_socket(ifindex, false);
+	inj_fd = packet_socket(ifindex, true);
+}
+
+/* Sends a frame into the tap from the host side (it comes out of a tap
+ * queue fd): a virtio_net_hdr (10 bytes) then the frame. */
+static void inject_hdr(const struct virtio_net_hdr *h, const void *frame, size_t len)
+{
+	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)frame, len } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+	cr_assert_eq(sendmsg(inj_fd, &m, 0), (ssize_t)(sizeof(*h) + len), "inject: %s", strerror(errno));
+}
+
+static void inject(const void *frame, size_t len)
+{
+	struct virtio_net_hdr h;
+	memset(&h, 0, sizeof(h));
+	inject_hdr(&h, frame, len);
+}
+
+/* Next frame the tap received from the guest (outgoing copies skipped);
+ * returns its length, or -1 after timeout_ms. *csum_partial: the kernel
+ * still has its checksum to do. */
+static ssize_t capture(void *buf, size_t max, unsigned timeout_ms, bool *csum_partial)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	for (;;) {
+		int left = (int)(deadline - now_ms());
+		if (left <= 0)
+			return -1;
+		struct pollfd pfd = { .fd = cap_fd, .events = POLLIN };
+		if (poll(&pfd, 1, left) <= 0)
+			return -1;
+		struct sockaddr_ll from;
+		char cbuf[256];
+		struct iovec iov = { buf, max };
+		struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		ssize_t n = recvmsg(cap_fd, &m, MSG_DONTWAIT);
+		if (n < 0)
+			continue;
+		if (from.sll_pkttype == PACKET_OUTGOING)
+			continue;
+		if (csum_partial) {
+			*csum_partial = false;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+				if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
+					struct tpacket_auxdata aux;
+					memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+					*csum_partial = aux.tp_status & TP_STATUS_CSUMNOTREADY;
+				}
+		}
+		return n;
+	}
+}
+
+/* An Ethernet + IPv4 + UDP frame of len bytes (>= 42), flow chosen by port. */
+static void make_udp(uint8_t *f, size_t len, uint16_t sport, uint8_t fill)
+{
+	static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc }, src[6] = { 0x52, 0x54, 0x00, 1, 2, 3 };
+	memset(f, fill, len);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	uint8_t *ip = f + 14;
+	ip[0] = 0x45;
+	ip[1] = 0;
+	uint16_t tot = htons((uint16_t)(len - 14));
+	memcpy(ip + 2, &tot, 2);
+	memset(ip + 4, 0, 4);
+	ip[8] = 64;
+	ip[9] = 17;
+	ip[10] = ip[11] = 0;
+	uint8_t sa[4] = { 10, 0, 0, 1 }, da[4] = { 10, 0, 0, 2 };
+	memcpy(ip + 12, sa, 4);
+	memcpy(ip + 16, da, 4);
+	uint32_t sum = 0;
+	for (int i = 0; i < 20; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ip[10] = (uint8_t)(~sum >> 8);
+	ip[11] = (uint8_t)~sum;
+	uint8_t *udp = ip + 20;
+	uint16_t sp = htons(sport), dp = htons(9), ul = htons((uint16_t)(len - 34));
+	memcpy(udp, &sp, 2);
+	memcpy(udp + 2, &dp, 2);
+	memcpy(udp + 4, &ul, 2);
+	udp[6] = udp[7] = 0;
+}
+
+static struct net_worker_stats pair_stats(unsigned i)
+{
+	struct net_worker_stats s;
+	const struct net_pair *p = virtio_net_pair(net, i);
+	cr_assert_not_null(p, "pair %u not running", i);
+	net_worker_stats(p, &s);
+	return s;
+}
+
+/* Posts n RX chains of one writable buffer of len bytes on pair i's RX queue. */
+static void post_rx(unsigned pair, unsigned n, uint32_t len, uint64_t *addrs)
+{
+	unsigned q = 2 * pair;
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t a = alloc_buf(q, len);
+		memset(gpa(a), 0xee, len);
+		if (addrs)
+			addrs[k] = a;
+		struct seg s = { a, len, true };
+		submit_nokick(q, &s, 1);
+	}
+	kick(q);
+}
+
+/* ======================= config space and features ======================= */
+
+static void config_read(uint32_t off, void *data, uint32_t len)
+{
+	cr_assert_leq(off + len, virtio_net_ops.config_size(net));
+	virtio_net_ops.config_read(net, off, data, len);
+}
+
+Test(virtio_net, ops_identity)
+{
+	cr_assert_str_eq(virtio_net_ops.name, "net");
+	cr_assert_eq(virtio_net_ops.device_id, VIRTIO_ID_NET);
+	cr_assert_geq(virtio_net_ops.queue_max_size, QSIZE);
+	cr_assert_leq(virtio_net_ops.queue_max_size, VIRTQ_MAX_SIZE);
+	cr_assert_eq(virtio_net_ops.queue_max_size & (virtio_net_ops.queue_max_size - 1), 0);
+}
+
+Test(virtio_net, features_single_pair)
+{
+	create_fake(1);
+	uint64_t f = virtio_net_ops.features(net);
+	uint64_t want = F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_MAC) |
+			F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_HOST_TSO4) |
+			F(VIRTIO_NET_F_HOST_TSO6) | F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_STATUS) |
+			F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) | F(VIRTIO_NET_F_CTRL_MAC_ADDR);
+	cr_assert_eq(f, want, "features 0x%llx", (unsigned long long)f);
+	cr_assert_eq(virtio_net_ops.num_queues(net), 3);
+	/* not offered: UFO (the kernel dropped it), ECN, MTU, GUEST_ANNOUNCE, VLAN filtering */
+	cr_assert_eq(f & (F(VIRTIO_NET_F_GUEST_UFO) | F(VIRTIO_NET_F_HOST_UFO) | F(VIRTIO_NET_F_MTU) |
+			  F(VIRTIO_NET_F_CTRL_VLAN) | F(VIRTIO_NET_F_GUEST_ANNOUNCE)), 0);
+	/* the transport's are not the device's to offer */
+	cr_assert_eq(f & (F(VIRTIO_F_VERSION_1) | F(VIRTIO_F_EVENT_IDX) | F(VIRTIO_F_INDIRECT_DESC)), 0);
+}
+
+Test(virtio_net, features_multiqueue)
+{
+	create_fake(4);
+	cr_assert(virtio_net_ops.features(net) & F(VIRTIO_NET_F_MQ));
+	cr_assert_eq(virtio_net_ops.num_queues(net), 9, "4 pairs + control queue");
+}
+
+Test(virtio_net, config_space)
+{
+	create_fake(4);
+	uint32_t size = virtio_net_ops.config_size(net);
+	cr_assert_eq(size, 10, "mac, status, max_virtqueue_pairs");
+	struct virtio_net_config cfg;
+	memset(&cfg, 0xaa, sizeof(cfg));
+	config_read(0, &cfg, size);
+	cr_assert_arr_eq(cfg.mac, MAC, 6);
+	cr_assert_eq(le16toh(cfg.status), VIRTIO_NET_S_LINK_UP);
+	cr_assert_eq(le16toh(cfg.max_virtqueue_pairs), 4);
+
+	uint8_t whole[16], part[8];
+	config_read(0, whole, size);
+	for (uint32_t off = 0; off < size; off++)
+		for (uint32_t len = 1; len <= 8 && off + len <= size; len++) {
+			memset(part, 0x55, sizeof(part));
+			config_read(off, part, len);
+			cr_assert_arr_eq(part, whole + off, len, "offset %u length %u", off, len);
+		}
+	/* writes are ignored (VERSION_1: the MAC is not writable there) */
+	uint8_t junk[6] = { 1, 2, 3, 4, 5, 6 };
+	virtio_net_ops.config_write(net, 0, junk, 6);
+	config_read(0, &cfg, 6);
+	cr_assert_arr_eq(cfg.mac, MAC, 6);
+}
+
+Test(virtio_net, default_mac)
+{
+	uint8_t a[6], b[6], c[6];
+	virtio_net_default_mac(0, 1234, a);
+	virtio_net_default_mac(1, 1234, b);
+	virtio_net_default_mac(0, 1235, c);
+	cr_assert_eq(a[0], 0x52);
+	cr_assert_eq(a[0] & 1, 0, "unicast");
+	cr_assert_eq(a[0] & 2, 2, "locally administered");
+	cr_assert_eq(a[1], 0x54);
+	cr_assert_eq(a[2], 0x00);
+	cr_assert_eq(a[5], 0);
+	cr_assert_eq(b[5], 1);
+	cr_assert_arr_neq(a, b, 6);
+	cr_assert_arr_neq(a, c, 6, "another VMM process, another MAC");
+	uint8_t again[6];
+	virtio_net_default_mac(0, 1234, again);
+	cr_assert_arr_eq(a, again, 6);
+}
+
+Test(virtio_net, create_errors)
+{
+	char err[256] = "";
+	struct virtio_net_params p = params(0, VIRTIO_NET_BACKEND_WORKER);
+	cr_assert_null(virtio_net_create(&p, err, sizeof(err)));
+	cr_assert(strstr(err, "--net " TAP ": 0 queue pairs"), "%s", err);
+	p.queue_pairs = VIRTIO_NET_MAX_PAIRS + 1;
+	cr_assert_null(virtio_net_create(&p, err, sizeof(err)));
+	cr_assert(strstr(err, "queue pairs: must be 1 to"), "%s", err);
+}
+
+Test(virtio_net, vhost_on_without_vhost_net)
+{
+	if (access("/dev/vhost-net", R_OK | W_OK) == 0)
+		cr_skip_test("SKIP: /dev/vhost-net is usable here; this checks the error without it");
+	struct net_tap t;
+	memset(&t, 0, sizeof(t));
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	t.fds[0] = sv[0];
+	t.n_fds = 1;
+	peer_fds[0] = sv[1];
+	char err[256] = "";
+	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
+	unsigned fds = count_fds();
+	cr_assert_null(virtio_net_create_on_tap(&p, &t, err, sizeof(err)));
+	cr_assert(strstr(err, "--net " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
+	cr_assert_eq(count_fds(), fds - 1, "the tap fd is closed on failure");
+	peer_fds[0] = sv[1];
+
+	/* auto: workers, and one line saying so */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	memset(&t, 0, sizeof(t));
+	t.fds[0] = sv[0];
+	t.n_fds = 1;
+	close(peer_fds[0]);
+	peer_fds[0] = sv[1];
+	p.backend = VIRTIO_NET_BACKEND_AUTO;
+	logged();
+	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
+	cr_assert_not_null(net, "%s", err);
+	cr_assert_eq(virtio_net_backend(net), &net_worker_backend);
+	const char *l = logged();
+	cr_assert(strstr(l, "net0: tap " TAP ", 1 queue pair, datapath: worker threads"), "%s", l);
+	cr_assert_eq(strchr(l, '\n'), l + strlen(l) - 1, "one line: %s", l);
+}
+
+/* ============================== control queue ============================= */
+
+#define CMD_GPA(q) (BUF_GPA(q) + 0x1000)
+#define ACK_GPA(q) (BUF_GPA(q) + 0x100)
+
+/* Sends class/cmd with data on the control queue; returns the ack. */
+static uint8_t ctrl_cmd(uint8_t cls, uint8_t cmd, const void *data, uint32_t len)
+{
+	unsigned q = n_queues - 1;
+	uint8_t *c = gpa(CMD_GPA(q));
+	c[0] = cls;
+	c[1] = cmd;
+	if (len)
+		memcpy(c + 2, data, len);
+	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
+	struct seg segs[2] = { { CMD_GPA(q), 2 + len, false }, { ACK_GPA(q), 1, true } };
+	uint16_t head = submit(q, segs, 2);
+	struct virtq_used_elem e = wait_used(q);
+	cr_assert_eq(e.id, head);
+	cr_assert_eq(e.len, 1);
+	return *(uint8_t *)gpa(ACK_GPA(q));
+}
+
+static uint8_t pairs_set(uint16_t n)
+{
+	uint16_t le = htole16(n);
+	return ctrl_cmd(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &le, 2);
+}
+
+#define MQ_FEATURES (BASE_FEATURES | CTRL_FEATURES | F(VIRTIO_NET_F_MQ) | F(VIRTIO_NET_F_MRG_RXBUF))
+
+Test(virtio_net, only_pair_0_runs_at_driver_ok)
+{
+	create_fake(4);
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(virtio_net_active_pairs(net), 1);
+	cr_assert(atomic_load(&fb.running[0]));
+	cr_assert_eq(running_pairs(), 1);
+	/* what pair 0's backend got */
+	struct net_pair *p = &fb.seen[0];
+	cr_assert_eq(p->index, 0);
+	cr_assert_str_eq(p->name, "net0-qp0");
+	cr_assert_eq(p->rx, &queues[0]);
+	cr_assert_eq(p->tx, &queues[1]);
+	cr_assert_eq(p->rx_index, 0);
+	cr_assert_eq(p->tx_index, 1);
+	cr_assert_eq(p->irq, &irq);
+	cr_assert_eq(p->mem, &mem);
+	cr_assert_eq(p->features, MQ_FEATURES);
+	cr_assert_eq(p->vnet_hdr_len, 12);
+	cr_assert_geq(p->tap_fd, 0);
+	cr_assert_eq(count_threads("net0-ctrl"), 1);
+	virtio_net_ops.reset(net);
+	cr_assert_eq(running_pairs(), 0);
+	cr_assert_eq(count_threads("net0-ctrl"), 0);
+	cr_assert_eq(virtio_net_active_pairs(net), 0);
+}
+
+Test(virtio_net, vq_pairs_set_starts_and_stops_pairs)
+{
+	create_fake(4);
+	activate_with(MQ_FEATURES, true);
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+	cr_assert_eq(running_pairs(), 4);
+	cr_assert_eq(virtio_net_active_pairs(net), 4);
+	for (unsigned i = 0; i < 4; i++) {
+		cr_assert_eq(fb.seen[i].rx, &queues[2 * i]);
+		cr_assert_eq(fb.seen[i].tx, &queues[2 * i + 1]);
+		cr_assert_eq(fb.seen[i].tx_index, 2 * i + 1);
+		char name[16];
+		snprintf(name, sizeof(name), "net0-qp%u", i);
+		cr_assert_str_eq(fb.seen[i].name, name);
+		cr_assert_geq(fb.seen[i].tap_fd, 0);
+		for (unsigned j = 0; j < i; j++)
+			cr_assert_neq(fb.seen[i].tap_fd, fb.seen[j].tap_fd, "pairs %u and %u share a tap fd", i, j);
+	}
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK);
+	cr_assert_eq(running_pairs(), 2);
+	cr_assert(atomic_load(&fb.running[0]) && atomic_load(&fb.running[1]));
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK, "no change");
+	cr_assert_eq(atomic_load(&fb.starts), 4);
+	cr_assert_eq(atomic_load(&fb.stops), 2);
+	cr_assert_eq(pairs_set(1), VIRTIO_NET_OK);
+	cr_assert_eq(running_pairs(), 1);
+	/* the control queue interrupts the guest */
+	cr_assert_gt(atomic_load(&irq_log.queue_calls[8]), 0);
+}
+
+Test(virtio_net, vq_pairs_set_bad_values)
+{
+	create_fake(4);
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(pairs_set(0), VIRTIO_NET_ERR);
+	cr_assert_eq(pairs_set(5), VIRTIO_NET_ERR);
+	cr_assert_eq(pairs_set(0x8000), VIRTIO_NET_ERR);
+	cr_assert_eq(pairs_set(0xffff), VIRTIO_NET_ERR);
+	cr_assert_eq(running_pairs(), 1);
+	/* wrong length */
+	uint8_t three[3] = { 2, 0, 0 };
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, three, 3), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, three, 1), VIRTIO_NET_ERR);
+	/* RSS and hash config are not offered */
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_RSS_CONFIG, three, 2), VIRTIO_NET_ERR);
+	cr_assert_eq(running_pairs(), 1);
+	cr_assert_eq(pairs_set(3), VIRTIO_NET_OK, "still serving");
+	cr_assert_eq(running_pairs(), 3);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}
+
+Test(virtio_net, vq_pairs_set_start_failure_keeps_the_old_pairs)
+{
+	create_fake(4);
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK);
+	fb.fail_pair = 3;
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_ERR);
+	cr_assert_eq(running_pairs(), 2, "pair 2, started for the command, is stopped again");
+	cr_assert_eq(virtio_net_active_pairs(net), 2);
+	fb.fail_pair = -1;
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+	cr_assert_eq(running_pairs(), 4);
+}
+
+Test(virtio_net, vq_pairs_set_needs_mq)
+{
+	create_fake(4);
+	/* MQ not taken: one pair, and the control queue is queue 2 */
+	n_queues = 9;
+	init_queues(n_queues, false);
+	cr_assert_eq(virtio_net_ops.activate(net, BASE_FEATURES | CTRL_FEATURES, queues, n_queues, &irq), 0);
+	unsigned saved = n_queues;
+	n_queues = 3;   /* ctrl_cmd uses queue n_queues - 1 */
+	cr_assert_eq(pairs_set(1), VIRTIO_NET_ERR);
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_ERR);
+	cr_assert_eq(running_pairs(), 1);
+	uint8_t on = 1;
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_OK);
+	n_queues = saved;
+}
+
+Test(virtio_net, no_control_queue_without_ctrl_vq)
+{
+	create_fake(2);
+	activate_with(BASE_FEATURES | F(VIRTIO_NET_F_MQ), false);
+	cr_assert_eq(count_threads("net0-ctrl"), 0);
+	cr_assert_eq(running_pairs(), 1);
+}
+
+Test(virtio_net, rx_mode_commands)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
+	struct virtio_net_rx_filter f;
+	uint8_t on = 1, off = 0;
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_OK);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), VIRTIO_NET_OK);
+	virtio_net_rx_filter(net, &f);
+	cr_assert(f.promisc && f.allmulti);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1), VIRTIO_NET_OK);
+	virtio_net_rx_filter(net, &f);
+	cr_assert(!f.promisc && f.allmulti);
+	/* CTRL_RX_EXTRA commands are not offered */
+	for (uint8_t cmd = VIRTIO_NET_CTRL_RX_ALLUNI; cmd <= VIRTIO_NET_CTRL_RX_NOBCAST; cmd++)
+		cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, cmd, &on, 1), VIRTIO_NET_ERR, "cmd %u", cmd);
+	/* the data is one byte */
+	uint8_t two[2] = { 1, 1 };
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, two, 2), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, NULL, 0), VIRTIO_NET_ERR);
+}
+
+Test(virtio_net, rx_mode_needs_ctrl_rx)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | F(VIRTIO_NET_F_CTRL_VQ), false);
+	uint8_t on = 1;
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_ERR);
+	uint8_t mac[6] = { 0x52, 0x54, 0, 9, 9, 9 };
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac, 6), VIRTIO_NET_ERR,
+		     "needs CTRL_MAC_ADDR");
+}
+
+Test(virtio_net, mac_table_set)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
+	uint8_t t[4 + 12 + 4 + 6];
+	uint32_t two = htole32(2), one = htole32(1);
+	memcpy(t, &two, 4);
+	for (int i = 0; i < 12; i++)
+		t[4 + i] = (uint8_t)(0x10 + i);
+	memcpy(t + 16, &one, 4);
+	uint8_t mc[6] = { 0x01, 0x00, 0x5e, 0, 0, 1 };
+	memcpy(t + 20, mc, 6);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, t, sizeof(t)), VIRTIO_NET_OK);
+	struct virtio_net_rx_filter f;
+	virtio_net_rx_filter(net, &f);
+	cr_assert_eq(f.n_uni, 2);
+	cr_assert_eq(f.n_multi, 1);
+	cr_assert_arr_eq(f.uni[0], t + 4, 6);
+	cr_assert_arr_eq(f.uni[1], t + 10, 6);
+	cr_assert_arr_eq(f.multi[0], mc, 6);
+
+	/* empty tables */
+	uint8_t empty[8] = { 0 };
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, empty, 8), VIRTIO_NET_OK);
+	virtio_net_rx_filter(net, &f);
+	cr_assert_eq(f.n_uni + f.n_multi, 0);
+
+	/* lengths that do not add up */
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, t, sizeof(t) - 1), VIRTIO_NET_ERR);
+	uint8_t big[26];
+	memcpy(big, t, sizeof(big));
+	uint32_t huge = htole32(0x40000000);
+	memcpy(big, &huge, 4);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, big, sizeof(big)), VIRTIO_NET_ERR);
+	memcpy(big, t, sizeof(big));
+	memcpy(big + 16, &huge, 4);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, big, sizeof(big)), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, t, 4), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, 7, t, 4), VIRTIO_NET_ERR, "unknown MAC command");
+	virtio_net_rx_filter(net, &f);
+	cr_assert_eq(f.n_uni + f.n_multi, 0, "a refused table changes nothing");
+}
+
+Test(virtio_net, mac_addr_set)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
+	uint8_t mac[6] = { 0x52, 0x54, 0, 9, 8, 7 }, got[6];
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac, 6), VIRTIO_NET_OK);
+	virtio_net_mac(net, got);
+	cr_assert_arr_eq(got, mac, 6);
+	config_read(0, got, 6);
+	cr_assert_arr_eq(got, mac, 6, "config space shows the new address");
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac, 5), VIRTIO_NET_ERR);
+}
+
+Test(virtio_net, unknown_classes)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
+	uint16_t vid = htole16(5);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, &vid, 2), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, NULL, 0), VIRTIO_NET_ERR);
+	uint64_t offl = 0;
+	cr_assert_eq(ctrl_cmd(VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, &offl, 8),
+		     VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(99, 0, NULL, 0), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl_cmd(255, 255, &offl, 8), VIRTIO_NET_ERR);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}
+
+Test(virtio_net, control_command_split_across_descriptors)
+{
+	create_fake(4);
+	activate_with(MQ_FEATURES, false);
+	unsigned q = n_queues - 1;
+	uint8_t *b = gpa(CMD_GPA(q));
+	b[0] = VIRTIO_NET_CTRL_MQ;
+	b[0x100] = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
+	b[0x200] = 3;   /* le16 3, split too */
+	b[0x300] = 0;
+	struct seg segs[6] = {
+		{ CMD_GPA(q), 1, false },         { CMD_GPA(q) + 0x100, 1, false }, { CMD_GPA(q) + 0x200, 1, false },
+		{ CMD_GPA(q) + 0x300, 1, false }, { ACK_GPA(q), 4, true },          { ACK_GPA(q) + 0x40, 4, true },
+	};
+	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
+	submit(q, segs, 6);
+	struct virtq_used_elem e = wait_used(q);
+	cr_assert_eq(e.len, 1);
+	cr_assert_eq(*(uint8_t *)gpa(ACK_GPA(q)), VIRTIO_NET_OK);
+	cr_assert_eq(running_pairs(), 3);
+}
+
+Test(virtio_net, control_command_without_class_gets_err)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
+	unsigned q = n_queues - 1;
+	*(uint8_t *)gpa(CMD_GPA(q)) = VIRTIO_NET_CTRL_RX;
+	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
+	struct seg one_byte[2] = { { CMD_GPA(q), 1, false }, { ACK_GPA(q), 1, true } };
+	submit(q, one_byte, 2);
+	cr_assert_eq(wait_used(q).len, 1);
+	cr_assert_eq(*(uint8_t *)gpa(ACK_GPA(q)), VIRTIO_NET_ERR);
+	struct seg only_ack[1] = { { ACK_GPA(q), 1, true } };
+	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
+	submit(q, only_ack, 1);
+	cr_assert_eq(wait_used(q).len, 1);
+	cr_assert_eq(*(uint8_t *)gpa(ACK_GPA(q)), VIRTIO_NET_ERR);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}
+
+Test(virtio_net, control_command_without_ack_breaks_the_device)
+{
+	create_fake(4);
+	activate_with(MQ_FEATURES, false);
+	unsigned q = n_queues - 1;
+	uint8_t *c = gpa(CMD_GPA(q));
+	c[0] = VIRTIO_NET_CTRL_MQ;
+	c[1] = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
+	c[2] = 4;
+	c[3] = 0;
+	struct seg no_ack[1] = { { CMD_GPA(q), 4, false } };
+	submit(q, no_ack, 1);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
+	cr_assert_eq(running_pairs(), 1, "the command was not carried out");
+	cr_assert(strstr(logged(), "no device-writable ack byte"));
+	/* and the queue is no longer served */
+	struct seg ok[2] = { { CMD_GPA(q), 4, false }, { ACK_GPA(q), 1, true } };
+	submit(q, ok, 2);
+	assert_no_used(q, 100);
+	cr_assert_eq(running_pairs(), 1);
+	/* a reset brings it back */
+	virtio_net_ops.reset(net);
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+}
+
+Test(virtio_net, broken_control_ring_needs_reset)
+{
+	create_fake(1);
+	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
+	unsigned q = n_queues - 1;
+	/* a chain that loops */
+	struct virtq_desc *d = desc_table(q);
+	d[0] = (struct virtq_desc){ htole64(CMD_GPA(q)), htole32(2), htole16(VIRTQ_DESC_F_NEXT), htole16(0) };
+	avail_ring(q)->ring[0] = 0;
+	__atomic_store_n(&avail_ring(q)->idx, htole16(1), __ATOMIC_RELEASE);
+	kick(q);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
+}
+
+Test(virtio_net, reset_and_reactivate_leave_nothing_behind)
+{
+	create_fake(4);
+	unsigned fds = count_fds();
+	for (int round = 0; round < 3; round++) {
+		activate_with(MQ_FEATURES, round == 1);
+		cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+		virtio_net_ops.reset(net);
+		cr_assert_eq(running_pairs(), 0);
+		cr_assert_eq(count_threads("net0"), 0);
+		cr_assert_eq(count_fds(), fds);
+	}
+	virtio_net_ops.reset(net);   /* reset twice is fine */
+	activate_with(MQ_FEATURES, false);
+	cr_assert_neq(virtio_net_ops.activate(net, MQ_FEATURES, queues, n_queues, &irq), 0, "activated twice");
+}
+
+Test(virtio_net, pair_0_not_set_up)
+{
+	create_fake(1);
+	init_queues(n_queues, false);
+	queues[1].ready = false;
+	cr_assert_eq(virtio_net_ops.activate(net, BASE_FEATURES, queues, n_queues, &irq), 0);
+	cr_assert_eq(running_pairs(), 0);
+	cr_assert(strstr(logged(), "did not set up queue pair 0"));
+}
+
+/* ========================= datapath: real tap, workers ==================== */
+
+#define RX_FEATURES_MRG (BASE_FEATURES | F(VIRTIO_NET_F_MRG_RXBUF))
+
+/* The guest sends one frame as one chain: header, then the frame. */
+static uint16_t guest_send(unsigned pair, const void *frame, size_t len, const struct virtio_net_hdr_v1 *h)
+{
+	unsigned q = 2 * pair + 1;
+	uint64_t hb = alloc_buf(q, HDR), fb_ = alloc_buf(q, (uint32_t)len);
+	struct virtio_net_hdr_v1 zero;
+	memset(&zero, 0, sizeof(zero));
+	memcpy(gpa(hb), h ? h : &zero, HDR);
+	memcpy(gpa(fb_), frame, len);
+	struct seg segs[2] = { { hb, HDR, false }, { fb_, (uint32_t)len, false } };
+	return submit(q, segs, 2);
+}
+
+Test(virtio_net, tx_frame_reaches_the_tap)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, false);
+	cr_assert_eq(count_threads("net0-qp0"), 1);
+	uint8_t frame[200], got[2048];
+	make_udp(frame, sizeof(frame), 1000, 0x5a);
+	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
+	struct virtq_used_elem e = wait_used(1);
+	cr_assert_eq(e.id, head);
+	cr_assert_eq(e.len, 0, "TX writes nothing into guest memory");
+	wait_count(&irq_log.queue_calls[1], 1, "TX interrupt");
+	ssize_t n = capture(got, sizeof(got), TIMEOUT_MS, NULL);
+	cr_assert_eq(n, (ssize_t)sizeof(frame));
+	cr_assert_arr_eq(got, frame, sizeof(frame));
+	struct net_worker_stats s = pair_stats(0);
+	cr_assert_eq(s.tx_packets, 1);
+	cr_assert_eq(s.tx_bytes, sizeof(frame));
+	cr_assert_eq(s.tx_dropped, 0);
+}
+
+Test(virtio_net, tx_header_goes_to_the_tap_as_is)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES | F(VIRTIO_NET_F_CSUM), false);
+	uint8_t frame[300], got[2048];
+	make_udp(frame, sizeof(frame), 1001, 0x11);
+	/* partial checksum: the host finishes it (UDP checksum at 34 + 6) */
+	struct virtio_net_hdr_v1 h;
+	memset(&h, 0, sizeof(h));
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.csum_start = htole16(34);
+	h.csum_offset = htole16(6);
+	guest_send(0, frame, sizeof(frame), &h);
+	bool partial = false;
+	ssize_t n = capture(got, sizeof(got), TIMEOUT_MS, &partial);
+	cr_assert_eq(n, (ssize_t)sizeof(frame));
+	cr_assert(partial, "the tap took the NEEDS_CSUM header: the checksum is left to the host");
+	/* the same frame without the flag is complete */
+	guest_send(0, frame, sizeof(frame), NULL);
+	n = capture(got, sizeof(got), TIMEOUT_MS, &partial);
+	cr_assert_eq(n, (ssize_t)sizeof(frame));
+	cr_assert(!partial);
+	/* a header in several descriptors, frame in the same descriptor as the header's end */
+	unsigned q = 1;
+	uint64_t a = alloc_buf(q, 512);
+	uint8_t *p = gpa(a);
+	memset(p, 0, HDR);
+	memcpy(p + HDR, frame, sizeof(frame));
+	struct seg segs[3] = { { a, 5, false }, { a + 5, 5, false }, { a + 10, 2 + sizeof(frame), false } };
+	submit(q, segs, 3);
+	n = capture(got, sizeof(got), TIMEOUT_MS, NULL);
+	cr_assert_eq(n, (ssize_t)sizeof(frame));
+	cr_assert_arr_eq(got, frame, sizeof(frame));
+}
+
+Test(virtio_net, tx_burst)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, true);
+	enum { N = 300 };
+	uint8_t frame[100], got[2048];
+	unsigned sent = 0, captured = 0;
+	while (sent < N) {
+		/* at most QSIZE/2 chains of 2 descriptors in flight */
+		unsigned batch = N - sent < 16 ? N - sent : 16;
+		for (unsigned i = 0; i < batch; i++) {
+			make_udp(frame, sizeof(frame), (uint16_t)(2000 + sent + i), (uint8_t)(sent + i));
+			guest_send(0, frame, sizeof(frame), NULL);
+		}
+		for (unsigned i = 0; i < batch; i++)
+			wait_used(1);
+		sent += batch;
+		while (capture(got, sizeof(got), 1, NULL) > 0)
+			captured++;
+	}
+	while (captured < N && capture(got, sizeof(got), 500, NULL) > 0)
+		captured++;
+	cr_assert_eq(captured, N);
+	cr_assert_eq(pair_stats(0).tx_packets, N);
+}
+
+Test(virtio_net, tx_frame_the_tap_refuses_is_dropped)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, false);
+	uint8_t runt[6] = { 1, 2, 3, 4, 5, 6 }, frame[100], got[2048];
+	uint16_t head = guest_send(0, runt, sizeof(runt), NULL);
+	struct virtq_used_elem e = wait_used(1);
+	cr_assert_eq(e.id, head, "a refused frame is completed all the same");
+	cr_assert_eq(pair_stats(0).tx_dropped, 1);
+	/* a GSO header that does not match the frame */
+	struct virtio_net_hdr_v1 h;
+	memset(&h, 0, sizeof(h));
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h.gso_size = htole16(100);
+	h.hdr_len = htole16(500);
+	make_udp(frame, sizeof(frame), 3000, 0);
+	guest_send(0, frame, sizeof(frame), &h);
+	wait_used(1);
+	cr_assert_eq(pair_stats(0).tx_dropped, 2);
+	/* the pair goes on */
+	guest_send(0, frame, sizeof(frame), NULL);
+	wait_used(1);
+	cr_assert_eq(capture(got, sizeof(got), TIMEOUT_MS, NULL), (ssize_t)sizeof(frame));
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}
+
+Test(virtio_net, tx_writable_descriptor_needs_reset)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, false);
+	uint8_t got[2048];
+	uint64_t a = alloc_buf(1, 256);
+	make_udp(gpa(a + HDR), 100, 4000, 0);
+	memset(gpa(a), 0, HDR);
+	struct seg segs[2] = { { a, HDR + 100, false }, { a + 128, 64, true } };
+	submit(1, segs, 2);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
+	cr_assert(strstr(logged(), "TX chain (head 0) has a device-writable buffer"));
+	cr_assert_eq(capture(got, sizeof(got), 100, NULL), -1, "nothing sent");
+	cr_assert(!has_used(1));
+}
+
+Test(virtio_net, tx_short_header_needs_reset)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, false);
+	uint64_t a = alloc_buf(1, 64);
+	struct seg s = { a, HDR - 1, false };
+	submit(1, &s, 1);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
+	cr_assert(strstr(logged(), "shorter than the 12-byte virtio-net header"));
+	/* and the device can be reset and used again */
+	virtio_net_ops.reset(net);
+	cr_assert_eq(count_threads("net0-qp"), 0);
+	activate_with(BASE_FEATURES, false);
+	uint8_t frame[80], got[256];
+	make_udp(frame, sizeof(frame), 4001, 0);
+	guest_send(0, frame, sizeof(frame), NULL);
+	cr_assert_eq(capture(got, sizeof(got), TIMEOUT_MS, NULL), (ssize_t)sizeof(frame));
+}
+
+/* RX chain i of a test posted at addrs[i], len bytes each. */
+static const uint8_t *rx_buf(uint64_t addr)
+{
+	return gpa(addr);
+}
+
+static void check_rx_hdr(const uint8_t *h, uint16_t num_buffers)
+{
+	struct virtio_net_hdr_v1 v;
+	memcpy(&v, h, sizeof(v));
+	cr_assert_eq(le16toh(v.num_buffers), num_buffers);
+	cr_assert_eq(v.flags, 0);
+	cr_assert_eq(v.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+}
+
+Test(virtio_net, rx_mergeable_frame_across_chains)
+{
+	create_real(1);
+	activate_with(RX_FEATURES_MRG, false);
+	uint64_t addrs[8];
+	post_rx(0, 8, 512, addrs);
+	uint8_t frame[1400];
+	make_udp(frame, sizeof(frame), 5000, 0x77);
+	inject(frame, sizeof(frame));
+	/* 12 + 1400 = 1412 bytes: 512 + 512 + 388 */
+	struct virtq_used_elem e[3];
+	for (int i = 0; i < 3; i++)
+		e[i] = wait_used(0);
+	cr_assert_eq(e[0].id, 0);
+	cr_assert_eq(e[1].id, 1);
+	cr_assert_eq(e[2].id, 2);
+	cr_assert_eq(e[0].len, 512);
+	cr_assert_eq(e[1].len, 512);
+	cr_assert_eq(e[2].len, 388);
+	check_rx_hdr(rx_buf(addrs[0]), 3);
+	uint8_t joined[1536];
+	memcpy(joined, rx_buf(addrs[0]), 512);
+	memcpy(joined + 512, rx_buf(addrs[1]), 512);
+	memcpy(joined + 1024, rx_buf(addrs[2]), 388);
+	cr_assert_arr_eq(joined + HDR, frame, sizeof(frame));
+	wait_count(&irq_log.queue_calls[0], 1, "RX interrupt");
+	assert_no_used(0, 50);
+
+	/* the next frame takes the next chain, given back in between */
+	uint8_t small[60];
+	make_udp(small, sizeof(small), 5001, 0x33);
+	inject(small, sizeof(small));
+	struct virtq_used_elem s = wait_used(0);
+	cr_assert_eq(s.id, 3);
+	cr_assert_eq(s.len, HDR + sizeof(small));
+	check_rx_hdr(rx_buf(addrs[3]), 1);
+	cr_assert_arr_eq(rx_buf(addrs[3]) + HDR, small, sizeof(small));
+	struct net_worker_stats st = pair_stats(0);
+	cr_assert_eq(st.rx_packets, 2);
+	cr_assert_eq(st.rx_buffers, 4);
+	cr_assert_eq(st.rx_dropped, 0);
+}
+
+Test(virtio_net, rx_header_split_across_descriptors)
+{
+	create_real(1);
+	activate_with(RX_FEATURES_MRG, false);
+	/* one chain: 7 bytes, 7 bytes, 2000 bytes: num_buffers lies in the second */
+	uint64_t a = alloc_buf(0, 4096);
+	memset(gpa(a), 0xee, 4096);
+	struct seg segs[3] = { { a, 7, true }, { a + 64, 7, true }, { a + 128, 2000, true } };
+	submit(0, segs, 3);
+	uint8_t frame[500];
+	make_udp(frame, sizeof(frame), 5100, 0x44);
+	inject(frame, sizeof(frame));
+	struct virtq_used_elem e = wait_used(0);
+	cr_assert_eq(e.len, HDR + sizeof(frame));
+	uint8_t h[HDR];
+	memcpy(h, gpa(a), 7);
+	memcpy(h + 7, gpa(a + 64), 5);
+	check_rx_hdr(h, 1);
+	uint8_t *p64 = gpa(a + 64);
+	cr_assert_arr_eq(p64 + 5, frame, 2);
+	cr_assert_arr_eq((uint8_t *)gpa(a + 128), frame + 2, sizeof(frame) - 2);
+}
+
+Test(virtio_net, rx_without_mrg_one_chain_per_frame)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, false);
+	uint64_t addrs[2];
+	post_rx(0, 2, 512, addrs);
+	uint8_t big[1000], small[400];
+	make_udp(big, sizeof(big), 6000, 1);
+	make_udp(small, sizeof(small), 6001, 2);
+	inject(big, sizeof(big));
+	inject(small, sizeof(small));
+	struct virtq_used_elem e = wait_used(0);
+	cr_assert_eq(e.id, 0, "the chain too small for the big frame took the next one");
+	cr_assert_eq(e.len, HDR + sizeof(small), "len %u, dropped %llu", e.len,
+		     (unsigned long long)pair_stats(0).rx_dropped);
+	check_rx_hdr(rx_buf(addrs[0]), 1);
+	cr_assert_arr_eq(rx_buf(addrs[0]) + HDR, small, sizeof(small));
+	assert_no_used(0, 50);
+	struct net_worker_stats st = pair_stats(0);
+	cr_assert_eq(st.rx_dropped, 1);
+	cr_assert_eq(st.rx_packets, 1);
+}
+
+Test(virtio_net, rx_waits_for_buffers)
+{
+	create_real(1);
+	activate_with(RX_FEATURES_MRG, true);
+	uint8_t frame[300];
+	make_udp(frame, sizeof(frame), 7000, 9);
+	inject(frame, sizeof(frame));
+	usleep(50000);
+	cr_assert(!has_used(0));
+	/* the frame waited in the tap; a kick with buffers brings it */
+	uint64_t addrs[4];
+	post_rx(0, 4, 2048, addrs);
+	struct virtq_used_elem e = wait_used(0);
+	cr_assert_eq(e.len, HDR + sizeof(frame));
+	cr_assert_arr_eq(rx_buf(addrs[0]) + HDR, frame, sizeof(frame));
+}
+
+Test(virtio_net, rx_whole_ring_smaller_than_a_gso_frame)
+{
+	create_real(1);
+	/* With guest TSO the device wants 64 KiB of buffers before reading, but
+	 * the guest's ring holds only QSIZE x 256 bytes: reading goes ahead once
+	 * it holds the whole ring. */
+	activate_with(RX_FEATURES_MRG | F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4), false);
+	uint64_t addrs[QSIZE];
+	post_rx(0, QSIZE, 256, addrs);
+	uint8_t frame[600];
+	make_udp(frame, sizeof(frame), 7100, 3);
+	inject(frame, sizeof(frame));
+	struct virtq_used_elem e[3];
+	for (int i = 0; i < 3; i++)
+		e[i] = wait_used(0);
+	cr_assert_eq(e[0].len + e[1].len + e[2].len, HDR + sizeof(frame));
+	struct virtio_net_hdr_v1 v;
+	memcpy(&v, rx_buf(addrs[0]), sizeof(v));
+	cr_assert_eq(le16toh(v.num_buffers), 3);
+}
+
+/* A TCP/IPv4 frame of len bytes (headers 54) for the GSO test. */
+static void make_tcp(uint8_t *f, size_t len)
+{
+	make_udp(f, len, 8000, 0x61);
+	uint8_t *ip = f + 14;
+	ip[9] = 6;
+	ip[10] = ip[11] = 0;
+	uint32_t sum = 0;
+	for (int i = 0; i < 20; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ip[10] = (uint8_t)(~sum >> 8);
+	ip[11] = (uint8_t)~sum;
+	uint8_t *tcp = ip + 20;
+	memset(tcp, 0, 20);
+	tcp[0] = 0x1f;
+	tcp[1] = 0x40;
+	tcp[3] = 80;
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x18;   /* ACK PSH */
+	tcp[14] = 0xff;
+	tcp[15] = 0xff;
+}
+
+/* The host sends a 3000-byte TCP segment with GSO: a guest that took
+ * GUEST_TSO4 gets it whole, with its GSO header; one that did not gets it cut
+ * into MSS-sized frames by the host. That is TUNSETOFFLOAD following the
+ * negotiated features. */
+static unsigned gso_frames_seen(uint64_t features, uint8_t *gso_type)
+{
+	activate_with(features, false);
+	uint64_t addrs[40];
+	post_rx(0, 40, 2048, addrs);
+	enum { LEN = 54 + 3000 };
+	static uint8_t frame[LEN];
+	make_tcp(frame, LEN);
+	struct virtio_net_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h.hdr_len = 54;
+	h.gso_size = 1448;
+	h.csum_start = 34;
+	h.csum_offset = 16;
+	inject_hdr(&h, frame, LEN);
+	unsigned frames = 0;
+	uint64_t payload = 0;
+	unsigned chain = 0;
+	while (payload < 3000) {
+		struct virtq_used_elem e = wait_used(0);
+		const uint8_t *b = rx_buf(addrs[e.id]);
+		struct virtio_net_hdr_v1 v;
+		memcpy(&v, b, sizeof(v));
+		unsigned nb = le16toh(v.num_buffers);
+		cr_assert_geq(nb, 1);
+		uint64_t len = e.len;
+		for (unsigned k = 1; k < nb; k++)
+			len += wait_used(0).len;
+		chain += nb;
+		*gso_type = v.gso_type;
+		payload += len - HDR - 54;
+		frames++;
+	}
+	cr_assert_eq(payload, 3000);
+	return frames;
+}
+
+Test(virtio_net, rx_gso_frame_whole_with_guest_tso)
+{
+	create_real(1);
+	uint8_t gso_type = 0xff;
+	unsigned frames = gso_frames_seen(RX_FEATURES_MRG | F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4),
+					  &gso_type);
+	cr_assert_eq(frames, 1);
+	cr_assert_eq(gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+}
+
+Test(virtio_net, rx_gso_frame_segmented_without_guest_tso)
+{
+	create_real(1);
+	uint8_t gso_type = 0xff;
+	unsigned frames = gso_frames_seen(RX_FEATURES_MRG, &gso_type);
+	cr_assert_eq(frames, 3, "1448 + 1448 + 104");
+	cr_assert_eq(gso_type, VIRTIO_NET_HDR_GSO_NONE);
+}
+
+Test(virtio_net, rx_malformed_chain_needs_reset)
+{
+	create_real(1);
+	activate_with(RX_FEATURES_MRG, false);
+	uint64_t a = alloc_buf(0, 64);
+	struct seg s = { a, 8, true };   /* shorter than the header */
+	submit(0, &s, 1);
+	uint8_t frame[100];
+	make_udp(frame, sizeof(frame), 7200, 0);
+	inject(frame, sizeof(frame));
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
+	cr_assert(strstr(logged(), "RX chain (head 0) is shorter than the 12-byte virtio-net header"));
+	cr_assert(!has_used(0));
+}
+
+Test(virtio_net, rx_readable_descriptor_needs_reset)
+{
+	create_real(1);
+	activate_with(BASE_FEATURES, false);
+	uint64_t a = alloc_buf(0, 4096);
+	struct seg s[2] = { { a, 16, false }, { a + 64, 2000, true } };
+	submit(0, s, 2);
+	uint8_t frame[100];
+	make_udp(frame, sizeof(frame), 7300, 0);
+	inject(frame, sizeof(frame));
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
+	cr_assert(strstr(logged(), "has a device-readable buffer"));
+}
+
+Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
+{
+	create_real(4);
+	activate_with(MQ_FEATURES, true);
+	cr_assert_eq(count_threads("net0-qp"), 1);
+	for (unsigned p = 0; p < 4; p++)
+		post_rx(p, 60, 2048, NULL);
+
+	/* one pair: every flow lands on pair 0 (the other tap queues are detached) */
+	uint8_t frame[100];
+	for (unsigned i = 0; i < 16; i++) {
+		make_udp(frame, sizeof(frame), (uint16_t)(9000 + i), 0);
+		inject(frame, sizeof(frame));
+	}
+	for (unsigned i = 0; i < 16; i++)
+		wait_used(0);
+	for (unsigned p = 1; p < 4; p++)
+		cr_assert(!has_used(2 * p));
+
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+	cr_assert_eq(count_threads("net0-qp"), 4);
+	char name[16];
+	for (unsigned p = 0; p < 4; p++) {
+		snprintf(name, sizeof(name), "net0-qp%u", p);
+		cr_assert_eq(count_threads(name), 1, "%s", name);
+	}
+	/* 64 flows over 4 queues: each pair gets some */
+	for (unsigned i = 0; i < 64; i++) {
+		make_udp(frame, sizeof(frame), (uint16_t)(10000 + i * 7), 0);
+		inject(frame, sizeof(frame));
+	}
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	unsigned total;
+	do {
+		total = 0;
+		for (unsigned p = 0; p < 4; p++)
+			total += (uint16_t)(used_idx(2 * p) - drv[2 * p].used_seen);
+		usleep(1000);
+	} while (total < 64 && now_ms() < deadline);
+	cr_assert_eq(total, 64);
+	for (unsigned p = 0; p < 4; p++)
+		cr_assert_gt(pair_stats(p).rx_packets, 0, "pair %u got no frame", p);
+
+	/* and each pair transmits */
+	for (unsigned p = 0; p < 4; p++) {
+		make_udp(frame, sizeof(frame), (uint16_t)(11000 + p), (uint8_t)p);
+		guest_send(p, frame, sizeof(frame), NULL);
+		wait_used(2 * p + 1);
+		cr_assert_eq(pair_stats(p).tx_packets, 1);
+	}
+
+	cr_assert_eq(pairs_set(1), VIRTIO_NET_OK);
+	cr_assert_eq(count_threads("net0-qp"), 1);
+	cr_assert_null(virtio_net_pair(net, 1));
+}
+
+Test(virtio_net, tap_deleted_under_a_running_pair)
+{
+	create_real(1);
+	if (system("command -v ip >/dev/null 2>&1") != 0)
+		cr_skip_test("SKIP: no ip command to delete the tap with");
+	activate_with(RX_FEATURES_MRG, false);
+	post_rx(0, 4, 2048, NULL);
+	logged();
+	cr_assert_eq(system("ip link del " TAP), 0);
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	const char *l;
+	char all[8192] = "";
+	while (!strstr(all, "pair stopped")) {
+		l = logged();
+		strncat(all, l, sizeof(all) - strlen(all) - 1);
+		cr_assert_lt(now_ms(), deadline, "no log line about the tap: %s", all);
+		usleep(1000);
+	}
+	cr_assert(strstr(all, "net0-qp0: tap queue fd"), "%s", all);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0, "not the guest's fault");
+	/* the guest's TX is not served any more, the VMM goes on, reset works */
+	uint8_t frame[80];
+	make_udp(frame, sizeof(frame), 12000, 0);
+	guest_send(0, frame, sizeof(frame), NULL);
+	virtio_net_ops.reset(net);
+	cr_assert_eq(count_threads("net0-qp"), 0);
+}
+
+Test(virtio_net, worker_threads_and_fds_go_with_reset)
+{
+	create_real(4);
+	unsigned fds = count_fds();
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+	cr_assert_eq(count_threads("net0-qp"), 4);
+	cr_assert_eq(count_threads("net0-ctrl"), 1);
+	virtio_net_ops.reset(net);
+	cr_assert_eq(count_threads("net0"), 0);
+	cr_assert_eq(count_fds(), fds);
+	virtio_net_destroy(net);
+	net = NULL;
+}
