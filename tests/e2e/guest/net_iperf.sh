@@ -1,0 +1,16 @@
+#!/bin/sh
+# Guest side of the CI smoke test: bring eth0 up, iperf3 -P 4 to the iperf3
+# server on the host side of the tap, both directions, then print how many
+# packets each queue pair carried. (/sbin/ip: iproute2's, not busybox's.)
+IP=/sbin/ip
+$IP link set lo up
+$IP link set eth0 up || { echo "MVTEST net: no eth0"; exit 1; }
+$IP addr add 10.0.2.2/24 dev eth0
+echo "MVTEST net channels: $(ethtool -l eth0 2>/dev/null | sed -n '/Current/,$p' | grep -i combined)"
+secs=${IPERF_SECS:-5}
+sum() { grep -E '\[SUM\].*receiver' | tail -n 1 | sed 's/.* \([0-9.]*\) \([KMG]\)bits\/sec.*/\1 \2bit\/s/'; }
+i=0
+while ! ping -c 1 -W 1 10.0.2.1 >/dev/null 2>&1 && [ $i -lt 10 ]; do i=$((i + 1)); done
+echo "MVTEST net tx: $(iperf3 -c 10.0.2.1 -P 4 -t "$secs" 2>&1 | sum)"
+echo "MVTEST net rx: $(iperf3 -c 10.0.2.1 -P 4 -t "$secs" -R 2>&1 | sum)"
+ethtool -S eth0 | grep -E '^ *(rx|tx)_queue_[0-9]+_packets' | sed 's/^ */MVTEST net stat /'
