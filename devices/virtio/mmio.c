@@ -161,7 +161,7 @@ static void reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		break;
 	case VIRTIO_MMIO_STATUS:
 		virtio_transport_status_write(t, (uint8_t)v);
-		if (v == 0)
+		if ((uint8_t)v == 0)   /* a reset, whatever the reserved bits say */
 			atomic_store(&m->isr, 0);
 		break;
 	case VIRTIO_MMIO_QUEUE_DESC_LOW:

@@ -183,6 +183,11 @@ void virtio_transport_status_write(struct virtio_transport *t, uint8_t status)
 		return;
 	}
 	uint8_t old = t->status;
+	/* The driver never clears a bit (spec 2.1.2): only a reset does. A
+	 * driver that tries must not get a second activation of the running
+	 * device (DRIVER_OK again), new features, or queues enabled behind the
+	 * device's back (queue setup reopens without DRIVER_OK): bits stay set. */
+	status |= old;
 	/* FEATURES_OK only for a subset of what we offer, with VERSION_1. */
 	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
 		if ((t->driver_features & ~t->device_features) ||

@@ -1,56 +1,105 @@
 #!/bin/bash
-# Builds the virtqueue fuzz target with clang + libFuzzer + ASan/UBSan and runs
-# it for a fixed time, then prints one result line. Exit status: 0 when no
-# crash was found, 1 on a crash (or leak, timeout, failed check), 2 when it
-# cannot build.
+# Builds the libFuzzer targets with clang + ASan/UBSan and runs each for a
+# fixed share of the time given, then prints one result line per target:
+#   fuzz_virtq   the split virtqueue (chain parsing) over hostile guest RAM
+#   fuzz_config  guest register accesses: PCI config mechanism 1, the
+#                virtio-pci BAR, the virtio-mmio window
+# Exit status: 0 when every target ran without a crash, 1 when one crashed
+# (or leaked, timed out, failed a check), 2 when none crashed but one could
+# not be built or seeded.
 #
-# Usage: tests/fuzz/run.sh [SECONDS]           (default 30)
-#   OUT=dir (default build-fuzz): binary, corpus (kept between runs), crash
-#   artifacts, full log. Reproduce a crash: $OUT/fuzz_virtq $OUT/artifacts/crash-...
+# Usage: tests/fuzz/run.sh [SECONDS]           (default 30: the total, split evenly)
+#   OUT=dir (default build-fuzz): binaries, corpora (kept between runs), crash
+#   artifacts, full logs. Reproduce a crash: $OUT/fuzz_xxx $OUT/artifacts/crash-...
 # Needs clang and libFuzzer's runtime (Debian: clang, libclang-rt-14-dev).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-NAME=fuzz_virtq
+TARGETS=(fuzz_virtq fuzz_config)
 
-mkdir -p "$OUT/corpus-virtq" "$OUT/artifacts"
+# Product sources each target links (no KVM code: the targets bring fakes).
+srcs_fuzz_virtq="devices/virtio/virtq.c vmm/guest_mem.c"
+srcs_fuzz_config="devices/pci/pci_host.c devices/pci/pci_dev.c devices/pci/msix.c devices/virtio/pci.c
+	devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c"
+
+# Longest input: fuzz_virtq's RAM image; fuzz_config's 12-byte records (340).
+maxlen_fuzz_virtq=20496
+maxlen_fuzz_config=4084
+
+# Seed inputs, written to $1.
+seeds_fuzz_virtq() { python3 tests/fuzz/make_seeds.py "$1"; }
+seeds_fuzz_config() { FUZZ_CONFIG_WRITE_SEEDS=$1 "$OUT/fuzz_config"; }
+
+mkdir -p "$OUT/artifacts"
 if ! echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }' |
 	"$CC" -x c -fsanitize=fuzzer - -o "$OUT/.probe" >/dev/null 2>&1; then
-	echo "$NAME: ERROR: $CC cannot link libFuzzer (Debian: apt-get install clang libclang-rt-14-dev)"
+	for t in "${TARGETS[@]}"; do
+		echo "$t: ERROR: $CC cannot link libFuzzer (Debian: apt-get install clang libclang-rt-14-dev)"
+	done
 	exit 2
 fi
 rm -f "$OUT/.probe"
 
-"$CC" -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-	-I. tests/fuzz/fuzz_virtq.c devices/virtio/virtq.c vmm/guest_mem.c -o "$OUT/$NAME" ||
-	{ echo "$NAME: BUILD FAILED"; exit 2; }
-python3 tests/fuzz/make_seeds.py "$OUT/seeds-virtq" || { echo "$NAME: seed generation failed"; exit 2; }
+# The product is warning-clean with gcc; clang's -Wextra also wants every
+# field of a positional initializer.
+CFLAGS=(-std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I.)
 
-# -close_fd_mask=2: the target's stderr (one warning per broken queue) is
-# dropped; libFuzzer's and the sanitizers' reports still reach the log.
-# New inputs go to the first corpus directory; the seeds are only read.
-LOG=$OUT/$NAME.log
-touch "$OUT/.start"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	"$OUT/$NAME" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=1024 -max_len=20496 \
-	-close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$OUT/artifacts/" \
-	"$OUT/corpus-virtq" "$OUT/seeds-virtq" >"$LOG" 2>&1
-rc=$?
+# Builds and runs one target for $2 seconds; prints its result line.
+# Returns 0, 1 (crash) or 2 (cannot build or seed).
+run_target() {
+	local name=$1 secs=$2 short=${1#fuzz_}
+	local srcs_var=srcs_$name maxlen_var=maxlen_$name corpus=$OUT/corpus-$short seeds=$OUT/seeds-$short log=$OUT/$name.log
+	mkdir -p "$corpus"
+	# shellcheck disable=SC2086
+	if ! "$CC" "${CFLAGS[@]}" "tests/fuzz/$name.c" ${!srcs_var} -o "$OUT/$name" >"$OUT/$name.build.log" 2>&1; then
+		echo "$name: BUILD FAILED (log: $OUT/$name.build.log)"
+		head -5 "$OUT/$name.build.log"
+		return 2
+	fi
+	rm -rf "$seeds"
+	"seeds_$name" "$seeds" || { echo "$name: seed generation failed"; return 2; }
 
-runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$LOG" | tail -1)
-secs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$LOG" | tail -1)
-eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$LOG" | tail -1)
-cov=$(grep -o 'cov: [0-9]*' "$LOG" | tail -1)
-files=$(find "$OUT/corpus-virtq" -type f | wc -l)
-if ((rc == 0)); then
-	echo "$NAME: OK: ${runs:-?} runs in ${secs:-?} s (${eps:-?} exec/s), ${cov:-cov: ?}, corpus $files inputs, no crash"
-	exit 0
-fi
-[[ -n $runs ]] || runs=$(grep -o '^#[0-9]*' "$LOG" | tail -1 | tr -d '#')
-echo "$NAME: FAILED (exit $rc) after about ${runs:-?} runs; log: $LOG"
-grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz_virtq: check failed|.*runtime error)' "$LOG" | head -5
-find "$OUT/artifacts" -type f -newer "$OUT/.start" | sed "s|^|  artifact: |"
-exit 1
+	# -close_fd_mask=2: the product's warnings (one per broken queue, bad
+	# ring, failed registration) are dropped; libFuzzer's and the sanitizers'
+	# reports still reach the log, and so do the targets' failed checks.
+	# New inputs go to the first corpus directory; the seeds are only read.
+	touch "$OUT/.start-$name"
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		"$OUT/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -max_len="${!maxlen_var}" \
+		-close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$OUT/artifacts/" \
+		"$corpus" "$seeds" >"$log" 2>&1
+	local rc=$?
+
+	local runs secs_done eps cov files
+	runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+	secs_done=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$log" | tail -1)
+	eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+	files=$(find "$corpus" -type f | wc -l)
+	if ((rc == 0)); then
+		echo "$name: OK: ${runs:-?} runs in ${secs_done:-?} s (${eps:-?} exec/s), ${cov:-cov: ?}, corpus $files inputs, no crash"
+		return 0
+	fi
+	[[ -n $runs ]] || runs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
+	echo "$name: FAILED (exit $rc) after about ${runs:-?} runs; log: $log"
+	grep -E "^(==[0-9]+==ERROR|SUMMARY|$name: check failed|.*runtime error)" "$log" | head -5
+	find "$OUT/artifacts" -type f -newer "$OUT/.start-$name" | sed "s|^|  artifact: |"
+	return 1
+}
+
+share=$((SECS / ${#TARGETS[@]}))
+((share >= 1)) || share=1
+status=0
+for t in "${TARGETS[@]}"; do
+	run_target "$t" "$share"
+	rc=$?
+	if ((rc == 1)); then
+		status=1
+	elif ((rc == 2 && status == 0)); then
+		status=2
+	fi
+done
+exit $status
