@@ -239,6 +239,17 @@ int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 	return 0;
 }
 
+int x86_write_reset_vector(const struct guest_mem *m)
+{
+	static const uint8_t stub[] = {
+		0xb0, 0xfe,     /* mov al, 0xfe */
+		0xe6, 0x64,     /* out 0x64, al: i8042 pulse reset -> minivmm stops */
+		0xf4,           /* hlt */
+		0xeb, 0xfd,     /* jmp back to hlt */
+	};
+	return guest_mem_write(m, X86_RESET_VECTOR_GPA, stub, sizeof(stub));
+}
+
 int x86_write_boot_page_tables(const struct guest_mem *m)
 {
 	static const uint64_t gdt[] = {

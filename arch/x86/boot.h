@@ -49,6 +49,12 @@ struct x86_boot_config {
 int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 			  const struct x86_boot_config *cfg, char *err, size_t errlen);
 
+/* A stand-in for the BIOS reset code at 0xFFFF0. Linux on hardware-reduced
+ * ACPI without EFI reboots by jumping there in real mode (its BOOT_EFI
+ * then BOOT_BIOS path); with no firmware that would run zeroes forever. The
+ * stub pulses the keyboard controller's reset line instead. */
+int x86_write_reset_vector(const struct guest_mem *m);
+
 /* Boot GDT and identity-mapped page tables for a 64-bit entry. */
 int x86_write_boot_page_tables(const struct guest_mem *m);
 

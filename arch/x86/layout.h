@@ -13,7 +13,8 @@
 #define X86_CMDLINE_MAX      0x10000ull
 #define X86_EBDA_START       0x9fc00ull     /* end of conventional RAM in the e820 */
 #define X86_ACPI_GPA         0xe0000ull     /* RSDP is searched for here */
-#define X86_ACPI_SIZE        0x20000ull
+#define X86_ACPI_SIZE        0x10000ull
+#define X86_RESET_VECTOR_GPA 0xffff0ull     /* where a real-mode reset jumps (BIOS entry) */
 #define X86_KERNEL_GPA       0x100000ull    /* bzImage protected-mode code */
 #define X86_LOWMEM_END       0xc0000000ull  /* 3 GiB: [3G, 4G) is the MMIO hole */
 #define X86_HIGHMEM_START    0x100000000ull

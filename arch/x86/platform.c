@@ -184,7 +184,7 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 		log_error("%s", err);
 		return -1;
 	}
-	if (x86_write_boot_page_tables(&vm->mem)) {
+	if (x86_write_boot_page_tables(&vm->mem) || x86_write_reset_vector(&vm->mem)) {
 		log_error("internal: boot page tables do not fit in guest memory");
 		return -1;
 	}

@@ -13,24 +13,33 @@
 #   artifacts, full logs. Reproduce a crash: $OUT/fuzz_xxx $OUT/artifacts/crash-...
 # Needs clang and libFuzzer's runtime (Debian: clang, libclang-rt-14-dev).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
 TARGETS=(fuzz_virtq fuzz_config)
 
-# Product sources each target links (no KVM code: the targets bring fakes).
-srcs_fuzz_virtq="devices/virtio/virtq.c vmm/guest_mem.c"
-srcs_fuzz_config="devices/pci/pci_host.c devices/pci/pci_dev.c devices/pci/msix.c devices/virtio/pci.c
-	devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c"
-
-# Longest input: fuzz_virtq's RAM image; fuzz_config's 12-byte records (340).
-maxlen_fuzz_virtq=20496
-maxlen_fuzz_config=4084
-
-# Seed inputs, written to $1.
-seeds_fuzz_virtq() { python3 tests/fuzz/make_seeds.py "$1"; }
-seeds_fuzz_config() { FUZZ_CONFIG_WRITE_SEEDS=$1 "$OUT/fuzz_config"; }
+# Per target: the product sources it links (no KVM code: the targets bring
+# fakes), its longest input, and how its seed inputs are written to $2.
+srcs() {
+	case $1 in
+	fuzz_virtq) echo devices/virtio/virtq.c vmm/guest_mem.c ;;
+	fuzz_config) echo devices/pci/pci_host.c devices/pci/pci_dev.c devices/pci/msix.c devices/virtio/pci.c \
+		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c ;;
+	esac
+}
+max_len() {
+	case $1 in
+	fuzz_virtq) echo 20496 ;;   # header + the guest RAM image
+	fuzz_config) echo 4084 ;;   # header + 340 accesses
+	esac
+}
+make_seeds() {
+	case $1 in
+	fuzz_virtq) python3 tests/fuzz/make_seeds.py "$2" ;;
+	fuzz_config) FUZZ_CONFIG_WRITE_SEEDS=$2 "$OUT/fuzz_config" ;;
+	esac
+}
 
 mkdir -p "$OUT/artifacts"
 if ! echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }' |
@@ -44,6 +53,7 @@ rm -f "$OUT/.probe"
 
 # The product is warning-clean with gcc; clang's -Wextra also wants every
 # field of a positional initializer.
+# shellcheck disable=SC2054  # the commas are in -fsanitize=
 CFLAGS=(-std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I.)
 
@@ -51,16 +61,16 @@ CFLAGS=(-std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -
 # Returns 0, 1 (crash) or 2 (cannot build or seed).
 run_target() {
 	local name=$1 secs=$2 short=${1#fuzz_}
-	local srcs_var=srcs_$name maxlen_var=maxlen_$name corpus=$OUT/corpus-$short seeds=$OUT/seeds-$short log=$OUT/$name.log
+	local corpus=$OUT/corpus-$short seeds=$OUT/seeds-$short log=$OUT/$name.log
 	mkdir -p "$corpus"
-	# shellcheck disable=SC2086
-	if ! "$CC" "${CFLAGS[@]}" "tests/fuzz/$name.c" ${!srcs_var} -o "$OUT/$name" >"$OUT/$name.build.log" 2>&1; then
+	# shellcheck disable=SC2046
+	if ! "$CC" "${CFLAGS[@]}" "tests/fuzz/$name.c" $(srcs "$name") -o "$OUT/$name" >"$OUT/$name.build.log" 2>&1; then
 		echo "$name: BUILD FAILED (log: $OUT/$name.build.log)"
 		head -5 "$OUT/$name.build.log"
 		return 2
 	fi
 	rm -rf "$seeds"
-	"seeds_$name" "$seeds" || { echo "$name: seed generation failed"; return 2; }
+	make_seeds "$name" "$seeds" || { echo "$name: seed generation failed"; return 2; }
 
 	# -close_fd_mask=2: the product's warnings (one per broken queue, bad
 	# ring, failed registration) are dropped; libFuzzer's and the sanitizers'
@@ -68,7 +78,7 @@ run_target() {
 	# New inputs go to the first corpus directory; the seeds are only read.
 	touch "$OUT/.start-$name"
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		"$OUT/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -max_len="${!maxlen_var}" \
+		"$OUT/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -max_len="$(max_len "$name")" \
 		-close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$OUT/artifacts/" \
 		"$corpus" "$seeds" >"$log" 2>&1
 	local rc=$?

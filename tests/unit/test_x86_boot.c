@@ -262,3 +262,14 @@ Test(x86_boot, page_tables_identity_map_4g)
 	memcpy(&code, ram + X86_GDT_GPA + 0x10, 8);
 	cr_assert_eq(code, 0x00af9b000000ffffull, "__BOOT_CS is 64-bit code");
 }
+
+Test(x86_boot, reset_vector_pulses_the_i8042_reset)
+{
+	cr_assert_eq(x86_write_reset_vector(&m), 0);
+	const uint8_t *p = ram + X86_RESET_VECTOR_GPA;
+	cr_assert_eq(p[0], 0xb0);
+	cr_assert_eq(p[1], 0xfe, "value: pulse reset");
+	cr_assert_eq(p[2], 0xe6);
+	cr_assert_eq(p[3], 0x64, "port: i8042 command");
+	cr_assert_leq(X86_ACPI_GPA + X86_ACPI_SIZE, X86_RESET_VECTOR_GPA, "ACPI tables end before it");
+}
