@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/net/worker.h"
+#include "devices/virtio/iov.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -75,26 +76,6 @@ static inline void count(_Atomic uint64_t *c, uint64_t n)
 {
 	/* Only the worker writes: no locked add needed. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
-}
-
-/* Writes len bytes at offset off of the buffers (the caller checked they
- * hold that many). */
-static void iov_put(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
-{
-	const uint8_t *s = src;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = iov[i].iov_len - off;
-		if (take > len)
-			take = len;
-		memcpy((uint8_t *)iov[i].iov_base + off, s, take);
-		s += take;
-		len -= take;
-		off = 0;
-	}
 }
 
 static bool tap_gone_errno(int e)
@@ -239,10 +220,10 @@ static int rx_deliver(struct worker *w, uint64_t len)
 	/* The header lies wholly in the first chain (in_len >= 12 checked);
 	 * the tap does not write num_buffers. */
 	uint16_t nb = htole16((uint16_t)k);
-	iov_put(w->iov, w->held[0].n_iov, offsetof(struct virtio_net_hdr_v1, num_buffers), &nb, sizeof(nb));
+	iov_from_buf(w->iov, w->held[0].n_iov, offsetof(struct virtio_net_hdr_v1, num_buffers), &nb, sizeof(nb));
 	if (w->clear_flags) {
 		uint8_t zero = 0;
-		iov_put(w->iov, w->held[0].n_iov, offsetof(struct virtio_net_hdr_v1, flags), &zero, 1);
+		iov_from_buf(w->iov, w->held[0].n_iov, offsetof(struct virtio_net_hdr_v1, flags), &zero, 1);
 	}
 	left = len;
 	for (unsigned i = 0; i < k; i++) {

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/virtio/blk.h"
+#include "devices/virtio/iov.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -72,41 +73,6 @@ struct virtio_blk {
 };
 
 /* ---- scatter-gather helpers ---- */
-
-/* Describes bytes [off, off+len) of the buffers src[0..n) in dst. Returns the
- * number of dst entries, none of them empty. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len, struct iovec *dst)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= src[i].iov_len) {
-			off -= src[i].iov_len;
-			continue;
-		}
-		uint64_t take = src[i].iov_len - off;
-		if (take > len)
-			take = len;
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-		dst[k].iov_len = take;
-		k++;
-		len -= take;
-		off = 0;
-	}
-	return k;
-}
-
-/* Copies the first len bytes of the buffers into dst (the caller checked
- * they hold that many). */
-static void iov_gather(const struct iovec *iov, unsigned n, void *dst, size_t len)
-{
-	uint8_t *p = dst;
-	for (unsigned i = 0; i < n && len; i++) {
-		size_t take = iov[i].iov_len < len ? iov[i].iov_len : len;
-		memcpy(p, iov[i].iov_base, take);
-		p += take;
-		len -= take;
-	}
-}
 
 /* Writes src at the start of the buffers and zeroes the rest of them. */
 static void iov_fill(const struct iovec *iov, unsigned n, const void *src, size_t len)
@@ -267,7 +233,7 @@ static uint32_t serve(struct blk_worker *w)
 	}
 	/* Copied once: the driver may change guest memory under us. It may also
 	 * be split across descriptors. */
-	iov_gather(c->iov, c->n_out, &hdr, sizeof(hdr));
+	iov_to_buf(c->iov, c->n_out, 0, &hdr, sizeof(hdr));
 	uint32_t type = le32toh(hdr.type);
 	uint64_t sector = le64toh(hdr.sector);
 	const struct iovec *last = &c->iov[c->n_out + c->n_in - 1];

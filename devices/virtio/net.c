@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/virtio/net.h"
+#include "devices/virtio/iov.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -72,27 +73,6 @@ struct virtio_net {
 };
 
 /* ---- scatter-gather helper ---- */
-
-/* Copies len bytes at offset off of the buffers into dst. Returns false
- * when they hold fewer. */
-static bool iov_get(const struct iovec *iov, unsigned n, uint64_t off, void *dst, size_t len)
-{
-	uint8_t *d = dst;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = iov[i].iov_len - off;
-		if (take > len)
-			take = len;
-		memcpy(d, (const uint8_t *)iov[i].iov_base + off, take);
-		d += take;
-		len -= take;
-		off = 0;
-	}
-	return len == 0;
-}
 
 /* ---- queue pairs ---- */
 
@@ -191,7 +171,7 @@ static int set_pairs(struct virtio_net *net, unsigned n)
 static uint8_t ctrl_rx(struct virtio_net *net, uint8_t cmd, const struct virtq_chain *c, uint64_t dlen)
 {
 	uint8_t on;
-	if (!(net->features & F(VIRTIO_NET_F_CTRL_RX)) || dlen != 1 || !iov_get(c->iov, c->n_out, 2, &on, 1))
+	if (!(net->features & F(VIRTIO_NET_F_CTRL_RX)) || dlen != 1 || !iov_to_buf(c->iov, c->n_out, 2, &on, 1))
 		return VIRTIO_NET_ERR;
 	/* ALLUNI, NOMULTI, NOUNI, NOBCAST need CTRL_RX_EXTRA, not offered. */
 	if (cmd != VIRTIO_NET_CTRL_RX_PROMISC && cmd != VIRTIO_NET_CTRL_RX_ALLMULTI)
@@ -211,12 +191,12 @@ static uint8_t ctrl_mac_table(struct virtio_net *net, const struct virtq_chain *
 	uint32_t n_uni, n_multi;
 	if (!(net->features & F(VIRTIO_NET_F_CTRL_RX)) || dlen < 8)
 		return VIRTIO_NET_ERR;
-	iov_get(c->iov, c->n_out, 2, &n_uni, 4);
+	iov_to_buf(c->iov, c->n_out, 2, &n_uni, 4);
 	n_uni = le32toh(n_uni);
 	if (n_uni > (dlen - 8) / 6)
 		return VIRTIO_NET_ERR;
 	uint64_t multi_off = 2 + 4 + 6ull * n_uni;
-	iov_get(c->iov, c->n_out, multi_off, &n_multi, 4);
+	iov_to_buf(c->iov, c->n_out, multi_off, &n_multi, 4);
 	n_multi = le32toh(n_multi);
 	if (8 + 6ull * n_uni + 6ull * n_multi != dlen)
 		return VIRTIO_NET_ERR;
@@ -224,9 +204,9 @@ static uint8_t ctrl_mac_table(struct virtio_net *net, const struct virtq_chain *
 	net->filter.n_uni = n_uni;
 	net->filter.n_multi = n_multi;
 	for (uint32_t i = 0; i < n_uni && i < VIRTIO_NET_MAC_TABLE_MAX; i++)
-		iov_get(c->iov, c->n_out, 6 + 6ull * i, net->filter.uni[i], 6);
+		iov_to_buf(c->iov, c->n_out, 6 + 6ull * i, net->filter.uni[i], 6);
 	for (uint32_t i = 0; i < n_multi && i < VIRTIO_NET_MAC_TABLE_MAX; i++)
-		iov_get(c->iov, c->n_out, multi_off + 4 + 6ull * i, net->filter.multi[i], 6);
+		iov_to_buf(c->iov, c->n_out, multi_off + 4 + 6ull * i, net->filter.multi[i], 6);
 	pthread_mutex_unlock(&net->lock);
 	return VIRTIO_NET_OK;
 }
@@ -238,7 +218,7 @@ static uint8_t ctrl_mac(struct virtio_net *net, uint8_t cmd, const struct virtq_
 	if (cmd != VIRTIO_NET_CTRL_MAC_ADDR_SET || !(net->features & F(VIRTIO_NET_F_CTRL_MAC_ADDR)) || dlen != 6)
 		return VIRTIO_NET_ERR;
 	uint8_t mac[6];
-	iov_get(c->iov, c->n_out, 2, mac, 6);
+	iov_to_buf(c->iov, c->n_out, 2, mac, 6);
 	pthread_mutex_lock(&net->lock);
 	memcpy(net->mac, mac, 6);   /* config space shows it (spec 5.1.6.5.2) */
 	pthread_mutex_unlock(&net->lock);
@@ -250,7 +230,7 @@ static uint8_t ctrl_mq(struct virtio_net *net, uint8_t cmd, const struct virtq_c
 	uint16_t n;
 	if (cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || !(net->features & F(VIRTIO_NET_F_MQ)) || dlen != 2)
 		return VIRTIO_NET_ERR;
-	iov_get(c->iov, c->n_out, 2, &n, 2);
+	iov_to_buf(c->iov, c->n_out, 2, &n, 2);
 	n = le16toh(n);
 	if (n < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || n > net->usable_pairs)
 		return VIRTIO_NET_ERR;
@@ -267,7 +247,7 @@ static int ctrl_serve(struct virtio_net *net, const struct virtq_chain *c)
 			 net->name, c->head);
 		return -1;
 	}
-	if (!iov_get(c->iov, c->n_out, 0, hdr, 2))
+	if (!iov_to_buf(c->iov, c->n_out, 0, hdr, 2))
 		return VIRTIO_NET_ERR;   /* no class and command */
 	uint64_t dlen = c->out_len - 2;
 	switch (hdr[0]) {
