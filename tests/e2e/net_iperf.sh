@@ -24,13 +24,27 @@ trap 'pkill iperf3 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
 
 VHOSTS=${NET_VHOST_MODES:-off on}
 [ -c /dev/vhost-net ] || { note "no /dev/vhost-net here: vhost=on not run"; VHOSTS=off; }
+retried=
 table="mode        transport  tx           rx           queues (rx/tx packets)"
 for vh in $VHOSTS; do
 	for tr in ${NET_TRANSPORTS:-pci mmio}; do
 		name="net-$vh-$tr"
-		run_guest "$name" --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
-			--net "tap0,queues=4,vhost=$vh,transport=$tr" \
-			--cmdline "console=ttyS0 panic=-1 quiet mvtest=net_iperf"
+		boot() {
+			run_guest "$1" --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+				--net "tap0,queues=4,vhost=$vh,transport=$tr" \
+				--cmdline "console=ttyS0 panic=-1 quiet mvtest=net_iperf"
+		}
+		boot "$name"
+		# A 4-vCPU L2 on the 2-vCPU, TCG-emulated L1 has been seen to die
+		# before reaching init (a triple fault with nothing on the console,
+		# once in many boots; the same boot passes the next time). Boot once
+		# more in that case only, and say so; any failure after init counts.
+		if ! tr -d '\r' <"$GUEST_LOG" | grep -q "$GUEST_MARKER"; then
+			retried="$retried $name($(tr -d '\r' <"$GUEST_LOG" | grep . | tail -n 1 | cut -c1-60))"
+			note "$name: guest died before init; booting it once more"
+			mv "$GUEST_LOG" "$LOGDIR/$name-first-boot.log"
+			boot "$name"
+		fi
 		expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test net_iperf exit=0' "$name: guest test did not finish"
 		expect_rc 0 "minivmm $name"
 		log=$(tr -d '\r' <"$GUEST_LOG")
@@ -49,5 +63,7 @@ for vh in $VHOSTS; do
 vhost=$(printf '%-5s' $vh) $(printf '%-10s' $tr) $(printf '%-12s' "$tx") $(printf '%-12s' "$rx")$q"
 	done
 done
+[ -n "$retried" ] && table="$table
+re-booted after dying before init:$retried"
 echo "$table" | tee "$LOGDIR/net_iperf.txt"
-pass "iperf3 -P 4 both ways, all 4 queue pairs carried packets: $(echo "$table" | tail -n +2 | awk '{print $1 "/" $2 " " $3 $4 " " $5 $6}' | tr '\n' ';')"
+pass "iperf3 -P 4 both ways, all 4 queue pairs carried packets: $(echo "$table" | grep '^vhost=' | awk '{print $1 "/" $2 " " $3 $4 " " $5 $6}' | tr '\n' ';')${retried:+ (re-booted before init:$retried)}"
