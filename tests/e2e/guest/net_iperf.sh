@@ -11,6 +11,12 @@ secs=${IPERF_SECS:-5}
 sum() { grep -E '\[SUM\].*receiver' | tail -n 1 | sed 's/.* \([0-9.]*\) \([KMG]\)bits\/sec.*/\1 \2bit\/s/'; }
 i=0
 while ! ping -c 1 -W 1 10.0.2.1 >/dev/null 2>&1 && [ $i -lt 10 ]; do i=$((i + 1)); done
+# Traffic from every CPU: XPS maps each CPU to its own TX queue, and tun
+# sends the replies back on the queue the flow came from, so every pair is
+# used whatever CPUs the iperf3 streams land on.
+for cpu in 0 1 2 3; do
+    taskset -c $cpu ping -c 3 -W 5 10.0.2.1 >/dev/null 2>&1 || echo "MVTEST net ping from cpu $cpu failed"
+done
 echo "MVTEST net tx: $(iperf3 -c 10.0.2.1 -P 4 -t "$secs" 2>&1 | sum)"
 echo "MVTEST net rx: $(iperf3 -c 10.0.2.1 -P 4 -t "$secs" -R 2>&1 | sum)"
 ethtool -S eth0 | grep -E '^ *(rx|tx)_queue_[0-9]+_packets' | sed 's/^ */MVTEST net stat /'
