@@ -1,15 +1,9 @@
 #include "devices/debug_port.h"
 
+#include "vmm/log.h"
+
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void debug_port_read(void *dev, uint64_t off, void *data, unsigned size)
 {
@@ -25,7 +19,7 @@ static void debug_port_write(void *dev, uint64_t off, const void *data, unsigned
 		stop_sink_request(&d->stop, STOP_GUEST_STATUS, v);
 	} else if (off == DEBUG_PORT_MARKER) {
 		d->last_marker = v;
-		d->last_marker_ns = now_ns() - d->start_ns;
+		d->last_marker_ns = monotonic_ns() - d->start_ns;
 		if (d->log_markers)
 			fprintf(stderr, "minivmm: boot marker %u at %.3f ms\n", v,
 				(double)d->last_marker_ns / 1e6);

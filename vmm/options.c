@@ -3,10 +3,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vmm/log.h"
 
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"
@@ -31,15 +32,6 @@ const char options_usage[] =
 "On an interactive console, type Ctrl-A x to stop the guest.\n"
 "Exit status: 0 when the guest powers off, the guest's status when it reports\n"
 "one, 1 on error.\n";
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* Strict unsigned decimal: no sign, no trailing junk, no overflow. */
 static int parse_u64(const char *s, uint64_t *out)
@@ -95,15 +87,15 @@ static int for_each_item(const char *opt, const char *spec, char *first, size_t 
 {
 	char buf[OPT_PATH_MAX];
 	if (strlen(spec) >= sizeof(buf))
-		return fail(err, errlen, "%s: value too long", opt);
+		return err_set(err, errlen, "%s: value too long", opt);
 	strcpy(buf, spec);
 	char *save = NULL;
 	char *tok = strtok_r(buf, ",", &save);
 	if (!tok || buf[0] == ',')
-		return fail(err, errlen, "%s '%s': missing %s", opt, spec,
+		return err_set(err, errlen, "%s '%s': missing %s", opt, spec,
 			    !strcmp(opt, "--net") ? "tap name" : "path");
 	if (strlen(tok) >= firstlen)
-		return fail(err, errlen, "%s '%s': name too long", opt, tok);
+		return err_set(err, errlen, "%s '%s': name too long", opt, tok);
 	strcpy(first, tok);
 	while ((tok = strtok_r(NULL, ",", &save))) {
 		char *eq = strchr(tok, '=');
@@ -127,10 +119,10 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 	}
 	if (!strcmp(key, "transport") && val) {
 		if (parse_transport(val, &d->transport))
-			return fail(err, errlen, "--disk: transport '%s' is not mmio or pci", val);
+			return err_set(err, errlen, "--disk: transport '%s' is not mmio or pci", val);
 		return 0;
 	}
-	return fail(err, errlen, "--disk: unknown setting '%s'", key);
+	return err_set(err, errlen, "--disk: unknown setting '%s'", key);
 }
 
 int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen)
@@ -143,11 +135,11 @@ static int net_item(const char *key, const char *val, void *ctx, char *err, size
 {
 	struct net_opt *n = ctx;
 	if (!val)
-		return fail(err, errlen, "--net: setting '%s' needs a value (%s=...)", key, key);
+		return err_set(err, errlen, "--net: setting '%s' needs a value (%s=...)", key, key);
 	if (!strcmp(key, "queues")) {
 		uint64_t q;
 		if (parse_u64(val, &q) || q < 1 || q > MAX_NET_QUEUE_PAIRS)
-			return fail(err, errlen, "--net: queues=%s is not a number from 1 to %d",
+			return err_set(err, errlen, "--net: queues=%s is not a number from 1 to %d",
 				    val, MAX_NET_QUEUE_PAIRS);
 		n->queue_pairs = (unsigned)q;
 	} else if (!strcmp(key, "vhost")) {
@@ -158,16 +150,16 @@ static int net_item(const char *key, const char *val, void *ctx, char *err, size
 		else if (!strcmp(val, "auto"))
 			n->vhost = VHOST_AUTO;
 		else
-			return fail(err, errlen, "--net: vhost=%s is not on, off or auto", val);
+			return err_set(err, errlen, "--net: vhost=%s is not on, off or auto", val);
 	} else if (!strcmp(key, "mac")) {
 		if (options_parse_mac(val, n->mac))
-			return fail(err, errlen, "--net: mac=%s is not a unicast XX:XX:XX:XX:XX:XX address", val);
+			return err_set(err, errlen, "--net: mac=%s is not a unicast XX:XX:XX:XX:XX:XX address", val);
 		n->has_mac = true;
 	} else if (!strcmp(key, "transport")) {
 		if (parse_transport(val, &n->transport))
-			return fail(err, errlen, "--net: transport '%s' is not mmio or pci", val);
+			return err_set(err, errlen, "--net: transport '%s' is not mmio or pci", val);
 	} else {
-		return fail(err, errlen, "--net: unknown setting '%s'", key);
+		return err_set(err, errlen, "--net: unknown setting '%s'", key);
 	}
 	return 0;
 }
@@ -181,7 +173,7 @@ int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t err
 		return -1;
 	for (const char *c = n->tap; *c; c++)
 		if (*c == '/' || isspace((unsigned char)*c))
-			return fail(err, errlen, "--net: '%s' is not a valid interface name", n->tap);
+			return err_set(err, errlen, "--net: '%s' is not a valid interface name", n->tap);
 	return 0;
 }
 
@@ -200,11 +192,11 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		const char *val = NULL;
 
 		if (strncmp(arg, "--", 2) != 0)
-			return fail(err, errlen, "unexpected argument '%s' (see --help)", arg);
+			return err_set(err, errlen, "unexpected argument '%s' (see --help)", arg);
 		const char *eq = strchr(arg, '=');
 		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
 		if (nlen >= sizeof(name))
-			return fail(err, errlen, "unknown option '%s' (see --help)", arg);
+			return err_set(err, errlen, "unknown option '%s' (see --help)", arg);
 		memcpy(name, arg, nlen);
 		name[nlen] = '\0';
 
@@ -225,47 +217,47 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known |= !strcmp(name, with_value[k]);
 		if (!known)
-			return fail(err, errlen, "unknown option '%s' (see --help)", name);
+			return err_set(err, errlen, "unknown option '%s' (see --help)", name);
 		if (eq) {
 			val = eq + 1;
 		} else {
 			if (i + 1 >= argc)
-				return fail(err, errlen, "option %s needs a value", name);
+				return err_set(err, errlen, "option %s needs a value", name);
 			val = argv[++i];
 		}
 
 		if (!strcmp(name, "--kernel")) {
 			if (!*val)
-				return fail(err, errlen, "--kernel: empty path");
+				return err_set(err, errlen, "--kernel: empty path");
 			o->kernel = val;
 		} else if (!strcmp(name, "--initrd")) {
 			if (!*val)
-				return fail(err, errlen, "--initrd: empty path");
+				return err_set(err, errlen, "--initrd: empty path");
 			o->initrd = val;
 		} else if (!strcmp(name, "--cmdline")) {
 			o->cmdline = val;
 		} else if (!strcmp(name, "--cpus")) {
 			uint64_t n;
 			if (parse_u64(val, &n) || n == 0 || n > 255)
-				return fail(err, errlen, "--cpus %s: must be a number from 1 to 255", val);
+				return err_set(err, errlen, "--cpus %s: must be a number from 1 to 255", val);
 			o->cpus = (unsigned)n;
 		} else if (!strcmp(name, "--mem")) {
 			uint64_t m;
 			if (parse_u64(val, &m))
-				return fail(err, errlen, "--mem %s: not a number of MiB", val);
+				return err_set(err, errlen, "--mem %s: not a number of MiB", val);
 			if (m < MIN_MEM_MIB || m > MAX_MEM_MIB)
-				return fail(err, errlen, "--mem %s: must be from %d to %u MiB", val,
+				return err_set(err, errlen, "--mem %s: must be from %d to %u MiB", val,
 					    MIN_MEM_MIB, MAX_MEM_MIB);
 			o->mem_mib = m;
 		} else if (!strcmp(name, "--disk")) {
 			if (o->n_disks == MAX_DISKS)
-				return fail(err, errlen, "--disk: at most %d disks", MAX_DISKS);
+				return err_set(err, errlen, "--disk: at most %d disks", MAX_DISKS);
 			if (options_parse_disk(val, &o->disks[o->n_disks], err, errlen))
 				return -1;
 			o->n_disks++;
 		} else if (!strcmp(name, "--net")) {
 			if (o->n_nets == MAX_NETS)
-				return fail(err, errlen, "--net: at most %d network devices", MAX_NETS);
+				return err_set(err, errlen, "--net: at most %d network devices", MAX_NETS);
 			if (options_parse_net(val, &o->nets[o->n_nets], err, errlen))
 				return -1;
 			o->n_nets++;
@@ -278,7 +270,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 				o->console = CONSOLE_FILE;
 				o->console_path = val;
 			} else {
-				return fail(err, errlen, "--console: empty value (stdio, none or a file path)");
+				return err_set(err, errlen, "--console: empty value (stdio, none or a file path)");
 			}
 		} else if (!strcmp(name, "--seccomp")) {
 			if (!strcmp(val, "on"))
@@ -288,11 +280,11 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 			else if (!strcmp(val, "off"))
 				o->seccomp = SECCOMP_OFF;
 			else
-				return fail(err, errlen, "--seccomp %s: must be on, log or off", val);
+				return err_set(err, errlen, "--seccomp %s: must be on, log or off", val);
 		}
 	}
 
 	if (!o->help && !o->version && !o->kernel)
-		return fail(err, errlen, "missing --kernel PATH (see --help)");
+		return err_set(err, errlen, "missing --kernel PATH (see --help)");
 	return 0;
 }

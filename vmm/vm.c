@@ -16,13 +16,6 @@
 #include "vmm/arch.h"
 #include "vmm/log.h"
 
-uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void stop_sink_cb(void *ctx, enum vm_stop_reason reason, int status)
 {
 	vm_request_stop(ctx, reason, status);

@@ -123,6 +123,5 @@ void vcpu_destroy(struct vcpu *v);
 /* One-time process setup for kicking vCPUs with a signal. */
 int vcpu_signal_setup(void);
 
-uint64_t monotonic_ns(void);
 
 #endif

@@ -2,11 +2,11 @@
 
 #include <asm/bootparam.h>
 #include <elf.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "arch/x86/layout.h"
+#include "vmm/log.h"
 
 #define SETUP_HDR_OFFSET 0x1f1
 #define BOOT_FLAG_MAGIC 0xaa55
@@ -16,38 +16,29 @@
 #define E820_RAM 1
 #define E820_RESERVED 2
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int probe_bzimage(const uint8_t *img, size_t len, struct x86_kernel *k, char *err, size_t errlen)
 {
 	struct setup_header h;
 	if (len < SETUP_HDR_OFFSET + sizeof(h))
-		return fail(err, errlen, "truncated bzImage (%zu bytes)", len);
+		return err_set(err, errlen, "truncated bzImage (%zu bytes)", len);
 	memcpy(&h, img + SETUP_HDR_OFFSET, sizeof(h));
 	if (h.version < MIN_BOOT_PROTOCOL)
-		return fail(err, errlen, "boot protocol %u.%02u is too old (need 2.12, Linux 3.8+)",
+		return err_set(err, errlen, "boot protocol %u.%02u is too old (need 2.12, Linux 3.8+)",
 			    h.version >> 8, h.version & 0xff);
 	if (!(h.xloadflags & XLF_KERNEL_64_FLAG))
-		return fail(err, errlen, "bzImage has no 64-bit entry point (not an x86_64 kernel?)");
+		return err_set(err, errlen, "bzImage has no 64-bit entry point (not an x86_64 kernel?)");
 
 	unsigned sects = h.setup_sects ? h.setup_sects : 4;
 	k->kind = X86_KERNEL_BZIMAGE;
 	k->version = h.version;
 	k->setup_size = (size_t)(sects + 1) * 512;
 	if (k->setup_size >= len)
-		return fail(err, errlen, "truncated bzImage: setup claims %zu bytes, file has %zu",
+		return err_set(err, errlen, "truncated bzImage: setup claims %zu bytes, file has %zu",
 			    k->setup_size, len);
 	/* syssize counts 16-byte paragraphs of protected-mode code. */
 	uint64_t pm_size = (uint64_t)h.syssize * 16;
 	if (pm_size == 0 || k->setup_size + pm_size > len)
-		return fail(err, errlen, "truncated bzImage: kernel needs %llu bytes, file has %zu",
+		return err_set(err, errlen, "truncated bzImage: kernel needs %llu bytes, file has %zu",
 			    (unsigned long long)(k->setup_size + pm_size), len);
 	k->init_size = h.init_size;
 	if (k->init_size < pm_size)
@@ -61,15 +52,15 @@ static int probe_elf(const uint8_t *img, size_t len, struct x86_kernel *k, char 
 {
 	Elf64_Ehdr eh;
 	if (len < sizeof(eh))
-		return fail(err, errlen, "truncated ELF header");
+		return err_set(err, errlen, "truncated ELF header");
 	memcpy(&eh, img, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64)
-		return fail(err, errlen, "ELF file is not a 64-bit x86 image");
+		return err_set(err, errlen, "ELF file is not a 64-bit x86 image");
 	if (eh.e_type != ET_EXEC)
-		return fail(err, errlen, "ELF file is not an executable");
+		return err_set(err, errlen, "ELF file is not an executable");
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
 	    eh.e_phoff > len || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
-		return fail(err, errlen, "truncated or bad ELF program headers");
+		return err_set(err, errlen, "truncated or bad ELF program headers");
 	unsigned loads = 0;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
@@ -78,12 +69,12 @@ static int probe_elf(const uint8_t *img, size_t len, struct x86_kernel *k, char 
 			continue;
 		loads++;
 		if (ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
-			return fail(err, errlen, "truncated ELF: segment %u lies past the end of the file", i);
+			return err_set(err, errlen, "truncated ELF: segment %u lies past the end of the file", i);
 		if (ph.p_filesz > ph.p_memsz)
-			return fail(err, errlen, "bad ELF: segment %u has filesz > memsz", i);
+			return err_set(err, errlen, "bad ELF: segment %u has filesz > memsz", i);
 	}
 	if (!loads)
-		return fail(err, errlen, "ELF file has no loadable segment");
+		return err_set(err, errlen, "ELF file has no loadable segment");
 	k->kind = X86_KERNEL_ELF;
 	k->elf_entry = eh.e_entry;
 	k->cmdline_max = 2047;          /* Linux's COMMAND_LINE_SIZE - 1 */
@@ -106,7 +97,7 @@ int x86_probe_kernel(const uint8_t *img, size_t len, struct x86_kernel *k, char 
 		if (flag == BOOT_FLAG_MAGIC && magic == HDRS_MAGIC)
 			return probe_bzimage(img, len, k, err, errlen);
 	}
-	return fail(err, errlen, "not a kernel: neither a bzImage nor an ELF vmlinux");
+	return err_set(err, errlen, "not a kernel: neither a bzImage nor an ELF vmlinux");
 }
 
 int x86_load_kernel(const struct guest_mem *m, const struct x86_kernel *k, uint64_t *entry,
@@ -116,7 +107,7 @@ int x86_load_kernel(const struct guest_mem *m, const struct x86_kernel *k, uint6
 		size_t pm_len = k->len - k->setup_size;
 		/* The decompressor works in place: it needs init_size bytes. */
 		if (!guest_mem_ptr(m, X86_KERNEL_GPA, k->init_size))
-			return fail(err, errlen, "kernel needs %u MiB from 1 MiB up: guest memory too small",
+			return err_set(err, errlen, "kernel needs %u MiB from 1 MiB up: guest memory too small",
 				    (unsigned)(k->init_size >> 20) + 1);
 		guest_mem_write(m, X86_KERNEL_GPA, k->data + k->setup_size, pm_len);
 		*entry = X86_KERNEL_GPA + 0x200;   /* startup_64 in the 64-bit boot protocol */
@@ -135,7 +126,7 @@ int x86_load_kernel(const struct guest_mem *m, const struct x86_kernel *k, uint6
 			continue;
 		uint8_t *dst = guest_mem_ptr(m, ph.p_paddr, ph.p_memsz);
 		if (!dst)
-			return fail(err, errlen, "ELF segment %u at 0x%llx (+0x%llx) is outside guest memory",
+			return err_set(err, errlen, "ELF segment %u at 0x%llx (+0x%llx) is outside guest memory",
 				    i, (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
 		memcpy(dst, k->data + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
@@ -145,7 +136,7 @@ int x86_load_kernel(const struct guest_mem *m, const struct x86_kernel *k, uint6
 			entry_ok = true;
 	}
 	if (!entry_ok)
-		return fail(err, errlen, "ELF entry point 0x%llx is not inside a loaded segment "
+		return err_set(err, errlen, "ELF entry point 0x%llx is not inside a loaded segment "
 			    "(minivmm needs a physical 64-bit entry, as vmlinux has)",
 			    (unsigned long long)k->elf_entry);
 	*entry = k->elf_entry;
@@ -161,7 +152,7 @@ int x86_place_initrd(const struct guest_mem *m, const struct x86_kernel *k, uint
 		limit = (uint64_t)k->initrd_addr_max + 1;
 	uint64_t start = (limit > size) ? ((limit - size) & ~0xfffull) : 0;
 	if (size >= limit || start < kernel_end)
-		return fail(err, errlen, "initrd of %llu MiB does not fit in guest memory above the kernel "
+		return err_set(err, errlen, "initrd of %llu MiB does not fit in guest memory above the kernel "
 			    "(raise --mem)", (unsigned long long)(size >> 20) + 1);
 	*gpa = start;
 	return 0;
@@ -199,10 +190,10 @@ int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 	size_t cmdlen = strlen(cfg->cmdline);
 	uint64_t max = k->cmdline_max < X86_CMDLINE_MAX - 1 ? k->cmdline_max : X86_CMDLINE_MAX - 1;
 	if (cmdlen > max)
-		return fail(err, errlen, "--cmdline is %zu bytes; this kernel accepts at most %llu",
+		return err_set(err, errlen, "--cmdline is %zu bytes; this kernel accepts at most %llu",
 			    cmdlen, (unsigned long long)max);
 	if (guest_mem_write(m, X86_CMDLINE_GPA, cfg->cmdline, cmdlen + 1))
-		return fail(err, errlen, "guest memory too small for the command line");
+		return err_set(err, errlen, "guest memory too small for the command line");
 
 	if (k->kind == X86_KERNEL_BZIMAGE) {
 		/* Copy the image's own setup header, as the protocol asks. */
@@ -235,7 +226,7 @@ int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 	fill_e820(&bp, m);
 
 	if (guest_mem_write(m, X86_ZERO_PAGE_GPA, &bp, sizeof(bp)))
-		return fail(err, errlen, "guest memory too small for boot_params");
+		return err_set(err, errlen, "guest memory too small for boot_params");
 	return 0;
 }
 
