@@ -214,9 +214,10 @@ module_path() { modinfo -k "$KVER" -n "$1"; }
 recipe_initramfs() {
     KVER=$(debian_kernel_release)
     ensure_packages "linux-image-$KVER" busybox-static dash iperf3 iproute2 ethtool e2fsprogs cpio kmod
-    local -a tests libs mods inputs
+    local -a tests csrcs libs mods inputs
     local m path
     mapfile -t tests < <(find "$GUEST_TESTS_DIR" -maxdepth 1 -name '*.sh' -type f | sort)
+    mapfile -t csrcs < <(find "$GUEST_TESTS_DIR" -maxdepth 1 -name '*.c' -type f | sort)
     mapfile -t libs < <(shared_libs "${INITRAMFS_PROGRAMS[@]}")
     mods=()
     for m in "${DEBIAN_MODULES[@]}"; do
@@ -225,11 +226,13 @@ recipe_initramfs() {
     done
     inputs=(/bin/busybox "${INITRAMFS_PROGRAMS[@]}" "${libs[@]}" "${mods[@]}" "${INITRAMFS_ETC[@]}")
     {
-        hash_material_files "$HERE/build.sh" "$INIT_SCRIPT" "${tests[@]}"
+        hash_material_files "$HERE/build.sh" "$INIT_SCRIPT" "${tests[@]}" "${csrcs[@]}"
         echo "kernel-release=$KVER"
+        gcc --version | head -1
         owner_versions "${inputs[@]}"
     } >"$WORK/material"
     GUEST_TESTS=("${tests[@]}")
+    GUEST_CSRCS=("${csrcs[@]}")
     LIBS=("${libs[@]}")
     cached_build initramfs "$(short_hash <"$WORK/material")" initramfs.cpio.gz build_initramfs <"$WORK/material"
 }
@@ -315,6 +318,13 @@ build_initramfs() {
     install -m 755 -- "$INIT_SCRIPT" "$root/init"
     for f in "${GUEST_TESTS[@]}"; do
         install -m 755 -- "$f" "$root/etc/mvtest/"
+    done
+    # Guest helper programs (tests/e2e/guest/NAME.c -> /usr/bin/NAME): static, so they need
+    # nothing from the image; one file each, no headers beyond libc's and the kernel's.
+    for f in "${GUEST_CSRCS[@]}"; do
+        name=$(basename "$f" .c)
+        gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/bin/$name" "$f" ||
+            die "guest helper $f does not build"
     done
 
     # Sanity: the only ip is iproute2's (a regular file, not the busybox link), and sh is dash.
