@@ -81,12 +81,13 @@ done
 T_START=$(date +%s.%N)
 mkdir -p "$WORK" "$CACHE"
 
-# One rig run at a time per checkout: runs share build/rig and the log dir,
-# and two nested VMs on this machine would only slow each other down.
-exec 9>"$WORK/lock"
+# One rig run at a time on this machine (the lock sits in the shared cache, so
+# it holds across checkouts too): two nested VMs on a small machine would only
+# slow each other down past their time limits.
+exec 9>"$CACHE/run.lock"
 if ! flock -n 9; then
-	say "another rig run holds $WORK/lock; waiting for it"
-	flock 9 || die "cannot lock $WORK/lock"
+	say "another rig run holds $CACHE/run.lock; waiting for it"
+	flock 9 || die "cannot lock $CACHE/run.lock"
 	T_START=$(date +%s.%N)
 fi
 RUN_TMP=$(mktemp -d "$WORK/run.XXXXXX")
