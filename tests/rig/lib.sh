@@ -122,3 +122,74 @@ expect_rc() {
 # The line the L2 /init prints first.
 # shellcheck disable=SC2034  # used by the scenarios
 GUEST_MARKER='MINIVMM-GUEST: init started'
+
+# ---- a guest in the background (the fault scenarios act on a running VM) ----
+
+# start_guest NAME MINIVMM-ARGS...: run_guest without waiting: minivmm runs
+# in the background (no timeout of its own: finish with wait_guest). Sets
+# GUEST_LOG, GUEST_PID (minivmm's own pid) and GUEST_T0.
+start_guest() {
+	_name=$1; shift
+	GUEST_LOG=$LOGDIR/$_name.log
+	note "start $_name: $MINIVMM --console stdio $* (log $GUEST_LOG)"
+	GUEST_T0=$(now)
+	"$MINIVMM" --console stdio "$@" </dev/null >"$GUEST_LOG" 2>&1 &
+	GUEST_PID=$!
+}
+
+# alive PID: whether PID runs (a zombie, exited but not yet waited for, does not).
+alive() {
+	_st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$_st" ] && [ "$_st" != Z ]
+}
+
+# wait_line LOG REGEX SECS [INTERVAL]: returns 0 as soon as a line of LOG
+# matches (CRs ignored), 1 after SECS or once the background guest is gone
+# without it. INTERVAL (default 0.2 s) between looks; 0: look again at once
+# (a fork or two per look), for acting the instant a line appears.
+wait_line() {
+	_t=$(now)
+	while ! tr -d '\r' <"$1" | grep -Eq -- "$2"; do
+		if ! alive "$GUEST_PID"; then
+			tr -d '\r' <"$1" | grep -Eq -- "$2"
+			return
+		fi
+		awk -v s="$(elapsed "$_t")" -v t="$3" 'BEGIN { exit !(s >= t) }' && return 1
+		[ "${4:-0.2}" = 0 ] || sleep "${4:-0.2}"
+	done
+	return 0
+}
+
+# wait_guest SECS: waits for the background minivmm to end, SIGKILLing it
+# after SECS. Sets GUEST_RC (its exit status; 124 if it had to be killed)
+# and GUEST_SECS (since start_guest).
+wait_guest() {
+	_t=$(now)
+	_killed=
+	while alive "$GUEST_PID"; do
+		if awk -v s="$(elapsed "$_t")" -v t="$1" 'BEGIN { exit !(s >= t) }'; then
+			kill -KILL "$GUEST_PID" 2>/dev/null
+			_killed=1
+			echo "[$SCENARIO] TIMED OUT: still running ${1}s after it was waited for; killed" >>"$GUEST_LOG"
+		fi
+		sleep 0.1
+	done
+	wait "$GUEST_PID"
+	GUEST_RC=$?
+	[ -n "$_killed" ] && GUEST_RC=124
+	GUEST_SECS=$(elapsed "$GUEST_T0")
+	note "$(basename "$GUEST_LOG" .log): exit $GUEST_RC after ${GUEST_SECS}s"
+}
+
+# expect_count LOG REGEX N [WHAT]: fail unless exactly N lines of LOG match.
+expect_count() {
+	_n=$(tr -d '\r' <"$1" | grep -Ec -- "$2")
+	[ "$_n" = "$3" ] && return 0
+	show_tail "$1"
+	fail "${4:-lines matching /$2/}: $_n, want $3 in $(basename "$1")"
+}
+
+# no_sanitizer_report LOG: fail if an ASan/UBSan build of minivmm said anything.
+no_sanitizer_report() {
+	expect_no_line "$1" 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "sanitizer report"
+}
