@@ -28,8 +28,8 @@ for vh in $VHOSTS; do
 	iperf3 -s --logfile "$LOGDIR/$name-iperf3-server.log" &
 	srv=$!
 	start_guest "$name" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
-		--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 quiet mvtest=net_tap_deleted"
-	if ! wait_line "$GUEST_LOG" '^MVTEST tapdel sending' 90; then
+		--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 mvtest=net_tap_deleted"
+	if ! watch_for '^MVTEST tapdel sending' 150; then
 		wait_guest 5
 		show_tail "$GUEST_LOG"
 		fail "$name: the guest never started sending"

@@ -124,59 +124,93 @@ expect_rc() {
 GUEST_MARKER='MINIVMM-GUEST: init started'
 
 # ---- a guest in the background (the fault scenarios act on a running VM) ----
+#
+# minivmm's console and stderr come through a FIFO this shell reads, so a
+# scenario acts the moment a line appears without polling the log (a loop
+# of greps would take CPU from the guest in the rig's emulated L1).
 
-# start_guest NAME MINIVMM-ARGS...: run_guest without waiting: minivmm runs
-# in the background (no timeout of its own: finish with wait_guest). Sets
-# GUEST_LOG, GUEST_PID (minivmm's own pid) and GUEST_T0.
+# start_guest NAME MINIVMM-ARGS...: run_guest without waiting. Sets
+# GUEST_LOG, GUEST_PID (minivmm's own pid) and GUEST_T0. Then watch_for
+# lines, and finish with wait_guest.
 start_guest() {
 	_name=$1; shift
 	GUEST_LOG=$LOGDIR/$_name.log
 	note "start $_name: $MINIVMM --console stdio $* (log $GUEST_LOG)"
+	_fifo=$LOGDIR/.$_name.fifo
+	rm -f "$_fifo"
+	mkfifo "$_fifo" || fail "cannot make the FIFO $_fifo"
+	: >"$GUEST_LOG"
 	GUEST_T0=$(now)
-	"$MINIVMM" --console stdio "$@" </dev/null >"$GUEST_LOG" 2>&1 &
+	"$MINIVMM" --console stdio "$@" </dev/null >"$_fifo" 2>&1 &
 	GUEST_PID=$!
+	exec 3<"$_fifo"
+	rm -f "$_fifo"
+	_drain=
 }
 
-# alive PID: whether PID runs (a zombie, exited but not yet waited for, does not).
-alive() {
-	_st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$_st" ] && [ "$_st" != Z ]
+# _watchdog SECS: SIGKILLs the guest after SECS (sets _dog; _dog_fired is
+# a file that exists once it did).
+_watchdog() {
+	_dog_fired=$LOGDIR/.watchdog-$GUEST_PID
+	rm -f "$_dog_fired"
+	# Killing the watchdog kills its sleep too: nothing is left holding
+	# the scenario's output open.
+	(
+		trap 'kill $_s 2>/dev/null; exit 0' TERM
+		sleep "$1" &
+		_s=$!
+		wait $_s
+		kill -0 "$GUEST_PID" 2>/dev/null && : >"$_dog_fired" && kill -KILL "$GUEST_PID"
+	) </dev/null >/dev/null 2>&1 &
+	_dog=$!
 }
 
-# wait_line LOG REGEX SECS [INTERVAL]: returns 0 as soon as a line of LOG
-# matches (CRs ignored), 1 after SECS or once the background guest is gone
-# without it. INTERVAL (default 0.2 s) between looks; 0: look again at once
-# (a fork or two per look), for acting the instant a line appears.
-wait_line() {
-	_t=$(now)
-	while ! tr -d '\r' <"$1" | grep -Eq -- "$2"; do
-		if ! alive "$GUEST_PID"; then
-			tr -d '\r' <"$1" | grep -Eq -- "$2"
-			return
+# watch_for REGEX SECS [SIGNAL]: copies the guest's output into GUEST_LOG
+# line by line until one matches (CRs ignored): then sends SIGNAL (if given)
+# to minivmm at once and returns 0, the rest of the output going on into
+# the log in the background. Returns 1 if the output ends without it; after
+# SECS the guest is SIGKILLed (so it ends).
+watch_for() {
+	[ -z "$_drain" ] || return 1
+	_watchdog "$2"
+	_rc=1
+	while IFS= read -r _line <&3; do
+		printf '%s\n' "$_line" >>"$GUEST_LOG"
+		if printf '%s\n' "$_line" | tr -d '\r' | grep -Eq -- "$1"; then
+			[ -z "$3" ] || kill -"$3" "$GUEST_PID"
+			_rc=0
+			break
 		fi
-		awk -v s="$(elapsed "$_t")" -v t="$3" 'BEGIN { exit !(s >= t) }' && return 1
-		[ "${4:-0.2}" = 0 ] || sleep "${4:-0.2}"
 	done
-	return 0
+	kill "$_dog" 2>/dev/null
+	cat <&3 >>"$GUEST_LOG" &
+	_drain=$!
+	exec 3<&-
+	[ $_rc = 0 ] && note "$(basename "$GUEST_LOG" .log): /$1/ after $(elapsed "$GUEST_T0")s"
+	return $_rc
 }
 
 # wait_guest SECS: waits for the background minivmm to end, SIGKILLing it
-# after SECS. Sets GUEST_RC (its exit status; 124 if it had to be killed)
-# and GUEST_SECS (since start_guest).
+# after SECS. Sets GUEST_RC (its exit status; 124 if it had to be killed),
+# GUEST_END (when it ended, as from now) and GUEST_SECS (since start_guest).
 wait_guest() {
-	_t=$(now)
-	_killed=
-	while alive "$GUEST_PID"; do
-		if awk -v s="$(elapsed "$_t")" -v t="$1" 'BEGIN { exit !(s >= t) }'; then
-			kill -KILL "$GUEST_PID" 2>/dev/null
-			_killed=1
-			echo "[$SCENARIO] TIMED OUT: still running ${1}s after it was waited for; killed" >>"$GUEST_LOG"
-		fi
-		sleep 0.1
-	done
+	if [ -z "$_drain" ]; then
+		cat <&3 >>"$GUEST_LOG" &
+		_drain=$!
+		exec 3<&-
+	fi
+	_watchdog "$1"
 	wait "$GUEST_PID"
 	GUEST_RC=$?
-	[ -n "$_killed" ] && GUEST_RC=124
+	GUEST_END=$(now)
+	kill "$_dog" 2>/dev/null
+	wait "$_drain"
+	_drain=
+	if [ -e "$_dog_fired" ]; then
+		GUEST_RC=124
+		rm -f "$_dog_fired"
+		echo "[$SCENARIO] TIMED OUT: still running ${1}s after it was waited for; killed" >>"$GUEST_LOG"
+	fi
 	GUEST_SECS=$(elapsed "$GUEST_T0")
 	note "$(basename "$GUEST_LOG" .log): exit $GUEST_RC after ${GUEST_SECS}s"
 }
