@@ -148,6 +148,17 @@ start_guest() {
 	_drain=
 }
 
+# _threads: where each thread of the guest and each vhost worker is (state,
+# wait channel, kernel stack when readable): why a guest did not end.
+_threads() {
+	echo "[$SCENARIO] minivmm $GUEST_PID still running; its threads and the vhost workers:"
+	for _t in /proc/"$GUEST_PID"/task/* $(grep -l '^vhost-' /proc/[0-9]*/comm 2>/dev/null | sed 's,/comm$,,'); do
+		[ -r "$_t/stat" ] || continue
+		echo "  $(cut -d' ' -f1-3 "$_t/stat") wchan=$(cat "$_t/wchan" 2>/dev/null)"
+		sed 's/^/      /' "$_t/stack" 2>/dev/null | head -n 12
+	done
+}
+
 # _watchdog SECS: SIGKILLs the guest after SECS (sets _dog; _dog_fired is
 # a file that exists once it did).
 _watchdog() {
@@ -160,7 +171,10 @@ _watchdog() {
 		sleep "$1" &
 		_s=$!
 		wait $_s
-		kill -0 "$GUEST_PID" 2>/dev/null && : >"$_dog_fired" && kill -KILL "$GUEST_PID"
+		kill -0 "$GUEST_PID" 2>/dev/null || exit 0
+		: >"$_dog_fired"
+		_threads >>"$GUEST_LOG"
+		kill -KILL "$GUEST_PID"
 	) </dev/null >/dev/null 2>&1 &
 	_dog=$!
 }
