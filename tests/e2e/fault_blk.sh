@@ -13,7 +13,7 @@
 #    no process behind, and C must be intact.
 # The pattern check is tested first on images that lack (part of) the
 # pattern, so that it is known to catch a lost write.
-# rig-timeout: 600
+# rig-timeout: 900
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm

@@ -4,7 +4,7 @@
 # one per frame or per queue), keep running, and tell the guest (link down);
 # the guest stays up, powers off normally, and minivmm exits 0. For the
 # worker backend and vhost-net, with 2 queue pairs on virtio-pci.
-# rig-timeout: 400
+# rig-timeout: 500
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm

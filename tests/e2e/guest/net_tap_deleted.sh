@@ -15,7 +15,7 @@ ping -q -i 0.02 -s 1000 -w 12 10.0.2.1 >/tmp/ping.out 2>&1 &
 pingpid=$!
 # The host deletes the tap when it sees this line.
 echo "MVTEST tapdel sending"
-timeout 25 iperf3 -c 10.0.2.1 -u -b 100M -l 1400 -t 8 >/tmp/iperf.out 2>&1
+timeout 14 iperf3 -c 10.0.2.1 -u -b 100M -l 1400 -t 8 >/tmp/iperf.out 2>&1
 echo "MVTEST tapdel iperf3 exit=$? $(grep -E 'sender|error' /tmp/iperf.out | tail -n 1)"
 wait $pingpid
 echo "MVTEST tapdel ping: $(grep 'packets transmitted' /tmp/ping.out)"
