@@ -28,6 +28,13 @@ struct net_pair {
 	void *backend_state;            /* the backend's, between start and stop */
 	const struct thread_starter *threads;   /* who creates the pair's threads (NULL: pthread_create) */
 	int vhost_fd;                   /* /dev/vhost-net opened at device creation, or -1 (not owned) */
+	/* The device's: a backend calls it (from its own thread) when the tap
+	 * queue fails in a way that means the tap is gone (deleted: EBADFD,
+	 * POLLERR), err being what it saw. The device logs once and takes the
+	 * link down; the backend goes on draining TX (frames dropped) so the
+	 * guest is never stuck on a full ring. NULL: the backend logs itself. */
+	void (*tap_gone)(struct net_pair *p, int err);
+	void *owner;                    /* the device, for tap_gone */
 };
 
 struct net_backend_ops {

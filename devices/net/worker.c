@@ -39,7 +39,7 @@ struct rx_held {
 	uint64_t cap;
 };
 
-enum { PAIR_OK = 0, PAIR_MORE = 1, PAIR_BROKEN = -1, PAIR_TAP_GONE = -2 };
+enum { PAIR_OK = 0, PAIR_MORE = 1, PAIR_BROKEN = -1 };
 
 struct worker {
 	struct net_pair *p;
@@ -53,7 +53,7 @@ struct worker {
 	/* The thread's own state. */
 	bool tx_blocked;          /* the tap said EAGAIN: wait for POLLOUT */
 	bool rx_wait_tap;         /* RX buffers are there: wait for a frame */
-	int tap_errno;            /* why the tap is considered gone */
+	bool tap_dead;            /* the tap is gone: TX is drained and dropped, RX idle */
 
 	_Atomic uint64_t tx_packets, tx_bytes, tx_dropped;
 	_Atomic uint64_t rx_packets, rx_bytes, rx_dropped, rx_buffers;
@@ -79,9 +79,28 @@ static inline void count(_Atomic uint64_t *c, uint64_t n)
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
+/* Errors after which the tap queue never works again. EIO is not one: the
+ * tap says it when its interface is down (`ip link set tap0 down`), which
+ * may change back; the frame is dropped, as on a NIC without link. */
 static bool tap_gone_errno(int e)
 {
-	return e == EBADFD || e == EIO || e == ENXIO || e == ENODEV || e == EBADF;
+	return e == EBADFD || e == ENXIO || e == ENODEV || e == EBADF;
+}
+
+/* Once per pair: the tap is gone. From here on TX is drained (every frame
+ * dropped, so the guest never waits on a full ring) and RX waits forever. */
+static void mark_tap_dead(struct worker *w, int err)
+{
+	struct net_pair *p = w->p;
+	if (w->tap_dead)
+		return;
+	w->tap_dead = true;
+	w->rx_wait_tap = w->tx_blocked = false;
+	if (p->tap_gone)
+		p->tap_gone(p, err);
+	else
+		log_warn("%s: tap queue fd %d: %s (tap deleted?); frames dropped from now on", p->name, p->tap_fd,
+			 strerror(err));
 }
 
 /* ---- TX: guest -> tap ---- */
@@ -112,23 +131,25 @@ static int tx_process(struct worker *w)
 			ret = PAIR_BROKEN;
 			break;
 		}
-		ssize_t n;
-		do
-			n = writev(p->tap_fd, c->iov, (int)c->n_out);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && errno == EAGAIN) {
+		ssize_t n = -1;
+		int e = EBADFD;   /* what a dead tap would say */
+		if (!w->tap_dead) {
+			do
+				n = writev(p->tap_fd, c->iov, (int)c->n_out);
+			while (n < 0 && errno == EINTR);
+			e = errno;
+		}
+		if (n < 0 && e == EAGAIN) {
 			virtq_unpop(vq);
 			w->tx_blocked = true;
 			break;
 		}
-		if (n < 0 && tap_gone_errno(errno)) {
-			virtq_unpop(vq);
-			w->tap_errno = errno;
-			ret = PAIR_TAP_GONE;
-			break;
-		}
+		if (n < 0 && tap_gone_errno(e))
+			mark_tap_dead(w, e);
 		if (n < 0) {
-			count(&w->tx_dropped, 1);   /* runt, bad GSO header, too long: the tap refused it */
+			/* runt, bad GSO header, too long, interface down, tap gone:
+			 * the frame goes nowhere and the guest gets its buffer back */
+			count(&w->tx_dropped, 1);
 		} else {
 			count(&w->tx_packets, 1);
 			count(&w->tx_bytes, c->out_len - w->hdr_len);
@@ -253,6 +274,8 @@ static int rx_process(struct worker *w)
 	int ret = PAIR_OK;
 
 	w->rx_wait_tap = false;
+	if (w->tap_dead)
+		return PAIR_OK;   /* nothing will ever come: the guest's buffers stay posted */
 	for (unsigned budget = BUDGET;;) {
 		if (!budget) {
 			ret = PAIR_MORE;
@@ -275,8 +298,9 @@ static int rx_process(struct worker *w)
 				w->rx_wait_tap = true;
 				break;
 			}
-			w->tap_errno = errno;
-			ret = PAIR_TAP_GONE;
+			/* EBADFD once the tap is deleted; nothing else is expected
+			 * from a read that had room for the largest frame. */
+			mark_tap_dead(w, errno);
 			break;
 		}
 		budget--;
@@ -315,10 +339,6 @@ static void *worker_main(void *arg)
 			if (bad == PAIR_BROKEN) {
 				serving = false;
 				p->irq->needs_reset(p->irq);
-			} else if (bad == PAIR_TAP_GONE) {
-				serving = false;
-				log_warn("%s: tap queue fd %d: %s (tap deleted?); pair stopped", p->name, p->tap_fd,
-					 strerror(w->tap_errno));
 			}
 			more = serving && (t == PAIR_MORE || r == PAIR_MORE);
 		}
@@ -327,7 +347,8 @@ static void *worker_main(void *arg)
 			{ .fd = w->stop_fd, .events = POLLIN },
 			{ .fd = p->tx->kick_fd, .events = POLLIN },
 			{ .fd = p->rx->kick_fd, .events = POLLIN },
-			{ .fd = p->tap_fd,
+			/* Not polled once dead: it reports POLLERR for ever. */
+			{ .fd = w->tap_dead ? -1 : p->tap_fd,
 			  .events = (short)((w->rx_wait_tap ? POLLIN : 0) | (w->tx_blocked ? POLLOUT : 0)) },
 		};
 		if (poll(fds, serving ? 4 : 1, more ? 0 : -1) < 0) {
@@ -354,10 +375,8 @@ static void *worker_main(void *arg)
 		}
 		if (serving && (fds[3].revents & (POLLERR | POLLHUP | POLLNVAL))) {
 			/* A tap queue reports POLLERR once its tap is gone (the
-			 * interface was deleted). */
-			serving = false;
-			log_warn("%s: tap queue fd %d: %s; pair stopped", p->name, p->tap_fd,
-				 fds[3].revents & POLLNVAL ? "closed" : "tap deleted");
+			 * interface was deleted); reads and writes say EBADFD. */
+			mark_tap_dead(w, fds[3].revents & POLLNVAL ? EBADF : EBADFD);
 		}
 	}
 }

@@ -21,6 +21,8 @@
 #include "vmm/log.h"
 
 #define NET_QUEUE_MAX_SIZE 256
+/* How often the control thread checks that the tap still exists (ms). */
+#define TAP_CHECK_MS 1000
 /* Config space up to max_virtqueue_pairs: mtu and what follows need
  * features we do not offer. */
 #define NET_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_net_config, mtu))
@@ -54,6 +56,10 @@ struct virtio_net {
 	uint8_t mac[6];
 	uint16_t status;
 	struct virtio_net_rx_filter filter;
+	/* The tap was deleted under us: logged once, link down for good (a tap
+	 * made again under the same name is another interface). Outlives
+	 * resets, like the tap fds. */
+	atomic_bool tap_gone;
 
 	/* Set by activate() before any thread starts, cleared by reset() after
 	 * they all stopped. While active, pairs are started and stopped by
@@ -75,7 +81,29 @@ struct virtio_net {
 	struct net_qp qps[];             /* [max_pairs] */
 };
 
-/* ---- scatter-gather helper ---- */
+/* ---- the tap going away ---- */
+
+/* Called by a backend's thread (or the control thread) when the tap is
+ * gone. Every pair of the device sees it: one line for all of them. */
+static void tap_gone(struct virtio_net *net, int err)
+{
+	if (atomic_exchange(&net->tap_gone, true))
+		return;
+	log_warn("%s: tap %s is gone (%s; deleted?): link down, the guest's frames are dropped from now on", net->name,
+		 net->tap.name, strerror(err));
+	pthread_mutex_lock(&net->lock);
+	net->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
+	pthread_mutex_unlock(&net->lock);
+	/* Threads that call this run only while active (reset joins them
+	 * before it clears irq). */
+	if (net->features & F(VIRTIO_NET_F_STATUS))
+		net->irq->config(net->irq);
+}
+
+static void pair_tap_gone(struct net_pair *p, int err)
+{
+	tap_gone(p->owner, err);
+}
 
 /* ---- queue pairs ---- */
 
@@ -88,7 +116,8 @@ static int pair_start(struct virtio_net *net, unsigned i)
 		log_warn("%s: queue pair %u was not set up by the driver; not started", net->name, i);
 		return -1;
 	}
-	if (!qp->attached) {
+	/* A gone tap has no queues to attach: the backend drops its frames. */
+	if (!qp->attached && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, true);
 		if (e < 0) {
 			log_warn("%s: cannot attach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
@@ -116,6 +145,8 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	p->backend_state = NULL;
 	p->threads = net->threads;
 	p->vhost_fd = qp->vhost_fd;
+	p->tap_gone = pair_tap_gone;
+	p->owner = net;
 
 	const struct net_backend_ops *b = net->backend;
 	if (b->start(p) < 0) {
@@ -142,7 +173,7 @@ static void pair_stop(struct virtio_net *net, unsigned i)
 		qp->backend = NULL;
 	}
 	/* Queue 0 stays attached: with no queue at all the tap loses its carrier. */
-	if (i > 0 && qp->attached && net->tap.multi_queue) {
+	if (i > 0 && qp->attached && net->tap.multi_queue && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, false);
 		if (e < 0)
 			log_warn("%s: cannot detach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
@@ -309,7 +340,13 @@ static void *ctrl_main(void *arg)
 			serving = false;
 			net->irq->needs_reset(net->irq);
 		}
-		if (poll(fds, serving ? 2 : 1, -1) < 0) {
+		/* A deleted tap says nothing to vhost-net's user (vhost drops the
+		 * TX frames by itself), so this thread looks at it every
+		 * TAP_CHECK_MS. Not by sleeping in poll on the tap fd: the
+		 * deletion wakes only POLLIN waiters, and waiting for POLLIN here
+		 * would wake this thread for every frame the tap receives. */
+		bool watch = serving && !atomic_load(&net->tap_gone);
+		if (poll(fds, serving ? 2 : 1, watch ? TAP_CHECK_MS : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_warn("%s: control queue: poll: %s; stopped", net->name, strerror(errno));
@@ -317,6 +354,13 @@ static void *ctrl_main(void *arg)
 		}
 		if (fds[0].revents)
 			return NULL;   /* reset() */
+		if (watch) {
+			/* Queue 0 is always attached: its fd says POLLERR once the
+			 * tap is gone. */
+			struct pollfd t = { .fd = net->tap.fds[0] };
+			if (poll(&t, 1, 0) > 0 && (t.revents & (POLLERR | POLLHUP | POLLNVAL)))
+				tap_gone(net, t.revents & POLLNVAL ? EBADF : EBADFD);
+		}
 		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
 			log_warn("%s: control queue kick eventfd unusable; device needs reset", net->name);
 			serving = false;
@@ -384,7 +428,7 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	 * packets only if it said it takes them. The tap keeps its previous
 	 * setting if this fails (a fake tap in tests): plain frames. */
 	int e = net_tap_set_offload(net->tap.fds[0], net_tap_offload_flags(features));
-	if (e < 0)
+	if (e < 0 && !atomic_load(&net->tap_gone))   /* a gone tap was reported once */
 		log_warn("%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name, strerror(-e));
 
 	/* Multiqueue starts disabled: only pair 0 runs until VQ_PAIRS_SET. */

@@ -140,3 +140,122 @@ host_tap() {
 	iperf3 -s -D --logfile "$LOGDIR/iperf3-server.log" || fail "cannot start the iperf3 server"
 	trap 'pkill iperf3 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
 }
+
+# ---- a guest in the background (the fault scenarios act on a running VM) ----
+#
+# minivmm's console and stderr come through a FIFO this shell reads, so a
+# scenario acts the moment a line appears without polling the log (a loop
+# of greps would take CPU from the guest in the rig's emulated L1).
+
+# start_guest NAME MINIVMM-ARGS...: run_guest without waiting. Sets
+# GUEST_LOG, GUEST_PID (minivmm's own pid) and GUEST_T0. Then watch_for
+# lines, and finish with wait_guest.
+start_guest() {
+	_name=$1; shift
+	GUEST_LOG=$LOGDIR/$_name.log
+	note "start $_name: $MINIVMM --console stdio $* (log $GUEST_LOG)"
+	_fifo=$LOGDIR/.$_name.fifo
+	rm -f "$_fifo"
+	mkfifo "$_fifo" || fail "cannot make the FIFO $_fifo"
+	: >"$GUEST_LOG"
+	GUEST_T0=$(now)
+	"$MINIVMM" --console stdio "$@" </dev/null >"$_fifo" 2>&1 &
+	GUEST_PID=$!
+	exec 3<"$_fifo"
+	rm -f "$_fifo"
+	_drain=
+}
+
+# _threads: where each thread of the guest and each vhost worker is (state,
+# wait channel, kernel stack when readable): why a guest did not end.
+_threads() {
+	echo "[$SCENARIO] minivmm $GUEST_PID still running; its threads and the vhost workers:"
+	for _t in /proc/"$GUEST_PID"/task/* $(grep -l '^vhost-' /proc/[0-9]*/comm 2>/dev/null | sed 's,/comm$,,'); do
+		[ -r "$_t/stat" ] || continue
+		echo "  $(cut -d' ' -f1-3 "$_t/stat") wchan=$(cat "$_t/wchan" 2>/dev/null)"
+		sed 's/^/      /' "$_t/stack" 2>/dev/null | head -n 12
+	done
+}
+
+# _watchdog SECS: SIGKILLs the guest after SECS (sets _dog; _dog_fired is
+# a file that exists once it did).
+_watchdog() {
+	_dog_fired=$LOGDIR/.watchdog-$GUEST_PID
+	rm -f "$_dog_fired"
+	# Killing the watchdog kills its sleep too: nothing is left holding
+	# the scenario's output open.
+	(
+		trap 'kill $_s 2>/dev/null; exit 0' TERM
+		sleep "$1" &
+		_s=$!
+		wait $_s
+		kill -0 "$GUEST_PID" 2>/dev/null || exit 0
+		: >"$_dog_fired"
+		_threads >>"$GUEST_LOG"
+		kill -KILL "$GUEST_PID"
+	) </dev/null >/dev/null 2>&1 &
+	_dog=$!
+}
+
+# watch_for REGEX SECS [SIGNAL]: copies the guest's output into GUEST_LOG
+# line by line until one matches (CRs ignored): then sends SIGNAL (if given)
+# to minivmm at once and returns 0, the rest of the output going on into
+# the log in the background. Returns 1 if the output ends without it; after
+# SECS the guest is SIGKILLed (so it ends).
+watch_for() {
+	[ -z "$_drain" ] || return 1
+	_watchdog "$2"
+	_rc=1
+	while IFS= read -r _line <&3; do
+		printf '%s\n' "$_line" >>"$GUEST_LOG"
+		if printf '%s\n' "$_line" | tr -d '\r' | grep -Eq -- "$1"; then
+			[ -z "$3" ] || kill -"$3" "$GUEST_PID"
+			_rc=0
+			break
+		fi
+	done
+	kill "$_dog" 2>/dev/null
+	cat <&3 >>"$GUEST_LOG" &
+	_drain=$!
+	exec 3<&-
+	[ $_rc = 0 ] && note "$(basename "$GUEST_LOG" .log): /$1/ after $(elapsed "$GUEST_T0")s"
+	return $_rc
+}
+
+# wait_guest SECS: waits for the background minivmm to end, SIGKILLing it
+# after SECS. Sets GUEST_RC (its exit status; 124 if it had to be killed),
+# GUEST_END (when it ended, as from now) and GUEST_SECS (since start_guest).
+wait_guest() {
+	if [ -z "$_drain" ]; then
+		cat <&3 >>"$GUEST_LOG" &
+		_drain=$!
+		exec 3<&-
+	fi
+	_watchdog "$1"
+	wait "$GUEST_PID"
+	GUEST_RC=$?
+	GUEST_END=$(now)
+	kill "$_dog" 2>/dev/null
+	wait "$_drain"
+	_drain=
+	if [ -e "$_dog_fired" ]; then
+		GUEST_RC=124
+		rm -f "$_dog_fired"
+		echo "[$SCENARIO] TIMED OUT: still running ${1}s after it was waited for; killed" >>"$GUEST_LOG"
+	fi
+	GUEST_SECS=$(elapsed "$GUEST_T0")
+	note "$(basename "$GUEST_LOG" .log): exit $GUEST_RC after ${GUEST_SECS}s"
+}
+
+# expect_count LOG REGEX N [WHAT]: fail unless exactly N lines of LOG match.
+expect_count() {
+	_n=$(tr -d '\r' <"$1" | grep -Ec -- "$2")
+	[ "$_n" = "$3" ] && return 0
+	show_tail "$1"
+	fail "${4:-lines matching /$2/}: $_n, want $3 in $(basename "$1")"
+}
+
+# no_sanitizer_report LOG: fail if an ASan/UBSan build of minivmm said anything.
+no_sanitizer_report() {
+	expect_no_line "$1" 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "sanitizer report"
+}

@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1030,4 +1032,45 @@ Test(virtio_blk, host_read_error_is_ioerr_and_logged_once)
 	cr_assert(nl && !nl[1], "one line, got: %s", log);
 	cr_assert_eq(blk_read(0, 0, DATA(0), 1024, &len), VIRTIO_BLK_S_OK);
 	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}
+
+/* What a full disk looks like to the device: the host refuses writes past
+ * some offset (here RLIMIT_FSIZE, EFBIG; on a full file system ENOSPC, the
+ * same path). The guest gets IOERR for each, one line is logged, and the
+ * disk goes on: writes below the limit, reads and flushes still work. */
+Test(virtio_blk, host_write_error_is_ioerr_logged_once_and_the_disk_goes_on)
+{
+	start(false, 1);
+	signal(SIGXFSZ, SIG_IGN);   /* EFBIG instead of the signal */
+	const uint64_t limit = IMG_SIZE / 2;
+	struct rlimit rl = { .rlim_cur = limit, .rlim_max = RLIM_INFINITY };
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	uint32_t len;
+	uint8_t *d = gpa(DATA(0));
+	for (unsigned i = 0; i < 4096; i++)
+		d[i] = (uint8_t)(i * 7 + 1);
+	logged();
+	/* wholly past the limit, then straddling it (a short write, then the error) */
+	cr_assert_eq(blk_write(0, limit / 512 + 8, DATA(0), 1024, &len), VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(blk_write(0, limit / 512 - 2, DATA(0), 4096, &len), VIRTIO_BLK_S_IOERR);
+	for (unsigned i = 0; i < 20; i++)
+		cr_assert_eq(blk_write(0, limit / 512 + i, DATA(0), 512, &len), VIRTIO_BLK_S_IOERR);
+	const char *log = logged();
+	cr_assert(strstr(log, "blk0: write of 1024 bytes at sector 1032 failed: File too large (further errors not logged)"),
+		  "log: %s", log);
+	const char *nl = strchr(log, '\n');
+	cr_assert(nl && !nl[1], "one line for all 22 failures, got: %s", log);
+	/* the disk still works below the limit */
+	cr_assert_eq(blk_write(0, 10, DATA(0), 4096, &len), VIRTIO_BLK_S_OK);
+	cr_assert_eq(request(0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, &len), VIRTIO_BLK_S_OK);
+	memset(gpa(DATA(0) + 0x10000), 0, 4096);
+	cr_assert_eq(blk_read(0, 10, DATA(0) + 0x10000, 4096, &len), VIRTIO_BLK_S_OK);
+	cr_assert_arr_eq(gpa(DATA(0) + 0x10000), d, 4096);
+	/* and the part of the straddling write below the limit is on disk: a
+	 * failed write may leave some of its sectors written, as on hardware */
+	uint8_t s[1024];
+	image_read(limit - 1024, s, 1024);
+	cr_assert_arr_eq(s, d, 1024);
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0, "a host error is not the guest's fault");
+	cr_assert_str_empty(logged());
 }

@@ -1540,32 +1540,179 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 	cr_assert_null(virtio_net_pair(net, 1));
 }
 
+/* Collects what the device logs until `want` appears (or fails after
+ * TIMEOUT_MS); returns everything logged so far. */
+static const char *wait_logged(const char *want)
+{
+	static char all[16384];
+	all[0] = 0;
+	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	while (!strstr(all, want)) {
+		strncat(all, logged(), sizeof(all) - strlen(all) - 1);
+		cr_assert_lt(now_ms(), deadline, "no log line with \"%s\": %s", want, all);
+		usleep(1000);
+	}
+	return all;
+}
+
+static unsigned occurrences(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static uint16_t link_status(void)
+{
+	struct virtio_net_config cfg;
+	config_read(0, &cfg, offsetof(struct virtio_net_config, mtu));
+	return le16toh(cfg.status);
+}
+
+static void need_ip(void)
+{
+	if (system("command -v ip >/dev/null 2>&1") != 0)
+		cr_skip_test("SKIP: no ip command to change the tap with");
+}
+
 Test(virtio_net, tap_deleted_under_a_running_pair)
 {
 	create_real(1);
-	if (system("command -v ip >/dev/null 2>&1") != 0)
-		cr_skip_test("SKIP: no ip command to delete the tap with");
+	need_ip();
 	activate_with(RX_FEATURES_MRG, false);
 	post_rx(0, 4, 2048, NULL);
+	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
 	logged();
 	cr_assert_eq(system("ip link del " TAP), 0);
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
-	const char *l;
-	char all[8192] = "";
-	while (!strstr(all, "pair stopped")) {
-		l = logged();
-		strncat(all, l, sizeof(all) - strlen(all) - 1);
-		cr_assert_lt(now_ms(), deadline, "no log line about the tap: %s", all);
-		usleep(1000);
-	}
-	cr_assert(strstr(all, "net0-qp0: tap queue fd"), "%s", all);
+	const char *all = wait_logged("is gone");
+	cr_assert(strstr(all, "net0: tap " TAP " is gone"), "%s", all);
 	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0, "not the guest's fault");
-	/* the guest's TX is not served any more, the VMM goes on, reset works */
+	/* the guest is told: link down, with a config interrupt */
+	wait_count(&irq_log.config_calls, 1, "config interrupt");
+	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, 0);
+	/* its frames are taken and dropped: a whole ring's worth and more never
+	 * leaves it waiting */
 	uint8_t frame[80];
 	make_udp(frame, sizeof(frame), 12000, 0);
-	guest_send(0, frame, sizeof(frame), NULL);
+	for (unsigned i = 0; i < 2 * QSIZE; i++) {
+		uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
+		cr_assert_eq(wait_used(1).id, head, "frame %u after the tap went", i);
+	}
+	cr_assert_eq(pair_stats(0).tx_dropped, 2 * QSIZE);
+	cr_assert_eq(pair_stats(0).tx_packets, 0);
+	/* nothing more is logged for them, the VMM goes on, reset works */
+	usleep(50 * 1000);
+	const char *more = logged();
+	cr_assert_eq(more[0], 0, "logged again: %s", more);
 	virtio_net_ops.reset(net);
 	cr_assert_eq(count_threads("net0-qp"), 0);
+	more = logged();
+	cr_assert_eq(more[0], 0, "reset logged: %s", more);
+	/* a new driver finds the link down and its frames dropped too */
+	activate_with(RX_FEATURES_MRG, false);
+	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, 0);
+	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
+	cr_assert_eq(wait_used(1).id, head);
+	usleep(50 * 1000);
+	more = logged();
+	cr_assert_eq(more[0], 0, "logged again after re-activation: %s", more);
+}
+
+Test(virtio_net, tap_deleted_under_four_pairs_logs_once)
+{
+	create_real(4);
+	need_ip();
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+	for (unsigned p = 0; p < 4; p++)
+		post_rx(p, 2, 2048, NULL);
+	logged();
+	cr_assert_eq(system("ip link del " TAP), 0);
+	const char *all = wait_logged("is gone");
+	/* every pair's thread notices (its frames are dropped) */
+	uint8_t frame[80];
+	make_udp(frame, sizeof(frame), 13000, 0);
+	for (unsigned p = 0; p < 4; p++) {
+		uint16_t head = guest_send(p, frame, sizeof(frame), NULL);
+		cr_assert_eq(wait_used(2 * p + 1).id, head, "pair %u", p);
+		cr_assert_eq(pair_stats(p).tx_dropped, 1, "pair %u", p);
+	}
+	usleep(50 * 1000);
+	char buf[16384];
+	snprintf(buf, sizeof(buf), "%s%s", all, logged());
+	cr_assert_eq(occurrences(buf, "net0"), 1, "one line for the device, not one per pair: %s", buf);
+	/* VQ_PAIRS_SET still works (nothing to attach or detach any more) */
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK);
+	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
+	virtio_net_ops.reset(net);
+	cr_assert_eq(count_threads("net0"), 0);
+	snprintf(buf, sizeof(buf), "%s", logged());
+	cr_assert_eq(buf[0], 0, "stopping pairs on a gone tap logged: %s", buf);
+}
+
+/* CPU time (user + system) the process used so far, in ms. */
+static unsigned long process_cpu_ms(void)
+{
+	unsigned long ut, st;
+	FILE *f = fopen("/proc/self/stat", "r");
+	cr_assert_not_null(f);
+	/* comm has no spaces here ("test_virtio_net") */
+	cr_assert_eq(fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+	fclose(f);
+	return (ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK);
+}
+
+/* vhost-net drops a gone tap's TX frames by itself and tells nobody: the
+ * control thread watches the tap for that. Here the pairs are served by the
+ * fake backend, which never looks at the tap. */
+Test(virtio_net, tap_deleted_is_noticed_whatever_the_backend)
+{
+	create_real(2);
+	need_ip();
+	virtio_net_set_backend(net, &fake_backend);
+	activate_with(MQ_FEATURES, false);
+	cr_assert_eq(count_threads("net0-ctrl"), 1);
+	logged();
+	cr_assert_eq(system("ip link del " TAP), 0);
+	const char *all = wait_logged("is gone");
+	cr_assert(strstr(all, "net0: tap " TAP " is gone"), "%s", all);
+	wait_count(&irq_log.config_calls, 1, "config interrupt");
+	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, 0);
+	/* the control thread still serves commands and does not spin on the
+	 * tap's endless POLLERR */
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK);
+	unsigned long cpu0 = process_cpu_ms();
+	usleep(300 * 1000);
+	unsigned long cpu = process_cpu_ms() - cpu0;
+	cr_assert_lt(cpu, 150, "the process used %lu ms of CPU in 300 ms: spinning?", cpu);
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", logged());
+	cr_assert_eq(buf[0], 0, "logged again: %s", buf);
+}
+
+Test(virtio_net, tap_interface_down_drops_frames_and_recovers)
+{
+	create_real(1);
+	need_ip();
+	activate_with(BASE_FEATURES, false);
+	uint8_t frame[100], got[2048];
+	make_udp(frame, sizeof(frame), 14000, 0);
+	logged();
+	/* a tap whose interface is down refuses writes with EIO: that is no
+	 * reason to give the pair up */
+	cr_assert_eq(system("ip link set " TAP " down"), 0);
+	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
+	cr_assert_eq(wait_used(1).id, head);
+	cr_assert_eq(pair_stats(0).tx_dropped, 1);
+	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
+	cr_assert_eq(system("ip link set " TAP " up"), 0);
+	guest_send(0, frame, sizeof(frame), NULL);
+	wait_used(1);
+	cr_assert_eq(capture(got, sizeof(got), TIMEOUT_MS, NULL), (ssize_t)sizeof(frame), "the pair went on");
+	cr_assert_eq(pair_stats(0).tx_packets, 1);
+	const char *l = logged();
+	cr_assert_null(strstr(l, "gone"), "%s", l);
 }
 
 Test(virtio_net, worker_threads_and_fds_go_with_reset)

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Fault: the tap is deleted (ip link del) while the guest sends through it
+# (iperf3 UDP out, ping both ways). minivmm must log one line for it (not
+# one per frame or per queue), keep running, and tell the guest (link down);
+# the guest stays up, powers off normally, and minivmm exits 0. For the
+# worker backend and vhost-net, with 2 queue pairs on virtio-pci.
+# rig-timeout: 500
+. "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
+
+need_minivmm
+need_file DEBIAN_KERNEL
+need_file GUEST_INITRD
+[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
+IP=/usr/sbin/ip
+[ -x $IP ] || IP=$(command -v ip)
+
+trap 'kill $srv 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
+VHOSTS=${NET_VHOST_MODES:-off on}
+[ -c /dev/vhost-net ] || { note "no /dev/vhost-net here: vhost=on not run"; VHOSTS=off; }
+summary=
+for vh in $VHOSTS; do
+	name=tapdel-vhost-$vh
+	$IP link del tap0 2>/dev/null
+	$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
+	$IP addr add 10.0.2.1/24 dev tap0
+	$IP link set tap0 up
+	iperf3 -s --logfile "$LOGDIR/$name-iperf3-server.log" &
+	srv=$!
+	start_guest "$name" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+		--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 mvtest=net_tap_deleted"
+	if ! watch_for '^MVTEST tapdel sending' 150; then
+		wait_guest 5
+		show_tail "$GUEST_LOG"
+		fail "$name: the guest never started sending"
+	fi
+	sleep 2   # mid-stream
+	$IP link del tap0 || fail "$name: ip link del tap0 failed"
+	t_del=$(now)
+	note "$name: tap0 deleted"
+	wait_guest 90
+	kill $srv 2>/dev/null
+	wait $srv 2>/dev/null
+	expect_line "$GUEST_LOG" '^MVTEST tapdel carrier=1 before' "$name: link was not up at first"
+	expect_line "$GUEST_LOG" '^MVTEST tapdel carrier=0 after' "$name: the guest never saw its link go down"
+	expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test net_tap_deleted exit=0' "$name: guest test failed"
+	expect_line "$GUEST_LOG" '^minivmm: guest powered off' "$name: the guest did not power off"
+	expect_rc 0 "minivmm $name"
+	# One line, naming the tap, for the whole device; nothing else from the
+	# net device (its pairs, reset and poweroff say nothing more).
+	expect_count "$GUEST_LOG" '^minivmm: .*tap tap0 is gone' 1 "$name: 'tap is gone' lines"
+	expect_count "$GUEST_LOG" "^minivmm: (warning|error): net0" 1 "$name: warnings from the net device"
+	expect_no_line "$GUEST_LOG" '^minivmm: (warning|error): (net0-|vhost)' "$name: a pair complained"
+	no_sanitizer_report "$GUEST_LOG"
+	drops=$(tr -d '\r' <"$GUEST_LOG" | sed -n 's/^MVTEST tapdel tx_dropped=\([0-9]*\).*/\1/p')
+	summary="$summary vhost=$vh: exit 0, 1 log line, guest link down, ${GUEST_SECS}s;"
+	note "$name: $(tr -d '\r' <"$GUEST_LOG" | grep -E '^MVTEST tapdel (iperf3|ping)' | tr '\n' ' ') guest tx_dropped=$drops; poweroff $(elapsed "$t_del")s after the delete"
+done
+pass "tap deleted mid-stream:$summary"
