@@ -13,7 +13,17 @@ PKGS=(
 	qemu-system-x86 time python3
 	# ACPI tables are cross-checked with ACPICA's disassembler
 	acpica-tools
+	# arm64: cross build (static; libfdt-dev:arm64 is unpacked by
+	# arch/arm64/cross-build.sh, it cannot be installed beside the native
+	# one), dtc for the device tree tests, qemu-user to run the arm64 binary
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 libcap-dev:arm64
+	device-tree-compiler qemu-user
 )
+# The :arm64 packages need the foreign architecture (and a fresh package list).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+	$SUDO dpkg --add-architecture arm64
+fi
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -65,7 +65,14 @@ static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_o
 
 static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
 {
-	if (tr == TRANSPORT_PCI || tr == TRANSPORT_DEFAULT)
+	/* virtio-pci interrupts are MSI-X only: without MSIs (arm64 with no
+	 * GICv3 ITS) the default is mmio, and asking for pci is an error. */
+	if (tr == TRANSPORT_PCI && !vm->pci_msi) {
+		log_error("%s: transport=pci needs MSIs, which this host's KVM cannot deliver here (no GICv3 ITS); "
+			  "use transport=mmio", name);
+		return -1;
+	}
+	if (tr == TRANSPORT_PCI || (tr == TRANSPORT_DEFAULT && vm->pci_msi))
 		return attach_pci(vm, name, ops, dev);
 	return attach_mmio(vm, name, ops, dev);
 }

@@ -12,9 +12,10 @@
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"
 "\n"
-"Boot a Linux kernel (bzImage or ELF vmlinux) directly under KVM.\n"
+"Boot a Linux kernel directly under KVM.\n"
 "\n"
-"  --kernel PATH         kernel to boot: bzImage or 64-bit ELF (required)\n"
+"  --kernel PATH         kernel to boot (required): x86_64 bzImage or 64-bit ELF;\n"
+"                        arm64 Image (uncompressed)\n"
 "  --initrd PATH         initial ramdisk\n"
 "  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
 "  --cpus N              number of vCPUs (default 1)\n"

@@ -137,7 +137,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 	for (unsigned i = 0; i < opts->cpus; i++)
 		if (vcpu_create(vm, &vm->vcpus[i], i))
 			return -1;
-	return 0;
+	return arch_vm_late_init(vm);
 }
 
 int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
@@ -339,6 +339,7 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->mem.n_regions; i++)
 		munmap(vm->mem.regions[i].hva, vm->mem.regions[i].size);
 	vm->mem.n_regions = 0;
+	arch_vm_destroy(vm);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	vm->fd = -1;

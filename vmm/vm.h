@@ -57,6 +57,9 @@ struct vm {
 	struct vcpu *vcpus;
 	uint64_t start_ns;
 
+	void *arch;                  /* owned by arch code: arch_vm_init .. arch_vm_destroy */
+	bool pci_msi;                /* PCI devices can have MSIs (x86: always; arm64: with an ITS) */
+
 	struct {
 		uint64_t entry;      /* first guest instruction */
 		uint64_t params;     /* boot_params (x86) / device tree (arm64) */
