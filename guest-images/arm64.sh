@@ -1,0 +1,145 @@
+# arm64 images, sourced by build.sh (uses its cached_build, short_hash, hash_material_files,
+# console_cpio, log, die). Debian's arm64 packages are downloaded with "apt-get download" and
+# unpacked with dpkg-deb: nothing foreign is installed. That needs the arm64 architecture in
+# apt's lists (.ci/install-deps.sh: dpkg --add-architecture arm64; apt-get update).
+#
+#   arm64-kernel     Debian's arm64 kernel Image (uncompressed, bootable by QEMU -kernel and by
+#                    minivmm alike) + the few modules the nested arm64 rig's L1 loads, with a
+#                    load order (modules.load). One image serves as L1 and as L2 kernel.
+#   arm64-initramfs  busybox-static:arm64 + guest-images/init.sh and tests/e2e/guest/*.sh, the
+#                    same guest contract as the x86 initramfs (marker line, mvtest=NAME). The
+#                    busybox binary is kept next to it (the rig's L1 userspace).
+
+# Modules the L1 VM of the arm64 rig loads (dependencies are added by the build, before each
+# module that needs them): virtio-mmio + virtio-blk for the results disk, tun/tap/vhost-net for
+# network scenarios. KVM itself is built in (CONFIG_KVM=y) in Debian's arm64 kernel.
+ARM64_L1_MODULES=(virtio_mmio virtio_blk tun tap vhost_net)
+
+# Candidate version of an arm64 package in apt's lists (no network needed).
+arm64_candidate() {
+    local v
+    v=$(apt-cache show --no-all-versions "$1:arm64" 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
+    [[ -n $v ]] || die "no $1:arm64 in apt's lists: run .ci/install-deps.sh (dpkg --add-architecture arm64; apt-get update)"
+    echo "$v"
+}
+
+# The kernel package linux-image-arm64:arm64 points at, e.g. "linux-image-6.1.0-56-arm64".
+arm64_kernel_package() {
+    local dep
+    arm64_candidate linux-image-arm64 >/dev/null
+    dep=$(apt-cache show --no-all-versions linux-image-arm64:arm64 | sed -n 's/^Depends: //p' | head -n 1)
+    echo "${dep%% *}"
+}
+
+# arm64_unpack DIR PKG=VERSION...: download each arm64 package and unpack it into DIR.
+arm64_unpack() {
+    local dir=$1 dl p; shift
+    dl=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-debs.XXXXXX")
+    CLEANUP+=("$dl")
+    chmod 755 "$dl"   # apt drops to its _apt user for downloads; let it write here
+    for p in "$@"; do
+        log "downloading ${p%%=*}:arm64 ${p#*=}"
+        (cd "$dl" && apt-get download -q "${p%%=*}:arm64=${p#*=}") >&2 2>"$dl/err" ||
+            { cat "$dl/err" >&2; die "apt-get download ${p%%=*}:arm64 failed"; }
+    done
+    for p in "$dl"/*.deb; do
+        dpkg-deb -x "$p" "$dir" || die "dpkg-deb -x $p failed"
+    done
+    rm -rf -- "$dl"
+}
+
+recipe_arm64_kernel() {
+    local pkg
+    pkg=$(arm64_kernel_package)
+    ARM64_KPKG="$pkg=$(arm64_candidate "$pkg")"
+    {
+        hash_material_files "$HERE/build.sh" "$HERE/arm64.sh"
+        echo "$ARM64_KPKG"
+    } >"$WORK/material"
+    cached_build arm64-kernel "$(short_hash <"$WORK/material")" Image build_arm64_kernel <"$WORK/material"
+}
+
+build_arm64_kernel() {
+    local stage=$1 x x_kernel kver m rel seen=" "
+    x=$stage/deb
+    arm64_unpack "$x" "$ARM64_KPKG"
+    kver=${ARM64_KPKG%%=*}; kver=${kver#linux-image-}
+    # Debian ships an uncompressed Image on arm64 (the "ARM\x64" magic at 0x38); a gzip'd one
+    # would need unpacking first, minivmm loads the Image format only.
+    x_kernel=$x/boot/vmlinuz-$kver
+    if [[ $(od -An -c -j 0 -N 2 "$x_kernel" | tr -d ' ') == $'\037\213' ]]; then
+        gzip -dc "$x_kernel" >"$stage/Image"
+    else
+        cp -- "$x_kernel" "$stage/Image"
+    fi
+    [[ $(od -An -tx1 -j 56 -N 4 "$stage/Image" | tr -d ' ') == 41524d64 ]] ||
+        die "arm64-kernel: $x_kernel is not an arm64 Image (no ARM\\x64 magic)"
+    cp -- "$x/boot/config-$kver" "$stage/config"
+    echo "$kver" >"$stage/release"
+
+    # The L1 modules and their dependencies, in load order, under modules/ (paths as in
+    # /lib/modules/KVER/), listed in modules.load.
+    depmod -b "$x" "$kver" || die "depmod on the unpacked $kver failed"
+    add_module() {
+        local d src
+        [[ $seen == *" $1 "* ]] && return 0
+        seen+="$1 "
+        for d in $(modinfo -b "$x" -k "$kver" -F depends "$1" | tr ',' ' '); do
+            add_module "$d"
+        done
+        src=$(modinfo -b "$x" -k "$kver" -n "$1") || die "arm64-kernel: no module $1 in $kver"
+        [[ $src == /* ]] || return 0   # "(builtin)"
+        rel=${src#"$x"/lib/modules/"$kver"/}
+        mkdir -p "$stage/modules/$(dirname "$rel")"
+        cp -- "$src" "$stage/modules/$rel"
+        echo "$rel" >>"$stage/modules.load"
+    }
+    : >"$stage/modules.load"
+    for m in "${ARM64_L1_MODULES[@]}"; do add_module "$m"; done
+    rm -rf -- "$x"
+    ls -l "$stage/Image" >&2
+}
+
+recipe_arm64_initramfs() {
+    local -a tests
+    mapfile -t tests < <(find "$GUEST_TESTS_DIR" -maxdepth 1 -name '*.sh' -type f | sort)
+    ARM64_BUSYBOX="busybox-static=$(arm64_candidate busybox-static)"
+    {
+        hash_material_files "$HERE/build.sh" "$HERE/arm64.sh" "$INIT_SCRIPT" "${tests[@]}"
+        echo "$ARM64_BUSYBOX"
+    } >"$WORK/material"
+    GUEST_TESTS=("${tests[@]}")
+    cached_build arm64-initramfs "$(short_hash <"$WORK/material")" initramfs.cpio.gz \
+        build_arm64_initramfs <"$WORK/material"
+}
+
+build_arm64_initramfs() {
+    local stage=$1 root=$1/root f
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/mvtest,proc,sys,dev,tmp,root}
+    chmod 1777 "$root/tmp"
+    arm64_unpack "$stage/deb" "$ARM64_BUSYBOX"
+    cp -- "$stage/deb/bin/busybox" "$root/bin/busybox"
+    cp -- "$stage/deb/bin/busybox" "$stage/busybox"   # for the rig's L1 userspace too
+    rm -rf -- "$stage/deb"
+    # The applet links are made at boot (busybox --install): an arm64 busybox cannot be asked
+    # for its applet list here. /bin/sh is busybox's ash (the x86 image uses dash so that
+    # iproute2's ip wins over busybox's; there is no iproute2 here).
+    ln -s busybox "$root/bin/sh"
+    cat >"$root/init" <<'EOF'
+#!/bin/busybox sh
+# arm64 guest /init (guest-images/arm64.sh): make busybox's applet links, then the shared init.
+/bin/busybox --install -s
+exec /bin/sh /etc/minivmm-init.sh
+EOF
+    chmod 755 "$root/init"
+    install -m 755 -- "$INIT_SCRIPT" "$root/etc/minivmm-init.sh"
+    for f in "${GUEST_TESTS[@]}"; do
+        install -m 755 -- "$f" "$root/etc/mvtest/"
+    done
+    {
+        (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)
+        console_cpio
+    } | gzip -n >"$stage/initramfs.cpio.gz"
+    du -sh "$stage/initramfs.cpio.gz" >&2
+    rm -rf -- "$root"
+}
