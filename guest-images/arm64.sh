@@ -37,11 +37,12 @@ arm64_unpack() {
     dl=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-debs.XXXXXX")
     CLEANUP+=("$dl")
     chmod 755 "$dl"   # apt drops to its _apt user for downloads; let it write here
-    for p in "$@"; do
-        log "downloading ${p%%=*}:arm64 ${p#*=}"
-        (cd "$dl" && apt-get download -q "${p%%=*}:arm64=${p#*=}") >&2 2>"$dl/err" ||
-            { cat "$dl/err" >&2; die "apt-get download ${p%%=*}:arm64 failed"; }
-    done
+    local -a want=()
+    for p in "$@"; do want+=("${p%%=*}:arm64=${p#*=}"); done
+    log "downloading ${want[*]}"
+    # One apt-get for all (each start reads apt's whole package lists: seconds).
+    (cd "$dl" && apt-get download -q "${want[@]}") >/dev/null 2>"$dl/err" ||
+        { cat "$dl/err" >&2; die "apt-get download failed"; }
     for p in "$dl"/*.deb; do
         dpkg-deb -x "$p" "$dir" || die "dpkg-deb -x $p failed"
     done
@@ -142,4 +143,54 @@ EOF
     } | gzip -n >"$stage/initramfs.cpio.gz"
     du -sh "$stage/initramfs.cpio.gz" >&2
     rm -rf -- "$root"
+}
+
+# arm64-qemu: qemu-system-aarch64 for arm64 with the shared libraries it needs, as a small
+# sysroot (root/usr/bin/qemu-system-aarch64, root/lib/...). The nested arm64 rig packs it into
+# L1 with --with-qemu, as the reference VMM next to minivmm (tests/e2e/arm64_qemu_boot.sh).
+recipe_arm64_qemu() {
+    # Every arm64 library package qemu-system-arm:arm64 depends on, directly or not, at its
+    # candidate version (one apt-cache call: each start reads apt's lists); arch-all ones
+    # (-common, -data) carry no libraries. Only the libraries the binary needs are kept.
+    mapfile -t ARM64_QEMU_PKGS < <(apt-cache show --no-all-versions $(apt-cache depends --recurse \
+            --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+            --no-pre-depends qemu-system-arm:arm64 2>/dev/null |
+            sed -n 's/^\(qemu-system-arm\|lib[^ :]*\|zlib1g\)\(:arm64\)\?$/\1:arm64/p' | sort -u) 2>/dev/null |
+        awk '/^Package: / { p = $2 } /^Version: / { v = $2 } /^Architecture: / { a = $2 }
+             /^$/ { if (a == "arm64") print p "=" v; p = v = a = "" }
+             END { if (a == "arm64") print p "=" v }' | sort -u)
+    ((${#ARM64_QEMU_PKGS[@]} > 1)) || die "arm64-qemu: no qemu-system-arm:arm64 in apt's lists"
+    {
+        hash_material_files "$HERE/build.sh" "$HERE/arm64.sh"
+        printf '%s\n' "${ARM64_QEMU_PKGS[@]}"
+    } >"$WORK/material"
+    cached_build arm64-qemu "$(short_hash <"$WORK/material")" root/usr/bin/qemu-system-aarch64 \
+        build_arm64_qemu <"$WORK/material"
+}
+
+build_arm64_qemu() {
+    local stage=$1 x=$1/deb root=$1/root f want lib d
+    arm64_unpack "$x" "${ARM64_QEMU_PKGS[@]}"
+    mkdir -p "$root/usr/bin" "$root/lib/aarch64-linux-gnu"
+    cp -- "$x/usr/bin/qemu-system-aarch64" "$root/usr/bin/"
+    # The NEEDED closure, resolved in the unpacked tree (ldd cannot run an arm64 binary).
+    local -a todo=("$x/usr/bin/qemu-system-aarch64")
+    local seen=" "
+    while ((${#todo[@]})); do
+        f=${todo[0]}; todo=("${todo[@]:1}")
+        for want in $(aarch64-linux-gnu-readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            [[ $seen == *" $want "* ]] && continue
+            seen+="$want "
+            lib=
+            for d in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
+                [[ -e $x/$d/$want ]] && { lib=$x/$d/$want; break; }
+            done
+            [[ -n $lib ]] || die "arm64-qemu: $want (needed by $(basename "$f")) is in no unpacked package"
+            cp -L -- "$lib" "$root/lib/aarch64-linux-gnu/$want"
+            todo+=("$lib")
+        done
+    done
+    cp -L -- "$x/lib/ld-linux-aarch64.so.1" "$root/lib/ld-linux-aarch64.so.1"
+    rm -rf -- "$x"
+    du -sh "$root" >&2
 }
