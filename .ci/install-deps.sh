@@ -13,26 +13,28 @@ PKGS=(
 	qemu-system-x86 time python3
 	# ACPI tables are cross-checked with ACPICA's disassembler
 	acpica-tools
-	# the arm64 port (cross build) and the nested arm64 rig (qemu-system-aarch64 TCG L1);
+	# arm64: cross build (static; libfdt-dev:arm64 is unpacked by
+	# arch/arm64/cross-build.sh, it cannot be installed beside the native
+	# one), dtc for the device tree tests, qemu-user to run the arm64 binary
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 libcap-dev:arm64
+	device-tree-compiler qemu-user
+	# the nested arm64 rig (tests/rig/rig.sh --arch arm64): a qemu-system-aarch64 TCG L1;
 	# Debian's arm64 kernel, busybox and QEMU are downloaded, not installed, by
-	# guest-images/build.sh arm64-*: apt needs the arm64 architecture in its lists (below)
-	gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu qemu-system-arm
+	# guest-images/build.sh arm64-*
+	binutils-aarch64-linux-gnu qemu-system-arm
 )
+# The :arm64 packages need the foreign architecture (and a fresh package list).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+	$SUDO dpkg --add-architecture arm64
+fi
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
-need_update=0
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-	echo "adding the arm64 architecture to apt (for guest-images/build.sh arm64-*)" >&2
-	$SUDO dpkg --add-architecture arm64
-	need_update=1
-fi
-if ! apt-cache show --no-all-versions linux-image-arm64:arm64 >/dev/null 2>&1; then
-	need_update=1
-fi
-if ((${#missing[@]} == 0 && need_update)); then
+# guest-images/build.sh arm64-* downloads arm64 packages: apt's lists must have them.
+if ((${#missing[@]} == 0)) && ! apt-cache show --no-all-versions linux-image-arm64:arm64 >/dev/null 2>&1; then
 	$SUDO apt-get update -qq
 fi
 if ((${#missing[@]})); then

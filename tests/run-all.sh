@@ -33,6 +33,13 @@ if grep -nE "ERROR: (Leak|Address)Sanitizer|runtime error:" build-asan/ctest-asa
 	step_fail=1
 fi
 
+echo "== arm64: static cross build, and the arm64 binary's command-line checks under qemu-user"
+if bash arch/arm64/cross-build.sh build-arm64; then
+	bash tests/cli/test_arm64_cli.sh build-arm64/minivmm || step_fail=1
+else
+	step_fail=1
+fi
+
 echo "== fuzz targets (fixed time each)"
 bash tests/fuzz/run.sh 30 || step_fail=1
 

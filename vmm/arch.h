@@ -9,6 +9,7 @@
 
 struct vm;
 struct boot_files;
+struct kvm_irq_routing_entry;
 struct vcpu;
 struct vmm_options;
 
@@ -27,8 +28,21 @@ struct kvm_cap_need {
 };
 extern const struct kvm_cap_need arch_required_caps[];
 
-/* After KVM_CREATE_VM and memory: interrupt controller, timers, etc. */
+/* After KVM_CREATE_VM and memory, before any vCPU: interrupt controller,
+ * timers, etc. May keep arch state in vm->arch. Sets vm->pci_msi when PCI
+ * devices can have MSIs here (or arch_vm_late_init does). */
 int arch_vm_init(struct vm *vm);
+/* After every vCPU is created, before devices are attached: what needs the
+ * vCPUs to exist (arm64: KVM_ARM_VCPU_INIT, then the vGICv3, its ITS and
+ * the GSI routing table). */
+int arch_vm_late_init(struct vm *vm);
+/* Closes and frees what the arch hooks made (vm->arch); safe on a VM that
+ * was only half built. Called before the VM fd is closed. */
+void arch_vm_destroy(struct vm *vm);
+/* The GSI routes the in-kernel irqchip has by default, which every routing
+ * table minivmm writes keeps (vmm/msi_routes.h). Fills at most max entries
+ * of out and returns how many. */
+unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max);
 /* Platform devices (console UART, reset/power controls) on the I/O buses. */
 int arch_platform_init(struct vm *vm);
 /* Checks that img is a kernel this architecture boots, before KVM is opened.

@@ -65,7 +65,14 @@ static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_o
 
 static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
 {
-	if (tr == TRANSPORT_PCI || tr == TRANSPORT_DEFAULT)
+	/* virtio-pci interrupts are MSI-X only: without MSIs (arm64 with no
+	 * GICv3 ITS) the default is mmio, and asking for pci is an error. */
+	if (tr == TRANSPORT_PCI && !vm->pci_msi) {
+		log_error("%s: transport=pci needs MSIs, which this host's KVM cannot deliver here (no GICv3 ITS); "
+			  "use transport=mmio", name);
+		return -1;
+	}
+	if (tr == TRANSPORT_PCI || (tr == TRANSPORT_DEFAULT && vm->pci_msi))
 		return attach_pci(vm, name, ops, dev);
 	return attach_mmio(vm, name, ops, dev);
 }
@@ -84,6 +91,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		}
 		vm->blks[vm->n_blks++] = b;
 		virtio_blk_set_index(b, i);
+		virtio_blk_set_threads(b, &vm->threads.starter);
 		if (attach(vm, name, d->transport, &virtio_blk_ops, b))
 			return -1;
 	}
@@ -97,6 +105,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 				   : n->vhost == VHOST_OFF ? VIRTIO_NET_BACKEND_WORKER
 							   : VIRTIO_NET_BACKEND_AUTO,
 			.index = i,
+			.threads = &vm->threads.starter,
 		};
 		if (n->has_mac)
 			memcpy(p.mac, n->mac, sizeof(p.mac));

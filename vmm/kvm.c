@@ -48,7 +48,7 @@ int kvm_host_open(struct kvm_host *h)
 		int e = errno;
 		if (e == ENOENT)
 			log_error("%s does not exist: KVM is not available on this host "
-				  "(enable virtualization, load kvm_intel or kvm_amd)", path);
+				  "(enable virtualization; on x86 load kvm_intel or kvm_amd)", path);
 		else if (e == EACCES || e == EPERM)
 			log_error("%s: permission denied (add your user to the 'kvm' group or run as root)", path);
 		else

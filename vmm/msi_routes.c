@@ -8,15 +8,21 @@
 
 #include "vmm/log.h"
 
-#define N_IOAPIC_PINS 24
-#define N_PIC_PINS 16
-#define N_DEFAULT_ROUTES (N_IOAPIC_PINS + N_PIC_PINS)
-
-int msi_routes_init(struct msi_routes *r, int vm_fd)
+int msi_routes_init(struct msi_routes *r, int vm_fd, const struct kvm_irq_routing_entry *defaults, unsigned n)
 {
 	memset(r, 0, sizeof(*r));
+	if (n > MSI_ROUTES_MAX_DEFAULTS) {
+		log_error("internal: %u default interrupt routes, at most %d", n, MSI_ROUTES_MAX_DEFAULTS);
+		return -1;
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	r->vm_fd = vm_fd;
+	memcpy(r->defaults, defaults, n * sizeof(*defaults));
+	r->n_defaults = n;
+	for (unsigned i = 0; i < n; i++)
+		if (defaults[i].gsi >= r->first_gsi)
+			r->first_gsi = defaults[i].gsi + 1;
+	r->msi_devid = vm_fd >= 0 && ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MSI_DEVID) > 0;
 	return 0;
 }
 
@@ -38,7 +44,7 @@ int msi_routes_alloc_gsi(struct msi_routes *r)
 	while (i < r->n_slots && r->routes[i].allocated)
 		i++;
 	if (i == r->n_slots) {
-		unsigned max = MSI_ROUTES_MAX_GSI - MSI_ROUTES_FIRST_GSI;
+		unsigned max = MSI_ROUTES_MAX_GSI - r->first_gsi;
 		unsigned n = r->n_slots ? r->n_slots * 2 : 64;
 		if (n > max)
 			n = max;
@@ -50,7 +56,7 @@ int msi_routes_alloc_gsi(struct msi_routes *r)
 		r->n_slots = n;
 	}
 	r->routes[i] = (struct msi_route){ .allocated = true };
-	gsi = (int)(MSI_ROUTES_FIRST_GSI + i);
+	gsi = (int)(r->first_gsi + i);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return gsi;
@@ -58,9 +64,9 @@ out:
 
 static struct msi_route *slot(struct msi_routes *r, unsigned gsi)
 {
-	if (gsi < MSI_ROUTES_FIRST_GSI || gsi - MSI_ROUTES_FIRST_GSI >= r->n_slots)
+	if (gsi < r->first_gsi || gsi - r->first_gsi >= r->n_slots)
 		return NULL;
-	struct msi_route *s = &r->routes[gsi - MSI_ROUTES_FIRST_GSI];
+	struct msi_route *s = &r->routes[gsi - r->first_gsi];
 	return s->allocated ? s : NULL;
 }
 
@@ -76,7 +82,7 @@ void msi_routes_free_gsi(struct msi_routes *r, unsigned gsi)
 /* Writes the whole table to KVM. Lock held. */
 static int commit(struct msi_routes *r)
 {
-	unsigned n = N_DEFAULT_ROUTES;
+	unsigned n = r->n_defaults;
 	for (unsigned i = 0; i < r->n_slots; i++)
 		n += r->routes[i].routed;
 	if (n > r->table_cap) {
@@ -90,25 +96,18 @@ static int commit(struct msi_routes *r)
 	memset(t, 0, sizeof(*t) + n * sizeof(t->entries[0]));
 	t->nr = n;
 	struct kvm_irq_routing_entry *e = t->entries;
-	/* KVM_CREATE_IRQCHIP's defaults (arch/x86/kvm/irq_comm.c default_routing). */
-	for (unsigned pin = 0; pin < N_IOAPIC_PINS; pin++, e++) {
-		e->gsi = pin;
-		e->type = KVM_IRQ_ROUTING_IRQCHIP;
-		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		e->u.irqchip.pin = pin;
-	}
-	for (unsigned pin = 0; pin < N_PIC_PINS; pin++, e++) {
-		e->gsi = pin;
-		e->type = KVM_IRQ_ROUTING_IRQCHIP;
-		e->u.irqchip.irqchip = pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-		e->u.irqchip.pin = pin % 8;
-	}
+	memcpy(e, r->defaults, r->n_defaults * sizeof(*e));
+	e += r->n_defaults;
 	for (unsigned i = 0; i < r->n_slots; i++) {
 		const struct msi_route *s = &r->routes[i];
 		if (!s->routed)
 			continue;
-		e->gsi = MSI_ROUTES_FIRST_GSI + i;
+		e->gsi = r->first_gsi + i;
 		e->type = KVM_IRQ_ROUTING_MSI;
+		if (r->msi_devid) {
+			e->flags = KVM_MSI_VALID_DEVID;
+			e->u.msi.devid = s->msg.devid;
+		}
 		e->u.msi.address_lo = (uint32_t)s->msg.addr;
 		e->u.msi.address_hi = (uint32_t)(s->msg.addr >> 32);
 		e->u.msi.data = s->msg.data;

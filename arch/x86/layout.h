@@ -36,6 +36,11 @@
 #define X86_PCI_MMIO_BASE    0xe0000000ull
 #define X86_PCI_MMIO_SIZE    (X86_IOAPIC_GPA - X86_PCI_MMIO_BASE)
 
+/* Interrupt pins of the in-kernel irqchip: GSI routes KVM starts with. */
+#define X86_IOAPIC_PINS      24
+#define X86_PIC_PINS         16
+#define X86_N_DEFAULT_ROUTES (X86_IOAPIC_PINS + X86_PIC_PINS)
+
 /* I/O ports of the platform devices. */
 #define X86_COM1_PORT        0x3f8
 #define X86_COM1_IRQ         4

@@ -54,14 +54,48 @@ int arch_vm_init(struct vm *vm)
 		return -1;
 	}
 	/* From here on only msi_routes writes the GSI routing table. */
-	if (msi_routes_init(&vm->msi_routes, vm->fd))
+	struct kvm_irq_routing_entry defaults[X86_N_DEFAULT_ROUTES];
+	unsigned n = arch_default_irq_routes(defaults, X86_N_DEFAULT_ROUTES);
+	if (msi_routes_init(&vm->msi_routes, vm->fd, defaults, n))
 		return -1;
+	vm->pci_msi = true;   /* MSIs go straight to the local APICs */
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
 		log_error("KVM_CREATE_PIT2: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+int arch_vm_late_init(struct vm *vm)
+{
+	return 0;   /* the irqchip came before the vCPUs, as x86 KVM requires */
+}
+
+void arch_vm_destroy(struct vm *vm)
+{
+	/* nothing: every x86 platform object is a field of struct vm */
+}
+
+/* KVM_CREATE_IRQCHIP's defaults (arch/x86/kvm/irq_comm.c default_routing):
+ * GSI i -> IOAPIC pin i for 0-23, GSI i -> PIC pin i % 8 for 0-15. */
+unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned pin = 0; pin < X86_IOAPIC_PINS && n < max; pin++, n++)
+		out[n] = (struct kvm_irq_routing_entry){
+			.gsi = pin,
+			.type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = pin },
+		};
+	for (unsigned pin = 0; pin < X86_PIC_PINS && n < max; pin++, n++)
+		out[n] = (struct kvm_irq_routing_entry){
+			.gsi = pin,
+			.type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+				       .pin = pin % 8 },
+		};
+	return n;
 }
 
 static void uart_set_irq(void *ctx, int level)

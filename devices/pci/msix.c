@@ -83,7 +83,7 @@ static bool deliverable(const struct msix *m, unsigned v)
 static struct msi_msg message(const struct msix *m, unsigned v)
 {
 	const uint32_t *e = m->vectors[v].entry;
-	return (struct msi_msg){ .addr = e[0] | (uint64_t)e[1] << 32, .data = e[2] };
+	return (struct msi_msg){ .addr = e[0] | (uint64_t)e[1] << 32, .data = e[2], .devid = m->devid };
 }
 
 /* Brings KVM in line with the registers: routes first (one commit for all
@@ -101,7 +101,8 @@ static void sync(struct msix *m)
 		if (!m->scratch_users[v] || !deliverable(m, v))
 			continue;
 		struct msi_msg msg = message(m, v);
-		if (vec->routed && vec->routed_msg.addr == msg.addr && vec->routed_msg.data == msg.data)
+		if (vec->routed && vec->routed_msg.addr == msg.addr && vec->routed_msg.data == msg.data &&
+		    vec->routed_msg.devid == msg.devid)
 			continue;
 		m->scratch_gsi[n] = vec->gsi;
 		m->scratch_msg[n] = msg;
@@ -139,6 +140,14 @@ static void sync(struct msix *m)
 			}
 		}
 	}
+}
+
+void msix_set_devid(struct msix *m, uint32_t devid)
+{
+	pthread_mutex_lock(&m->lock);
+	m->devid = devid;
+	sync(m);   /* a route already written carried the old ID */
+	pthread_mutex_unlock(&m->lock);
 }
 
 void msix_set_user_fd(struct msix *m, unsigned u, int fd)

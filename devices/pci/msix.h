@@ -50,6 +50,7 @@
 struct msi_msg {
 	uint64_t addr;
 	uint32_t data;
+	uint32_t devid;             /* requester ID (bus << 8 | devfn): the ITS device ID on arm64 */
 };
 
 /* What MSI-X delivery needs from the VM. vmm/msi_routes.c implements it
@@ -85,6 +86,7 @@ struct msix {
 	struct msix_vector *vectors;
 	unsigned n_users;
 	struct msix_user *users;
+	uint32_t devid;                  /* requester ID every message carries (pci_host_add sets it) */
 	bool enabled, function_masked;   /* message control */
 	atomic_bool enabled_flag;        /* same as enabled, readable without the lock */
 	const struct pci_msi_host_ops *host;
@@ -104,6 +106,10 @@ int msix_init(struct msix *m, const char *name, unsigned n_vectors, unsigned n_u
 /* Removes every irqfd and gives the GSIs back. Call while the user fds are
  * still open. */
 void msix_destroy(struct msix *m);
+
+/* The function's requester ID, which its messages carry as devid. Set when
+ * the function gets its place on the bus, before the guest runs. */
+void msix_set_devid(struct msix *m, uint32_t devid);
 
 /* Sets the eventfd of user u (before the user gets a vector). */
 void msix_set_user_fd(struct msix *m, unsigned u, int fd);

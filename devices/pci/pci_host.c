@@ -1,7 +1,9 @@
 #include "devices/pci/pci_host.h"
 
+#include <stdbool.h>
 #include <string.h>
 
+#include "devices/pci/msix.h"
 #include "vmm/log.h"
 
 #define CONFIG_ENABLE 0x80000000u
@@ -72,6 +74,8 @@ int pci_host_add(struct pci_host *h, struct pci_device *d)
 			pci_dev_set_bar_addr(d, n, addrs[n]);
 	d->host = h;
 	d->slot = slot;
+	if (d->msix)
+		msix_set_devid(d->msix, (uint32_t)slot << 3);   /* bus 0, function 0 */
 	d->window_base = h->window_base;
 	d->window_size = h->window_size;
 	h->slots[slot] = d;
@@ -126,6 +130,54 @@ static void pio_write(void *dev, uint64_t off, const void *data, unsigned size)
 }
 
 const struct io_ops pci_host_pio_ops = { .read = pio_read, .write = pio_write };
+
+/* ECAM: offset = bus << 20 | device << 15 | function << 12 | register. The
+ * device at that address, or NULL. */
+static struct pci_device *ecam_device(struct pci_host *h, uint64_t off)
+{
+	unsigned bus = (unsigned)(off >> 20), dev = (off >> 15) & 0x1f, fn = (off >> 12) & 7;
+	if (bus != 0 || fn != 0)
+		return NULL;
+	return h->slots[dev];
+}
+
+/* An access ECAM serves: 1, 2 or 4 bytes inside one dword. */
+static bool ecam_access_ok(uint64_t off, unsigned size)
+{
+	return (size == 1 || size == 2 || size == 4) && (off & 3) + size <= 4;
+}
+
+static void ecam_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	struct pci_host *h = dev;
+	uint32_t v = 0xffffffffu;
+	unsigned reg = (unsigned)(off & 0xfff);
+	pthread_rwlock_wrlock(&h->lock);
+	struct pci_device *d = ecam_device(h, off);
+	if (d && ecam_access_ok(off, size))
+		/* Extended space (256-4095) is empty: no PCIe capability, so
+		 * Linux does not look there; zero ends any list walk. */
+		v = reg < PCI_CFG_SIZE ? pci_dev_config_read(d, reg, size) : 0;
+	pthread_rwlock_unlock(&h->lock);
+	memcpy(data, &v, size <= 4 ? size : 4);
+	if (size > 4)
+		memset((uint8_t *)data + 4, 0xff, size - 4);
+}
+
+static void ecam_write(void *dev, uint64_t off, const void *data, unsigned size)
+{
+	struct pci_host *h = dev;
+	uint32_t v = 0;
+	unsigned reg = (unsigned)(off & 0xfff);
+	memcpy(&v, data, size <= 4 ? size : 4);
+	pthread_rwlock_wrlock(&h->lock);
+	struct pci_device *d = ecam_device(h, off);
+	if (d && ecam_access_ok(off, size) && reg < PCI_CFG_SIZE)
+		pci_dev_config_write(d, reg, v, size);
+	pthread_rwlock_unlock(&h->lock);
+}
+
+const struct io_ops pci_host_ecam_ops = { .read = ecam_read, .write = ecam_write };
 
 /* The BAR that decodes [addr, addr + size), or NULL. Read lock held. */
 static const struct pci_bar *decoding_bar(struct pci_host *h, uint64_t addr, unsigned size, uint64_t *off)

@@ -1,5 +1,6 @@
-/* PCI host bridge: configuration mechanism 1 on I/O ports 0xcf8-0xcff and
- * one fixed MMIO window in which every device BAR lives.
+/* PCI host bridge: configuration mechanism 1 on I/O ports 0xcf8-0xcff (x86)
+ * or an ECAM window on the MMIO bus (arm64; both work on any arch), and one
+ * fixed MMIO window in which every device BAR lives.
  *
  * - Bus 0 only, 32 slots, function 0 only. Slot 0 is the host bridge itself
  *   (class 0x0600). Anything else (absent slot, other bus or function,
@@ -60,6 +61,12 @@ int pci_host_add(struct pci_host *h, struct pci_device *d);
 
 /* Range PCI_HOST_PIO_BASE, length PCI_HOST_PIO_LEN, dev = the pci_host. */
 extern const struct io_ops pci_host_pio_ops;
+/* ECAM (PCIe enhanced configuration), bus 0: a range of at least 1 MiB on
+ * the MMIO bus, dev = the pci_host. Offset bus << 20 | device << 15 |
+ * function << 12 | register; 1/2/4-byte accesses inside one dword; absent
+ * devices, other buses and functions read all ones; registers 256-4095 of a
+ * present device read 0 and ignore writes. */
+extern const struct io_ops pci_host_ecam_ops;
 /* Range window_base, length window_size, dev = the pci_host. */
 extern const struct io_ops pci_host_mmio_ops;
 

@@ -88,6 +88,7 @@
 #define WIN_BASE  0xe0000000ull               /* as arch/x86/layout.h */
 #define WIN_SIZE  (0xfec00000ull - WIN_BASE)
 #define MMIO_BASE 0xd0000000ull
+#define ECAM_BASE 0x3f000000ull                /* as arch/arm64/layout.h: bus 0, 1 MiB */
 #define MMIO_GSI  5
 #define RAM_SIZE  0x10000u
 #define HDR       4
@@ -588,6 +589,7 @@ static void build(const uint8_t *data, size_t size)
 	CHECK(io_bus_register(&pio_bus, PCI_HOST_PIO_BASE, PCI_HOST_PIO_LEN, &pci_host_pio_ops, &host, "pci") == 0);
 	CHECK(io_bus_register(&mmio_bus, WIN_BASE, WIN_SIZE, &pci_host_mmio_ops, &host, "pci-bars") == 0);
 	CHECK(io_bus_register(&mmio_bus, MMIO_BASE, VIRTIO_MMIO_SIZE, &virtio_mmio_io_ops, &vm, "mmio") == 0);
+	CHECK(io_bus_register(&mmio_bus, ECAM_BASE, 1 << 20, &pci_host_ecam_ops, &host, "ecam") == 0);
 
 	memcpy(dev_cfg0, vp.pci.cfg, PCI_CFG_SIZE);
 	memcpy(dev_wmask0, vp.pci.wmask, PCI_CFG_SIZE);
@@ -659,8 +661,28 @@ static uint64_t guest_access(struct io_bus *bus, uint64_t addr, bool write, unsi
 	return v;
 }
 
+/* ECAM (arm64): the same config space as mechanism 1, reached by address. */
+static void ecam_op(uint16_t off, bool write, unsigned size, uint64_t value)
+{
+	unsigned slot = (off >> 11) & 31, reg = off & 0x7ff;
+	uint64_t v = guest_access(&mmio_bus, ECAM_BASE + ((uint64_t)slot << 15) + reg, write, size, value);
+	if (write || (reg & 3) + size > 4)
+		return;
+	const struct pci_device *d = slot == 0 ? &host.bridge : slot == 1 ? &vp.pci : NULL;
+	uint32_t want = !d			? (uint32_t)(0xffffffffull >> (32 - 8 * size))
+			: reg < PCI_CFG_SIZE ? get_le(d->cfg + reg, size)
+					     : 0;   /* extended space of a present device */
+	if (v != want)
+		check_failed("ECAM read slot %u reg 0x%x size %u gave 0x%llx, config space holds 0x%x", slot, reg, size,
+			     (unsigned long long)v, want);
+}
+
 static void pci_cfg_op(uint8_t kind, uint16_t off, bool write, unsigned size, uint64_t value)
 {
+	if (kind & 0x80) {
+		ecam_op(off, write, size, value);
+		return;
+	}
 	if (!(kind & 0x20)) {
 		uint64_t port = (kind & 0x40) ? 0xcf0 + (off & 31u) : PCI_HOST_PIO_BASE + (off & 7u);
 		guest_access(&pio_bus, port, write, size, value);

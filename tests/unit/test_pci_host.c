@@ -267,3 +267,60 @@ Test(pci_host, window_dispatch_follows_memory_enable_and_bar_moves)
 	cr_assert_not(pci_dev_bar_decoded(&d, 0, &a));
 	cr_assert_eq(mmio_read32(moved + 0x20), 0xffffffffu);
 }
+
+/* ECAM (arm64): the same config space at bus << 20 | dev << 15 | fn << 12 |
+ * reg on the MMIO bus. */
+static uint32_t ecam_read(unsigned bus, unsigned dev, unsigned fn, unsigned reg, unsigned size)
+{
+	uint32_t v = 0;
+	pci_host_ecam_ops.read(&host, (uint64_t)bus << 20 | dev << 15 | fn << 12 | reg, &v, size);
+	return v;
+}
+
+static void ecam_write(unsigned dev, unsigned reg, uint32_t v, unsigned size)
+{
+	pci_host_ecam_ops.write(&host, (uint64_t)dev << 15 | reg, &v, size);
+}
+
+Test(pci_host, ecam_config_space)
+{
+	struct pci_device d;
+	struct fake_bar fb = { 0 };
+	make_dev(&d, &fb, 0x1000, false);
+	cr_assert_eq(pci_host_add(&host, &d), 1);
+	cr_assert_eq(ecam_read(0, 0, 0, 0x00, 4), PCI_HOST_DEVICE << 16 | PCI_HOST_VENDOR, "host bridge in slot 0");
+	cr_assert_eq(ecam_read(0, 1, 0, 0x00, 4), 0x10421af4u);
+	cr_assert_eq(ecam_read(0, 1, 0, 0x01, 1), 0x1a);
+	cr_assert_eq(ecam_read(0, 1, 0, 0x02, 2), 0x1042);
+	cr_assert_eq(ecam_read(0, 1, 0, 0x08, 4), 0x01000001u);
+	/* absent slot, other function, other bus: all ones */
+	cr_assert_eq(ecam_read(0, 2, 0, 0x00, 4), 0xffffffffu);
+	cr_assert_eq(ecam_read(0, 1, 1, 0x00, 4), 0xffffffffu);
+	cr_assert_eq(ecam_read(1, 1, 0, 0x00, 4), 0xffffffffu);
+	cr_assert_eq(ecam_read(0, 1, 0, 0x00, 2) , 0x1af4);
+	/* extended config space of a present device reads 0 (ends any walk) */
+	cr_assert_eq(ecam_read(0, 1, 0, 0x100, 4), 0);
+	cr_assert_eq(ecam_read(0, 1, 0, 0xffc, 4), 0);
+	/* an access crossing a dword, or 8 bytes wide, is refused */
+	cr_assert_eq(ecam_read(0, 1, 0, 0x03, 2) & 0xffff, 0xffff);
+	uint64_t wide = 0;
+	pci_host_ecam_ops.read(&host, 1 << 15, &wide, 8);
+	cr_assert_eq(wide, ~0ull);
+	ecam_write(1, 0x03, 0xffff, 2);
+	cr_assert_eq(ecam_read(0, 1, 0, 0x00, 4), 0x10421af4u, "nothing written");
+
+	/* Linux without firmware (pci-host-ecam-generic, no probe-only) sizes
+	 * and reassigns every BAR itself, through ECAM: the window follows. */
+	ecam_write(1, PCI_COMMAND, 0, 2);
+	ecam_write(1, PCI_BASE_ADDRESS_0, 0xffffffffu, 4);
+	cr_assert_eq(ecam_read(0, 1, 0, PCI_BASE_ADDRESS_0, 4), 0xfffff000u, "4 KiB BAR");
+	ecam_write(1, PCI_BASE_ADDRESS_0, (uint32_t)WIN_BASE + 0x5000, 4);
+	ecam_write(1, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	uint32_t v = 0;
+	pci_host_mmio_ops.read(&host, 0x5010, &v, 4);
+	cr_assert_eq(fb.reads, 1);
+	cr_assert_eq(fb.last_off, 0x10, "the BAR decodes where Linux put it");
+	/* registers 256-4095 ignore writes */
+	ecam_write(1, 0x100, 0x12345678, 4);
+	cr_assert_eq(ecam_read(0, 1, 0, 0x100, 4), 0);
+}

@@ -12,6 +12,7 @@
 
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_dev.h"
+#include "vmm/arch.h"
 #include "vmm/msi_routes.h"
 
 #define MAX_GSI 128
@@ -173,6 +174,24 @@ Test(pci_msix, linux_setup_sequence_one_commit_per_unmask)
 	cr_assert_eq(gsi_of(fds[1]), 25);
 	cr_assert_eq(gsi_of(fds[2]), 25, "two irqfds on one GSI");
 	cr_assert_eq(host.n_irqfds, 3);
+}
+
+/* On arm64 the GICv3 ITS identifies the device by its requester ID:
+ * every route carries it, and a new ID re-routes what is routed already. */
+Test(pci_msix, messages_carry_the_requester_id)
+{
+	msix_set_devid(&m, 3 << 3);
+	msix_set_user_vector(&m, 0, 0);
+	msix_control_write(&m, PCI_MSIX_FLAGS_ENABLE);
+	entry(0, 0x08090040u, 7, false);   /* GITS_TRANSLATER, event 7 */
+	cr_assert_eq(host.commits, 1);
+	cr_assert_eq(host.msg[24].devid, 3 << 3);
+	cr_assert_eq(host.msg[24].data, 7);
+	msix_set_devid(&m, 5 << 3);
+	cr_assert_eq(host.commits, 2, "the route changed with the ID");
+	cr_assert_eq(host.msg[24].devid, 5 << 3);
+	msix_set_devid(&m, 5 << 3);
+	cr_assert_eq(host.commits, 2, "same ID: nothing to write");
 }
 
 Test(pci_msix, masked_vector_latches_pending_and_delivers_on_unmask)
@@ -348,12 +367,17 @@ Test(msi_routes, full_table_on_real_kvm)
 	if (vm < 0)
 		cr_skip_test("no usable /dev/kvm with an in-kernel irqchip");
 	struct msi_routes r;
-	cr_assert_eq(msi_routes_init(&r, vm), 0);
+	struct kvm_irq_routing_entry defaults[64];
+	unsigned n_defaults = arch_default_irq_routes(defaults, 64);
+	cr_assert_eq(n_defaults, 24 + 16, "x86: IOAPIC and PIC pins");
+	cr_assert_eq(msi_routes_init(&r, vm, defaults, n_defaults), 0);
+	cr_assert_eq(r.first_gsi, 24, "MSI GSIs start above the IOAPIC pins");
+	cr_assert_not(r.msi_devid, "x86 MSIs carry no device ID");
 	int g0 = msi_routes_alloc_gsi(&r), g1 = msi_routes_alloc_gsi(&r);
-	cr_assert_eq(g0, MSI_ROUTES_FIRST_GSI);
-	cr_assert_eq(g1, MSI_ROUTES_FIRST_GSI + 1);
+	cr_assert_eq(g0, 24);
+	cr_assert_eq(g1, 25);
 	unsigned gsis[2] = { (unsigned)g0, (unsigned)g1 };
-	struct msi_msg msgs[2] = { { 0xfee00000u, 0x4021 }, { 0xfee01000u, 0x4022 } };
+	struct msi_msg msgs[2] = { { .addr = 0xfee00000u, .data = 0x4021 }, { .addr = 0xfee01000u, .data = 0x4022 } };
 	cr_assert_eq(msi_routes_set(&r, gsis, msgs, 2), 0, "KVM_SET_GSI_ROUTING accepted");
 	cr_assert_eq(r.commits, 1, "one commit for both");
 
@@ -406,14 +430,63 @@ Test(msi_routes, full_table_on_real_kvm)
 	close(kvm_fd);
 }
 
+/* When KVM asks for device IDs (KVM_CAP_MSI_DEVID: arm64 with an ITS), MSI
+ * routes carry the flag and the ID; irqchip routes never do. No such KVM
+ * here: the flag is forced and the table checked after KVM (no VM) refused
+ * it, which it does only after building it. */
+Test(msi_routes, device_id_when_kvm_asks_for_it)
+{
+	struct msi_routes r;
+	struct kvm_irq_routing_entry defaults[64];
+	cr_assert_eq(msi_routes_init(&r, -1, defaults, arch_default_irq_routes(defaults, 64)), 0);
+	cr_assert_not(r.msi_devid, "no VM, no KVM_CAP_MSI_DEVID");
+	r.msi_devid = true;
+	unsigned g = (unsigned)msi_routes_alloc_gsi(&r);
+	struct msi_msg msg = { .addr = 0x08090040u, .data = 3, .devid = 0x18 };
+	cr_assert_eq(msi_routes_set(&r, &g, &msg, 1), -1, "no VM to take it");
+	const struct kvm_irq_routing *t = r.table;
+	unsigned seen = 0;
+	for (unsigned i = 0; i < t->nr; i++) {
+		const struct kvm_irq_routing_entry *e = &t->entries[i];
+		if (e->type != KVM_IRQ_ROUTING_MSI) {
+			cr_assert_eq(e->flags, 0);
+			continue;
+		}
+		cr_assert_eq(e->gsi, g);
+		cr_assert_eq(e->flags, KVM_MSI_VALID_DEVID);
+		cr_assert_eq(e->u.msi.devid, 0x18);
+		cr_assert_eq(e->u.msi.address_lo, 0x08090040u);
+		seen++;
+	}
+	cr_assert_eq(seen, 1);
+	msi_routes_destroy(&r);
+}
+
+/* Defaults decide where MSI GSIs start: above the highest default GSI. */
+Test(msi_routes, first_gsi_above_the_defaults)
+{
+	struct msi_routes r;
+	struct kvm_irq_routing_entry spi[96];
+	for (unsigned i = 0; i < 96; i++)
+		spi[i] = (struct kvm_irq_routing_entry){ .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+							  .u.irqchip = { .irqchip = 0, .pin = i } };
+	cr_assert_eq(msi_routes_init(&r, -1, spi, 96), 0);
+	cr_assert_eq(msi_routes_alloc_gsi(&r), 96, "GIC SPIs 0-95 are GSIs 0-95");
+	msi_routes_destroy(&r);
+	struct kvm_irq_routing_entry many[MSI_ROUTES_MAX_DEFAULTS + 1];
+	memset(many, 0, sizeof(many));
+	cr_assert_eq(msi_routes_init(&r, -1, many, MSI_ROUTES_MAX_DEFAULTS + 1), -1, "too many defaults");
+}
+
 Test(msi_routes, allocation_limits)
 {
 	struct msi_routes r;
-	msi_routes_init(&r, -1);
+	struct kvm_irq_routing_entry defaults[64];
+	cr_assert_eq(msi_routes_init(&r, -1, defaults, arch_default_irq_routes(defaults, 64)), 0);
 	int last = -1, n = 0;
 	for (int g; (g = msi_routes_alloc_gsi(&r)) >= 0; n++)
 		last = g;
-	cr_assert_eq(n, MSI_ROUTES_MAX_GSI - MSI_ROUTES_FIRST_GSI);
+	cr_assert_eq(n, MSI_ROUTES_MAX_GSI - 24);
 	cr_assert_eq(last, MSI_ROUTES_MAX_GSI - 1);
 	msi_routes_free_gsi(&r, 100);
 	msi_routes_free_gsi(&r, 5);       /* not an MSI GSI: ignored */
@@ -421,8 +494,8 @@ Test(msi_routes, allocation_limits)
 	cr_assert_eq(msi_routes_alloc_gsi(&r), 100);
 	/* KVM refusing the table (here: no VM) leaves our table as KVM's */
 	unsigned g = 100;
-	struct msi_msg msg = { 0xfee00000u, 1 };
+	struct msi_msg msg = { .addr = 0xfee00000u, .data = 1 };
 	cr_assert_eq(msi_routes_set(&r, &g, &msg, 1), -1);
-	cr_assert_not(r.routes[100 - MSI_ROUTES_FIRST_GSI].routed);
+	cr_assert_not(r.routes[100 - r.first_gsi].routed);
 	msi_routes_destroy(&r);
 }

@@ -202,6 +202,7 @@ static void setup(void)
 				     &msi), 0);
 	int s = pci_host_add(&bus, &vp.pci);
 	cr_assert_eq(s, 1);
+	cr_assert_eq(vp.msix.devid, 1 << 3, "MSIs carry the requester ID of bus 0, slot 1, function 0");
 	slot = (unsigned)s;
 	bar = vp.pci.bars[0].addr;
 	cfg_wr(PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);   /* pci_enable_device + set_master */

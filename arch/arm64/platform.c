@@ -1,0 +1,232 @@
+/* arm64 machine: RAM layout, vGICv3 + ITS, platform devices on the MMIO bus
+ * (8250 UART, guest port, PCI ECAM and BAR window), and the kernel loader
+ * glue (Image, initrd, device tree). Everything is MMIO; power-off and
+ * reboot are PSCI calls KVM turns into KVM_EXIT_SYSTEM_EVENT. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch/arm64/boot.h"
+#include "arch/arm64/cpu.h"
+#include "arch/arm64/fdt.h"
+#include "arch/arm64/gic.h"
+#include "arch/arm64/layout.h"
+#include "vmm/arch.h"
+#include "vmm/file_util.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+/* vm->arch on arm64. */
+struct arm64_vm {
+	struct arm64_gic gic;
+	uint64_t *mpidr;          /* per vCPU, for the device tree */
+};
+
+const struct kvm_cap_need arch_required_caps[] = {
+	{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP (an in-kernel vGIC)" },
+	{ KVM_CAP_ARM_PSCI_0_2, "KVM_CAP_ARM_PSCI_0_2" },
+	{ KVM_CAP_ONE_REG, "KVM_CAP_ONE_REG" },
+	{ KVM_CAP_DEVICE_CTRL, "KVM_CAP_DEVICE_CTRL" },
+	{ 0, NULL },
+};
+
+int arch_ram_layout(uint64_t mem_bytes, struct arch_ram_region *out, unsigned max)
+{
+	if (max < 1 || mem_bytes < (16ull << 20) || mem_bytes > ARM64_IPA_LIMIT - ARM64_RAM_BASE)
+		return -1;
+	out[0] = (struct arch_ram_region){ ARM64_RAM_BASE, mem_bytes };
+	return 1;
+}
+
+int arch_vm_init(struct vm *vm)
+{
+	struct arm64_vm *a = calloc(1, sizeof(*a));
+	if (!a) {
+		log_error("out of memory");
+		return -1;
+	}
+	a->gic.fd = a->gic.its_fd = -1;
+	vm->arch = a;
+	return 0;
+}
+
+/* The GIC SPIs as GSIs 0..NR_SPIS-1, which is also what KVM installs at
+ * vGIC init (kvm_vgic_setup_default_irq_routing). irqfds of virtio-mmio
+ * devices use them; MSI GSIs come after. */
+unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned spi = 0; spi < ARM64_GIC_NR_SPIS && n < max; spi++, n++)
+		out[n] = (struct kvm_irq_routing_entry){
+			.gsi = spi,
+			.type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = 0, .pin = spi },
+		};
+	return n;
+}
+
+int arch_vm_late_init(struct vm *vm)
+{
+	struct arm64_vm *a = vm->arch;
+	a->mpidr = calloc(vm->n_vcpus, sizeof(*a->mpidr));
+	if (!a->mpidr) {
+		log_error("out of memory");
+		return -1;
+	}
+	if (arm64_vcpus_init(vm, a->mpidr) || arm64_gic_create(&a->gic, vm->fd, vm->n_vcpus))
+		return -1;
+	vm->pci_msi = arm64_gic_has_its(&a->gic);
+	/* After the ITS exists: that is when KVM starts asking MSIs for a
+	 * device ID (KVM_CAP_MSI_DEVID), which msi_routes checks. */
+	struct kvm_irq_routing_entry defaults[ARM64_GIC_NR_SPIS];
+	unsigned n = arch_default_irq_routes(defaults, ARM64_GIC_NR_SPIS);
+	return msi_routes_init(&vm->msi_routes, vm->fd, defaults, n);
+}
+
+void arch_vm_destroy(struct vm *vm)
+{
+	struct arm64_vm *a = vm->arch;
+	if (!a)
+		return;
+	arm64_gic_destroy(&a->gic);
+	free(a->mpidr);
+	free(a);
+	vm->arch = NULL;
+}
+
+/* KVM_IRQ_LINE on arm64 names an SPI by type and INTID, not by GSI. */
+static void uart_set_irq(void *ctx, int level)
+{
+	struct vm *vm = ctx;
+	struct kvm_irq_level irq = {
+		.irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (32 + ARM64_UART_SPI),
+		.level = level,
+	};
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE (UART, SPI %d): %s", ARM64_UART_SPI, strerror(errno));
+}
+
+static void uart_output(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = ctx;
+	console_output(&vm->console, buf, len);
+}
+
+static const struct serial_8250_ops uart_ops = {
+	.output = uart_output,
+	.set_irq = uart_set_irq,
+};
+
+int arch_platform_init(struct vm *vm)
+{
+	serial_8250_init(&vm->uart, &uart_ops, vm);
+	vm->debug.stop = vm->stop_sink;
+	vm->debug.start_ns = vm->start_ns;
+	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
+	vm->debug.log_markers = markers && *markers == '1';
+
+	/* The UART's eight 1-byte registers; the rest of its page reads as
+	 * unmapped. The guest port takes its whole page (offsets 0 and 1 mean
+	 * something, as on the x86 ports). */
+	pci_host_init(&vm->pci, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE);
+	if (io_bus_register(&vm->mmio_bus, ARM64_UART_BASE, 8, &serial_8250_io_ops, &vm->uart, "uart") ||
+	    io_bus_register(&vm->mmio_bus, ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE, &debug_port_io_ops,
+			    &vm->debug, "guest-port") ||
+	    io_bus_register(&vm->mmio_bus, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE, &pci_host_ecam_ops, &vm->pci,
+			    "pci-ecam") ||
+	    io_bus_register(&vm->mmio_bus, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->pci,
+			    "pci-bars")) {
+		log_error("internal: platform MMIO ranges overlap");
+		return -1;
+	}
+	return 0;
+}
+
+int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
+{
+	if (index >= ARM64_VIRTIO_MMIO_MAX)
+		return -1;
+	*base = ARM64_VIRTIO_MMIO_BASE + index * ARM64_VIRTIO_MMIO_STRIDE;
+	*gsi = ARM64_VIRTIO_MMIO_FIRST_SPI + index;   /* GSI n = SPI n (arch_default_irq_routes) */
+	return 0;
+}
+
+int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen)
+{
+	struct arm64_image k;
+	if (arm64_parse_image(img, len, &k, err, errlen))
+		return -1;
+	*is_linux = true;
+	return 0;
+}
+
+static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct arm64_boot_plan *plan,
+		     uint64_t initrd_size)
+{
+	struct arm64_vm *a = vm->arch;
+	struct arm64_fdt_mmio_dev mmio[VM_MAX_VIRTIO];
+	for (unsigned i = 0; i < vm->n_mmio; i++)
+		mmio[i] = (struct arm64_fdt_mmio_dev){ vm->mmio[i]->base, VIRTIO_MMIO_SIZE, vm->mmio[i]->gsi };
+	bool its = arm64_gic_has_its(&a->gic);
+	struct arm64_fdt_config c = {
+		.ram = { vm->mem.regions[0].gpa, vm->mem.regions[0].size },
+		.n_cpus = vm->n_vcpus,
+		.mpidr = a->mpidr,
+		.cmdline = opts->cmdline,
+		.initrd_gpa = plan->initrd_gpa,
+		.initrd_size = initrd_size,
+		.gicd = { ARM64_GICD_BASE, ARM64_GICD_SIZE },
+		.gicr = { ARM64_GICR_BASE, ARM64_GICR_STRIDE * vm->n_vcpus },
+		.has_its = its,
+		.its = { ARM64_GITS_BASE, ARM64_GITS_SIZE },
+		.uart = { ARM64_UART_BASE, ARM64_UART_SIZE },
+		.uart_spi = ARM64_UART_SPI,
+		.uart_clock_hz = ARM64_UART_CLOCK_HZ,
+		.guest_port = { ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE },
+		.mmio = mmio,
+		.n_mmio = vm->n_mmio,
+		.has_pci = its,
+		.pci_ecam = { ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE },
+		.pci_mmio = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },
+	};
+	void *dst = guest_mem_ptr(&vm->mem, plan->fdt_gpa, ARM64_FDT_MAX_SIZE);
+	char err[256];
+	if (!dst || arm64_fdt_build(dst, ARM64_FDT_MAX_SIZE, &c, err, sizeof(err))) {
+		log_error("%s", dst ? err : "internal: device tree outside guest memory");
+		return -1;
+	}
+	return 0;
+}
+
+int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+{
+	char err[256];
+	struct arm64_image k;
+	struct arm64_boot_plan plan;
+	uint64_t initrd_size = files->initrd_fd >= 0 ? files->initrd_size : 0;
+	const struct guest_region *ram = &vm->mem.regions[0];
+
+	if (arm64_parse_image(files->kernel, files->kernel_len, &k, err, sizeof(err)) ||
+	    arm64_plan_boot(&k, ram->gpa, ram->size, initrd_size, &plan, err, sizeof(err))) {
+		log_error("--kernel %s: %s", opts->kernel, err);
+		return -1;
+	}
+	if (guest_mem_write(&vm->mem, plan.kernel_gpa, files->kernel, k.file_size)) {
+		log_error("internal: kernel outside guest memory");
+		return -1;
+	}
+	if (initrd_size) {
+		void *dst = guest_mem_ptr(&vm->mem, plan.initrd_gpa, initrd_size);
+		if (!dst || read_full(files->initrd_fd, dst, initrd_size)) {
+			log_error("--initrd %s: read failed: %s", opts->initrd, strerror(errno));
+			return -1;
+		}
+	}
+	if (build_fdt(vm, opts, &plan, initrd_size))
+		return -1;
+	vm->boot.entry = plan.kernel_gpa;
+	vm->boot.params = plan.fdt_gpa;
+	return 0;
+}

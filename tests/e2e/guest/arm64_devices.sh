@@ -1,0 +1,23 @@
+#!/bin/sh
+# Guest side of tests/e2e/arm64_devices.sh: CPUs brought up by PSCI, one
+# virtio-mmio and one virtio-pci disk (which is which, by sysfs path), a
+# write to each, checksums, the interrupts each uses, then exit status 7
+# through the arm64 guest port (README, "Guest port").
+if ! ls /sys/bus/virtio/drivers/virtio_blk >/dev/null 2>&1; then
+	echo "ARMDEV no virtio_blk driver (the initramfs lacks the virtio modules)"
+	exit 1
+fi
+echo "ARMDEV cpus=$(grep -c ^processor /proc/cpuinfo)"
+for d in /sys/block/vd*; do
+	n=$(basename "$d")
+	echo "ARMDEV disk $n sig=$(head -c 12 /dev/$n) path=$(readlink -f $d/device)"
+done
+for n in vda vdb; do
+	echo "written-by-guest-$n" | dd of=/dev/$n bs=512 seek=8 conv=fsync 2>/dev/null
+	echo "ARMDEV md5 $n $(dd if=/dev/$n bs=1M count=4 2>/dev/null | md5sum | cut -d' ' -f1)"
+done
+sync
+grep -E "virtio|ttyS0" /proc/interrupts | sed 's/^/ARMDEV irq /'
+echo "ARMDEV exiting with 7 through the guest port"
+devmem 0x09010000 8 7
+echo "ARMDEV still running after the guest port write"
