@@ -6,7 +6,7 @@
 #   arm64-kernel     Debian's arm64 kernel Image (uncompressed, bootable by QEMU -kernel and by
 #                    minivmm alike) + the few modules the nested arm64 rig's L1 loads, with a
 #                    load order (modules.load). One image serves as L1 and as L2 kernel.
-#   arm64-initramfs  busybox-static:arm64 + guest-images/init.sh and tests/e2e/guest/*.sh, the
+#   arm64-initramfs  busybox-static:arm64 + the virtio-mmio/pci/blk modules + guest-images/init.sh and tests/e2e/guest/*.sh, the
 #                    same guest contract as the x86 initramfs (marker line, mvtest=NAME). The
 #                    busybox binary is kept next to it (the rig's L1 userspace).
 
@@ -14,6 +14,32 @@
 # module that needs them): virtio-mmio + virtio-blk for the results disk, tun/tap/vhost-net for
 # network scenarios. KVM itself is built in (CONFIG_KVM=y) in Debian's arm64 kernel.
 ARM64_L1_MODULES=(virtio_mmio virtio_blk tun tap vhost_net)
+# Modules of the arm64 guest initramfs: virtio disks on both transports (arm64_devices).
+ARM64_GUEST_MODULES=(virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk)
+
+# arm64_modules TREE KVER DEST LIST MODULE...: copy each module and its dependencies (first)
+# from the unpacked kernel package TREE to DEST/<path under /lib/modules/KVER>, appending the
+# paths in load order to LIST.
+arm64_modules() {
+    local x=$1 kver=$2 dest=$3 list=$4 m seen=" "; shift 4
+    depmod -b "$x" "$kver" || die "depmod on the unpacked $kver failed"
+    add_module() {
+        local d src rel
+        [[ $seen == *" $1 "* ]] && return 0
+        seen+="$1 "
+        for d in $(modinfo -b "$x" -k "$kver" -F depends "$1" | tr ',' ' '); do
+            add_module "$d"
+        done
+        src=$(modinfo -b "$x" -k "$kver" -n "$1") || die "no module $1 in $kver"
+        [[ $src == /* ]] || return 0   # "(builtin)"
+        rel=${src#"$x"/lib/modules/"$kver"/}
+        mkdir -p "$dest/$(dirname "$rel")"
+        cp -- "$src" "$dest/$rel"
+        echo "$rel" >>"$list"
+    }
+    : >"$list"
+    for m in "$@"; do add_module "$m"; done
+}
 
 # Candidate version of an arm64 package in apt's lists (no network needed).
 arm64_candidate() {
@@ -61,7 +87,7 @@ recipe_arm64_kernel() {
 }
 
 build_arm64_kernel() {
-    local stage=$1 x x_kernel kver m rel seen=" "
+    local stage=$1 x x_kernel kver
     x=$stage/deb
     arm64_unpack "$x" "$ARM64_KPKG"
     kver=${ARM64_KPKG%%=*}; kver=${kver#linux-image-}
@@ -80,23 +106,7 @@ build_arm64_kernel() {
 
     # The L1 modules and their dependencies, in load order, under modules/ (paths as in
     # /lib/modules/KVER/), listed in modules.load.
-    depmod -b "$x" "$kver" || die "depmod on the unpacked $kver failed"
-    add_module() {
-        local d src
-        [[ $seen == *" $1 "* ]] && return 0
-        seen+="$1 "
-        for d in $(modinfo -b "$x" -k "$kver" -F depends "$1" | tr ',' ' '); do
-            add_module "$d"
-        done
-        src=$(modinfo -b "$x" -k "$kver" -n "$1") || die "arm64-kernel: no module $1 in $kver"
-        [[ $src == /* ]] || return 0   # "(builtin)"
-        rel=${src#"$x"/lib/modules/"$kver"/}
-        mkdir -p "$stage/modules/$(dirname "$rel")"
-        cp -- "$src" "$stage/modules/$rel"
-        echo "$rel" >>"$stage/modules.load"
-    }
-    : >"$stage/modules.load"
-    for m in "${ARM64_L1_MODULES[@]}"; do add_module "$m"; done
+    arm64_modules "$x" "$kver" "$stage/modules" "$stage/modules.load" "${ARM64_L1_MODULES[@]}"
     rm -rf -- "$x"
     ls -l "$stage/Image" >&2
 }
@@ -104,10 +114,14 @@ build_arm64_kernel() {
 recipe_arm64_initramfs() {
     local -a tests
     mapfile -t tests < <(find "$GUEST_TESTS_DIR" -maxdepth 1 -name '*.sh' -type f | sort)
+    local pkg
     ARM64_BUSYBOX="busybox-static=$(arm64_candidate busybox-static)"
+    pkg=$(arm64_kernel_package)
+    ARM64_KPKG="$pkg=$(arm64_candidate "$pkg")"
     {
         hash_material_files "$HERE/build.sh" "$HERE/arm64.sh" "$INIT_SCRIPT" "${tests[@]}"
         echo "$ARM64_BUSYBOX"
+        echo "$ARM64_KPKG"
     } >"$WORK/material"
     GUEST_TESTS=("${tests[@]}")
     cached_build arm64-initramfs "$(short_hash <"$WORK/material")" initramfs.cpio.gz \
@@ -115,11 +129,16 @@ recipe_arm64_initramfs() {
 }
 
 build_arm64_initramfs() {
-    local stage=$1 root=$1/root f
+    local stage=$1 root=$1/root f kver
     mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/mvtest,proc,sys,dev,tmp,root}
     chmod 1777 "$root/tmp"
-    arm64_unpack "$stage/deb" "$ARM64_BUSYBOX"
+    arm64_unpack "$stage/deb" "$ARM64_BUSYBOX" "$ARM64_KPKG"
     cp -- "$stage/deb/bin/busybox" "$root/bin/busybox"
+    # The virtio modules, loaded by init.sh in the order of minivmm-load-order.
+    kver=${ARM64_KPKG%%=*}; kver=${kver#linux-image-}
+    mkdir -p "$root/lib/modules/$kver"
+    arm64_modules "$stage/deb" "$kver" "$root/lib/modules/$kver" \
+        "$root/lib/modules/$kver/minivmm-load-order" "${ARM64_GUEST_MODULES[@]}"
     cp -- "$stage/deb/bin/busybox" "$stage/busybox"   # for the rig's L1 userspace too
     rm -rf -- "$stage/deb"
     # The applet links are made at boot (busybox --install): an arm64 busybox cannot be asked
