@@ -57,10 +57,14 @@ static const struct rule common_rules[] = {
 	R(gettid), R(getpid), R(sched_yield), R(fstat), R(newfstatat), R(getrandom),
 	{ SCMP_SYS(mmap), NO_EXEC }, { SCMP_SYS(mprotect), NO_EXEC }, { SCMP_SYS(prctl), GET_NAME_ONLY },
 #if defined(__SANITIZE_ADDRESS__)
-	/* The sanitizer runtime's own calls (thread set-up, reports). */
+	/* The sanitizer runtime's own calls: thread set-up, reports, and the
+	 * leak checker at exit, which stops the world from a ptrace()ing clone. */
 	R(sigaltstack), R(prctl), R(getrlimit), R(prlimit64), R(sched_getaffinity), R(readlink), R(openat),
 	R(close), R(pread64), R(mincore), R(tgkill), R(rt_sigaction), R(dup), R(pipe2), R(wait4),
-	R(clone), R(mremap),
+	R(clone), R(mremap), R(ptrace), R(getppid), R(kill), R(waitid), R(getdents64), R(lseek),
+#ifdef __NR_open   /* x86_64: the runtime's raw calls use the old forms */
+	R(open), R(getdents),
+#endif
 #endif
 	{ -1, ANY_ARGS },
 };
@@ -360,6 +364,10 @@ int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *
 			}
 		} else if (parse_id(user, &v) == 0) {
 			*uid = (uid_t)v;
+			if (!group) {   /* never keep root's group: the same number */
+				*gid = (gid_t)v;
+				*has_gid = true;
+			}
 		} else {
 			return err_set(err, errlen, "--user %s: no such user", user);
 		}

@@ -47,6 +47,14 @@ int sandbox_enter(const struct sandbox *sb, enum thread_role role);
 int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, bool *has_uid, bool *has_gid,
 			char *err, size_t errlen);
 
+/* What --user/--group/--chroot resolved to, checked before anything opens. */
+struct sandbox_ids {
+	bool has_uid, has_gid;
+	uid_t uid;
+	gid_t gid;
+	const char *chroot_dir;
+};
+
 /* Step 1 above. chroot_dir may be NULL; has_uid/has_gid false keep the ids. */
 int sandbox_drop_privileges(const char *chroot_dir, bool has_uid, uid_t uid, bool has_gid, gid_t gid, char *err,
 			    size_t errlen);

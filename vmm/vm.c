@@ -318,6 +318,9 @@ int vm_run(struct vm *vm)
 	vm_threads_close(vm);   /* a vCPU waiting for a device thread must not hold up the stop */
 	stop_all_vcpus(vm);
 	close(sfd);
+	/* Teardown from here: a second Ctrl-C or a SIGTERM ends the process
+	 * the default way rather than waiting in a signalfd nobody reads. */
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	console_close(&vm->console);   /* restore the terminal before we print */
 	return exit_status_for(vm);
 }
@@ -352,15 +355,11 @@ void vm_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->lock);
 }
 
-int vm_sandbox(struct vm *vm, const struct vmm_options *opts)
+int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandbox_ids *ids)
 {
 	char err[256];
-	uid_t uid = 0;
-	gid_t gid = 0;
-	bool has_uid, has_gid;
 	if (sandbox_init(&vm->sandbox, opts->seccomp, err, sizeof(err)) ||
-	    sandbox_resolve_ids(opts->user, opts->group, &uid, &gid, &has_uid, &has_gid, err, sizeof(err)) ||
-	    sandbox_drop_privileges(opts->chroot_dir, has_uid, uid, has_gid, gid, err, sizeof(err))) {
+	    sandbox_drop_privileges(ids->chroot_dir, ids->has_uid, ids->uid, ids->has_gid, ids->gid, err, sizeof(err))) {
 		log_error("%s", err);
 		return -1;
 	}

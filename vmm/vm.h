@@ -113,7 +113,7 @@ void vm_destroy(struct vm *vm);
 /* After vm_load, before vm_run: compiles the seccomp filters, then (chroot,
  * user/group switch, capabilities dropped). The process must still have
  * one thread. Logs and returns -1 on failure. */
-int vm_sandbox(struct vm *vm, const struct vmm_options *opts);
+int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandbox_ids *ids);
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 /* Brings every vCPU out of KVM_RUN and holds it; vm_resume lets them go. */

@@ -227,6 +227,8 @@ Test(sandbox, user_and_group_names_and_numbers)
 	cr_assert(hu && hg && uid == 0 && gid == 0, "root's own group comes with it");
 	cr_assert_eq(sandbox_resolve_ids("4321", "1234", &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
 	cr_assert(uid == 4321 && gid == 1234);
+	cr_assert_eq(sandbox_resolve_ids("4321", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(hg && gid == 4321, "a bare uid brings the same gid, never root's group");
 	cr_assert_eq(sandbox_resolve_ids(NULL, NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
 	cr_assert(!hu && !hg);
 	cr_assert_eq(sandbox_resolve_ids("no-such-user-minivmm", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
