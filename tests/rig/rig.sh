@@ -148,24 +148,9 @@ RESULTS=$LOGDIR/results.txt
 PRE_FAILS=()   # rig-level failures (build steps), reported like scenarios
 
 # ---------------------------------------------------------------- minivmm
-CMAKE_ARGS=()
-BUILD_ARGS=()
-if [ "$ARCH" = arm64 ]; then
-	# Cross-built with Debian's aarch64-linux-gnu-gcc: the port's toolchain file when
-	# there is one, else the same settings by hand; only the minivmm target (the
-	# unit tests link against the host's Criterion).
-	tc=$(ls "$ROOT"/cmake/*aarch64*.cmake 2>/dev/null | head -n 1)
-	if [ -n "$tc" ]; then
-		CMAKE_ARGS=(-DCMAKE_TOOLCHAIN_FILE="$tc")
-	else
-		CMAKE_ARGS=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64
-			-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc)
-	fi
-	BUILD_ARGS=(--target minivmm)
-	if [ ! -d "$ROOT/arch/arm64" ] && [ -z "${MINIVMM:-}" ]; then
-		say "no arch/arm64 in this tree (the arm64 port): no arm64 minivmm to build"
-		DO_BUILD=0 MINIVMM=none
-	fi
+if [ "$ARCH" = arm64 ] && [ ! -f "$ROOT/arch/arm64/cross-build.sh" ] && [ -z "${MINIVMM:-}" ]; then
+	say "no arch/arm64/cross-build.sh in this tree (the arm64 port): no arm64 minivmm to build"
+	DO_BUILD=0 MINIVMM=none
 fi
 if [ $DO_BUILD = 1 ] && [ -z "${MINIVMM:-}" ] && [ "$ARCH" = arm64 ] && [ -f "$ROOT/arch/arm64/cross-build.sh" ]; then
 	# The port's own static cross build (it fetches the arm64 libfdt it links).
@@ -178,8 +163,7 @@ if [ $DO_BUILD = 1 ] && [ -z "${MINIVMM:-}" ] && [ "$ARCH" = arm64 ] && [ -f "$R
 	fi
 elif [ $DO_BUILD = 1 ] && [ -z "${MINIVMM:-}" ] && [ -f "$ROOT/CMakeLists.txt" ]; then
 	say "building minivmm for $ARCH (log $LOGDIR/build-minivmm.log)"
-	if ! { cmake -S "$ROOT" -B "$MINIVMM_BUILD" "${CMAKE_ARGS[@]}" \
-		&& cmake --build "$MINIVMM_BUILD" -j2 "${BUILD_ARGS[@]}"; } \
+	if ! { cmake -S "$ROOT" -B "$MINIVMM_BUILD" && cmake --build "$MINIVMM_BUILD" -j2; } \
 		>"$LOGDIR/build-minivmm.log" 2>&1; then
 		tail -n 15 "$LOGDIR/build-minivmm.log" | sed 's/^/  | /' >&2
 		say "minivmm build FAILED: scenarios that need minivmm will be skipped"
