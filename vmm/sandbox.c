@@ -49,6 +49,10 @@ struct rule {
 };
 
 #define R(name) { SCMP_SYS(name), ANY_ARGS }
+/* Ends a list. Not "any negative number": a call this architecture does not
+ * have (poll, readlink on arm64) is a negative libseccomp pseudo-number
+ * (__PNR_*, below -10000), which libseccomp ignores in a rule. */
+#define RULES_END (-1)
 
 /* glibc under every thread: malloc, stdio on stderr, futexes, thread exit. */
 static const struct rule common_rules[] = {
@@ -66,7 +70,7 @@ static const struct rule common_rules[] = {
 	R(open), R(getdents),
 #endif
 #endif
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 static const struct rule main_rules[] = {
@@ -74,34 +78,34 @@ static const struct rule main_rules[] = {
 	R(rt_sigaction),   /* glibc sets its cancellation handler at the first pthread_create */
 	{ SCMP_SYS(clone), THREAD_CLONE }, { SCMP_SYS(prctl), NAME_ONLY }, { SCMP_SYS(seccomp), FILTER_ONLY },
 	{ SCMP_SYS(ioctl), IOCTL_LIST },
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 static const struct rule vcpu_rules[] = {
 	R(close), R(eventfd2), R(poll), R(ppoll),
 	{ SCMP_SYS(ioctl), IOCTL_LIST }, { SCMP_SYS(socket), DGRAM_SOCKET },
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 static const struct rule blk_rules[] = {
 	R(poll), R(ppoll), R(preadv), R(pwritev), R(pread64), R(pwrite64), R(fdatasync), R(fsync),
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 static const struct rule net_rules[] = {
 	R(poll), R(ppoll), R(readv), R(writev),
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 static const struct rule net_ctrl_rules[] = {
 	R(poll), R(ppoll), R(close), R(eventfd2),
 	{ SCMP_SYS(ioctl), IOCTL_LIST }, { SCMP_SYS(socket), DGRAM_SOCKET },
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 static const struct rule vhost_fwd_rules[] = {
 	R(poll), R(ppoll),
-	{ -1, ANY_ARGS },
+	{ RULES_END, ANY_ARGS },
 };
 
 /* vhost-net set-up and tear-down, from whichever thread starts a pair. */
@@ -169,7 +173,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, const unsigned lo
 
 static int add_list(scmp_filter_ctx ctx, const struct role_list *l)
 {
-	for (const struct rule *r = l->rules; r->nr >= 0; r++) {
+	for (const struct rule *r = l->rules; r->nr != RULES_END; r++) {
 		int rc = add_rule(ctx, r, l->ioctls);
 		if (rc)
 			return rc;
@@ -326,7 +330,7 @@ bool sandbox_role_allows(enum thread_role role, int nr)
 {
 	const struct rule *lists[] = { common_rules, role_lists[role].rules };
 	for (unsigned l = 0; l < ARRAY_SIZE(lists); l++)
-		for (const struct rule *r = lists[l]; r->nr >= 0; r++)
+		for (const struct rule *r = lists[l]; r->nr != RULES_END; r++)
 			if (r->nr == nr && r->args == ANY_ARGS)
 				return true;
 	if (role == THREAD_ROLE_MAIN)
