@@ -18,6 +18,10 @@ PKGS=(
 	# one), dtc for the device tree tests, qemu-user to run the arm64 binary
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 libcap-dev:arm64
 	device-tree-compiler qemu-user
+	# the nested arm64 rig (tests/rig/rig.sh --arch arm64): a qemu-system-aarch64 TCG L1;
+	# Debian's arm64 kernel, busybox and QEMU are downloaded, not installed, by
+	# guest-images/build.sh arm64-*
+	binutils-aarch64-linux-gnu qemu-system-arm
 )
 # The :arm64 packages need the foreign architecture (and a fresh package list).
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
@@ -28,8 +32,12 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+# guest-images/build.sh arm64-* downloads arm64 packages: apt's lists must have them.
+if ((${#missing[@]} == 0)) && ! apt-cache show --no-all-versions linux-image-arm64:arm64 >/dev/null 2>&1; then
+	$SUDO apt-get update -qq
+fi
 if ((${#missing[@]})); then
-	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
 	echo "installing: ${missing[*]}" >&2
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

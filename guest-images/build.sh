@@ -408,12 +408,15 @@ build_minimal_kernel() {
 
 usage() {
     cat >&2 <<EOF
-usage: $0 debian-kernel|initramfs|minimal-kernel|all
+usage: $0 debian-kernel|initramfs|minimal-kernel|all|arm64-kernel|arm64-initramfs|arm64-qemu
 Builds into \${MINIVMM_CACHE:-\$HOME/.cache/minivmm}/NAME-<hash>/ (now: $CACHE) unless already
 there; prints the image path last. MINIVMM_JOBS sets make -j (default 3).
 EOF
     exit 2
 }
+
+# shellcheck source=guest-images/arm64.sh
+. "$HERE/arm64.sh"
 
 (($# == 1)) || usage
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-build.XXXXXX")
@@ -423,5 +426,8 @@ case $1 in
     initramfs) recipe_initramfs ;;
     minimal-kernel) recipe_minimal_kernel ;;
     all) recipe_debian_kernel; recipe_initramfs; recipe_minimal_kernel ;;
+    arm64-kernel) recipe_arm64_kernel ;;
+    arm64-initramfs) recipe_arm64_initramfs ;;
+    arm64-qemu) recipe_arm64_qemu ;;
     *) usage ;;
 esac

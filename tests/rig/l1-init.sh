@@ -7,6 +7,8 @@
 # protocol.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/rig/bin
 export HOME=/root TERM=dumb
+# The arm64 L1 has busybox alone, as /bin/busybox and /bin/sh: make its applet links.
+[ -e /bin/mount ] || /bin/busybox --install -s
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -30,6 +32,8 @@ mkdir -p "$LOGDIR"
 	echo "L1 kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
 	lsmod
 	ls -l /dev/kvm /dev/net/tun /dev/vhost-net
+	echo "KVM's boot messages:"
+	dmesg | grep -i -E 'kvm|hyp mode|EL2'
 } >"$LOGDIR/l1-info.log" 2>&1
 if [ -c /dev/kvm ]; then
 	echo "RIG-L1: ready at $(up)s: /dev/kvm present ($(grep -c '^processor' /proc/cpuinfo) CPUs)"

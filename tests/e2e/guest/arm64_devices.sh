@@ -19,5 +19,8 @@ done
 sync
 grep -E "virtio|ttyS0" /proc/interrupts | sed 's/^/ARMDEV irq /'
 echo "ARMDEV exiting with 7 through the guest port"
+# The console is a tty: what we printed may still sit in its buffer, and the
+# guest-port write ends the VM at once. Give the UART time to drain first.
+sleep 2
 devmem 0x09010000 8 7
 echo "ARMDEV still running after the guest port write"
