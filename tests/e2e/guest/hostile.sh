@@ -17,6 +17,7 @@ echo "MVTEST hostile unbound=$(echo $unbound | wc -w)"
 hostile
 rc=$?
 echo "MVTEST hostile program exit=$rc"
+[ $rc = 2 ] && sed 's/^/MVTEST iomem: /' /proc/iomem
 
 for pair in $unbound; do
     echo "${pair#*:}" >"${pair%%:*}/bind" || echo "MVTEST hostile: cannot rebind ${pair#*:}"
