@@ -5,11 +5,40 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
-#define log_error(fmt, ...) fprintf(stderr, "minivmm: error: " fmt "\n", ##__VA_ARGS__)
-#define log_warn(fmt, ...)  fprintf(stderr, "minivmm: warning: " fmt "\n", ##__VA_ARGS__)
-#define log_info(fmt, ...)  fprintf(stderr, "minivmm: " fmt "\n", ##__VA_ARGS__)
+#define log_error(fmt, ...) log_line("minivmm: error: " fmt, ##__VA_ARGS__)
+#define log_warn(fmt, ...)  log_line("minivmm: warning: " fmt, ##__VA_ARGS__)
+#define log_info(fmt, ...)  log_line("minivmm: " fmt, ##__VA_ARGS__)
+
+/* A message holds names a user or guest chose (file paths, tap names): a
+ * newline or escape sequence in one must not make two lines out of one
+ * message or drive the terminal. Control characters become '?'. */
+static inline void log_sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+/* Formats one message and writes it as one line with one write, so lines
+ * from several threads do not interleave. */
+__attribute__((format(printf, 1, 2)))
+static inline void log_line(const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	log_sanitize(buf);
+	size_t len = strlen(buf);
+	buf[len] = '\n';
+	fwrite(buf, 1, len + 1, stderr);
+}
 
 /* For pure parsers that report instead of logging: writes a one-line
  * message into err and returns -1, so a check reads "return err_set(...)". */
@@ -20,6 +49,8 @@ static inline int err_set(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	if (errlen)
+		log_sanitize(err);
 	return -1;
 }
 

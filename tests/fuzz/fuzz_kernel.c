@@ -3,8 +3,8 @@
  * bzImage or ELF, plus the guest's RAM size and an initrd size. It runs
  * what arch_load_kernel runs, on a fake guest RAM: probe, load, place the
  * initrd, write boot_params and the page tables. Checked: a refusal comes
- * with exactly one non-empty line of message; a loaded bzImage's code is in
- * guest RAM at 1 MiB byte for byte; an ELF entry point lies in guest RAM;
+ * with exactly one non-empty line of message; a loaded bzImage's declared
+ * code is in guest RAM at 1 MiB byte for byte, below kernel_end; an ELF entry point lies in guest RAM;
  * the initrd lies wholly in RAM, above the kernel, below initrd_addr_max.
  * ASan/UBSan catch reads past the image or writes past guest RAM.
  * Build and run: tests/fuzz/run.sh.
@@ -86,9 +86,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(k.setup_size < len);
 		CHECK(entry == X86_KERNEL_GPA + 0x200);
 		CHECK(kernel_end <= ram_size);
-		/* what the file holds after the setup code is what the guest gets */
-		CHECK(X86_KERNEL_GPA + (len - k.setup_size) <= ram_size);
-		CHECK(!memcmp(ram + X86_KERNEL_GPA, img + k.setup_size, len - k.setup_size));
+		/* the code the header declares is what the guest gets, and it
+		 * lies below kernel_end (where the initrd may start) */
+		CHECK(k.code_size > 0 && k.setup_size + k.code_size <= len);
+		CHECK(X86_KERNEL_GPA + k.code_size <= kernel_end);
+		CHECK(!memcmp(ram + X86_KERNEL_GPA, img + k.setup_size, k.code_size));
 	} else {
 		CHECK(entry < ram_size && kernel_end <= ram_size);
 	}
