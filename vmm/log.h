@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,17 +24,31 @@ static inline void log_sanitize(char *s)
 }
 
 /* Formats one message and writes it as one line with one write, so lines
- * from several threads do not interleave. */
+ * from several threads do not interleave. A message too long for the
+ * buffer (a culprit path of thousands of characters) loses its middle, not
+ * its end: the end says what is wrong. */
 __attribute__((format(printf, 1, 2)))
 static inline void log_line(const char *fmt, ...)
 {
-	char buf[4096];
-	va_list ap;
+	enum { HEAD = 1000, TAIL = 2000 };
+	char buf[HEAD + 3 + TAIL + 2];
+	char *full = buf;
+	va_list ap, ap2;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_copy(ap2, ap);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(buf) && (full = malloc((size_t)n + 1)) != NULL)
+		vsnprintf(full, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
 	if (n < 0)
 		return;
+	if (full && full != buf) {
+		memcpy(buf, full, HEAD);
+		memcpy(buf + HEAD, "...", 3);
+		memcpy(buf + HEAD + 3, full + n - TAIL, TAIL + 1);
+		free(full);
+	}
 	log_sanitize(buf);
 	size_t len = strlen(buf);
 	buf[len] = '\n';
