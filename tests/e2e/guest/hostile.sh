@@ -14,7 +14,7 @@ for dev in /sys/bus/platform/drivers/virtio-mmio/LNRO* /sys/bus/pci/drivers/virt
 done
 echo "MVTEST hostile unbound=$(echo $unbound | wc -w)"
 
-hostile
+hostile -v
 rc=$?
 echo "MVTEST hostile program exit=$rc"
 [ $rc = 2 ] && sed 's/^/MVTEST iomem: /' /proc/iomem
