@@ -754,12 +754,14 @@ static bool regs_attack(const struct dev *d, const struct hcase *c, char *why, s
 		return true;
 	}
 	if (!strcmp(c->name, "config_out_of_range")) {
-		/* blk config is 60 bytes here, net's 12 or so: anything from 0x100 up is beyond */
-		static const uint32_t offs[] = { 0x100, 0x3fc, 0x7f0, 0xefc };
-		for (unsigned i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		/* blk config is 60 bytes here, net's 12 or so: these offsets are
+		 * past both, inside the device's window (mmio: the window is 0x200
+		 * long, config from 0x100; pci: a 4 KiB device region) */
+		static const uint32_t mmio_offs[] = { 0x40, 0x80, 0xfc }, pci_offs[] = { 0x100, 0x3fc, 0x7f0, 0xefc };
+		const uint32_t *offs = d->pci ? pci_offs : mmio_offs;
+		unsigned n_offs = d->pci ? 4 : 3;
+		for (unsigned i = 0; i < n_offs; i++) {
 			uint32_t off = offs[i];
-			if (!d->pci && M_CONFIG + off + 4 > PAGE)
-				continue;
 			for (unsigned w = 1; w <= 4; w *= 2) {
 				uint32_t v = config_rd(d, off, w);
 				if (v)
@@ -785,6 +787,8 @@ static bool regs_attack(const struct dev *d, const struct hcase *c, char *why, s
 	if (!strcmp(c->name, "queue_sel_out_of_range")) {
 		static const uint32_t sels[] = { 64, 0xffff, 0x10000, 0xffffffffu };
 		for (unsigned i = 0; i < sizeof(sels) / sizeof(sels[0]); i++) {
+			if (d->pci && sels[i] > 0xffff)
+				continue;   /* queue_select is 16 bits: 0x10000 is queue 0 */
 			if (d->pci) {
 				wr(d, d->common + C_Q_SELECT, 2, sels[i]);
 				wr(d, d->common + C_Q_SIZE, 2, 8);
