@@ -141,8 +141,9 @@ static void activate(struct virtio_transport *t)
 		if (!q->ready)
 			continue;
 		if (virtq_init(&q->vq, t->mem, q->size, q->desc, q->avail, q->used, event_idx, indirect)) {
-			log_warn("%s: queue %u: size %u or ring addresses outside guest RAM; device needs reset",
-				 t->name, i, q->size);
+			char why[160];
+			virtq_check_layout(t->mem, q->size, q->desc, q->avail, q->used, why, sizeof(why));
+			log_warn("%s: queue %u: %s; device needs reset", t->name, i, why);
 			needs_reset_at_driver_ok(t);
 			return;
 		}
