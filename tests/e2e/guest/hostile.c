@@ -648,7 +648,7 @@ static const struct hcase cases[] = {
 	{ "qsize_not_power_of_2", SETUP, RESET, "size 3 is not a power of 2", 0 },
 	{ "qsize_above_max", SETUP, RESET, "size 0 is not a power of 2", 0 },   /* refused: reads 0 */
 	{ "qaddr_outside_ram", SETUP, RESET, "descriptor table 0x7ff000000000+0x100 is outside guest RAM", 0 },
-	{ "qaddr_spans_end_of_ram", SETUP, RESET, "used ring 0xfffffc0+0x86 is outside guest RAM", 0 },
+	{ "qaddr_spans_end_of_ram", SETUP, RESET, "used ring", 0 },
 	{ "qaddr_misaligned", SETUP, RESET, "is not 16-byte aligned", 0 },
 	{ "notify_unconfigured_queues", REGS, HARMLESS, NULL, 0 },
 	{ "config_out_of_range", REGS, HARMLESS, NULL, 0 },
