@@ -81,7 +81,7 @@ report=$(awk '
 	}' "$LOGDIR/hostile.clean.log")
 note "$report"
 cases=$(echo "$report" | sed -n 's/^cases=\([0-9]*\).*/\1/p')
-[ "${cases:-0}" -ge 80 ] || { show_tail "$log" 60; fail "only ${cases:-0} hostile cases ran (want 4 devices x 26)"; }
+[ "${cases:-0}" -ge 140 ] || { show_tail "$log" 60; fail "only ${cases:-0} hostile cases ran (want 140: 26 per disk, 26 on TX and 18 on RX per NIC)"; }
 case $report in
 *"failed=[]"*) ;;
 *) grep '^HOSTILE-CASE .* FAIL' "$LOGDIR/hostile.clean.log" | head -20 >&2; fail "guest-side failures: $report" ;;

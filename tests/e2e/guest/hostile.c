@@ -23,7 +23,7 @@
  * Output: progress lines while it runs ("HOSTILE-RUN ..."), then, once every
  * case is done (so that no VMM log line can land in the middle of one), one
  * line per case:
- *   HOSTILE-CASE tr=mmio dev=blk idx=0 case=loop expect=reset got=reset status=0x4f isr=0x2 recovered=yes PASS log=descriptor chain loops
+ *   HOSTILE-CASE tr=mmio dev=blk idx=0 q=req case=loop expect=reset got=reset status=0x4f isr=0x2 recovered=yes PASS log=descriptor chain loops
  * and "HOSTILE-SUMMARY cases=N passed=P failed=F". Exit status 0 when all pass.
  * idx is the device's position among the devices of its kind and transport
  * (the host script maps it to minivmm's name, e.g. blk1). */
@@ -498,10 +498,24 @@ static bool negotiate(const struct dev *d, uint64_t want)
 	return status_get(d) & S_FEATURES_OK;
 }
 
-/* The queue the cases attack: blk request queue 0, net TX queue 1. */
+/* Chain cases on a NIC attack its RX queue instead of TX during the RX pass. */
+static bool rx_pass;
+
+/* The queue the cases attack: blk request queue 0, net TX queue 1 (RX
+ * queue 0 in the RX pass). */
 static unsigned data_queue(const struct dev *d)
 {
-	return d->id == ID_NET ? 1 : 0;
+	return d->id == ID_NET && !rx_pass ? 1 : 0;
+}
+
+/* A NIC's other queue of pair 0 (both must be ready for the device to run
+ * it): its own, empty, rings in buf_pg[3], 3 small parts in one page. */
+static void other_queue_setup(const struct dev *d)
+{
+	if (d->id != ID_NET)
+		return;
+	memset(buf_pg[3].va, 0, PAGE);
+	queue_setup(d, data_queue(d) ^ 1, QSIZE, buf_pg[3].pa, buf_pg[3].pa + 0x400, buf_pg[3].pa + 0x800);
 }
 
 struct ring {
@@ -515,15 +529,11 @@ static void rings_clear(void)
 	memset(used_pg.va, 0, PAGE);
 }
 
-/* Sets up the device's queues on the shared pages (net: RX queue 0 gets
- * its own, empty, rings in buf_pg[3]: 3 small parts in one page). */
+/* Sets up the device's queues: the attacked one on the shared pages. */
 static void queues_setup(const struct dev *d, uint32_t size)
 {
 	rings_clear();
-	if (d->id == ID_NET) {
-		memset(buf_pg[3].va, 0, PAGE);
-		queue_setup(d, 0, QSIZE, buf_pg[3].pa, buf_pg[3].pa + 0x400, buf_pg[3].pa + 0x800);
-	}
+	other_queue_setup(d);
 	queue_setup(d, data_queue(d), size, desc_pg.pa, avail_pg.pa, used_pg.pa);
 }
 
@@ -593,11 +603,23 @@ static bool wait_used(struct ring *r, double secs)
 	return false;
 }
 
+static bool recover_tx(const struct dev *d, struct ring *rp, char *why, size_t n);
+
 /* Resets the device, sets it up as a plain driver would and has one request
  * served: what "the guest can use the device again" means. */
 static bool recover(const struct dev *d, char *why, size_t n)
 {
 	struct ring r = { 0, 0 };
+	bool was_rx = rx_pass;
+	rx_pass = false;   /* a frame sent on TX */
+	bool ok = recover_tx(d, &r, why, n);
+	rx_pass = was_rx;
+	return ok;
+}
+
+static bool recover_tx(const struct dev *d, struct ring *rp, char *why, size_t n)
+{
+	struct ring r = *rp;
 	if (!reset(d))
 		return snprintf(why, n, "status not 0 after reset"), false;
 	if (!negotiate(d, F_VERSION_1))
@@ -625,35 +647,38 @@ struct hcase {
 	enum expect expect;
 	const char *log;            /* what minivmm's warning says (RESET cases) */
 	unsigned devs;              /* bit ID_NET / ID_BLK: where it applies (0: both) */
+	unsigned rx;                /* NICs: 0 TX pass only, 1 both passes, 2 RX pass only */
 };
 
 static const struct hcase cases[] = {
-	{ "loop", CHAIN, RESET, "descriptor chain loops", 0 },
-	{ "next_out_of_range", CHAIN, RESET, "next index", 0 },
-	{ "head_out_of_range", CHAIN, RESET, "head index", 0 },
-	{ "indirect_in_indirect", CHAIN, RESET, "indirect descriptor inside an indirect table", 0 },
-	{ "indirect_loop", CHAIN, RESET, "indirect descriptor chain loops", 0 },
-	{ "indirect_len_zero", CHAIN, RESET, "indirect table length", 0 },
-	{ "indirect_len_odd", CHAIN, RESET, "indirect table length", 0 },
-	{ "indirect_not_negotiated", CHAIN, RESET, "without VIRTIO_F_INDIRECT_DESC", 0 },
-	{ "indirect_table_outside_ram", CHAIN, RESET, "indirect table", 0 },
-	{ "zero_length", CHAIN, EITHER, NULL, 0 },
-	{ "huge_length", CHAIN, RESET, "outside guest RAM", 0 },
-	{ "addr_outside_ram", CHAIN, RESET, "outside guest RAM", 0 },
-	{ "addr_spans_end_of_ram", CHAIN, RESET, "outside guest RAM", 0 },
-	{ "addr_wraps_2_64", CHAIN, RESET, "outside guest RAM", 0 },
-	{ "read_after_write", CHAIN, RESET, "device-readable descriptor after", 0 },
-	{ "avail_idx_jump", CHAIN, RESET, "available index", 0 },
-	{ "qsize_0", SETUP, RESET, "size 0 is not a power of 2", 0 },
-	{ "qsize_not_power_of_2", SETUP, RESET, "size 3 is not a power of 2", 0 },
-	{ "qsize_above_max", SETUP, RESET, "size 0 is not a power of 2", 0 },   /* refused: reads 0 */
-	{ "qaddr_outside_ram", SETUP, RESET, "descriptor table 0x7ff000000000+0x100 is outside guest RAM", 0 },
-	{ "qaddr_spans_end_of_ram", SETUP, RESET, "used ring", 0 },
-	{ "qaddr_misaligned", SETUP, RESET, "is not 16-byte aligned", 0 },
-	{ "notify_unconfigured_queues", REGS, HARMLESS, NULL, 0 },
-	{ "config_out_of_range", REGS, HARMLESS, NULL, 0 },
-	{ "queue_sel_out_of_range", REGS, HARMLESS, NULL, 0 },
-	{ "driver_ok_without_features_ok", REGS, RESET, "DRIVER_OK without FEATURES_OK", 0 },
+	{ "loop", CHAIN, RESET, "descriptor chain loops", 0, 1 },
+	{ "next_out_of_range", CHAIN, RESET, "next index", 0, 1 },
+	{ "head_out_of_range", CHAIN, RESET, "head index", 0, 1 },
+	{ "indirect_in_indirect", CHAIN, RESET, "indirect descriptor inside an indirect table", 0, 1 },
+	{ "indirect_loop", CHAIN, RESET, "indirect descriptor chain loops", 0, 1 },
+	{ "indirect_len_zero", CHAIN, RESET, "indirect table length", 0, 1 },
+	{ "indirect_len_odd", CHAIN, RESET, "indirect table length", 0, 1 },
+	{ "indirect_not_negotiated", CHAIN, RESET, "without VIRTIO_F_INDIRECT_DESC", 0, 1 },
+	{ "indirect_table_outside_ram", CHAIN, RESET, "indirect table", 0, 1 },
+	{ "zero_length", CHAIN, EITHER, NULL, 0, 1 },
+	{ "huge_length", CHAIN, RESET, "outside guest RAM", 0, 1 },
+	{ "addr_outside_ram", CHAIN, RESET, "outside guest RAM", 0, 1 },
+	{ "addr_spans_end_of_ram", CHAIN, RESET, "outside guest RAM", 0, 1 },
+	{ "addr_wraps_2_64", CHAIN, RESET, "outside guest RAM", 0, 1 },
+	{ "read_after_write", CHAIN, RESET, "device-readable descriptor after", 0, 1 },
+	{ "avail_idx_jump", CHAIN, RESET, "available index", 0, 1 },
+	{ "qsize_0", SETUP, RESET, "size 0 is not a power of 2", 0, 0 },
+	{ "qsize_not_power_of_2", SETUP, RESET, "size 3 is not a power of 2", 0, 0 },
+	{ "qsize_above_max", SETUP, RESET, "size 0 is not a power of 2", 0, 0 },   /* refused: reads 0 */
+	{ "qaddr_outside_ram", SETUP, RESET, "descriptor table 0x7ff000000000+0x100 is outside guest RAM", 0, 0 },
+	{ "qaddr_spans_end_of_ram", SETUP, RESET, "used ring", 0, 0 },
+	{ "qaddr_misaligned", SETUP, RESET, "is not 16-byte aligned", 0, 0 },
+	{ "notify_unconfigured_queues", REGS, HARMLESS, NULL, 0, 0 },
+	{ "config_out_of_range", REGS, HARMLESS, NULL, 0, 0 },
+	{ "queue_sel_out_of_range", REGS, HARMLESS, NULL, 0, 0 },
+	{ "driver_ok_without_features_ok", REGS, RESET, "DRIVER_OK without FEATURES_OK", 0, 0 },
+	{ "rx_readable_buffer", CHAIN, RESET, "RX chain", 1u << ID_NET, 2 },
+	{ "rx_short_buffer", CHAIN, RESET, "is shorter than the 12-byte virtio-net header", 1u << ID_NET, 2 },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -703,6 +728,10 @@ static uint16_t chain_attack(const struct hcase *c, uint16_t *by)
 	} else if (!strcmp(c->name, "read_after_write")) {
 		desc_set(t, 0, b, 16, D_NEXT | D_WRITE, 1);
 		desc_set(t, 1, b, 16, 0, 0);
+	} else if (!strcmp(c->name, "rx_readable_buffer")) {
+		desc_set(t, 0, b, 64, 0, 0);                    /* RX buffers are device-writable */
+	} else if (!strcmp(c->name, "rx_short_buffer")) {
+		desc_set(t, 0, b, 4, D_WRITE, 0);               /* not even the virtio-net header fits */
 	} else if (!strcmp(c->name, "avail_idx_jump")) {
 		*by = QSIZE + 5;   /* the caller publishes a good request, 21 entries at once */
 	}
@@ -727,10 +756,7 @@ static void setup_attack(const struct dev *d, const struct hcase *c)
 	else if (!strcmp(c->name, "qaddr_misaligned"))
 		desc += 8;
 	rings_clear();
-	if (d->id == ID_NET) {
-		memset(buf_pg[3].va, 0, PAGE);
-		queue_setup(d, 0, QSIZE, buf_pg[3].pa, buf_pg[3].pa + 0x400, buf_pg[3].pa + 0x800);
-	}
+	other_queue_setup(d);
 	queue_setup(d, data_queue(d), size, desc, avail, used);
 }
 
@@ -818,7 +844,7 @@ struct result {
 	const char *got;
 	uint8_t status;
 	uint32_t isr;
-	bool recovered, pass;
+	bool recovered, pass, rx;
 	double secs;
 	char why[200];
 };
@@ -829,6 +855,7 @@ static void run_case(const struct dev *d, const struct hcase *c, struct result *
 	struct ring r = { 0, 0 };
 	res->d = d;
 	res->c = c;
+	res->rx = rx_pass;
 	res->got = "?";
 	res->why[0] = 0;
 	bool ok = true;
@@ -936,30 +963,39 @@ int main(int argc, char **argv)
 	if (!n_devs)
 		die("no virtio-net or virtio-blk device found (drivers unbound?)");
 
-	static struct result res[16 * N_CASES];
+	static struct result res[16 * 2 * N_CASES];
 	unsigned n = 0, passed = 0;
 	double t0 = now_s();
 	for (int i = 0; i < n_devs; i++) {
-		for (unsigned k = 0; k < N_CASES; k++) {
-			if (only && strcmp(only, cases[k].name))
-				continue;
-			if (cases[k].devs && !(cases[k].devs & (1u << devs[i].id)))
-				continue;
-			if (verbose)
-				printf("HOSTILE-RUN %s %s\n", devs[i].where, cases[k].name);
-			run_case(&devs[i], &cases[k], &res[n]);
-			passed += res[n].pass;
-			n++;
+		/* a NIC twice: chains on TX, then on RX (popped at the RX kick) */
+		for (int pass = 0; pass < (devs[i].id == ID_NET ? 2 : 1); pass++) {
+			rx_pass = pass == 1;
+			for (unsigned k = 0; k < N_CASES; k++) {
+				const struct hcase *c = &cases[k];
+				if (only && strcmp(only, c->name))
+					continue;
+				if (c->devs && !(c->devs & (1u << devs[i].id)))
+					continue;
+				if (devs[i].id == ID_NET && (rx_pass ? c->rx == 0 : c->rx == 2))
+					continue;
+				if (verbose)
+					printf("HOSTILE-RUN %s %s%s\n", devs[i].where, rx_pass ? "rx " : "", c->name);
+				run_case(&devs[i], c, &res[n]);
+				passed += res[n].pass;
+				n++;
+			}
 		}
+		rx_pass = false;
 	}
 	double total = now_s() - t0;
 	/* Give minivmm's last warnings time to reach the log before ours. */
 	sleep(1);
 	for (unsigned i = 0; i < n; i++) {
 		const struct result *r = &res[i];
-		printf("HOSTILE-CASE tr=%s dev=%s idx=%u case=%s expect=%s got=%s status=0x%x isr=0x%x "
+		printf("HOSTILE-CASE tr=%s dev=%s idx=%u q=%s case=%s expect=%s got=%s status=0x%x isr=0x%x "
 		       "recovered=%s secs=%.2f %s%s%s%s%s\n",
-		       r->d->pci ? "pci" : "mmio", r->d->id == ID_BLK ? "blk" : "net", r->d->idx, r->c->name,
+		       r->d->pci ? "pci" : "mmio", r->d->id == ID_BLK ? "blk" : "net", r->d->idx,
+		       r->d->id == ID_BLK ? "req" : r->rx ? "rx" : "tx", r->c->name,
 		       r->c->expect == RESET ? "reset" : r->c->expect == HARMLESS ? "harmless" : "either",
 		       r->got, r->status, r->isr, r->recovered ? "yes" : "no", r->secs, r->pass ? "PASS" : "FAIL",
 		       r->why[0] ? " why=" : "", r->why, r->c->log && r->c->expect == RESET ? " log=" : "",
