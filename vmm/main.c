@@ -85,7 +85,8 @@ int main(int argc, char **argv)
 	int status = 1;
 	if (vm_create(vm, &opts) == 0 && vm_add_devices(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
 		close_boot_files(&files);   /* the guest has its copy; drop ours before running */
-		status = vm_run(vm);
+		if (vm_sandbox(vm, &opts) == 0)
+			status = vm_run(vm);
 	}
 	close_boot_files(&files);
 	vm_destroy(vm);
