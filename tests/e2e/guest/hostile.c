@@ -16,14 +16,17 @@
  *
  * Devices: virtio-mmio windows are found at 0xd0000000 + i * 0x1000 through
  * /dev/mem (arch/x86/layout.h), virtio-pci ones under /sys/bus/pci/devices,
- * their BAR mapped through the resourceN file. Queue memory is locked
+ * their BAR mapped through the resourceN file (or /dev/mem at the BAR's
+ * address when the kernel refuses that). Queue memory is locked
  * anonymous pages, one page per ring part, their physical addresses read from
  * /proc/self/pagemap.
  *
  * Output: progress lines while it runs ("HOSTILE-RUN ..."), then, once every
  * case is done (so that no VMM log line can land in the middle of one), one
  * line per case:
- *   HOSTILE-CASE tr=mmio dev=blk idx=0 q=req case=loop expect=reset got=reset status=0x4f isr=0x2 recovered=yes PASS log=descriptor chain loops
+ *   HOSTILE-CASE tr=mmio dev=blk idx=0 q=req case=loop expect=reset got=reset status=0x4f isr=0x2
+ *     recovered=yes secs=0.05 PASS log=descriptor chain loops
+ * (one line; q is req for a disk, tx or rx for a NIC)
  * and "HOSTILE-SUMMARY cases=N passed=P failed=F". Exit status 0 when all pass.
  * idx is the device's position among the devices of its kind and transport
  * (the host script maps it to minivmm's name, e.g. blk1). */
