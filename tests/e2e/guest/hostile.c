@@ -654,20 +654,20 @@ struct hcase {
 };
 
 static const struct hcase cases[] = {
-	{ "loop", CHAIN, RESET, "descriptor chain loops", 0, 1 },
+	{ "loop", CHAIN, RESET, ": descriptor chain loops", 0, 1 },
 	{ "next_out_of_range", CHAIN, RESET, "next index", 0, 1 },
 	{ "head_out_of_range", CHAIN, RESET, "head index", 0, 1 },
 	{ "indirect_in_indirect", CHAIN, RESET, "indirect descriptor inside an indirect table", 0, 1 },
 	{ "indirect_loop", CHAIN, RESET, "indirect descriptor chain loops", 0, 1 },
-	{ "indirect_len_zero", CHAIN, RESET, "indirect table length", 0, 1 },
-	{ "indirect_len_odd", CHAIN, RESET, "indirect table length", 0, 1 },
+	{ "indirect_len_zero", CHAIN, RESET, "indirect table length 0 ", 0, 1 },
+	{ "indirect_len_odd", CHAIN, RESET, "indirect table length 17 ", 0, 1 },
 	{ "indirect_not_negotiated", CHAIN, RESET, "without VIRTIO_F_INDIRECT_DESC", 0, 1 },
-	{ "indirect_table_outside_ram", CHAIN, RESET, "indirect table", 0, 1 },
+	{ "indirect_table_outside_ram", CHAIN, RESET, "+0x40 is outside guest RAM", 0, 1 },
 	{ "zero_length", CHAIN, EITHER, NULL, 0, 1 },
-	{ "huge_length", CHAIN, RESET, "outside guest RAM", 0, 1 },
-	{ "addr_outside_ram", CHAIN, RESET, "outside guest RAM", 0, 1 },
-	{ "addr_spans_end_of_ram", CHAIN, RESET, "outside guest RAM", 0, 1 },
-	{ "addr_wraps_2_64", CHAIN, RESET, "outside guest RAM", 0, 1 },
+	{ "huge_length", CHAIN, RESET, "+0xffffffff is outside guest RAM", 0, 1 },
+	{ "addr_outside_ram", CHAIN, RESET, "buffer 0x7ff000000000+0x40 is outside", 0, 1 },
+	{ "addr_spans_end_of_ram", CHAIN, RESET, "+0x1000 is outside guest RAM", 0, 1 },
+	{ "addr_wraps_2_64", CHAIN, RESET, "buffer 0xfffffffffffff000+0x2000 is outside", 0, 1 },
 	{ "read_after_write", CHAIN, RESET, "device-readable descriptor after", 0, 1 },
 	{ "avail_idx_jump", CHAIN, RESET, "available index", 0, 1 },
 	{ "qsize_0", SETUP, RESET, "size 0 is not a power of 2", 0, 0 },
@@ -680,7 +680,7 @@ static const struct hcase cases[] = {
 	{ "config_out_of_range", REGS, HARMLESS, NULL, 0, 0 },
 	{ "queue_sel_out_of_range", REGS, HARMLESS, NULL, 0, 0 },
 	{ "driver_ok_without_features_ok", REGS, RESET, "DRIVER_OK without FEATURES_OK", 0, 0 },
-	{ "rx_readable_buffer", CHAIN, RESET, "RX chain", 1u << ID_NET, 2 },
+	{ "rx_readable_buffer", CHAIN, RESET, "RX chain (head 0) has a device-readable buffer", 1u << ID_NET, 2 },
 	{ "rx_short_buffer", CHAIN, RESET, "is shorter than the 12-byte virtio-net header", 1u << ID_NET, 2 },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
