@@ -11,7 +11,9 @@
 
 int open_input_file(const char *what, const char *path, uint64_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever
+	 * before fstat could refuse it; on a regular file it changes nothing. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		log_error("%s %s: %s", what, path, strerror(errno));
 		return -1;

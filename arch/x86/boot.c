@@ -40,6 +40,7 @@ static int probe_bzimage(const uint8_t *img, size_t len, struct x86_kernel *k, c
 	if (pm_size == 0 || k->setup_size + pm_size > len)
 		return err_set(err, errlen, "truncated bzImage: kernel needs %llu bytes, file has %zu",
 			    (unsigned long long)(k->setup_size + pm_size), len);
+	k->code_size = (size_t)pm_size;
 	k->init_size = h.init_size;
 	if (k->init_size < pm_size)
 		k->init_size = (uint32_t)pm_size;
@@ -104,12 +105,15 @@ int x86_load_kernel(const struct guest_mem *m, const struct x86_kernel *k, uint6
 		    uint64_t *kernel_end, char *err, size_t errlen)
 {
 	if (k->kind == X86_KERNEL_BZIMAGE) {
-		size_t pm_len = k->len - k->setup_size;
-		/* The decompressor works in place: it needs init_size bytes. */
+		/* The decompressor works in place: it needs init_size bytes
+		 * (>= code_size). Only the code the header declares is loaded:
+		 * bytes a file has past it (padding, a signature, junk) are not
+		 * the kernel's, and could reach past init_size or past RAM. */
 		if (!guest_mem_ptr(m, X86_KERNEL_GPA, k->init_size))
 			return err_set(err, errlen, "kernel needs %u MiB from 1 MiB up: guest memory too small",
 				    (unsigned)(k->init_size >> 20) + 1);
-		guest_mem_write(m, X86_KERNEL_GPA, k->data + k->setup_size, pm_len);
+		if (guest_mem_write(m, X86_KERNEL_GPA, k->data + k->setup_size, k->code_size))
+			return err_set(err, errlen, "internal: kernel code does not fit its own init_size");
 		*entry = X86_KERNEL_GPA + 0x200;   /* startup_64 in the 64-bit boot protocol */
 		*kernel_end = X86_KERNEL_GPA + k->init_size;
 		return 0;

@@ -18,6 +18,7 @@ struct x86_kernel {
 	/* bzImage header fields */
 	uint16_t version;
 	size_t setup_size;          /* bytes of real-mode setup to skip */
+	size_t code_size;           /* protected-mode code after it (syssize; the file may hold more) */
 	uint32_t init_size;         /* memory the kernel needs from its load address */
 	uint32_t cmdline_max;       /* longest command line, without the NUL */
 	uint32_t initrd_addr_max;   /* highest address an initrd byte may occupy */

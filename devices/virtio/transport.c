@@ -120,6 +120,17 @@ uint8_t virtio_transport_status_read(struct virtio_transport *t)
 	return s;
 }
 
+/* The device cannot run what the driver set up. DRIVER_OK is set (or being
+ * set), so the spec (2.1.2) wants a configuration change notification
+ * after DEVICE_NEEDS_RESET, or a driver that waits for one never learns. */
+static void needs_reset_at_driver_ok(struct virtio_transport *t)
+{
+	const struct virtio_irq *irq = &t->hooks->irq;
+	t->status |= VIRTIO_STATUS_NEEDS_RESET;
+	if (irq->config)
+		irq->config(irq);
+}
+
 static void activate(struct virtio_transport *t)
 {
 	bool event_idx = t->driver_features & (1ull << VIRTIO_F_EVENT_IDX);
@@ -130,22 +141,23 @@ static void activate(struct virtio_transport *t)
 		if (!q->ready)
 			continue;
 		if (virtq_init(&q->vq, t->mem, q->size, q->desc, q->avail, q->used, event_idx, indirect)) {
-			log_warn("%s: queue %u: size %u or ring addresses outside guest RAM; device needs reset",
-				 t->name, i, q->size);
-			t->status |= VIRTIO_STATUS_NEEDS_RESET;
+			char why[160];
+			virtq_check_layout(t->mem, q->size, q->desc, q->avail, q->used, why, sizeof(why));
+			log_warn("%s: queue %u: %s; device needs reset", t->name, i, why);
+			needs_reset_at_driver_ok(t);
 			return;
 		}
 	}
 	if (set_notifiers(t, true)) {
 		log_warn("%s: cannot register queue notifiers; device needs reset", t->name);
-		t->status |= VIRTIO_STATUS_NEEDS_RESET;
+		needs_reset_at_driver_ok(t);
 		return;
 	}
 	t->notifiers_assigned = true;
 	if (t->ops->activate(t->dev, t->driver_features, t->queues, t->n_queues, &t->hooks->irq)) {
 		set_notifiers(t, false);
 		t->notifiers_assigned = false;
-		t->status |= VIRTIO_STATUS_NEEDS_RESET;
+		needs_reset_at_driver_ok(t);
 		return;
 	}
 	t->active = true;
@@ -199,7 +211,7 @@ void virtio_transport_status_write(struct virtio_transport *t, uint8_t status)
 	if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
 		if (!(t->status & VIRTIO_STATUS_FEATURES_OK)) {
 			log_warn("%s: driver set DRIVER_OK without FEATURES_OK; device needs reset", t->name);
-			t->status |= VIRTIO_STATUS_NEEDS_RESET;
+			needs_reset_at_driver_ok(t);
 			return;
 		}
 		activate(t);

@@ -66,23 +66,53 @@ static int __attribute__((format(printf, 2, 3))) fail(struct virtq *q, const cha
 	return -1;
 }
 
+static int layout_err(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int layout_err(char *why, size_t len, const char *fmt, ...)
+{
+	if (why && len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, len, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+int virtq_check_layout(const struct guest_mem *mem, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used,
+		       char *why, size_t why_len)
+{
+	if (size == 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1)))
+		return layout_err(why, why_len, "size %u is not a power of 2 in 1..%u", size, VIRTQ_MAX_SIZE);
+	static const char *const names[3] = { "descriptor table", "available ring", "used ring" };
+	const uint64_t gpa[3] = { desc, avail, used };
+	const uint64_t bytes[3] = { VIRTQ_DESC_BYTES(size), VIRTQ_AVAIL_BYTES(size), VIRTQ_USED_BYTES(size) };
+	const unsigned align[3] = { 16, 2, 4 };
+	for (unsigned i = 0; i < 3; i++) {
+		if (gpa[i] % align[i])
+			return layout_err(why, why_len, "%s 0x%" PRIx64 " is not %u-byte aligned", names[i], gpa[i],
+					  align[i]);
+		void *p = guest_mem_ptr(mem, gpa[i], bytes[i]);
+		if (!p)
+			return layout_err(why, why_len, "%s 0x%" PRIx64 "+0x%" PRIx64 " is outside guest RAM", names[i],
+					  gpa[i], bytes[i]);
+		/* The host side must be aligned too for the atomic accesses. */
+		if ((uintptr_t)p % align[i])
+			return layout_err(why, why_len, "%s 0x%" PRIx64 " maps to a misaligned host address", names[i],
+					  gpa[i]);
+	}
+	return 0;
+}
+
 int virtq_init(struct virtq *q, const struct guest_mem *mem, uint16_t size, uint64_t desc,
 	       uint64_t avail, uint64_t used, bool event_idx, bool indirect)
 {
 	memset(q, 0, sizeof(*q));
 	q->broken = true;   /* until everything checks out: every call then fails */
-	if (size == 0 || size > VIRTQ_MAX_SIZE || (size & (size - 1)))
-		return -1;
-	if (desc % 16 || avail % 2 || used % 4)
+	if (virtq_check_layout(mem, size, desc, avail, used, NULL, 0))
 		return -1;
 	void *d = guest_mem_ptr(mem, desc, VIRTQ_DESC_BYTES(size));
 	void *a = guest_mem_ptr(mem, avail, VIRTQ_AVAIL_BYTES(size));
 	void *u = guest_mem_ptr(mem, used, VIRTQ_USED_BYTES(size));
-	if (!d || !a || !u)
-		return -1;
-	/* The host side must be aligned too for the atomic accesses. */
-	if ((uintptr_t)d % 16 || (uintptr_t)a % 2 || (uintptr_t)u % 4)
-		return -1;
 
 	q->mem = mem;
 	q->size = size;

@@ -35,6 +35,7 @@
 #define MINIVMM_VIRTQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -127,6 +128,14 @@ struct virtq_chain {
 	uint64_t out_len, in_len;
 	struct iovec iov[VIRTQ_MAX_IOV];
 };
+
+/* Whether a queue of `size` entries can live at these guest addresses:
+ * size a power of 2 in 1..32768, each ring aligned (desc 16, avail 2, used
+ * 4) and wholly in guest RAM. Returns 0, or -1 with the first problem
+ * written into why (e.g. "descriptor table 0x10008 is not 16-byte
+ * aligned"), for the transport's log line. why may be NULL. */
+int virtq_check_layout(const struct guest_mem *mem, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used,
+		       char *why, size_t why_len);
 
 /* Sets q up for a queue of `size` entries at the given guest addresses, with
  * both indices at 0. Returns -1 (q unusable, nothing logged) unless size is a

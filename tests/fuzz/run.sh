@@ -4,6 +4,9 @@
 #   fuzz_virtq   the split virtqueue (chain parsing) over hostile guest RAM
 #   fuzz_config  guest register accesses: PCI config mechanism 1, the
 #                virtio-pci BAR, the virtio-mmio window
+#   fuzz_kernel  the x86 kernel image probe and loader (bzImage, ELF) on a
+#                fake guest RAM, with the initrd placement and boot_params
+#   fuzz_options the command-line parser
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-TARGETS=(fuzz_virtq fuzz_config)
+TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -26,18 +29,24 @@ srcs() {
 	fuzz_virtq) echo devices/virtio/virtq.c vmm/guest_mem.c ;;
 	fuzz_config) echo devices/pci/pci_host.c devices/pci/pci_dev.c devices/pci/msix.c devices/virtio/pci.c \
 		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c ;;
+	fuzz_kernel) echo arch/x86/boot.c vmm/guest_mem.c ;;
+	fuzz_options) echo vmm/options.c ;;
 	esac
 }
 max_len() {
 	case $1 in
 	fuzz_virtq) echo 20496 ;;   # header + the guest RAM image
 	fuzz_config) echo 4084 ;;   # header + 340 accesses
+	fuzz_kernel) echo 65540 ;;  # header + a 64 KiB image
+	fuzz_options) echo 4096 ;;
 	esac
 }
 make_seeds() {
 	case $1 in
 	fuzz_virtq) python3 tests/fuzz/make_seeds.py "$2" ;;
 	fuzz_config) FUZZ_CONFIG_WRITE_SEEDS=$2 "$OUT/fuzz_config" ;;
+	fuzz_kernel) FUZZ_KERNEL_WRITE_SEEDS=$2 "$OUT/fuzz_kernel" ;;
+	fuzz_options) FUZZ_OPTIONS_WRITE_SEEDS=$2 "$OUT/fuzz_options" ;;
 	esac
 }
 

@@ -79,6 +79,17 @@ Test(options, unknown_missing_and_stray)
 	cr_assert_eq(PARSE("-k"), -1);
 }
 
+/* The error is one line whatever the culprit holds: control characters
+ * (a newline, an escape sequence) become '?' (found by tests/fuzz/fuzz_options). */
+Test(options, culprit_with_control_characters_stays_one_line)
+{
+	cr_assert_eq(PARSE("--kernel", "k", "--frob\nnicate\x1b[2J"), -1);
+	cr_assert(!strchr(err, '\n') && !strchr(err, '\x1b'), "%s", err);
+	cr_assert(strstr(err, "--frob?nicate?[2J"), "%s", err);
+	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a\n,frob"), -1);
+	cr_assert(!strchr(err, '\n'), "%s", err);
+}
+
 Test(options, disk_specs)
 {
 	struct disk_opt d;

@@ -302,6 +302,38 @@ Test(virtio_mmio, config_space_bounds_and_odd_widths)
 	cr_assert_eq(reg, 0, "registers are 32-bit only");
 }
 
+/* Spec 2.1.2: with DRIVER_OK set, DEVICE_NEEDS_RESET comes with a
+ * configuration change notification, also when the device refuses the queue
+ * setup at DRIVER_OK (found by tests/e2e/hostile_guest). */
+Test(virtio_mmio, bad_queue_setup_at_driver_ok_sends_a_config_interrupt)
+{
+	static const struct {
+		uint32_t size, desc_lo;
+	} bad[] = { { 0, 0x10000 }, { 3, 0x10000 }, { 16, 0xfffff000 }, { 16, 0x10008 } };
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		wr(VIRTIO_MMIO_STATUS, 0);
+		uint64_t junk;
+		while (read(m.irq_fd, &junk, 8) == 8)
+			;
+		negotiate(0, 1);
+		wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+		wr(VIRTIO_MMIO_QUEUE_NUM, bad[i].size);
+		wr(VIRTIO_MMIO_QUEUE_DESC_LOW, bad[i].desc_lo);
+		wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, bad[i].desc_lo == 0xfffff000 ? 7 : 0);
+		wr(VIRTIO_MMIO_QUEUE_READY, 1);
+		wr(VIRTIO_MMIO_STATUS, ALL_OK);
+		cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, "case %u", i);
+		cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG, "case %u", i);
+		cr_assert_eq(read(m.irq_fd, &junk, 8), 8, "case %u: interrupt line raised", i);
+		cr_assert_eq(dev.activations, 0);
+	}
+	wr(VIRTIO_MMIO_STATUS, 0);
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0, "reset clears InterruptStatus");
+	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+}
+
 Test(virtio_mmio, failed_notifier_registration_sets_needs_reset)
 {
 	host.fail_assign = 1;

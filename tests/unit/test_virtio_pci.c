@@ -735,6 +735,47 @@ Test(virtio_pci, hostile_accesses_never_crash)
 	cr_assert_eq(mmio_rd(C(STATUS), 1), 0);
 }
 
+/* Spec 2.1.2: with DRIVER_OK set, DEVICE_NEEDS_RESET comes with a
+ * configuration change notification, also when the queue setup itself is
+ * what the device refuses at DRIVER_OK (found by tests/e2e/hostile_guest). */
+Test(virtio_pci, bad_queue_setup_at_driver_ok_sends_a_config_interrupt)
+{
+	static const struct {
+		uint16_t size;
+		uint64_t desc;
+	} bad[] = { { 0, 0x10000 }, { 3, 0x10000 }, { 16, 0x7ff000000000ull }, { 16, 0x10008 } };
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mmio_wr(C(STATUS), 0, 1);
+		uint64_t junk;
+		while (read(vp.config_fd, &junk, 8) == 8)
+			;
+		negotiate(0, 1);
+		mmio_wr(C(Q_SELECT), 0, 2);
+		mmio_wr(C(Q_SIZE), bad[i].size, 2);
+		mmio_wr(C(Q_DESCLO), bad[i].desc, 8);
+		mmio_wr(C(Q_AVAILLO), 0x11000, 8);
+		mmio_wr(C(Q_USEDLO), 0x12000, 8);
+		mmio_wr(C(Q_ENABLE), 1, 2);
+		mmio_wr(C(STATUS), ALL_OK, 1);
+		cr_assert(mmio_rd(C(STATUS), 1) & VIRTIO_STATUS_NEEDS_RESET, "case %u", i);
+		cr_assert_eq(mmio_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG, "case %u: ISR config bit", i);
+		cr_assert_eq(read(vp.config_fd, &junk, 8), 8, "case %u: config eventfd signalled", i);
+		cr_assert_eq(dev.activations, 0);
+	}
+	/* DRIVER_OK without FEATURES_OK too */
+	mmio_wr(C(STATUS), 0, 1);
+	mmio_wr(C(STATUS), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK, 1);
+	cr_assert(mmio_rd(C(STATUS), 1) & VIRTIO_STATUS_NEEDS_RESET);
+	cr_assert_eq(mmio_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
+	/* and a reset brings the device back */
+	mmio_wr(C(STATUS), 0, 1);
+	negotiate(0, 1);
+	setup_queue(0, 0x10000, MSIX_NO_VECTOR);
+	mmio_wr(C(STATUS), ALL_OK, 1);
+	cr_assert_eq(mmio_rd(C(STATUS), 1), ALL_OK);
+	cr_assert_eq(dev.activations, 1);
+}
+
 Test(virtio_pci, failed_notifier_registration_sets_needs_reset)
 {
 	host.fail_assign = 1;

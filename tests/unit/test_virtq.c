@@ -188,6 +188,25 @@ VQ_TEST(init_rejects_misaligned_rings)
 	cr_assert_eq(virtq_init(&q, &mem, QSIZE, DESC_GPA, AVAIL_GPA + 2, USED_GPA + 4, false, false), 0);
 }
 
+/* The transport's warning says which part of the setup is wrong. */
+VQ_TEST(check_layout_names_the_problem)
+{
+	char why[160];
+	cr_assert_eq(virtq_check_layout(&mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, why, sizeof(why)), 0);
+	cr_assert_eq(virtq_check_layout(&mem, 3, DESC_GPA, AVAIL_GPA, USED_GPA, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "size 3 is not a power of 2"), "%s", why);
+	cr_assert_eq(virtq_check_layout(&mem, 0, DESC_GPA, AVAIL_GPA, USED_GPA, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "size 0"), "%s", why);
+	cr_assert_eq(virtq_check_layout(&mem, QSIZE, DESC_GPA + 8, AVAIL_GPA, USED_GPA, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "descriptor table") && strstr(why, "16-byte aligned"), "%s", why);
+	cr_assert_eq(virtq_check_layout(&mem, QSIZE, DESC_GPA, AVAIL_GPA + 1, USED_GPA, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "available ring") && strstr(why, "2-byte aligned"), "%s", why);
+	cr_assert_eq(virtq_check_layout(&mem, QSIZE, DESC_GPA, AVAIL_GPA, 0x7ff000000000ull, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "used ring 0x7ff000000000+0x") && strstr(why, "outside guest RAM"), "%s", why);
+	cr_assert_eq(virtq_check_layout(&mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, NULL, 0), 0);
+	cr_assert_eq(virtq_check_layout(&mem, 5, DESC_GPA, AVAIL_GPA, USED_GPA, NULL, 0), -1);
+}
+
 VQ_TEST(init_rejects_rings_outside_ram)
 {
 	/* in the hole */

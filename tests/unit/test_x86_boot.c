@@ -120,6 +120,32 @@ Test(x86_boot, rejects_bad_bzimages)
 	free(old);
 }
 
+/* Bytes after the code the header declares (syssize) are not loaded: with
+ * them the copy could run past init_size, or past the end of a small guest
+ * RAM and fail unnoticed (found by tests/fuzz/fuzz_kernel). */
+Test(x86_boot, bzimage_trailing_bytes_are_not_loaded)
+{
+	size_t len;
+	uint8_t *img = make_bzimage(0x4000, 0x20f, &len);
+	size_t big = len + (RAM_SIZE);   /* far more than guest RAM */
+	img = realloc(img, big);
+	memset(img + len, 0xee, big - len);
+	struct setup_header h;
+	memcpy(&h, img + 0x1f1, sizeof(h));
+	h.init_size = 0x4000;             /* exactly the declared code */
+	memcpy(img + 0x1f1, &h, sizeof(h));
+	struct x86_kernel k;
+	uint64_t entry, end;
+	cr_assert_eq(x86_probe_kernel(img, big, &k, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(k.code_size, 0x4000);
+	cr_assert_eq(x86_load_kernel(&m, &k, &entry, &end, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(end, 0x100000 + 0x4000);
+	cr_assert_eq(ram[0x100000], 0xcc);
+	cr_assert_eq(ram[0x100000 + 0x3fff], 0xcc);
+	cr_assert_eq(ram[0x100000 + 0x4000], 0, "a trailing byte was loaded past the kernel");
+	free(img);
+}
+
 Test(x86_boot, kernel_too_big_for_memory_and_cmdline_too_long)
 {
 	size_t len;
