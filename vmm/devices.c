@@ -84,6 +84,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		}
 		vm->blks[vm->n_blks++] = b;
 		virtio_blk_set_index(b, i);
+		virtio_blk_set_threads(b, &vm->threads.starter);
 		if (attach(vm, name, d->transport, &virtio_blk_ops, b))
 			return -1;
 	}
@@ -97,6 +98,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 				   : n->vhost == VHOST_OFF ? VIRTIO_NET_BACKEND_WORKER
 							   : VIRTIO_NET_BACKEND_AUTO,
 			.index = i,
+			.threads = &vm->threads.starter,
 		};
 		if (n->has_mac)
 			memcpy(p.mac, n->mac, sizeof(p.mac));

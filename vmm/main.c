@@ -1,5 +1,7 @@
 /* minivmm: boot a Linux kernel directly under KVM. */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,6 +58,22 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* --user/--group/--chroot are checked before anything is opened. */
+	struct sandbox_ids ids = { .chroot_dir = opts.chroot_dir };
+	if (sandbox_resolve_ids(opts.user, opts.group, &ids.uid, &ids.gid, &ids.has_uid, &ids.has_gid, err,
+				sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	struct stat st;
+	if (opts.chroot_dir) {
+		int bad = stat(opts.chroot_dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+		if (bad) {
+			log_error("--chroot %s: %s", opts.chroot_dir, strerror(bad));
+			return 1;
+		}
+	}
+
 	struct boot_files files = { .initrd_fd = -1 };
 	if (open_boot_files(&opts, &files)) {
 		close_boot_files(&files);
@@ -85,7 +103,8 @@ int main(int argc, char **argv)
 	int status = 1;
 	if (vm_create(vm, &opts) == 0 && vm_add_devices(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
 		close_boot_files(&files);   /* the guest has its copy; drop ours before running */
-		status = vm_run(vm);
+		if (vm_sandbox(vm, &opts, &ids) == 0)
+			status = vm_run(vm);
 	}
 	close_boot_files(&files);
 	vm_destroy(vm);

@@ -25,7 +25,12 @@ const char options_usage[] =
 "                        virtio-net on a tap device (repeatable)\n"
 "  --console stdio|none|PATH\n"
 "                        where the serial console goes (default stdio)\n"
-"  --seccomp on|log|off  system call filter (default on)\n"
+"  --seccomp on|log|off  system call filter per thread (default on; a violation\n"
+"                        stops minivmm with status 159 and names the call)\n"
+"  --user USER           run as this user (name or uid) once devices are open\n"
+"  --group GROUP         run as this group (default: the user's own, or the\n"
+"                        same number for a numeric --user)\n"
+"  --chroot DIR          change root to DIR once devices are open\n"
 "  --help                print this help and exit\n"
 "  --version             print the version and exit\n"
 "\n"
@@ -211,7 +216,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 
 		static const char *const with_value[] = {
 			"--kernel", "--initrd", "--cmdline", "--cpus", "--mem",
-			"--disk", "--net", "--console", "--seccomp",
+			"--disk", "--net", "--console", "--seccomp", "--user", "--group", "--chroot",
 		};
 		bool known = false;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -281,6 +286,15 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 				o->seccomp = SECCOMP_OFF;
 			else
 				return err_set(err, errlen, "--seccomp %s: must be on, log or off", val);
+		} else if (!strcmp(name, "--user") || !strcmp(name, "--group") || !strcmp(name, "--chroot")) {
+			if (!*val)
+				return err_set(err, errlen, "%s: empty value", name);
+			if (name[2] == 'u')
+				o->user = val;
+			else if (name[2] == 'g')
+				o->group = val;
+			else
+				o->chroot_dir = val;
 		}
 	}
 

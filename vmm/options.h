@@ -45,6 +45,9 @@ struct vmm_options {
 	enum console_kind console;
 	const char *console_path;
 	enum seccomp_mode seccomp;
+	const char *user;          /* --user: name or uid; NULL keeps ours */
+	const char *group;         /* --group */
+	const char *chroot_dir;    /* --chroot */
 	struct disk_opt disks[MAX_DISKS];
 	unsigned n_disks;
 	struct net_opt nets[MAX_NETS];

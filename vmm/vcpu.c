@@ -131,11 +131,8 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
-	char name[16];
 	sigset_t set;
 
-	snprintf(name, sizeof(name), "vcpu%u", v->id);
-	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -164,7 +161,9 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
-	int e = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	int e = vm_threads_create(v->vm, &v->thread, THREAD_ROLE_VCPU, name, vcpu_thread, v);
 	if (e) {
 		log_error("vcpu%u: cannot start thread: %s", v->id, strerror(e));
 		return -1;

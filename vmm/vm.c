@@ -98,6 +98,9 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->stop_sink = (struct stop_sink){ stop_sink_cb, vm };
+	vm->threads.efd = -1;
+	if (vm_threads_init(vm))
+		return -1;
 
 	if (console_open(&vm->console, opts))
 		return -1;
@@ -263,6 +266,12 @@ int vm_run(struct vm *vm)
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &kick, NULL);   /* only vCPU threads take kicks */
 
+	/* The main thread's filter before any other thread exists: each one
+	 * starts from it and narrows it to its role. */
+	if (sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN)) {
+		close(sfd);
+		return 1;
+	}
 	for (unsigned i = 0; i < vm->n_vcpus; i++) {
 		if (vcpu_start(&vm->vcpus[i])) {
 			vm_request_stop(vm, STOP_ERROR, 1);
@@ -278,13 +287,14 @@ int vm_run(struct vm *vm)
 			break;
 
 		bool backlog = flush_console_input(vm);
-		struct pollfd fds[3] = {
+		struct pollfd fds[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = vm->stop_efd, .events = POLLIN },
 			{ .fd = backlog ? -1 : vm->console.in_fd, .events = POLLIN },
+			{ .fd = vm->threads.efd, .events = POLLIN },
 		};
 		/* With input waiting for UART room, look again soon. */
-		int r = poll(fds, 3, backlog ? 10 : -1);
+		int r = poll(fds, 4, backlog ? 10 : -1);
 		if (r < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			vm_request_stop(vm, STOP_ERROR, 1);
@@ -301,10 +311,16 @@ int vm_run(struct vm *vm)
 		}
 		if (fds[2].revents & (POLLIN | POLLHUP | POLLERR))
 			read_console_input(vm);
+		if (fds[3].revents & POLLIN)
+			vm_threads_serve(vm);
 	}
 
+	vm_threads_close(vm);   /* a vCPU waiting for a device thread must not hold up the stop */
 	stop_all_vcpus(vm);
 	close(sfd);
+	/* Teardown from here: a second Ctrl-C or a SIGTERM ends the process
+	 * the default way rather than waiting in a signalfd nobody reads. */
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	console_close(&vm->console);   /* restore the terminal before we print */
 	return exit_status_for(vm);
 }
@@ -332,6 +348,19 @@ void vm_destroy(struct vm *vm)
 	vm->stop_efd = -1;
 	console_close(&vm->console);
 	serial_8250_destroy(&vm->uart);
+	vm_threads_destroy(vm);
+	sandbox_destroy(&vm->sandbox);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
+}
+
+int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandbox_ids *ids)
+{
+	char err[256];
+	if (sandbox_init(&vm->sandbox, opts->seccomp, err, sizeof(err)) ||
+	    sandbox_drop_privileges(ids->chroot_dir, ids->has_uid, ids->uid, ids->has_gid, ids->gid, err, sizeof(err))) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
 }

@@ -20,7 +20,9 @@
 #include "vmm/kvm.h"
 #include "vmm/msi_routes.h"
 #include "vmm/options.h"
+#include "vmm/sandbox.h"
 #include "vmm/stop.h"
+#include "vmm/vm_threads.h"
 
 struct kvm_run;
 struct virtio_blk;
@@ -89,6 +91,10 @@ struct vm {
 	unsigned n_vpci;
 	struct pci_host pci;              /* bus 0: config mechanism 1 + the BAR window */
 	struct msi_routes msi_routes;     /* the VM's whole GSI routing table */
+
+	/* Threads and what they may do (vmm/vm_threads.h, vmm/sandbox.h). */
+	struct vm_threads threads;
+	struct sandbox sandbox;
 	char dev_names[VM_MAX_VIRTIO * 2][16];
 	unsigned n_dev_names;
 };
@@ -101,6 +107,10 @@ int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_fil
  * Returns the process exit status. */
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
+/* After vm_load, before vm_run: compiles the seccomp filters, then (chroot,
+ * user/group switch, capabilities dropped). The process must still have
+ * one thread. Logs and returns -1 on failure. */
+int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandbox_ids *ids);
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 /* Brings every vCPU out of KVM_RUN and holds it; vm_resume lets them go. */

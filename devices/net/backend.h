@@ -13,6 +13,8 @@
 #include "vmm/guest_mem.h"
 
 /* One RX/TX queue pair, as given to a backend's start(). */
+struct thread_starter;
+
 struct net_pair {
 	unsigned index;                 /* pair number: RX is queue 2i, TX 2i+1 */
 	char name[16];                  /* "net0-qp2": thread name */
@@ -24,6 +26,8 @@ struct net_pair {
 	uint64_t features;              /* negotiated with the driver */
 	size_t vnet_hdr_len;            /* 12 (VERSION_1 / MRG_RXBUF header) */
 	void *backend_state;            /* the backend's, between start and stop */
+	const struct thread_starter *threads;   /* who creates the pair's threads (NULL: pthread_create) */
+	int vhost_fd;                   /* /dev/vhost-net opened at device creation, or -1 (not owned) */
 };
 
 struct net_backend_ops {

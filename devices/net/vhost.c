@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/net/vhost.h"
+#include "devices/thread_start.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -56,9 +57,14 @@ void net_vhost_set_sys(const struct net_vhost_sys *s)
 	sys = s ? s : &real_sys;
 }
 
+int net_vhost_open(void)
+{
+	return sys->open(NET_VHOST_DEV, O_RDWR | O_CLOEXEC);
+}
+
 bool net_vhost_available(void)
 {
-	int fd = sys->open(NET_VHOST_DEV, O_RDWR | O_CLOEXEC);
+	int fd = net_vhost_open();
 	if (fd < 0)
 		return false;
 	close(fd);
@@ -195,17 +201,11 @@ static int start_forwarder(struct vhost_pair *v)
 		log_error("%s: vhost-net: eventfd: %s", v->p->name, strerror(errno));
 		return -1;
 	}
-	/* Signals go to the main thread (its signalfd) and the vCPUs, never here. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(&v->forwarder, NULL, forwarder_main, v);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int e = thread_start(v->p->threads, &v->forwarder, THREAD_ROLE_VHOST_FWD, v->p->name, forwarder_main, v);
 	if (e) {
 		log_error("%s: vhost-net: cannot start the interrupt forwarder: %s", v->p->name, strerror(e));
 		return -1;
 	}
-	pthread_setname_np(v->forwarder, v->p->name);
 	v->forwarding = true;
 	return 0;
 }
@@ -258,8 +258,15 @@ static void take_back(struct vhost_pair *v)
 /* Releases everything start() set up, after the rings were taken back. */
 static void release(struct vhost_pair *v)
 {
-	if (v->fd >= 0)
+	if (v->fd >= 0 && v->fd == v->p->vhost_fd) {
+		/* The device's fd, opened before the sandbox closed the door on
+		 * /dev: RESET_OWNER drops vhost's kick, call and tap references
+		 * and leaves it ready for the next start. */
+		if (sys->ioctl(v->fd, VHOST_RESET_OWNER, NULL) < 0)
+			log_warn("%s: vhost-net: VHOST_RESET_OWNER: %s", v->p->name, strerror(errno));
+	} else if (v->fd >= 0) {
 		close(v->fd);   /* vhost drops its kick, call and tap references */
+	}
 	if (v->forwarding) {
 		uint64_t one = 1;
 		if (write(v->stop_fd, &one, sizeof(one)) != sizeof(one))
@@ -303,7 +310,7 @@ static int setup_vq(struct vhost_pair *v, int i)
 static int setup(struct vhost_pair *v)
 {
 	struct net_pair *p = v->p;
-	v->fd = sys->open(NET_VHOST_DEV, O_RDWR | O_CLOEXEC);
+	v->fd = p->vhost_fd >= 0 ? p->vhost_fd : sys->open(NET_VHOST_DEV, O_RDWR | O_CLOEXEC);
 	if (v->fd < 0) {
 		log_error("%s: vhost-net: cannot open %s: %s", p->name, NET_VHOST_DEV, strerror(errno));
 		return -1;

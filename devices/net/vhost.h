@@ -53,6 +53,9 @@ extern const struct net_backend_ops net_vhost_backend;
 
 /* Whether /dev/vhost-net opens (read-write) here: what --net vhost=auto asks. */
 bool net_vhost_available(void);
+/* Opens /dev/vhost-net (through the test hook below); -1 with errno. A
+ * device opens one per queue pair at creation, before the sandbox. */
+int net_vhost_open(void);
 
 /* ---- the pieces of start(), exposed for tests ---- */
 

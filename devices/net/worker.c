@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/net/worker.h"
+#include "devices/thread_start.h"
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
@@ -388,20 +389,13 @@ static int worker_start(struct net_pair *p)
 		return -1;
 	}
 
-	/* The thread takes no signals (SIGINT/SIGTERM are the main thread's,
-	 * the kick signal is for vCPUs). */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(&w->thread, NULL, worker_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int e = thread_start(p->threads, &w->thread, THREAD_ROLE_NET, p->name, worker_main, w);
 	if (e) {
 		log_error("%s: cannot start its thread: %s", p->name, strerror(e));
 		close(w->stop_fd);
 		free(w);
 		return -1;
 	}
-	pthread_setname_np(w->thread, p->name);
 	p->backend_state = w;
 	return 0;
 }

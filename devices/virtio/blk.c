@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/virtio/blk.h"
+#include "devices/thread_start.h"
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
@@ -65,6 +66,7 @@ struct virtio_blk {
 	bool active;
 	bool writethrough;               /* FLUSH not negotiated: every write is synced */
 	const struct virtio_irq *irq;
+	const struct thread_starter *threads;   /* NULL: plain pthread_create */
 
 	atomic_bool stopping;            /* reset() in progress: stop between requests */
 	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
@@ -355,7 +357,6 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 			const struct virtio_irq *irq)
 {
 	struct virtio_blk *blk = dev;
-	sigset_t all, old;
 	int failed = 0;
 
 	if (blk->active) {
@@ -371,11 +372,6 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	if (n_queues > blk->num_queues)
 		n_queues = blk->num_queues;
 
-	/* Workers take no signals: SIGINT/SIGTERM are the main thread's
-	 * (signalfd) and the kick signal is for vCPUs, whose mask the new
-	 * threads would otherwise inherit. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (unsigned i = 0; i < n_queues; i++) {
 		struct blk_worker *w = &blk->workers[i];
 		if (!queues[i].ready)
@@ -383,17 +379,14 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		w->queue = &queues[i];
 		if (!w->queue->vq.name)
 			w->queue->vq.name = w->vq_name;
-		int e = pthread_create(&w->thread, NULL, worker_main, w);
+		int e = thread_start(blk->threads, &w->thread, THREAD_ROLE_BLK, w->thread_name, worker_main, w);
 		if (e) {
 			log_error("%s: cannot start the thread of queue %u: %s", blk->name, i, strerror(e));
 			failed = -1;
 			break;
 		}
 		w->started = true;
-		/* From here rather than the thread: named once activate() returns. */
-		pthread_setname_np(w->thread, w->thread_name);
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (failed)
 		blk_reset(blk);   /* the transport only sets NEEDS_RESET: nothing may keep running */
 	return failed;
@@ -451,6 +444,11 @@ const struct virtio_dev_ops virtio_blk_ops = {
 };
 
 /* ---- life cycle ---- */
+
+void virtio_blk_set_threads(struct virtio_blk *blk, const struct thread_starter *threads)
+{
+	blk->threads = threads;
+}
 
 void virtio_blk_set_index(struct virtio_blk *blk, unsigned index)
 {

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/virtio/net.h"
+#include "devices/thread_start.h"
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
@@ -33,6 +34,7 @@ struct net_qp {
 	struct net_pair pair;                  /* handed to the backend while it runs */
 	const struct net_backend_ops *backend; /* NULL: stopped */
 	bool attached;                         /* its tap queue is attached */
+	int vhost_fd;                          /* /dev/vhost-net for this pair, or -1 */
 	char rx_name[32], tx_name[32];         /* "net0 rx2", in virtq's log lines */
 };
 
@@ -43,6 +45,7 @@ struct virtio_net {
 	struct net_tap tap;
 	enum virtio_net_backend_choice choice;
 	const struct net_backend_ops *backend;
+	const struct thread_starter *threads;
 	int stop_fd;                     /* eventfd: stops the control thread */
 
 	/* Config space and receive filter: read by vCPUs (and tests), written
@@ -111,6 +114,8 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	p->features = net->features;
 	p->vnet_hdr_len = NET_TAP_VNET_HDR_LEN;
 	p->backend_state = NULL;
+	p->threads = net->threads;
+	p->vhost_fd = qp->vhost_fd;
 
 	const struct net_backend_ops *b = net->backend;
 	if (b->start(p) < 0) {
@@ -396,18 +401,14 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		struct virtio_queue *cq = &queues[net->ctrl_index];
 		if (!cq->vq.name)
 			cq->vq.name = net->ctrl_vq_name;
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);   /* the pairs it starts inherit this */
-		int err = pthread_create(&net->ctrl_thread, NULL, ctrl_main, net);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		int err = thread_start(net->threads, &net->ctrl_thread, THREAD_ROLE_NET_CTRL, net->ctrl_thread_name,
+				       ctrl_main, net);
 		if (err) {
 			log_error("%s: cannot start the control queue thread: %s", net->name, strerror(err));
 			net_reset(net);
 			return -1;
 		}
 		net->ctrl_started = true;
-		pthread_setname_np(net->ctrl_thread, net->ctrl_thread_name);
 	}
 	return 0;
 }
@@ -553,6 +554,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	net->max_pairs = p->queue_pairs;
 	net->choice = p->backend;
 	net->backend = backend;
+	net->threads = p->threads;
 	memcpy(net->mac, p->mac, 6);
 	net->status = VIRTIO_NET_S_LINK_UP;
 	net->ctrl_index = -1;
@@ -561,8 +563,20 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	for (unsigned i = 0; i < net->max_pairs; i++) {
 		struct net_qp *qp = &net->qps[i];
 		qp->attached = true;
+		qp->vhost_fd = -1;
 		snprintf(qp->rx_name, sizeof(qp->rx_name), "%s rx%u", name, i);
 		snprintf(qp->tx_name, sizeof(qp->tx_name), "%s tx%u", name, i);
+	}
+	/* One vhost instance per pair, opened now: once the sandbox is in
+	 * place nothing can open /dev/vhost-net any more. */
+	for (unsigned i = 0; i < net->max_pairs && backend == &net_vhost_backend; i++) {
+		net->qps[i].vhost_fd = net_vhost_open();
+		if (net->qps[i].vhost_fd < 0) {
+			snprintf(err, errlen, "--net %s: cannot open %s for queue pair %u: %s", p->tap, NET_VHOST_DEV, i,
+				 strerror(errno));
+			virtio_net_destroy(net);
+			return NULL;
+		}
 	}
 	/* Only the pairs the guest enables get frames: detach the others. */
 	for (unsigned i = 1; i < net->max_pairs && net->tap.multi_queue; i++) {
@@ -595,6 +609,9 @@ void virtio_net_destroy(struct virtio_net *net)
 	if (!net)
 		return;
 	net_reset(net);
+	for (unsigned i = 0; i < net->max_pairs; i++)
+		if (net->qps[i].vhost_fd >= 0)
+			close(net->qps[i].vhost_fd);
 	close(net->stop_fd);
 	net_tap_close(&net->tap);
 	pthread_mutex_destroy(&net->lock);

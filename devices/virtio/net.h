@@ -50,6 +50,7 @@ struct virtio_net_params {
 	enum virtio_net_backend_choice backend;
 	uint8_t mac[6];
 	unsigned index;              /* which NIC of the VM: "net<index>" in thread names and logs */
+	const struct thread_starter *threads;   /* who creates device threads; NULL: pthread_create */
 };
 
 struct virtio_net;

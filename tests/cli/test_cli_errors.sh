@@ -54,6 +54,12 @@ expect_error "--mem 4" --kernel "$tmp/trunc.bz" --mem 4
 expect_error "--mem lots" --kernel "$tmp/trunc.bz" --mem lots
 expect_error "--initrd $tmp/nope" --kernel "$tmp/trunc.bz" --initrd "$tmp/nope"
 expect_error "--seccomp" --kernel "$tmp/text" --seccomp sometimes
+# The sandbox options are checked before any file is read: the kernel here is junk on purpose.
+expect_error "--user no-such-user-minivmm: no such user" --kernel "$tmp/text" --user no-such-user-minivmm
+expect_error "--group no-such-group-minivmm: no such group" --kernel "$tmp/text" --group no-such-group-minivmm
+expect_error "--chroot $tmp/none: No such file or directory" --kernel "$tmp/text" --chroot "$tmp/none"
+expect_error "--chroot $tmp/text: Not a directory" --kernel "$tmp/text" --chroot "$tmp/text"
+expect_error "--user: empty value" --kernel "$tmp/text" --user ""
 expect_error "--net" --kernel "$tmp/text" --net "tap0,queues=99"
 expect_error "option --cmdline needs a value" --kernel "$tmp/text" --cmdline
 

@@ -124,6 +124,7 @@ static void setup(void)
 		.mem = &mem,
 		.features = FEATURES_V1,
 		.vnet_hdr_len = 12,
+		.vhost_fd = -1,             /* the backend opens its own unless the device gave one */
 	};
 	for (unsigned i = 0; i < 8; i++)
 		atomic_store(&irq_calls[i], 0);
@@ -231,6 +232,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 	struct vhost_memory *m = arg;
 	switch (req) {
 	case VHOST_SET_OWNER:
+	case VHOST_RESET_OWNER:
 		break;
 	case VHOST_GET_FEATURES:
 		*(uint64_t *)arg = fake_offered;
@@ -286,6 +288,7 @@ static const char *req_name(unsigned long req)
 {
 	switch (req) {
 	case VHOST_SET_OWNER: return "VHOST_SET_OWNER";
+	case VHOST_RESET_OWNER: return "VHOST_RESET_OWNER";
 	case VHOST_GET_FEATURES: return "VHOST_GET_FEATURES";
 	case VHOST_SET_FEATURES: return "VHOST_SET_FEATURES";
 	case VHOST_SET_MEM_TABLE: return "VHOST_SET_MEM_TABLE";
@@ -526,6 +529,31 @@ Test(net_vhost, missing_device_faked)
 }
 
 /* ---- the sequence, against the fake kernel ---- */
+
+/* The device opens /dev/vhost-net before the sandbox: the backend runs on
+ * that fd, and at stop hands it back reset (RESET_OWNER) instead of closing
+ * it, so that the next start works without opening anything. */
+Test(net_vhost, a_device_opened_fd_is_reset_not_closed)
+{
+	use_fake();
+	int dev_fd = eventfd(0, EFD_CLOEXEC);
+	cr_assert_geq(dev_fd, 0);
+	pair.vhost_fd = dev_fd;
+	opened_fd = dev_fd;            /* what assert_calls compares with */
+	open_errno = ENOENT;           /* an open now would fail the start */
+	for (int round = 0; round < 2; round++) {
+		n_calls = 0;
+		cr_assert_eq(net_vhost_backend.start(&pair), 0, "round %d", round);
+		assert_calls(0, start_seq, START_CALLS);
+		net_vhost_backend.stop(&pair);
+		assert_calls(START_CALLS, stop_seq, ARRAY_SIZE(stop_seq));
+		cr_assert_eq(n_calls, START_CALLS + ARRAY_SIZE(stop_seq) + 1);
+		cr_assert_eq(calls[n_calls - 1].req, VHOST_RESET_OWNER, "last: %s", req_name(calls[n_calls - 1].req));
+		cr_assert_eq(fcntl(dev_fd, F_GETFD), FD_CLOEXEC, "the device's fd is still open");
+	}
+	cr_assert_str_empty(logged());
+	close(dev_fd);
+}
 
 Test(net_vhost, start_and_stop_sequence)
 {

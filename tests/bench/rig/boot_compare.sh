@@ -6,6 +6,7 @@
 # rig-timeout: 900
 # rig-needs: qemu
 . "${RIG_LIB:-$(dirname "$0")/../../rig/lib.sh}"
+. "$(dirname "$0")/bench.inc"
 
 need_minivmm
 need_qemu
@@ -13,27 +14,6 @@ need_file DEBIAN_KERNEL
 need_file GUEST_INITRD
 RUNS=${BENCH_RUNS:-3}
 CMDLINE="console=ttyS0 panic=-1 mvtest=marker"
-
-# time_boot NAME CMD...: prints "<secs to init marker> <secs to exit>".
-time_boot() {
-	_log=$LOGDIR/$1.log; shift
-	_t0=$(now)
-	"$@" </dev/null >"$_log" 2>&1 &
-	_pid=$!
-	_init=
-	while kill -0 $_pid 2>/dev/null; do
-		if [ -z "$_init" ] && grep -q 'MINIVMM-GUEST: init started' "$_log"; then
-			_init=$(elapsed "$_t0")
-		fi
-		sleep 0.05
-	done
-	wait $_pid
-	_rc=$?
-	_end=$(elapsed "$_t0")
-	[ -z "$_init" ] && grep -q 'MINIVMM-GUEST: init started' "$_log" && _init=$_end
-	[ $_rc = 0 ] && [ -n "$_init" ] || { show_tail "$_log"; fail "$(basename "$_log"): exit $_rc, init ${_init:-never}"; }
-	echo "$_init $_end"
-}
 
 mv_init= mv_end= q_init= q_end=
 i=0
@@ -47,7 +27,6 @@ while [ $i -lt "$RUNS" ]; do
 	i=$((i + 1))
 done
 
-median() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mi=$(median $mv_init); me=$(median $mv_end); qi=$(median $q_init); qe=$(median $q_end)
 {
 	echo "boot benchmark in L1 (TCG-emulated SVM; absolute times are emulator speed), $RUNS runs each, medians"

@@ -1,0 +1,299 @@
+/* vmm/sandbox.c: per-role seccomp filters and the privilege drop. Each case
+ * that installs a filter or drops privileges does it in a forked child (a
+ * filter cannot be removed), and the parent reads the child's status and
+ * stderr. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vmm/sandbox.h"
+
+struct child_result {
+	int status;          /* exit status, or 128 + signal */
+	bool signaled;
+	char err[1024];      /* what it wrote on stderr */
+};
+
+/* Runs body(arg) in a child with mode's filters compiled; the child exits
+ * with body's return value. */
+static struct child_result in_child(enum seccomp_mode mode, int (*body)(struct sandbox *sb, void *arg), void *arg)
+{
+	int pipefd[2];
+	cr_assert_eq(pipe(pipefd), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[0]);
+		struct sandbox sb;
+		char err[256];
+		if (sandbox_init(&sb, mode, err, sizeof(err))) {
+			fprintf(stderr, "init: %s\n", err);
+			_exit(90);
+		}
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+			_exit(91);
+		_exit(body(&sb, arg));
+	}
+	close(pipefd[1]);
+	struct child_result r = { 0 };
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(pipefd[0], r.err + got, sizeof(r.err) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(pipefd[0]);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r.signaled = WIFSIGNALED(st);
+	return r;
+}
+
+static void assert_killed_for(const struct child_result *r, const char *role, const char *call)
+{
+	char want[160];
+	cr_assert_not(r->signaled, "killed by a signal, not by the handler: %s", r->err);
+	cr_assert_eq(r->status, SANDBOX_VIOLATION_STATUS, "status %d, stderr: %s", r->status, r->err);
+	snprintf(want, sizeof(want), "(%s) made a forbidden system call: %s (", role, call);
+	cr_assert(strstr(r->err, want), "stderr '%s' lacks '%s'", r->err, want);
+	cr_assert(!strchr(strchr(r->err, '\n') + 1, '\n'), "one line only: %s", r->err);
+}
+
+Test(sandbox, every_role_compiles_in_both_modes)
+{
+	for (int m = SECCOMP_ON; m <= SECCOMP_LOG; m++) {
+		struct sandbox sb;
+		char err[256] = "";
+		cr_assert_eq(sandbox_init(&sb, (enum seccomp_mode)m, err, sizeof(err)), 0, "%s", err);
+		for (int r = 0; r < THREAD_ROLE_COUNT; r++)
+			cr_assert_gt(sb.filters[r].len, 4, "role %s", thread_role_names[r]);
+		/* The main thread's is the union: the largest. */
+		for (int r = 1; r < THREAD_ROLE_COUNT; r++)
+			cr_assert_gt(sb.filters[THREAD_ROLE_MAIN].len, sb.filters[r].len);
+		sandbox_destroy(&sb);
+	}
+	struct sandbox off;
+	char err[16];
+	cr_assert_eq(sandbox_init(&off, SECCOMP_OFF, err, sizeof(err)), 0);
+	cr_assert_not(off.active);
+	cr_assert_eq(sandbox_enter(&off, THREAD_ROLE_BLK), 0, "off: nothing to install");
+}
+
+Test(sandbox, main_allows_what_every_role_allows)
+{
+	const int calls[] = { SCMP_SYS(pwritev), SCMP_SYS(fdatasync), SCMP_SYS(readv), SCMP_SYS(writev),
+			      SCMP_SYS(poll), SCMP_SYS(eventfd2) };
+	for (unsigned i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		cr_assert(sandbox_role_allows(THREAD_ROLE_MAIN, calls[i]), "syscall %d", calls[i]);
+	cr_assert(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(pwritev)));
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(pwritev)), "net workers never touch files");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VCPU, SCMP_SYS(fdatasync)));
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(openat)));
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_MAIN, SCMP_SYS(openat)), "nothing opens files after set-up");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_MAIN, SCMP_SYS(execve)));
+}
+
+/* A block worker: file I/O yes, opening a file no. */
+static int blk_opens_a_file(struct sandbox *sb, void *arg)
+{
+	int fd = open("/dev/null", O_RDWR);
+	if (sandbox_enter(sb, THREAD_ROLE_BLK))
+		return 92;
+	char b[4];
+	if (pread(fd, b, sizeof(b), 0) != 0 || pwrite(fd, b, sizeof(b), 0) != sizeof(b) || (fdatasync(fd) != 0 && errno != EINVAL))
+		return 93;
+	open("/etc/hostname", O_RDONLY);   /* forbidden: the process ends here */
+	return 0;
+}
+
+Test(sandbox, blk_worker_is_stopped_at_openat_and_named)
+{
+	struct child_result r = in_child(SECCOMP_ON, blk_opens_a_file, NULL);
+	assert_killed_for(&r, "blk worker", "openat");
+}
+
+/* With --seccomp log the same call goes through. */
+Test(sandbox, log_mode_lets_the_call_through)
+{
+	struct child_result r = in_child(SECCOMP_LOG, blk_opens_a_file, NULL);
+	cr_assert_eq(r.status, 0, "status %d, stderr %s", r.status, r.err);
+	cr_assert_str_empty(r.err);
+}
+
+/* ioctl is filtered by request number: a vCPU may KVM_RUN but not TUNSETIFF. */
+static int vcpu_ioctls(struct sandbox *sb, void *arg)
+{
+	int fd = open("/dev/null", O_RDWR);
+	if (sandbox_enter(sb, THREAD_ROLE_VCPU))
+		return 92;
+	if (ioctl(fd, KVM_RUN, 0) == 0 || errno != ENOTTY)   /* allowed: the driver says ENOTTY */
+		return 93;
+	ioctl(fd, TUNSETIFF, NULL);
+	return 0;
+}
+
+Test(sandbox, vcpu_ioctl_outside_its_list_is_stopped)
+{
+	struct child_result r = in_child(SECCOMP_ON, vcpu_ioctls, NULL);
+	assert_killed_for(&r, "vcpu", "ioctl");
+}
+
+/* No role may map new code. */
+static int net_maps_exec(struct sandbox *sb, void *arg)
+{
+	if (sandbox_enter(sb, THREAD_ROLE_NET))
+		return 92;
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 93;
+	mprotect(p, 4096, PROT_READ | PROT_EXEC);
+	return 0;
+}
+
+Test(sandbox, executable_mappings_are_refused)
+{
+	struct child_result r = in_child(SECCOMP_ON, net_maps_exec, NULL);
+	assert_killed_for(&r, "net worker", "mprotect");
+}
+
+/* The main thread creates threads; a thread made from it narrows itself;
+ * a vCPU cannot create threads at all (it asks the main thread). */
+static void *narrow_then_write(void *arg)
+{
+	struct sandbox *sb = arg;
+	if (sandbox_enter(sb, THREAD_ROLE_NET))
+		return (void *)1;
+	char c = 'x';
+	return (void *)(intptr_t)(write(STDERR_FILENO, &c, 0) != 0);
+}
+
+static void *spawn_from_vcpu(void *arg)
+{
+	struct sandbox *sb = arg;
+	if (sandbox_enter(sb, THREAD_ROLE_VCPU))
+		return (void *)1;
+	pthread_t t;
+	pthread_create(&t, NULL, narrow_then_write, sb);   /* clone: forbidden */
+	return NULL;
+}
+
+static int threads_by_role(struct sandbox *sb, void *arg)
+{
+	if (sandbox_enter(sb, THREAD_ROLE_MAIN))
+		return 92;
+	pthread_t t;
+	void *ret = (void *)7;
+	if (pthread_create(&t, NULL, narrow_then_write, sb) || pthread_join(t, &ret) || ret)
+		return 93;
+	if (pthread_create(&t, NULL, spawn_from_vcpu, sb))
+		return 94;
+	pthread_join(t, NULL);
+	return 0;
+}
+
+/* glibc blocks every signal around clone, so the kernel cannot deliver the
+ * SIGSYS to our handler: it kills the process with it, without a line. */
+Test(sandbox, only_the_main_thread_creates_threads)
+{
+	struct child_result r = in_child(SECCOMP_ON, threads_by_role, NULL);
+	cr_assert(r.signaled && r.status == 128 + SIGSYS, "status %d (signaled %d), stderr: %s", r.status, r.signaled,
+		  r.err);
+}
+
+/* ---- privileges ---- */
+
+Test(sandbox, user_and_group_names_and_numbers)
+{
+	uid_t uid;
+	gid_t gid;
+	bool hu, hg;
+	char err[128];
+	cr_assert_eq(sandbox_resolve_ids("root", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(hu && hg && uid == 0 && gid == 0, "root's own group comes with it");
+	cr_assert_eq(sandbox_resolve_ids("4321", "1234", &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(uid == 4321 && gid == 1234);
+	cr_assert_eq(sandbox_resolve_ids("4321", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(hg && gid == 4321, "a bare uid brings the same gid, never root's group");
+	cr_assert_eq(sandbox_resolve_ids(NULL, NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(!hu && !hg);
+	cr_assert_eq(sandbox_resolve_ids("no-such-user-minivmm", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "--user no-such-user-minivmm: no such user");
+	cr_assert_eq(sandbox_resolve_ids(NULL, "12x", &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "--group 12x: no such group");
+}
+
+static int drop_all(struct sandbox *sb, void *arg)
+{
+	const char *dir = arg;
+	char err[256];
+	if (sandbox_drop_privileges(dir, true, 65534, true, 65534, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 92;
+	}
+	if (getuid() != 65534 || geteuid() != 65534 || getgid() != 65534)
+		return 93;
+	cap_t c = cap_get_proc();
+	cap_t none = cap_init();
+	int same = cap_compare(c, none) == 0;
+	cap_free(c);
+	cap_free(none);
+	if (!same)
+		return 94;
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
+			return 95;
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return 96;
+	if (access("/marker", F_OK) != 0 || access("/etc/passwd", F_OK) == 0)
+		return 97;   /* the new root is the directory, the host's is gone */
+	return 0;
+}
+
+Test(sandbox, privileges_dropped_and_root_changed)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to switch users and chroot (running as uid %u)", (unsigned)geteuid());
+	char dir[] = "/tmp/minivmm-chroot-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	chmod(dir, 0755);   /* the unprivileged user must be able to look inside its new root */
+	char marker[64];
+	snprintf(marker, sizeof(marker), "%s/marker", dir);
+	close(open(marker, O_CREAT | O_WRONLY, 0644));
+	struct child_result r = in_child(SECCOMP_OFF, drop_all, dir);
+	unlink(marker);
+	rmdir(dir);
+	cr_assert_eq(r.status, 0, "status %d, stderr %s", r.status, r.err);
+}
+
+static int chroot_missing(struct sandbox *sb, void *arg)
+{
+	char err[256];
+	if (sandbox_drop_privileges("/nonexistent-minivmm", false, 0, false, 0, err, sizeof(err)) == 0)
+		return 92;
+	fprintf(stderr, "%s\n", err);
+	return 0;
+}
+
+Test(sandbox, chroot_to_a_missing_directory_is_one_clear_error)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root for chroot (running as uid %u)", (unsigned)geteuid());
+	struct child_result r = in_child(SECCOMP_OFF, chroot_missing, NULL);
+	cr_assert_eq(r.status, 0);
+	cr_assert_str_eq(r.err, "--chroot /nonexistent-minivmm: No such file or directory\n");
+}

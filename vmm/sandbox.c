@@ -1,0 +1,423 @@
+#define _GNU_SOURCE
+#include "vmm/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <linux/seccomp.h>
+#include <linux/sockios.h>
+#include <linux/vhost.h>
+#include <pwd.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/ioctl.h>   /* TCGETS, TCSETS* */
+#include <unistd.h>
+
+#include "vmm/log.h"
+#include "syscall_names.h"   /* generated: static const char *const syscall_names[] */
+
+/* ---- the allow lists ----
+ *
+ * Built from what each role calls (README "Sandbox" says how to check):
+ * glibc's own calls (malloc, thread exit, stdio) are in every list. */
+
+enum arg_rule {
+	ANY_ARGS,
+	NO_EXEC,         /* mmap/mprotect: PROT_EXEC refused (no new code after start) */
+	IOCTL_LIST,      /* ioctl: only the role's request numbers */
+	THREAD_CLONE,    /* clone: threads only, never a new process */
+	DGRAM_SOCKET,    /* socket: AF_INET/AF_UNIX datagram (the tap MTU query) */
+	NAME_ONLY,       /* prctl: PR_SET_NAME (a new thread names itself) */
+	GET_NAME_ONLY,   /* prctl: PR_GET_NAME (the SIGSYS handler names the thread) */
+	FILTER_ONLY,     /* seccomp: SECCOMP_SET_MODE_FILTER (a new thread narrows itself) */
+};
+
+struct rule {
+	int nr;
+	enum arg_rule args;
+};
+
+#define R(name) { SCMP_SYS(name), ANY_ARGS }
+
+/* glibc under every thread: malloc, stdio on stderr, futexes, thread exit. */
+static const struct rule common_rules[] = {
+	R(read), R(write), R(futex), R(exit), R(exit_group), R(rt_sigreturn), R(restart_syscall),
+	R(rt_sigprocmask), R(madvise), R(munmap), R(brk), R(clock_gettime), R(clock_nanosleep), R(nanosleep),
+	R(gettid), R(getpid), R(sched_yield), R(fstat), R(newfstatat), R(getrandom),
+	{ SCMP_SYS(mmap), NO_EXEC }, { SCMP_SYS(mprotect), NO_EXEC }, { SCMP_SYS(prctl), GET_NAME_ONLY },
+#if defined(__SANITIZE_ADDRESS__)
+	/* The sanitizer runtime's own calls: thread set-up, reports, and the
+	 * leak checker at exit, which stops the world from a ptrace()ing clone. */
+	R(sigaltstack), R(prctl), R(getrlimit), R(prlimit64), R(sched_getaffinity), R(readlink), R(openat),
+	R(close), R(pread64), R(mincore), R(tgkill), R(rt_sigaction), R(dup), R(pipe2), R(wait4),
+	R(clone), R(mremap), R(ptrace), R(getppid), R(kill), R(waitid), R(getdents64), R(lseek),
+#endif
+	{ -1, ANY_ARGS },
+};
+
+static const struct rule main_rules[] = {
+	R(poll), R(ppoll), R(close), R(eventfd2), R(tgkill), R(set_robust_list), R(rseq), R(sched_getaffinity),
+	R(rt_sigaction),   /* glibc sets its cancellation handler at the first pthread_create */
+	{ SCMP_SYS(clone), THREAD_CLONE }, { SCMP_SYS(prctl), NAME_ONLY }, { SCMP_SYS(seccomp), FILTER_ONLY },
+	{ SCMP_SYS(ioctl), IOCTL_LIST },
+	{ -1, ANY_ARGS },
+};
+
+static const struct rule vcpu_rules[] = {
+	R(close), R(eventfd2), R(poll), R(ppoll),
+	{ SCMP_SYS(ioctl), IOCTL_LIST }, { SCMP_SYS(socket), DGRAM_SOCKET },
+	{ -1, ANY_ARGS },
+};
+
+static const struct rule blk_rules[] = {
+	R(poll), R(ppoll), R(preadv), R(pwritev), R(pread64), R(pwrite64), R(fdatasync), R(fsync),
+	{ -1, ANY_ARGS },
+};
+
+static const struct rule net_rules[] = {
+	R(poll), R(ppoll), R(readv), R(writev),
+	{ -1, ANY_ARGS },
+};
+
+static const struct rule net_ctrl_rules[] = {
+	R(poll), R(ppoll), R(close), R(eventfd2),
+	{ SCMP_SYS(ioctl), IOCTL_LIST }, { SCMP_SYS(socket), DGRAM_SOCKET },
+	{ -1, ANY_ARGS },
+};
+
+static const struct rule vhost_fwd_rules[] = {
+	R(poll), R(ppoll),
+	{ -1, ANY_ARGS },
+};
+
+/* vhost-net set-up and tear-down, from whichever thread starts a pair. */
+#define VHOST_IOCTLS                                                                                        \
+	VHOST_SET_OWNER, VHOST_RESET_OWNER, VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE,       \
+		VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_ADDR,         \
+		VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_NET_SET_BACKEND
+/* Queue pair start/stop: tap queues, offloads, the MTU for RX buffers. */
+#define TAP_IOCTLS TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, SIOCGIFMTU
+/* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */
+#define KVM_DEVICE_IOCTLS KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, \
+		KVM_SIGNAL_MSI
+
+static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, 0 };
+static const unsigned long net_ctrl_ioctls[] = { TAP_IOCTLS, VHOST_IOCTLS, 0 };
+/* Teardown runs device resets on the main thread; the console is restored. */
+static const unsigned long main_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, TCGETS, TCSETS,
+					     TCSETSW, TCSETSF, 0 };
+
+struct role_list {
+	const struct rule *rules;
+	const unsigned long *ioctls;
+};
+
+static const struct role_list role_lists[THREAD_ROLE_COUNT] = {
+	[THREAD_ROLE_MAIN] = { main_rules, main_ioctls },
+	[THREAD_ROLE_VCPU] = { vcpu_rules, vcpu_ioctls },
+	[THREAD_ROLE_BLK] = { blk_rules, NULL },
+	[THREAD_ROLE_NET] = { net_rules, NULL },
+	[THREAD_ROLE_NET_CTRL] = { net_ctrl_rules, net_ctrl_ioctls },
+	[THREAD_ROLE_VHOST_FWD] = { vhost_fwd_rules, NULL },
+};
+
+/* ---- building a filter ---- */
+
+static int add_rule(scmp_filter_ctx ctx, const struct rule *r, const unsigned long *ioctls)
+{
+	int rc = 0;
+	switch (r->args) {
+	case ANY_ARGS:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 0);
+	case NO_EXEC:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	case IOCTL_LIST:
+		for (unsigned i = 0; ioctls && ioctls[i] && !rc; i++)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)ioctls[i]));
+		return rc;
+	case THREAD_CLONE:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
+					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+	case DGRAM_SOCKET:
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
+				      SCMP_A1(SCMP_CMP_EQ, SOCK_DGRAM | SOCK_CLOEXEC));
+		return rc ? rc : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+						  SCMP_A1(SCMP_CMP_EQ, SOCK_DGRAM | SOCK_CLOEXEC));
+	case NAME_ONLY:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+	case GET_NAME_ONLY:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+	case FILTER_ONLY:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+	}
+	return -EINVAL;
+}
+
+static int add_list(scmp_filter_ctx ctx, const struct role_list *l)
+{
+	for (const struct rule *r = l->rules; r->nr >= 0; r++) {
+		int rc = add_rule(ctx, r, l->ioctls);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Compiles role's filter into out (malloc'ed program). The main thread's
+ * list is the union of every role's: it is the parent of all threads. */
+static int compile_role(enum thread_role role, enum seccomp_mode mode, struct sock_fprog *out, char *err,
+			size_t errlen)
+{
+	scmp_filter_ctx ctx = seccomp_init(mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
+	if (!ctx)
+		return err_set(err, errlen, "seccomp: cannot create a filter");
+	/* glibc's pthread_create tries clone3 first, whose flags sit behind a
+	 * pointer no filter can read: ENOSYS makes it fall back to clone. */
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	const struct role_list common = { common_rules, NULL };
+	if (!rc)
+		rc = add_list(ctx, &common);
+	if (!rc && role == THREAD_ROLE_MAIN) {
+		for (int r = 0; r < THREAD_ROLE_COUNT && !rc; r++)
+			rc = add_list(ctx, &role_lists[r]);
+	} else if (!rc) {
+		rc = add_list(ctx, &role_lists[role]);
+	}
+	/* Export the BPF once, so that each thread installs it without
+	 * libseccomp (which allocates and is not meant for concurrent use). */
+	int fd = -1;
+	if (!rc) {
+		fd = memfd_create("minivmm-seccomp", MFD_CLOEXEC);
+		rc = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
+	}
+	seccomp_release(ctx);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return err_set(err, errlen, "seccomp: cannot build the %s filter: %s", thread_role_names[role],
+			       strerror(-rc));
+	}
+	off_t len = lseek(fd, 0, SEEK_END);
+	struct sock_filter *prog = len > 0 ? malloc((size_t)len) : NULL;
+	if (!prog || pread(fd, prog, (size_t)len, 0) != len) {
+		free(prog);
+		close(fd);
+		return err_set(err, errlen, "seccomp: cannot read back the %s filter", thread_role_names[role]);
+	}
+	close(fd);
+	out->len = (unsigned short)((size_t)len / sizeof(*prog));
+	out->filter = prog;
+	return 0;
+}
+
+/* ---- violations ---- */
+
+/* Which role the current thread took, for the violation message. */
+static __thread enum thread_role current_role = THREAD_ROLE_MAIN;
+
+static size_t append(char *buf, size_t at, size_t cap, const char *s)
+{
+	while (*s && at + 1 < cap)
+		buf[at++] = *s++;
+	return at;
+}
+
+/* Async-signal-safe: no stdio, no allocation; then the process exits. */
+static void sigsys_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	char buf[200], num[16], tname[17] = "?";
+	int nr = si->si_syscall;
+	const char *name = nr >= 0 && (size_t)nr < ARRAY_SIZE(syscall_names) && syscall_names[nr]
+				   ? syscall_names[nr] : "unknown";
+	int n = nr < 0 ? -nr : nr, i = (int)sizeof(num) - 1;
+	num[i] = 0;
+	do
+		num[--i] = (char)('0' + n % 10);
+	while ((n /= 10) && i > 1);
+	if (nr < 0)
+		num[--i] = '-';
+	/* The thread's name, from the kernel's copy (prctl is allowed). */
+	if (syscall(SYS_prctl, PR_GET_NAME, tname) != 0)
+		strcpy(tname, "?");
+	size_t at = append(buf, 0, sizeof(buf), "minivmm: error: seccomp: thread ");
+	at = append(buf, at, sizeof(buf), tname);
+	at = append(buf, at, sizeof(buf), " (");
+	at = append(buf, at, sizeof(buf), thread_role_names[current_role]);
+	at = append(buf, at, sizeof(buf), ") made a forbidden system call: ");
+	at = append(buf, at, sizeof(buf), name);
+	at = append(buf, at, sizeof(buf), " (");
+	at = append(buf, at, sizeof(buf), num + i);
+	at = append(buf, at, sizeof(buf), "); stopping\n");
+	ssize_t w = write(STDERR_FILENO, buf, at);
+	(void)w;
+	syscall(SYS_exit_group, SANDBOX_VIOLATION_STATUS);
+}
+
+/* ---- public ---- */
+
+int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, char *err, size_t errlen)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->mode = mode;
+	if (mode == SECCOMP_OFF)
+		return 0;
+	sb->active = true;
+	for (int r = 0; r < THREAD_ROLE_COUNT; r++) {
+		if (compile_role((enum thread_role)r, mode, &sb->filters[r], err, errlen)) {
+			sandbox_destroy(sb);
+			return -1;
+		}
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sigsys_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigfillset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL)) {
+		sandbox_destroy(sb);
+		return err_set(err, errlen, "seccomp: sigaction(SIGSYS): %s", strerror(errno));
+	}
+	return 0;
+}
+
+void sandbox_destroy(struct sandbox *sb)
+{
+	sb->active = false;
+	for (int r = 0; r < THREAD_ROLE_COUNT; r++) {
+		free(sb->filters[r].filter);
+		sb->filters[r].filter = NULL;
+	}
+}
+
+int sandbox_enter(const struct sandbox *sb, enum thread_role role)
+{
+	if (!sb->active)
+		return 0;
+	/* SIGSYS must reach the handler even in threads that block all. */
+	sigset_t sys;
+	sigemptyset(&sys);
+	sigaddset(&sys, SIGSYS);
+	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+	current_role = role;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sb->filters[role])) {
+		log_error("seccomp: cannot install the %s filter: %s", thread_role_names[role], strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+bool sandbox_role_allows(enum thread_role role, int nr)
+{
+	const struct rule *lists[] = { common_rules, role_lists[role].rules };
+	for (unsigned l = 0; l < ARRAY_SIZE(lists); l++)
+		for (const struct rule *r = lists[l]; r->nr >= 0; r++)
+			if (r->nr == nr && r->args == ANY_ARGS)
+				return true;
+	if (role == THREAD_ROLE_MAIN)
+		for (int o = 1; o < THREAD_ROLE_COUNT; o++)
+			if (sandbox_role_allows((enum thread_role)o, nr))
+				return true;
+	return false;
+}
+
+/* ---- privileges ---- */
+
+static int parse_id(const char *s, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v >= (unsigned long)UINT32_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, bool *has_uid, bool *has_gid,
+			char *err, size_t errlen)
+{
+	unsigned long v;
+	*has_uid = *has_gid = false;
+	if (user) {
+		struct passwd *pw = getpwnam(user);
+		if (pw) {
+			*uid = pw->pw_uid;
+			if (!group) {   /* the user's own group, as login would */
+				*gid = pw->pw_gid;
+				*has_gid = true;
+			}
+		} else if (parse_id(user, &v) == 0) {
+			*uid = (uid_t)v;
+			if (!group) {   /* never keep root's group: the same number */
+				*gid = (gid_t)v;
+				*has_gid = true;
+			}
+		} else {
+			return err_set(err, errlen, "--user %s: no such user", user);
+		}
+		*has_uid = true;
+	}
+	if (group) {
+		struct group *gr = getgrnam(group);
+		if (gr)
+			*gid = gr->gr_gid;
+		else if (parse_id(group, &v) == 0)
+			*gid = (gid_t)v;
+		else
+			return err_set(err, errlen, "--group %s: no such group", group);
+		*has_gid = true;
+	}
+	return 0;
+}
+
+int sandbox_drop_privileges(const char *chroot_dir, bool has_uid, uid_t uid, bool has_gid, gid_t gid, char *err,
+			    size_t errlen)
+{
+	if (chroot_dir && (chroot(chroot_dir) || chdir("/")))
+		return err_set(err, errlen, "--chroot %s: %s", chroot_dir, strerror(errno));
+	/* The bounding set first: it needs CAP_SETPCAP, which we drop below.
+	 * Without it (an unprivileged run) there is nothing to drop there that
+	 * could ever be gained back under no_new_privs. */
+	bool can_setpcap = prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1;
+	cap_t self = cap_get_proc();
+	cap_flag_value_t eff = CAP_CLEAR;
+	if (self)
+		cap_get_flag(self, CAP_SETPCAP, CAP_EFFECTIVE, &eff);
+	cap_free(self);
+	if (can_setpcap && eff == CAP_SET) {
+		for (int c = 0; c <= CAP_LAST_CAP; c++)
+			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) && errno != EINVAL)
+				return err_set(err, errlen, "sandbox: dropping capability %d from the bounding set: %s", c,
+					       strerror(errno));
+	}
+	if (has_gid) {
+		if (setgroups(0, NULL) && errno != EPERM)
+			return err_set(err, errlen, "--group: setgroups: %s", strerror(errno));
+		if (setresgid(gid, gid, gid))
+			return err_set(err, errlen, "--group %u: %s", (unsigned)gid, strerror(errno));
+	}
+	if (has_uid && setresuid(uid, uid, uid))
+		return err_set(err, errlen, "--user %u: %s", (unsigned)uid, strerror(errno));
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	cap_t none = cap_init();   /* every flag of every capability clear */
+	int rc = none ? cap_set_proc(none) : -1;
+	cap_free(none);
+	if (rc)
+		return err_set(err, errlen, "sandbox: cannot drop capabilities: %s", strerror(errno));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return err_set(err, errlen, "sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+	return 0;
+}

@@ -1,0 +1,65 @@
+/* The sandbox: what the running VMM can still do once the guest runs.
+ *
+ *   1. sandbox_drop_privileges(), once, while the process has one thread and
+ *      after every file and device is open: optional chroot, optional
+ *      --group/--user switch, every capability dropped (effective,
+ *      permitted, inheritable, ambient, bounding set), no_new_privs.
+ *   2. sandbox_enter(role) on each thread before it touches guest data:
+ *      installs that role's seccomp filter. Filters stack and only narrow,
+ *      so the main thread (the parent of every later thread, see
+ *      devices/thread_start.h) allows the union of all roles plus its own.
+ *
+ * A violation with --seccomp on: the thread gets SIGSYS, its handler prints
+ * one line naming the thread, its role and the system call, and the whole
+ * process exits with status 159 (128 + SIGSYS). With --seccomp log the call
+ * is allowed and the kernel logs it (dmesg: "audit: type=1326 ... syscall=N";
+ * `scmp_sys_resolver N` names it). */
+#ifndef MINIVMM_SANDBOX_H
+#define MINIVMM_SANDBOX_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "devices/thread_start.h"
+#include "vmm/options.h"
+
+#define SANDBOX_VIOLATION_STATUS 159   /* 128 + SIGSYS */
+
+struct sandbox {
+	bool active;                                    /* filters compiled: threads install them */
+	enum seccomp_mode mode;
+	struct sock_fprog filters[THREAD_ROLE_COUNT];   /* compiled once; .filter is ours */
+};
+
+/* Compiles the per-role filters (nothing is installed yet) and sets up the
+ * SIGSYS handler. With mode SECCOMP_OFF it only records the mode. */
+int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, char *err, size_t errlen);
+void sandbox_destroy(struct sandbox *sb);
+
+/* Installs role's filter on the calling thread (no-op when off). The thread
+ * must have no_new_privs set (sandbox_drop_privileges sets it, and threads
+ * inherit it). */
+int sandbox_enter(const struct sandbox *sb, enum thread_role role);
+
+/* The ids --user/--group name: a name or a number. Returns -1 with err set. */
+int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, bool *has_uid, bool *has_gid,
+			char *err, size_t errlen);
+
+/* What --user/--group/--chroot resolved to, checked before anything opens. */
+struct sandbox_ids {
+	bool has_uid, has_gid;
+	uid_t uid;
+	gid_t gid;
+	const char *chroot_dir;
+};
+
+/* Step 1 above. chroot_dir may be NULL; has_uid/has_gid false keep the ids. */
+int sandbox_drop_privileges(const char *chroot_dir, bool has_uid, uid_t uid, bool has_gid, gid_t gid, char *err,
+			    size_t errlen);
+
+/* For tests: whether role's list allows syscall nr with no argument check. */
+bool sandbox_role_allows(enum thread_role role, int nr);
+
+#endif

@@ -1,0 +1,155 @@
+#define _GNU_SOURCE
+#include "vmm/vm_threads.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+struct spawn_request {
+	enum thread_role role;
+	const char *name;
+	void *(*fn)(void *);
+	void *arg;
+	pthread_t *thread;
+	int err;
+	bool done;
+	struct spawn_request *next;
+};
+
+struct role_thread {
+	struct vm *vm;
+	enum thread_role role;
+	char name[16];
+	void *(*fn)(void *);
+	void *arg;
+};
+
+/* First thing on every thread: its name, then its filter, then its work. */
+static void *role_thread_main(void *p)
+{
+	struct role_thread rt = *(struct role_thread *)p;
+	free(p);
+	if (rt.name[0])
+		prctl(PR_SET_NAME, rt.name, 0, 0, 0);
+	if (sandbox_enter(&rt.vm->sandbox, rt.role)) {
+		vm_request_stop(rt.vm, STOP_ERROR, 1);
+		return NULL;
+	}
+	return rt.fn(rt.arg);
+}
+
+int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
+		      void *(*fn)(void *), void *arg)
+{
+	struct role_thread *rt = malloc(sizeof(*rt));
+	if (!rt)
+		return ENOMEM;
+	*rt = (struct role_thread){ .vm = vm, .role = role, .fn = fn, .arg = arg };
+	if (name)
+		snprintf(rt->name, sizeof(rt->name), "%s", name);
+	sigset_t all, old;
+	sigfillset(&all);
+	if (role != THREAD_ROLE_VCPU)
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(thread, NULL, role_thread_main, rt);
+	if (role != THREAD_ROLE_VCPU)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		free(rt);
+	return e;
+}
+
+static int start_for_device(const struct thread_starter *ts, pthread_t *thread, enum thread_role role,
+			    const char *name, void *(*fn)(void *), void *arg)
+{
+	struct vm *vm = ts->ctx;
+	struct vm_threads *t = &vm->threads;
+	if (pthread_equal(pthread_self(), t->main_thread))
+		return vm_threads_create(vm, thread, role, name, fn, arg);
+
+	struct spawn_request req = { .role = role, .name = name, .fn = fn, .arg = arg, .thread = thread };
+	pthread_mutex_lock(&t->lock);
+	if (t->closed) {
+		pthread_mutex_unlock(&t->lock);
+		return ESHUTDOWN;
+	}
+	req.next = t->pending;
+	t->pending = &req;
+	pthread_mutex_unlock(&t->lock);
+	uint64_t one = 1;
+	if (write(t->efd, &one, sizeof(one)) != sizeof(one))
+		log_warn("thread request eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&t->lock);
+	while (!req.done)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	return req.err;
+}
+
+int vm_threads_init(struct vm *vm)
+{
+	struct vm_threads *t = &vm->threads;
+	t->main_thread = pthread_self();
+	t->starter = (struct thread_starter){ start_for_device, vm };
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->efd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void finish_pending(struct vm_threads *t, bool create, struct vm *vm)
+{
+	pthread_mutex_lock(&t->lock);
+	struct spawn_request *r = t->pending;
+	t->pending = NULL;
+	for (; r; r = r->next) {
+		r->err = create ? vm_threads_create(vm, r->thread, r->role, r->name, r->fn, r->arg) : ESHUTDOWN;
+		r->done = true;
+	}
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void vm_threads_serve(struct vm *vm)
+{
+	uint64_t n;
+	if (read(vm->threads.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("thread request eventfd: %s", strerror(errno));
+	finish_pending(&vm->threads, true, vm);
+}
+
+void vm_threads_close(struct vm *vm)
+{
+	struct vm_threads *t = &vm->threads;
+	pthread_mutex_lock(&t->lock);
+	t->closed = true;
+	pthread_mutex_unlock(&t->lock);
+	finish_pending(t, false, vm);
+}
+
+void vm_threads_destroy(struct vm *vm)
+{
+	struct vm_threads *t = &vm->threads;
+	if (!t->starter.start)
+		return;   /* never initialised */
+	vm_threads_close(vm);
+	if (t->efd >= 0)
+		close(t->efd);
+	t->efd = -1;
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	t->starter.start = NULL;
+}

@@ -1,0 +1,38 @@
+/* Thread creation for the VM: every thread is created by the main thread and
+ * narrows its seccomp filter to its role before it runs (vmm/sandbox.h).
+ * Device threads asked for on another thread (a vCPU that sees DRIVER_OK, a
+ * net control queue) are created by the main loop on its behalf, the way
+ * Cloud Hypervisor activates devices on its VMM thread. */
+#ifndef MINIVMM_VM_THREADS_H
+#define MINIVMM_VM_THREADS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "devices/thread_start.h"
+
+struct vm;
+struct spawn_request;
+
+struct vm_threads {
+	struct thread_starter starter;   /* handed to devices */
+	pthread_t main_thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct spawn_request *pending;   /* under lock */
+	bool closed;                     /* under lock: the main loop no longer serves */
+	int efd;                         /* wakes the main loop */
+};
+
+int vm_threads_init(struct vm *vm);
+void vm_threads_destroy(struct vm *vm);
+/* On the main thread: creates fn(arg) as a thread of role. vCPUs keep the
+ * creator's signal mask (they take the kick signal); others block all. */
+int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
+		      void *(*fn)(void *), void *arg);
+/* Main loop: create what other threads asked for. */
+void vm_threads_serve(struct vm *vm);
+/* Main loop is done: fail pending and later requests from other threads. */
+void vm_threads_close(struct vm *vm);
+
+#endif
