@@ -11,15 +11,20 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 CMDS=$HERE/example.cmds
 
+# Keep every option but --out, which this script manages (the retry below needs its own).
 OUT=
-prev=
-for a in "$@"; do
-	[ "$prev" = --out ] && OUT=$a
-	prev=$a
+count=$#
+while [ "$count" -gt 0 ]; do
+	a=$1; shift; count=$((count - 1))
+	if [ "$a" = --out ] && [ "$count" -gt 0 ]; then
+		OUT=$1; shift; count=$((count - 1))
+		continue
+	fi
+	set -- "$@" "$a"
 done
 if [ -z "$OUT" ]; then
 	OUT=$(mktemp -d "${TMPDIR:-/tmp}/function-runner-example.XXXXXX") || exit 2
-	set -- "$@" --out "$OUT"
+	rmdir "$OUT"
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/example-expect.XXXXXX") || exit 2
 trap 'rm -rf "$WORK"' EXIT
@@ -47,18 +52,37 @@ while IFS=$tab read -r st out err cmd; do
 	expected "$err" "$WORK/$n.stderr"
 done <"$CMDS"
 
-sh "$HERE/function_runner.sh" "$@" -f "$WORK/commands"
+sh "$HERE/function_runner.sh" "$@" --out "$OUT" -f "$WORK/commands"
 runner_rc=$?
 
+# A VM whose guest triple-faulted before its /init started is the known, unexplained problem
+# in README "Known problems" (seen about once in 40 boots in the rig): run that command once
+# more, alone, and say so. Any other failure counts as it is.
+retried=
+i=1
+while [ $i -le $n ]; do
+	if [ "$(awk -F'\t' -v i=$i '$1 == i { print $2 }' "$OUT/results.tsv")" != ok ] &&
+		grep -q 'guest triple fault' "$OUT/$i/vmm.log" 2>/dev/null &&
+		! tr -d '\r' <"$OUT/$i/console.log" | grep -q '^MINIVMM-GUEST: init started'; then
+		printf 'example: command %s: its guest triple-faulted before /init (known problem, README); running it once more\n' $i
+		sh "$HERE/function_runner.sh" "$@" --out "$OUT/retry-$i" -- "$(cat "$OUT/$i/command")"
+		retried="$retried $i"
+	fi
+	i=$((i + 1))
+done
+[ -z "$retried" ] || runner_rc=0   # the retries' results are checked below
+
 bad=0
-complain() { printf 'example: command %s (%s): %s\n' "$1" "$(cat "$OUT/$1/command")" "$2"; bad=$((bad + 1)); }
+complain() { printf 'example: command %s (%s): %s\n' "$1" "$(cat "$d/command")" "$2"; bad=$((bad + 1)); }
 i=1
 while [ $i -le $n ]; do
 	d=$OUT/$i
+	tsv=$OUT/results.tsv
+	case " $retried " in *" $i "*) d=$OUT/retry-$i/1 tsv=$OUT/retry-$i/results.tsv ;; esac
 	if [ ! -f "$d/status" ]; then
 		complain $i "no result"
 	else
-		outcome=$(awk -F'\t' -v i=$i '$1 == i { print $2 }' "$OUT/results.tsv")
+		outcome=$(awk -F'\t' -v i="${d##*/}" '$1 == i { print $2 }' "$tsv")
 		[ "$outcome" = ok ] || complain $i "outcome $outcome, want ok (console: $d/console.log, VMM: $d/vmm.log)"
 		[ "$(cat "$d/status")" = "$(cat "$WORK/$i.status")" ] ||
 			complain $i "status $(cat "$d/status"), want $(cat "$WORK/$i.status")"
@@ -77,7 +101,7 @@ overlap=$(cat "$OUT"/*/times 2>/dev/null | awk '
 [ "$overlap" = yes ] || { echo "example: the $n VMs did not all run at the same time: $overlap"; bad=$((bad + 1)); }
 
 if [ $bad -eq 0 ] && [ $runner_rc -eq 0 ]; then
-	echo "example: PASS: $n commands in $n concurrent microVMs, every status, stdout and stderr as expected"
+	echo "example: PASS: $n commands in $n concurrent microVMs, every status, stdout and stderr as expected${retried:+ (ran again after a triple fault before init:$retried)}"
 	exit 0
 fi
 echo "example: FAIL: $bad wrong result(s), runner exit status $runner_rc (results in $OUT)"

@@ -7,6 +7,7 @@
 # Faults, to check that the runner notices them, chosen by a word in the command:
 #   FAKE-NOSTATUS  no END line (as if the guest crashed)    FAKE-GARBLE  one output line damaged
 #   FAKE-MISMATCH  exit code differs from the END line       FAKE-HANG    never ends
+#   FAKE-TRIPLE    with FAKE_TRIPLE_ONCE set, see below
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 INIT=$HERE/../../guest-images/init.sh
@@ -29,6 +30,16 @@ done
 
 cmd=$(printf '%s' "$b64" | base64 -d)
 case $cmd in *FAKE-HANG*) exec sleep 100000 ;; esac
+# FAKE_TRIPLE_ONCE=FILE: the first command containing FAKE-TRIPLE (or "uname", for example.sh)
+# gets the rig's known boot failure, a triple fault before /init; FILE records that it happened.
+if [ -n "${FAKE_TRIPLE_ONCE:-}" ] && [ ! -e "$FAKE_TRIPLE_ONCE" ]; then
+	case $cmd in *FAKE-TRIPLE* | *uname*)
+		: >"$FAKE_TRIPLE_ONCE"; : >"$console"
+		echo "minivmm: vcpu0: guest triple fault" >&2
+		echo "minivmm: guest requested a reboot: VM stopped (minivmm does not restart guests)" >&2
+		exit 0 ;;
+	esac
+fi
 
 priv=$(mktemp -d "${TMPDIR:-/tmp}/fake-vmm.XXXXXX")
 trap 'rm -rf "$priv"' EXIT
