@@ -11,9 +11,9 @@
 need_minivmm
 need_file GUEST_INITRD
 # The minimal kernel boots faster than Debian's (README, function runner). L1 has 4 GiB for 20
-# VMs: 96 MiB each is enough under the minimal kernel; Debian's runs out of memory unpacking the
-# initramfs (its modules) at 96, so it gets 256 (as in the rate benchmark). A VM gets 600 s before it counts as hung (20 VMs
-# share L1's 2 emulated vCPUs).
+# VMs: 96 MiB each is enough under the minimal kernel; Debian's runs out of memory unpacking
+# the initramfs (its modules) at 96, so it gets 256 (as in the rate benchmark). A VM gets 600 s
+# before it counts as hung (20 VMs share L1's 2 emulated vCPUs).
 if [ -n "${MINIMAL_KERNEL:-}" ] && [ -f "$MINIMAL_KERNEL" ]; then
 	KERNEL=$MINIMAL_KERNEL MEM=96
 else
