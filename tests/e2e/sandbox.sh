@@ -13,17 +13,11 @@
 need_minivmm
 need_file DEBIAN_KERNEL
 need_file GUEST_INITRD
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-IP=/usr/sbin/ip
-[ -x $IP ] || IP=$(command -v ip)
 
 root=$(mktemp -d /tmp/minivmm-root.XXXXXX)
 chmod 755 "$root"
 img=/tmp/sandbox-disk.img
-$IP link del tap0 2>/dev/null
-$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
-$IP addr add 10.0.2.1/24 dev tap0
-$IP link set tap0 up
+host_tap
 trap '$IP link del tap0 2>/dev/null; rm -rf "$root" $img' EXIT
 
 modes="pci:on mmio:off"

@@ -122,3 +122,21 @@ expect_rc() {
 # The line the L2 /init prints first.
 # shellcheck disable=SC2034  # used by the scenarios
 GUEST_MARKER='MINIVMM-GUEST: init started'
+
+# host_tap [--iperf]: the host side of the net scenarios: a multiqueue tap0
+# at 10.0.2.1/24 (the guests use 10.0.2.2), optionally an iperf3 server on
+# it; both removed when the scenario exits. Sets IP (iproute2's ip).
+host_tap() {
+	IP=/usr/sbin/ip
+	[ -x $IP ] || IP=$(command -v ip)
+	[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+	$IP link del tap0 2>/dev/null
+	$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
+	$IP addr add 10.0.2.1/24 dev tap0
+	$IP link set tap0 up
+	trap '$IP link del tap0 2>/dev/null' EXIT
+	[ "${1:-}" = --iperf ] || return 0
+	command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
+	iperf3 -s -D --logfile "$LOGDIR/iperf3-server.log" || fail "cannot start the iperf3 server"
+	trap 'pkill iperf3 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
+}

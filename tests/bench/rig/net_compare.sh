@@ -12,13 +12,7 @@ need_minivmm
 need_qemu
 need_file DEBIAN_KERNEL
 need_file GUEST_INITRD
-IP=/usr/sbin/ip
-$IP link del tap0 2>/dev/null
-$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
-$IP addr add 10.0.2.1/24 dev tap0
-$IP link set tap0 up
-iperf3 -s -D --logfile "$LOGDIR/iperf3-server.log" || fail "cannot start iperf3"
-trap 'pkill iperf3 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
+host_tap --iperf
 CMDLINE="console=ttyS0 panic=-1 quiet mvtest=net_iperf"
 
 # mbit LOG tx|rx: the iperf3 SUM in Mbit/s

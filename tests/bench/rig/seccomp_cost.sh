@@ -12,18 +12,8 @@
 need_minivmm
 need_file DEBIAN_KERNEL
 need_file GUEST_INITRD
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
 RUNS=${BENCH_RUNS:-3}
-IP=/usr/sbin/ip
-[ -x $IP ] || IP=$(command -v ip)
-
-$IP link del tap0 2>/dev/null
-$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
-$IP addr add 10.0.2.1/24 dev tap0
-$IP link set tap0 up
-iperf3 -s -D --logfile "$LOGDIR/iperf3-server.log" || fail "cannot start the iperf3 server"
-trap 'pkill iperf3 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
+host_tap --iperf
 
 # Mbit/s from a net_iperf guest line ("MVTEST net tx: 812 Mbit/s").
 mbits() {
