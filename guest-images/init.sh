@@ -4,7 +4,8 @@
 #
 # With "mvtest=NAME" on the kernel command line it runs /etc/mvtest/NAME.sh (tests/e2e/guest/ in
 # the repo), prints "MINIVMM-GUEST: test NAME exit=STATUS" and powers off; the e2e tests read the
-# console for these lines. Without it, it gives an interactive shell on the console.
+# console for these lines. With "mvrun=BASE64" it runs one shell command for the function runner
+# (tests/runner/, see run_command below). Without either, it gives an interactive shell.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export HOME=/root
 
@@ -29,15 +30,41 @@ hostname minivmm-guest
 ip link set lo up 2>/dev/null
 echo "MINIVMM-GUEST: init started"
 
-test_name=
+# mvrun=BASE64: run the shell command BASE64 decodes to (sh, cwd /, stdin /dev/null), then
+# print its stdout and stderr base64-encoded between MVRUN- lines, so that the host gets them
+# byte for byte whatever they contain (no CR/LF translation by the tty, no confusion with
+# kernel messages or with our own lines), and end the VM with the command's exit status
+# through the guest port (mvexit). The END line carries the byte counts: the host checks the
+# decoded output against them.
+run_command() {
+    unset mvrun mvtest   # the kernel hands unknown name=value arguments to init as variables
+    if ! printf '%s' "$1" | base64 -d >/tmp/mvrun.sh 2>/dev/null; then
+        echo "MVRUN-ERROR mvrun= is not valid base64"
+        return 126
+    fi
+    (cd / && sh /tmp/mvrun.sh </dev/null >/tmp/mvrun.out 2>/tmp/mvrun.err)
+    status=$?
+    echo "MVRUN-BEGIN"
+    base64 /tmp/mvrun.out | sed 's/^/MVRUN-OUT /'
+    base64 /tmp/mvrun.err | sed 's/^/MVRUN-ERR /'
+    echo "MVRUN-END status=$status out=$(wc -c </tmp/mvrun.out) err=$(wc -c </tmp/mvrun.err)"
+    return $status
+}
+
+test_name= run_b64=
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
     case $arg in
         mvtest=*) test_name=${arg#mvtest=} ;;
+        mvrun=*) run_b64=${arg#mvrun=} ;;
     esac
 done
 
-if [ -n "$test_name" ]; then
+if [ -n "$run_b64" ]; then
+    run_command "$run_b64"
+    # Only returns when nothing listens at the guest port; then power off as below.
+    mvexit $?
+elif [ -n "$test_name" ]; then
     script=/etc/mvtest/$test_name.sh
     if [ -f "$script" ]; then
         sh "$script"

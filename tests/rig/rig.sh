@@ -529,6 +529,10 @@ L1_KVM_CHECK=
 while IFS= read -r f; do
 	add "$f" "/rig/tests/e2e/${f#"$E2E_SRC"/}"
 done < <(find "$E2E_SRC" -path "$E2E_SRC/guest" -prune -o -type f -print | sort)
+# The function runner (tests/runner/), which its scenario and benchmark run inside L1.
+while IFS= read -r f; do
+	add "$f" "/rig/tests/runner/${f#"$ROOT/tests/runner/"}"
+done < <(find "$ROOT/tests/runner" -type f | sort)
 L1_MINIVMM=
 if [ -n "$MINIVMM" ]; then add_bin "$MINIVMM" /rig/bin/minivmm; L1_MINIVMM=/rig/bin/minivmm; fi
 L1_QEMU=

@@ -34,6 +34,24 @@ timeout 20 "$MINIVMM" --kernel "$TINY" --console none >"$log" 2>&1 </dev/null; r
 [[ $rc -eq 0 ]] && ! grep -q hello "$log"; check "console none" $? "rc=$rc"
 rm -f "$log"
 
+# Several VMs at once, each with its own console file (what the function runner does): every
+# file gets its own VM's output exactly once, and every VM its own exit status.
+dir=$(mktemp -d)
+pids=()
+for i in 0 1 2 3 4 5 6 7 8 9; do
+	timeout 20 "$MINIVMM" --kernel "$TINY" --mem 32 --cmdline "exit=$i" --console "$dir/$i.log" \
+		</dev/null >"$dir/$i.err" 2>&1 &
+	pids+=($!)
+done
+bad=
+for i in 0 1 2 3 4 5 6 7 8 9; do
+	wait "${pids[$i]}"; rc=$?
+	n=$(grep -c "tiny guest: hello" "$dir/$i.log" 2>/dev/null)
+	[[ $rc -eq $i && $n == 1 ]] || bad+=" vm$i:rc=$rc,lines=${n:-none}"
+done
+[[ -z $bad ]]; check "10 VMs at once, one console file each" $? "$bad"
+rm -rf "$dir"
+
 # Devices are created, announced and torn down cleanly even when the guest
 # never drives them (the bare guest does not).
 img=$(mktemp); truncate -s 1M "$img"
