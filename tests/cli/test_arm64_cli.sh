@@ -24,22 +24,10 @@ if [[ $(uname -m) != aarch64 ]]; then
 	fi
 fi
 
-expect_error() { # NEEDLE ARGS...: exit 1, one stderr line with NEEDLE
-	local needle=$1; shift
-	local out rc lines
-	# Under qemu-user the binary sees this x86 host's /sys, where a PVM KVM
-	# module may be loaded: that check is not what is tested here.
-	out=$(MINIVMM_ALLOW_PVM=1 MINIVMM_KVM_DEVICE=$tmp/no-kvm "${run[@]}" "$MINIVMM" "$@" 2>&1 >/dev/null </dev/null)
-	rc=$?
-	lines=$(printf '%s\n' "$out" | grep -c .)
-	if [[ $rc -eq 1 && $lines -eq 1 && $out == "minivmm: error: "* && $out == *"$needle"* ]]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL: minivmm $* -> rc=$rc, stderr:"; printf '  %s\n' "$out"
-		echo "  (wanted exit 1 and one error line containing '$needle')"
-	fi
-}
+# Under qemu-user the binary sees this x86 host's /sys, where a PVM KVM
+# module may be loaded: that check is not what is tested here.
+RUN=(env MINIVMM_ALLOW_PVM=1 MINIVMM_KVM_DEVICE="$tmp/no-kvm" ${run[@]+"${run[@]}"})
+. "$(dirname "$0")/expect.sh"
 check() { # DESCRIPTION COMMAND...
 	local what=$1; shift
 	if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi

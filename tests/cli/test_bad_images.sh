@@ -14,22 +14,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 
-# expect_error NEEDLE ARGS...: exit 1, one stderr line containing NEEDLE.
-expect_error() {
-	local needle=$1; shift
-	local out rc lines
-	out=$(timeout -k 5 20 "$MINIVMM" "$@" 2>&1 >/dev/null </dev/null)
-	rc=$?
-	lines=$(printf '%s\n' "$out" | grep -c .)
-	if [[ $rc -eq 1 && $lines -eq 1 && $out == "minivmm: error: "* && $out == *"$needle"* ]]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL: minivmm $(printf '%.200s' "$*") -> rc=$rc$( ((rc == 124)) && echo ' (timed out)'), stderr:"
-		printf '%s\n' "$out" | head -20 | sed 's/^/  /'
-		echo "  (wanted exit 1 and one error line containing '$needle')"
-	fi
-}
+. "$(dirname "$0")/expect.sh"
 
 # ---- images: written by Python, one per defect ----
 python3 - "$tmp" <<'PY'

@@ -7,22 +7,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 
-# expect_error NEEDLE ARGS...: exit 1, one stderr line containing NEEDLE.
-expect_error() {
-	local needle=$1; shift
-	local out rc lines
-	out=$("$MINIVMM" "$@" 2>&1 >/dev/null </dev/null)
-	rc=$?
-	lines=$(printf '%s\n' "$out" | grep -c .)
-	if [[ $rc -eq 1 && $lines -eq 1 && $out == "minivmm: error: "* && $out == *"$needle"* ]]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL: minivmm $* -> rc=$rc, stderr:"
-		printf '  %s\n' "$out"
-		echo "  (wanted exit 1 and one error line containing '$needle')"
-	fi
-}
+. "$(dirname "$0")/expect.sh"
 
 printf 'not a kernel at all\n' > "$tmp/text"
 : > "$tmp/empty"
