@@ -41,7 +41,7 @@ else
 fi
 
 echo "== fuzz targets (fixed time each)"
-bash tests/fuzz/run.sh 30 || step_fail=1
+bash tests/fuzz/run.sh 60 || step_fail=1
 
 if ((E2E)); then
 	echo "== end-to-end scenarios (real Linux guests)"
