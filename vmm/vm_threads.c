@@ -56,13 +56,10 @@ int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, c
 	*rt = (struct role_thread){ .vm = vm, .role = role, .fn = fn, .arg = arg };
 	if (name)
 		snprintf(rt->name, sizeof(rt->name), "%s", name);
-	sigset_t all, old;
-	sigfillset(&all);
-	if (role != THREAD_ROLE_VCPU)
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(thread, NULL, role_thread_main, rt);
-	if (role != THREAD_ROLE_VCPU)
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* The thread names itself (role_thread_main): naming it from here
+	 * would open /proc/self/task/N/comm, which the filters forbid. */
+	int e = role == THREAD_ROLE_VCPU ? pthread_create(thread, NULL, role_thread_main, rt)
+					 : thread_start_plain(thread, NULL, role_thread_main, rt);
 	if (e)
 		free(rt);
 	return e;
