@@ -19,28 +19,41 @@ trap 'kill $srv 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
 VHOSTS=${NET_VHOST_MODES:-off on}
 [ -c /dev/vhost-net ] || { note "no /dev/vhost-net here: vhost=on not run"; VHOSTS=off; }
 summary=
+retried=
 for vh in $VHOSTS; do
 	name=tapdel-vhost-$vh
-	$IP link del tap0 2>/dev/null
-	$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
-	$IP addr add 10.0.2.1/24 dev tap0
-	$IP link set tap0 up
-	iperf3 -s --logfile "$LOGDIR/$name-iperf3-server.log" &
-	srv=$!
-	start_guest "$name" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
-		--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 mvtest=net_tap_deleted"
-	if ! watch_for '^MVTEST tapdel sending' 150; then
-		wait_guest 5
+	n=0
+	while :; do
+		$IP link del tap0 2>/dev/null
+		$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
+		$IP addr add 10.0.2.1/24 dev tap0
+		$IP link set tap0 up
+		iperf3 -s --logfile "$LOGDIR/$name-iperf3-server.log" &
+		srv=$!
+		start_guest "$name" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+			--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 mvtest=net_tap_deleted"
+		if watch_for '^MVTEST tapdel sending' 150; then
+			sleep 2   # mid-stream
+			$IP link del tap0 || fail "$name: ip link del tap0 failed"
+			t_del=$(now)
+			note "$name: tap0 deleted"
+			wait_guest 90
+		else
+			wait_guest 5
+			t_del=
+		fi
+		kill $srv 2>/dev/null
+		wait $srv 2>/dev/null
+		[ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG") || break
+		n=$((n + 1))
+		retried="$retried $name($why)"
+		note "$name: $why; booting it once more"
+		mv "$GUEST_LOG" "$LOGDIR/$name-died-$n.log"
+	done
+	if [ -z "$t_del" ]; then
 		show_tail "$GUEST_LOG"
 		fail "$name: the guest never started sending"
 	fi
-	sleep 2   # mid-stream
-	$IP link del tap0 || fail "$name: ip link del tap0 failed"
-	t_del=$(now)
-	note "$name: tap0 deleted"
-	wait_guest 90
-	kill $srv 2>/dev/null
-	wait $srv 2>/dev/null
 	expect_line "$GUEST_LOG" '^MVTEST tapdel carrier=1 before' "$name: link was not up at first"
 	expect_line "$GUEST_LOG" '^MVTEST tapdel carrier=0 after' "$name: the guest never saw its link go down"
 	expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test net_tap_deleted exit=0' "$name: guest test failed"
@@ -56,4 +69,4 @@ for vh in $VHOSTS; do
 	summary="$summary vhost=$vh: exit 0, 1 log line, guest link down, ${GUEST_SECS}s;"
 	note "$name: $(tr -d '\r' <"$GUEST_LOG" | grep -E '^MVTEST tapdel (iperf3|ping)' | tr '\n' ' ') guest tx_dropped=$drops; poweroff $(elapsed "$t_del")s after the delete"
 done
-pass "tap deleted mid-stream:$summary"
+pass "tap deleted mid-stream:$summary${retried:+ (re-booted:$retried)}"

@@ -25,16 +25,14 @@ for vh in $VHOSTS; do
 				--cmdline "console=ttyS0 panic=-1 quiet mvtest=net_iperf"
 		}
 		boot "$name"
-		# A 4-vCPU L2 on the 2-vCPU, TCG-emulated L1 has been seen to die
-		# before reaching init (a triple fault with nothing on the console,
-		# once in many boots; the same boot passes the next time). Boot once
-		# more in that case only, and say so; any failure after init counts.
-		if ! tr -d '\r' <"$GUEST_LOG" | grep -q "$GUEST_MARKER"; then
-			retried="$retried $name($(tr -d '\r' <"$GUEST_LOG" | grep . | tail -n 1 | cut -c1-60))"
-			note "$name: guest died before init; booting it once more"
-			mv "$GUEST_LOG" "$LOGDIR/$name-first-boot.log"
+		n=0
+		while [ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG"); do
+			n=$((n + 1))
+			retried="$retried $name($why)"
+			note "$name: $why; booting it once more"
+			mv "$GUEST_LOG" "$LOGDIR/$name-died-$n.log"
 			boot "$name"
-		fi
+		done
 		expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test net_iperf exit=0' "$name: guest test did not finish"
 		expect_rc 0 "minivmm $name"
 		log=$(tr -d '\r' <"$GUEST_LOG")
@@ -54,6 +52,6 @@ vhost=$(printf '%-5s' $vh) $(printf '%-10s' $tr) $(printf '%-12s' "$tx") $(print
 	done
 done
 [ -n "$retried" ] && table="$table
-re-booted after dying before init:$retried"
+re-booted after the rig killed the guest:$retried"
 echo "$table" | tee "$LOGDIR/net_iperf.txt"
-pass "iperf3 -P 4 both ways, all 4 queue pairs carried packets: $(echo "$table" | grep '^vhost=' | awk '{print $1 "/" $2 " " $3 $4 " " $5 $6}' | tr '\n' ';')${retried:+ (re-booted before init:$retried)}"
+pass "iperf3 -P 4 both ways, all 4 queue pairs carried packets: $(echo "$table" | grep '^vhost=' | awk '{print $1 "/" $2 " " $3 $4 " " $5 $6}' | tr '\n' ';')${retried:+ (re-booted:$retried)}"

@@ -46,6 +46,7 @@ vhost_fds() {
 }
 
 summary=
+retried=
 for tr in $TRANSPORTS; do
 	# The most vhost fds any minivmm process had at one time during the run.
 	max_file=$LOGDIR/net-vhost-$tr.vhost-fds
@@ -61,9 +62,20 @@ for tr in $TRANSPORTS; do
 		done
 	) &
 	watch_pid=$!
-	run_guest "net-vhost-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
-		--net "$TAP,queues=2,vhost=on,transport=$tr" \
-		--cmdline "console=ttyS0 panic=-1 mvtest=net_vhost_smoke mvhost=$HOST_IP"
+	boot() {
+		run_guest "net-vhost-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+			--net "$TAP,queues=2,vhost=on,transport=$tr" \
+			--cmdline "console=ttyS0 panic=-1 mvtest=net_vhost_smoke mvhost=$HOST_IP"
+	}
+	boot
+	n=0
+	while [ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG"); do
+		n=$((n + 1))
+		retried="$retried $tr($why)"
+		note "$tr: $why; booting it once more"
+		mv "$GUEST_LOG" "$LOGDIR/net-vhost-$tr-died-$n.log"
+		boot
+	done
 	kill "$watch_pid" 2>/dev/null
 	wait "$watch_pid" 2>/dev/null
 	watch_pid=
@@ -87,4 +99,4 @@ for tr in $TRANSPORTS; do
 	rx=$(tr -d '\r' <"$GUEST_LOG" | sed -n 's/^MVTEST net iperf-rx=ok \([0-9.]*\).*/\1/p')
 	summary="$summary $tr: tx ${tx} rx ${rx} Mbit/s;"
 done
-pass "vhost-net, 2 pairs, both queues used, pair cycled:$summary"
+pass "vhost-net, 2 pairs, both queues used, pair cycled:$summary${retried:+ (re-booted:$retried)}"

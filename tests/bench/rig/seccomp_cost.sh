@@ -56,7 +56,7 @@ done
 	echo "seccomp cost in L1 (TCG-emulated SVM), $RUNS alternated runs per mode, medians"
 	echo "  boot to init: on $bi_on s, off $bi_off s (runs on:$init_on off:$init_off)  ratio on/off $(ratio $bi_on $bi_off)"
 	echo "  iperf3 guest->host: on $tx_on_m, off $tx_off_m Mbit/s (runs on:$tx_on off:$tx_off)  ratio $(ratio $tx_on_m $tx_off_m)"
-	echo "  runs lost (hung or failed, dropped):${lost:- none}"
 	echo "  iperf3 host->guest: on $rx_on_m, off $rx_off_m Mbit/s (runs on:$rx_on off:$rx_off)  ratio $(ratio $rx_on_m $rx_off_m)"
+	echo "  runs lost (hung or failed, dropped):${lost:- none}"
 } | tee "$LOGDIR/seccomp_cost.txt"
 pass "seccomp on/off: boot $(ratio $bi_on $bi_off), tx $(ratio $tx_on_m $tx_off_m), rx $(ratio $rx_on_m $rx_off_m)"
