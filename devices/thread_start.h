@@ -16,7 +16,7 @@ enum thread_role {
 	THREAD_ROLE_BLK,         /* virtio-blk queue worker: file I/O on the image */
 	THREAD_ROLE_NET,         /* virtio-net queue pair worker: tap I/O */
 	THREAD_ROLE_NET_CTRL,    /* virtio-net control queue: starts/stops pairs, vhost set-up */
-	THREAD_ROLE_VHOST_FWD,   /* vhost-net interrupt forwarder (virtio-mmio) */
+	THREAD_ROLE_VHOST_FWD,   /* vhost-net pair watcher: error eventfds, interrupt forwarding (mmio) */
 	THREAD_ROLE_COUNT
 };
 

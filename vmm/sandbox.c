@@ -113,7 +113,7 @@ static const struct rule vhost_fwd_rules[] = {
 #define VHOST_IOCTLS                                                                                        \
 	VHOST_SET_OWNER, VHOST_RESET_OWNER, VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE,       \
 		VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_ADDR,         \
-		VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_NET_SET_BACKEND
+		VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_SET_VRING_ERR, VHOST_NET_SET_BACKEND
 /* Queue pair start/stop: tap queues, offloads, the MTU for RX buffers. */
 #define TAP_IOCTLS TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, SIOCGIFMTU
 /* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */

@@ -139,10 +139,12 @@ struct vhost_pair {
 	int fd;                      /* /dev/vhost-net */
 	bool backend_set[N_VQ];
 	int own_call[N_VQ];          /* our call eventfd when the transport has none for vhost, else -1 */
+	int err_fd[N_VQ];            /* vhost signals it when the guest's ring is malformed */
+	bool err_reported;           /* the device was marked broken once already */
 	unsigned queue[N_VQ];        /* transport queue numbers, for irq->queue() */
-	int stop_fd;                 /* stops the forwarder */
-	pthread_t forwarder;
-	bool forwarding;
+	int stop_fd;                 /* stops the watcher */
+	pthread_t watcher;
+	bool watching;
 };
 
 static int vhost_ioctl(struct vhost_pair *v, unsigned long request, const char *what, int vq, void *arg)
@@ -163,50 +165,75 @@ static struct virtio_queue *queue_of(struct net_pair *p, int vq)
 	return vq == VQ_RX ? p->rx : p->tx;
 }
 
+static bool signalled(int fd)
+{
+	uint64_t count;
+	return fd >= 0 && read(fd, &count, sizeof(count)) == sizeof(count);
+}
+
 /* Turns each signal vhost gives one of our call eventfds into irq->queue(). */
 static void forward_pending(struct vhost_pair *v)
 {
-	for (int i = 0; i < N_VQ; i++) {
-		uint64_t count;
-		if (v->own_call[i] >= 0 && read(v->own_call[i], &count, sizeof(count)) == sizeof(count))
+	for (int i = 0; i < N_VQ; i++)
+		if (signalled(v->own_call[i]))
 			v->p->irq->queue(v->p->irq, v->queue[i]);
+}
+
+/* vhost found the guest's ring malformed (a loop, an index or address out
+ * of range...): it stops using the queue (which check failed it says only
+ * with dynamic debug on: vq_err is pr_debug). The device then needs a
+ * reset, as when a worker finds it (virtq.c). */
+static void report_errors(struct vhost_pair *v)
+{
+	for (int i = 0; i < N_VQ; i++) {
+		if (!signalled(v->err_fd[i]) || v->err_reported)
+			continue;
+		v->err_reported = true;
+		log_warn("%s: vhost-net stopped the %s queue %u: the guest's ring is malformed; device needs reset",
+			 v->p->name, vq_names[i], v->queue[i]);
+		v->p->irq->needs_reset(v->p->irq);
 	}
 }
 
-static void *forwarder_main(void *arg)
+/* The pair's thread while vhost runs it: forwards our call eventfds (if
+ * any) and watches the error eventfds. */
+static void *watcher_main(void *arg)
 {
 	struct vhost_pair *v = arg;
-	struct pollfd pfd[1 + N_VQ] = { { .fd = v->stop_fd, .events = POLLIN } };
+	struct pollfd pfd[1 + 2 * N_VQ] = { { .fd = v->stop_fd, .events = POLLIN } };
 	nfds_t n = 1;
-	for (int i = 0; i < N_VQ; i++)
+	for (int i = 0; i < N_VQ; i++) {
 		if (v->own_call[i] >= 0)
 			pfd[n++] = (struct pollfd){ .fd = v->own_call[i], .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = v->err_fd[i], .events = POLLIN };
+	}
 	for (;;) {
 		if (poll(pfd, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("%s: vhost-net interrupt forwarder: poll: %s", v->p->name, strerror(errno));
+			log_error("%s: vhost-net watcher: poll: %s", v->p->name, strerror(errno));
 			return NULL;
 		}
 		if (pfd[0].revents)
 			return NULL;
 		forward_pending(v);
+		report_errors(v);
 	}
 }
 
-static int start_forwarder(struct vhost_pair *v)
+static int start_watcher(struct vhost_pair *v)
 {
 	v->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (v->stop_fd < 0) {
 		log_error("%s: vhost-net: eventfd: %s", v->p->name, strerror(errno));
 		return -1;
 	}
-	int e = thread_start(v->p->threads, &v->forwarder, THREAD_ROLE_VHOST_FWD, v->p->name, forwarder_main, v);
+	int e = thread_start(v->p->threads, &v->watcher, THREAD_ROLE_VHOST_FWD, v->p->name, watcher_main, v);
 	if (e) {
-		log_error("%s: vhost-net: cannot start the interrupt forwarder: %s", v->p->name, strerror(e));
+		log_error("%s: vhost-net: cannot start the pair's watcher thread: %s", v->p->name, strerror(e));
 		return -1;
 	}
-	v->forwarding = true;
+	v->watching = true;
 	return 0;
 }
 
@@ -267,18 +294,21 @@ static void release(struct vhost_pair *v)
 	} else if (v->fd >= 0) {
 		close(v->fd);   /* vhost drops its kick, call and tap references */
 	}
-	if (v->forwarding) {
+	if (v->watching) {
 		uint64_t one = 1;
 		if (write(v->stop_fd, &one, sizeof(one)) != sizeof(one))
-			log_error("%s: vhost-net: cannot stop the interrupt forwarder", v->p->name);
-		pthread_join(v->forwarder, NULL);
+			log_error("%s: vhost-net: cannot stop the pair's watcher thread", v->p->name);
+		pthread_join(v->watcher, NULL);
 		forward_pending(v);   /* what vhost signalled last */
 	}
 	if (v->stop_fd >= 0)
 		close(v->stop_fd);
-	for (int i = 0; i < N_VQ; i++)
+	for (int i = 0; i < N_VQ; i++) {
 		if (v->own_call[i] >= 0)
 			close(v->own_call[i]);
+		if (v->err_fd[i] >= 0)
+			close(v->err_fd[i]);
+	}
 	free(v);
 }
 
@@ -296,13 +326,19 @@ static int setup_vq(struct vhost_pair *v, int i)
 	int call = call_fd_for(v, i);
 	if (call < 0)
 		return -1;
+	v->err_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->err_fd[i] < 0) {
+		log_error("%s: vhost-net: eventfd: %s", p->name, strerror(errno));
+		return -1;
+	}
+	struct vhost_vring_file err = { .index = (unsigned)i, .fd = v->err_fd[i] };
 	struct vhost_vring_state num = { .index = (unsigned)i, .num = vq->size };
 	struct vhost_vring_state base = { .index = (unsigned)i, .num = vq->last_avail_idx };
 	struct vhost_vring_file kick = { .index = (unsigned)i, .fd = q->kick_fd };
 	struct vhost_vring_file callf = { .index = (unsigned)i, .fd = call };
 	if (VIOCTL(v, VHOST_SET_VRING_NUM, i, &num) || VIOCTL(v, VHOST_SET_VRING_BASE, i, &base) ||
 	    VIOCTL(v, VHOST_SET_VRING_ADDR, i, &addr) || VIOCTL(v, VHOST_SET_VRING_KICK, i, &kick) ||
-	    VIOCTL(v, VHOST_SET_VRING_CALL, i, &callf))
+	    VIOCTL(v, VHOST_SET_VRING_CALL, i, &callf) || VIOCTL(v, VHOST_SET_VRING_ERR, i, &err))
 		return -1;
 	return 0;
 }
@@ -343,7 +379,7 @@ static int setup(struct vhost_pair *v)
 	for (int i = 0; i < N_VQ; i++)
 		if (setup_vq(v, i))
 			return -1;
-	if ((v->own_call[VQ_RX] >= 0 || v->own_call[VQ_TX] >= 0) && start_forwarder(v))
+	if (start_watcher(v))
 		return -1;
 	for (int i = 0; i < N_VQ; i++) {
 		struct vhost_vring_file backend = { .index = (unsigned)i, .fd = p->tap_fd };
@@ -369,6 +405,7 @@ static int vhost_start(struct net_pair *p)
 		.p = p,
 		.fd = -1,
 		.own_call = { -1, -1 },
+		.err_fd = { -1, -1 },
 		.queue = { p->rx_index, p->tx_index },
 		.stop_fd = -1,
 	};

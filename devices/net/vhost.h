@@ -28,14 +28,15 @@
  * stop(): VHOST_NET_SET_BACKEND with fd -1 for vq 0 and vq 1 (when it
  * returns vhost has flushed its work and no longer touches the rings),
  * VHOST_GET_VRING_BASE into vq.last_avail_idx, vq.used_idx re-read from
- * used->idx in guest memory, the forwarding thread (if any) stopped after a
- * last forward, every fd closed. The pair can then be started again by
+ * used->idx in guest memory, the pair's watcher thread stopped after a last
+ * forward, every fd closed. The pair can then be started again by
  * either backend (device reset, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET).
  *
  * Errors: one line naming the pair and the ioctl, -1 from start(), nothing
- * left open; the device may fall back to the worker backend. A malformed ring
- * that vhost meets is vhost's to handle (it stops that vq and logs in the
- * host kernel); the guest sees a stalled queue, never a VMM crash. */
+ * left open; the device may fall back to the worker backend. A malformed
+ * ring that vhost meets: vhost stops that vq and signals its error eventfd
+ * (VHOST_SET_VRING_ERR); the pair's watcher thread logs one line and marks
+ * the device DEVICE_NEEDS_RESET, as a worker does. */
 #ifndef MINIVMM_NET_VHOST_H
 #define MINIVMM_NET_VHOST_H
 

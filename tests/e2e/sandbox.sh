@@ -5,7 +5,8 @@
 # runs, every thread of minivmm must have the seccomp filter (main: 1 filter,
 # the others: 2, their own on top), no capabilities, uid/gid 65534, and the
 # chroot as its root; the expected threads (vcpus, blk queue workers, net
-# pair workers or none with vhost, the control queue thread) must be there.
+# pair threads: workers, or watchers with vhost; the control queue thread)
+# must be there.
 # The guest's disk and network work, and it powers off with exit 0.
 # rig-timeout: 500
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
@@ -63,11 +64,10 @@ X
 	for want in vcpu0 vcpu1 blk0-q0 blk0-q1 net0-ctrl; do
 		case " $threads " in *" $want "*) ;; *) fail "$name: no thread $want among:$threads" ;; esac
 	done
-	if [ "$vh" = off ]; then
-		for want in net0-qp0 net0-qp1; do
-			case " $threads " in *" $want "*) ;; *) fail "$name: no thread $want among:$threads" ;; esac
-		done
-	fi
+	# net0-qpN: the pair's worker, or with vhost the pair's watcher thread
+	for want in net0-qp0 net0-qp1; do
+		case " $threads " in *" $want "*) ;; *) fail "$name: no thread $want among:$threads" ;; esac
+	done
 	note "$name threads:$threads"
 	wait $pid
 	rc=$?

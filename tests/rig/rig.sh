@@ -41,7 +41,7 @@ Environment overrides: MINIVMM, DEBIAN_KERNEL, MINIMAL_KERNEL, GUEST_INITRD (a p
   L1_APPEND (added to L1's kernel command line; x86_64 default mitigations=off),
   MINIVMM_CACHE; passed on to the
   scenarios: GUEST_TIMEOUT, RIG_REBOOTS, BLK_TRANSPORTS, NET_TRANSPORTS,
-  NET_VHOST_MODES.
+  NET_VHOST_MODES, BENCH_RUNS.
 EOF
 }
 
@@ -564,7 +564,7 @@ L1_QEMU=
 	q INTERACTIVE "$INTERACTIVE"
 	# The scenarios' own knobs, when set here, reach them in L1 too.
 	knobs=
-	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES; do
+	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES BENCH_RUNS; do
 		[ -n "${!v:-}" ] && { q "$v" "${!v}"; knobs="$knobs $v"; }
 	done
 	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE KVM_CHECK RIG_ARCH QEMU LOGDIR$knobs"

@@ -71,7 +71,12 @@ static void irq_queue(const struct virtio_irq *irq, unsigned q)
 		atomic_fetch_add(&irq_calls[q], 1);   /* forwarder thread: no cr_assert here */
 }
 static void irq_config(const struct virtio_irq *irq) { (void)irq; }
-static void irq_needs_reset(const struct virtio_irq *irq) { (void)irq; }
+static atomic_uint needs_reset_calls;
+static void irq_needs_reset(const struct virtio_irq *irq)
+{
+	(void)irq;
+	atomic_fetch_add(&needs_reset_calls, 1);   /* watcher thread: no cr_assert here */
+}
 
 /* Like virtio-pci with MSI-X on: the queue's call eventfd is the interrupt. */
 static int pci_like_notifier(const struct virtio_irq *irq, unsigned q)
@@ -261,6 +266,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 		break;
 	case VHOST_SET_VRING_KICK:
 	case VHOST_SET_VRING_CALL:
+	case VHOST_SET_VRING_ERR:
 	case VHOST_NET_SET_BACKEND:
 		c->index = f->index;
 		c->fd = f->fd;
@@ -298,6 +304,7 @@ static const char *req_name(unsigned long req)
 	case VHOST_SET_VRING_ADDR: return "VHOST_SET_VRING_ADDR";
 	case VHOST_SET_VRING_KICK: return "VHOST_SET_VRING_KICK";
 	case VHOST_SET_VRING_CALL: return "VHOST_SET_VRING_CALL";
+	case VHOST_SET_VRING_ERR: return "VHOST_SET_VRING_ERR";
 	case VHOST_NET_SET_BACKEND: return "VHOST_NET_SET_BACKEND";
 	default: return "?";
 	}
@@ -313,9 +320,9 @@ struct step {
 static const struct step start_seq[] = {
 	{ VHOST_SET_OWNER, -1 }, { VHOST_GET_FEATURES, -1 }, { VHOST_SET_FEATURES, -1 }, { VHOST_SET_MEM_TABLE, -1 },
 	{ VHOST_SET_VRING_NUM, 0 }, { VHOST_SET_VRING_BASE, 0 }, { VHOST_SET_VRING_ADDR, 0 },
-	{ VHOST_SET_VRING_KICK, 0 }, { VHOST_SET_VRING_CALL, 0 },
+	{ VHOST_SET_VRING_KICK, 0 }, { VHOST_SET_VRING_CALL, 0 }, { VHOST_SET_VRING_ERR, 0 },
 	{ VHOST_SET_VRING_NUM, 1 }, { VHOST_SET_VRING_BASE, 1 }, { VHOST_SET_VRING_ADDR, 1 },
-	{ VHOST_SET_VRING_KICK, 1 }, { VHOST_SET_VRING_CALL, 1 },
+	{ VHOST_SET_VRING_KICK, 1 }, { VHOST_SET_VRING_CALL, 1 }, { VHOST_SET_VRING_ERR, 1 },
 	{ VHOST_NET_SET_BACKEND, 0 }, { VHOST_NET_SET_BACKEND, 1 },
 };
 #define START_CALLS ARRAY_SIZE(start_seq)
@@ -566,14 +573,14 @@ Test(net_vhost, start_and_stop_sequence)
 	cr_assert_not_null(pair.backend_state);
 	cr_assert_eq(n_calls, START_CALLS);
 	assert_calls(0, start_seq, START_CALLS);
-	cr_assert_eq(open_fds(), fds + 1, "one vhost fd, no eventfds of our own with a queue notifier");
+	cr_assert_eq(open_fds(), fds + 4, "the vhost fd, two error eventfds, the watcher's stop eventfd; no call eventfds of our own with a queue notifier");
 
 	cr_assert_eq(calls[2].num, FEATURES_V1, "features 0x%llx", (unsigned long long)calls[2].num);
 	cr_assert_eq(calls[3].nregions, 2);
 	cr_assert_eq(calls[3].regions[0].userspace_addr, (uintptr_t)ram0);
 	cr_assert_eq(calls[3].regions[1].guest_phys_addr, RAM1_GPA);
 	for (unsigned v = 0; v < 2; v++) {
-		const struct call *c = &calls[4 + 5 * v];
+		const struct call *c = &calls[4 + 6 * v];
 		struct virtio_queue *q = v ? &txq : &rxq;
 		cr_assert_eq(c[0].num, QSIZE);
 		cr_assert_eq(c[1].num, v ? 40 : 17, "base = last_avail_idx");
@@ -582,9 +589,10 @@ Test(net_vhost, start_and_stop_sequence)
 		cr_assert_eq(c[2].addr.used_user_addr, (uintptr_t)ram0 + (v ? TX_RING : RX_RING) + 0x2000);
 		cr_assert_eq(c[3].fd, q->kick_fd, "kick: the queue's ioeventfd");
 		cr_assert_eq(c[4].fd, q->call_fd, "call: the transport's eventfd, straight to the guest");
+		cr_assert(c[5].fd >= 0 && c[5].fd != q->call_fd && c[5].fd != q->kick_fd, "err: an eventfd of our own");
 	}
-	cr_assert_eq(calls[14].fd, 99, "RX backend: the pair's tap");
-	cr_assert_eq(calls[15].fd, 99, "TX backend: the pair's tap");
+	cr_assert_eq(calls[16].fd, 99, "RX backend: the pair's tap");
+	cr_assert_eq(calls[17].fd, 99, "TX backend: the pair's tap");
 
 	/* vhost moved on: used 5 RX and 9 TX buffers */
 	fake_base[0] = 22;
@@ -613,7 +621,7 @@ Test(net_vhost, start_and_stop_sequence)
 	n_calls = 0;
 	cr_assert_eq(net_vhost_backend.start(&pair), 0);
 	cr_assert_eq(calls[5].num, 22);
-	cr_assert_eq(calls[10].num, 49);
+	cr_assert_eq(calls[11].num, 49);
 	net_vhost_backend.stop(&pair);
 	cr_assert_eq(open_fds(), fds);
 }
@@ -654,10 +662,10 @@ Test(net_vhost, interrupts_are_forwarded_without_a_queue_notifier)
 	unsigned fds = open_fds();
 	cr_assert_eq(net_vhost_backend.start(&pair), 0);
 	cr_assert_str_empty(logged());
-	int rx_call = calls[8].fd, tx_call = calls[13].fd;
+	int rx_call = calls[8].fd, tx_call = calls[14].fd;
 	cr_assert(rx_call >= 0 && tx_call >= 0 && rx_call != tx_call);
 	cr_assert(rx_call != rxq.call_fd && tx_call != txq.call_fd, "eventfds of the backend's own");
-	cr_assert_eq(open_fds(), fds + 4, "vhost fd, two call eventfds, the forwarder's stop eventfd");
+	cr_assert_eq(open_fds(), fds + 6, "vhost fd, two call and two error eventfds, the watcher's stop eventfd");
 
 	uint64_t one = 1;
 	cr_assert_eq(write(tx_call, &one, 8), 8);   /* what vhost does */
@@ -678,6 +686,40 @@ Test(net_vhost, interrupts_are_forwarded_without_a_queue_notifier)
 	cr_assert_geq(atomic_load(&irq_calls[RX_QUEUE]), 2);
 	cr_assert_eq(open_fds(), fds, "everything closed, the forwarder joined");
 	cr_assert_str_empty(logged());
+}
+
+/* vhost met a malformed ring and signalled the vq's error eventfd: one
+ * line naming the pair and the queue, the device marked DEVICE_NEEDS_RESET
+ * once (vhost signals again at each kick; the guest must reset). */
+Test(net_vhost, a_malformed_ring_vhost_reports_needs_reset)
+{
+	const struct virtio_irq *irqs[] = { &irq_pci_like, &irq_mmio_like };
+	for (unsigned m = 0; m < 2; m++) {
+		use_fake();
+		pair.irq = irqs[m];
+		atomic_store(&needs_reset_calls, 0);
+		unsigned fds = open_fds();
+		cr_assert_eq(net_vhost_backend.start(&pair), 0);
+		int tx_err = calls[15].fd;
+		cr_assert_eq(calls[15].req, VHOST_SET_VRING_ERR);
+		cr_assert_eq(calls[15].index, 1);
+		uint64_t one = 1;
+		for (int k = 0; k < 3; k++) {
+			cr_assert_eq(write(tx_err, &one, 8), 8);   /* what vhost's vq_err() does */
+			usleep(20000);
+		}
+		uint64_t t0 = now_ms();
+		while (atomic_load(&needs_reset_calls) == 0 && now_ms() - t0 < TIMEOUT_MS)
+			usleep(1000);
+		cr_assert_eq(atomic_load(&needs_reset_calls), 1, "DEVICE_NEEDS_RESET once");
+		net_vhost_backend.stop(&pair);
+		const char *log = logged();
+		cr_assert_eq(lines(log), 1, "one line: %s", log);
+		cr_assert(strstr(log, "minivmm: warning: net0-qp1: vhost-net stopped the TX queue 3: the guest's ring is "
+				      "malformed"),
+			  "%s", log);
+		cr_assert_eq(open_fds(), fds, "everything closed, the watcher joined");
+	}
 }
 
 /* Every ioctl of start() failing in turn: -1, one line naming the ioctl and
@@ -754,7 +796,7 @@ Test(net_vhost, rings_outside_ram_are_never_given_to_vhost)
 	unsigned fds = open_fds();
 	cr_assert_eq(net_vhost_backend.start(&pair), -1);
 	cr_assert_eq(open_fds(), fds);
-	cr_assert_eq(n_calls, 4 + 5, "RX set up, TX refused before any TX ioctl");
+	cr_assert_eq(n_calls, 4 + 6, "RX set up, TX refused before any TX ioctl");
 	cr_assert_str_eq(logged(), "minivmm: error: net0-qp1: vhost-net: TX queue 3 (size 256): rings not in guest RAM\n");
 }
 
