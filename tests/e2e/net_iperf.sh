@@ -24,15 +24,7 @@ for vh in $VHOSTS; do
 				--net "tap0,queues=4,vhost=$vh,transport=$tr" \
 				--cmdline "console=ttyS0 panic=-1 quiet mvtest=net_iperf"
 		}
-		boot "$name"
-		n=0
-		while [ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG"); do
-			n=$((n + 1))
-			retried="$retried $name($why)"
-			note "$name: $why; booting it once more"
-			mv "$GUEST_LOG" "$LOGDIR/$name-died-$n.log"
-			boot "$name"
-		done
+		boot_retrying "$name"
 		expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test net_iperf exit=0' "$name: guest test did not finish"
 		expect_rc 0 "minivmm $name"
 		log=$(tr -d '\r' <"$GUEST_LOG")

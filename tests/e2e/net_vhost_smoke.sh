@@ -63,19 +63,11 @@ for tr in $TRANSPORTS; do
 	) &
 	watch_pid=$!
 	boot() {
-		run_guest "net-vhost-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+		run_guest "$1" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
 			--net "$TAP,queues=2,vhost=on,transport=$tr" \
 			--cmdline "console=ttyS0 panic=-1 mvtest=net_vhost_smoke mvhost=$HOST_IP"
 	}
-	boot
-	n=0
-	while [ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG"); do
-		n=$((n + 1))
-		retried="$retried $tr($why)"
-		note "$tr: $why; booting it once more"
-		mv "$GUEST_LOG" "$LOGDIR/net-vhost-$tr-died-$n.log"
-		boot
-	done
+	boot_retrying "net-vhost-$tr"
 	kill "$watch_pid" 2>/dev/null
 	wait "$watch_pid" 2>/dev/null
 	watch_pid=

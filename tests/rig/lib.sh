@@ -282,3 +282,19 @@ rig_guest_died() {
 	fi
 	return 1
 }
+
+# boot_retrying NAME: runs the scenario's boot function (with NAME), and
+# again, at most RIG_REBOOTS more times, while rig_guest_died says the rig
+# killed the guest; each such death is kept as LOGDIR/NAME-died-N.log and
+# added to $retried for the scenario's result line.
+boot_retrying() {
+	boot "$1"
+	_n=0
+	while [ $_n -lt "$RIG_REBOOTS" ] && _why=$(rig_guest_died "$GUEST_LOG"); do
+		_n=$((_n + 1))
+		retried="$retried $1($_why)"
+		note "$1: $_why; booting it once more"
+		mv "$GUEST_LOG" "$LOGDIR/$1-died-$_n.log"
+		boot "$1"
+	done
+}
