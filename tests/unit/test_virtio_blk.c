@@ -23,6 +23,7 @@
 #include "devices/virtio/blk.h"
 #include "vmm/guest_mem.h"
 #include "vmm/log.h"
+#include "proc_census.h"
 
 #define RAM_SIZE    0x400000ull          /* 4 MiB of fake guest RAM at 0 */
 #define IMG_SIZE    (1u << 20)           /* 1 MiB image */
@@ -270,39 +271,6 @@ static void make_image(const char *path, uint64_t size, bool pattern)
 }
 
 /* ---- fixture ---- */
-
-static unsigned count_threads(const char *prefix)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/task");
-	cr_assert_not_null(d);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char path[300], comm[32] = "";
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;   /* thread just exited */
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
-static unsigned count_fds(void)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	cr_assert_not_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static void setup(void)
 {
@@ -815,17 +783,17 @@ Test(virtio_blk, malformed_queue_needs_reset)
 	kick(0);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
 	/* the worker stays (idle) until reset, whatever the driver does */
-	cr_assert_eq(count_threads("blk0-q0"), 1);
+	cr_assert_eq(census_threads("blk0-q0", 1), 1);
 	kick(0);
 	kick(0);
 	usleep(20000);
 	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 1);
-	cr_assert_eq(count_threads("blk0-q0"), 1);
+	cr_assert_eq(census_threads("blk0-q0", 1), 1);
 	const char *log = logged();
 	cr_assert(strstr(log, "loops"), "log: %s", log);
 
 	virtio_blk_ops.reset(blk);
-	cr_assert_eq(count_threads("blk0-"), 0);
+	cr_assert_eq(census_threads("blk0-", 0), 0);
 	/* re-initialised by the driver: works again */
 	activate_with(ALL_FEATURES, false);
 	cr_assert_eq(blk_read(0, 1, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
@@ -836,8 +804,8 @@ Test(virtio_blk, malformed_queue_needs_reset)
 Test(virtio_blk, multiqueue)
 {
 	start(false, 2);
-	cr_assert_eq(count_threads("blk0-q0"), 1);
-	cr_assert_eq(count_threads("blk0-q1"), 1);
+	cr_assert_eq(census_threads("blk0-q0", 1), 1);
+	cr_assert_eq(census_threads("blk0-q1", 1), 1);
 	/* 8 writes on each queue, both kicked together */
 	for (unsigned q = 0; q < 2; q++)
 		for (unsigned i = 0; i < 8; i++) {
@@ -875,7 +843,7 @@ Test(virtio_blk, multiqueue)
 	cr_assert_eq(*(uint8_t *)gpa(DATA(1)), 17);
 
 	virtio_blk_ops.reset(blk);
-	cr_assert_eq(count_threads("blk0-"), 0);
+	cr_assert_eq(census_threads("blk0-", 0), 0);
 }
 
 Test(virtio_blk, only_ready_queues_get_workers)
@@ -885,9 +853,9 @@ Test(virtio_blk, only_ready_queues_get_workers)
 	queues[1].ready = false;
 	queues[3].ready = false;
 	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, 4, &irq), 0);
-	cr_assert_eq(count_threads("blk0-q"), 2);
-	cr_assert_eq(count_threads("blk0-q0"), 1);
-	cr_assert_eq(count_threads("blk0-q2"), 1);
+	cr_assert_eq(census_threads("blk0-q", 2), 2);
+	cr_assert_eq(census_threads("blk0-q0", 1), 1);
+	cr_assert_eq(census_threads("blk0-q2", 1), 1);
 	cr_assert_eq(blk_read(2, 0, DATA(2), 512, NULL), VIRTIO_BLK_S_OK);
 }
 
@@ -913,10 +881,10 @@ Test(virtio_blk, reset_and_activate_again)
 	(void)logged();
 	for (unsigned round = 0; round < 5; round++) {
 		virtio_blk_ops.reset(blk);
-		cr_assert_eq(count_threads("blk0-"), 0, "round %u", round);
+		cr_assert_eq(census_threads("blk0-", 0), 0, "round %u", round);
 		virtio_blk_ops.reset(blk);   /* a second reset does nothing */
 		activate_with(ALL_FEATURES, round & 1);
-		cr_assert_eq(count_threads("blk0-q"), 2);
+		cr_assert_eq(census_threads("blk0-q", 2), 2);
 		memset(gpa(DATA(1)), 0, 512);
 		cr_assert_eq(blk_read(round & 1, 30, DATA(1), 512, NULL), VIRTIO_BLK_S_OK, "round %u", round);
 		cr_assert_eq(*(uint8_t *)gpa(DATA(1) + 100), 0x61);
@@ -938,23 +906,23 @@ Test(virtio_blk, reset_while_requests_are_pending)
 	}
 	kick(0);
 	virtio_blk_ops.reset(blk);
-	cr_assert_eq(count_threads("blk0-"), 0);
+	cr_assert_eq(census_threads("blk0-", 0), 0);
 	uint16_t served = le16toh(used_ring(0)->idx);
 	cr_assert_leq(served, QSIZE / 3);
 }
 
 Test(virtio_blk, no_fd_or_thread_leaks)
 {
-	unsigned fds = count_fds();
+	unsigned fds = census_fds();
 	create(false, 3);
-	cr_assert_eq(count_fds(), fds + 2, "the image and the stop eventfd");
+	cr_assert_eq(census_fds(), fds + 2, "the image and the stop eventfd");
 	activate_with(ALL_FEATURES, false);
-	cr_assert_eq(count_threads("blk0-q"), 3);
-	cr_assert_eq(count_fds(), fds + 2);
+	cr_assert_eq(census_threads("blk0-q", 3), 3);
+	cr_assert_eq(census_fds(), fds + 2);
 	virtio_blk_destroy(blk);
 	blk = NULL;
-	cr_assert_eq(count_fds(), fds);
-	cr_assert_eq(count_threads("blk0-"), 0);
+	cr_assert_eq(census_fds(), fds);
+	cr_assert_eq(census_threads("blk0-", 0), 0);
 	virtio_blk_destroy(NULL);
 }
 
@@ -963,13 +931,13 @@ Test(virtio_blk, no_fd_or_thread_leaks)
 static void assert_create_fails(const char *path, bool readonly, unsigned nq, const char *why)
 {
 	char err[256] = "";
-	unsigned fds = count_fds();
+	unsigned fds = census_fds();
 	struct virtio_blk *b = virtio_blk_create(path, readonly, nq, err, sizeof(err));
 	cr_assert_null(b, "%s: created", path);
 	cr_assert(strstr(err, path), "error does not name %s: %s", path, err);
 	cr_assert(strstr(err, why), "expected \"%s\" in: %s", why, err);
 	cr_assert_null(strchr(err, '\n'), "one line: %s", err);
-	cr_assert_eq(count_fds(), fds, "fd leaked");
+	cr_assert_eq(census_fds(), fds, "fd leaked");
 }
 
 Test(virtio_blk, create_errors)

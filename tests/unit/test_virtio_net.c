@@ -38,6 +38,7 @@
 #include "devices/net/worker.h"
 #include "devices/virtio/net.h"
 #include "vmm/guest_mem.h"
+#include "proc_census.h"
 
 #define RAM_SIZE   (16u << 20)
 #define QSIZE      64
@@ -272,39 +273,6 @@ static void assert_no_used(unsigned q, unsigned ms)
 }
 
 /* ---- fixture ---- */
-
-static unsigned count_threads(const char *prefix)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/task");
-	cr_assert_not_null(d);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char path[300], comm[32] = "";
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
-static unsigned count_fds(void)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	cr_assert_not_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static void setup(void)
 {
@@ -683,10 +651,10 @@ Test(virtio_net, vhost_on_without_vhost_net)
 	peer_fds[0] = sv[1];
 	char err[256] = "";
 	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
-	unsigned fds = count_fds();
+	unsigned fds = census_fds();
 	cr_assert_null(virtio_net_create_on_tap(&p, &t, err, sizeof(err)));
 	cr_assert(strstr(err, "--net " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
-	cr_assert_eq(count_fds(), fds - 1, "the tap fd is closed on failure");
+	cr_assert_eq(census_fds(), fds - 1, "the tap fd is closed on failure");
 	peer_fds[0] = sv[1];
 
 	/* auto: workers, and one line saying so */
@@ -757,10 +725,10 @@ Test(virtio_net, only_pair_0_runs_at_driver_ok)
 	cr_assert_eq(p->features, MQ_FEATURES);
 	cr_assert_eq(p->vnet_hdr_len, 12);
 	cr_assert_geq(p->tap_fd, 0);
-	cr_assert_eq(count_threads("net0-ctrl"), 1);
+	cr_assert_eq(census_threads("net0-ctrl", 1), 1);
 	virtio_net_ops.reset(net);
 	cr_assert_eq(running_pairs(), 0);
-	cr_assert_eq(count_threads("net0-ctrl"), 0);
+	cr_assert_eq(census_threads("net0-ctrl", 0), 0);
 	cr_assert_eq(virtio_net_active_pairs(net), 0);
 }
 
@@ -850,7 +818,7 @@ Test(virtio_net, no_control_queue_without_ctrl_vq)
 {
 	create_fake(2);
 	activate_with(BASE_FEATURES | F(VIRTIO_NET_F_MQ), false);
-	cr_assert_eq(count_threads("net0-ctrl"), 0);
+	cr_assert_eq(census_threads("net0-ctrl", 0), 0);
 	cr_assert_eq(running_pairs(), 1);
 }
 
@@ -1042,14 +1010,14 @@ Test(virtio_net, broken_control_ring_needs_reset)
 Test(virtio_net, reset_and_reactivate_leave_nothing_behind)
 {
 	create_fake(4);
-	unsigned fds = count_fds();
+	unsigned fds = census_fds();
 	for (int round = 0; round < 3; round++) {
 		activate_with(MQ_FEATURES, round == 1);
 		cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
 		virtio_net_ops.reset(net);
 		cr_assert_eq(running_pairs(), 0);
-		cr_assert_eq(count_threads("net0"), 0);
-		cr_assert_eq(count_fds(), fds);
+		cr_assert_eq(census_threads("net0", 0), 0);
+		cr_assert_eq(census_fds(), fds);
 	}
 	virtio_net_ops.reset(net);   /* reset twice is fine */
 	activate_with(MQ_FEATURES, false);
@@ -1087,7 +1055,7 @@ Test(virtio_net, tx_frame_reaches_the_tap)
 {
 	create_real(1);
 	activate_with(BASE_FEATURES, false);
-	cr_assert_eq(count_threads("net0-qp0"), 1);
+	cr_assert_eq(census_threads("net0-qp0", 1), 1);
 	uint8_t frame[200], got[2048];
 	make_udp(frame, sizeof(frame), 1000, 0x5a);
 	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
@@ -1218,7 +1186,7 @@ Test(virtio_net, tx_short_header_needs_reset)
 	cr_assert(strstr(logged(), "shorter than the 12-byte virtio-net header"));
 	/* and the device can be reset and used again */
 	virtio_net_ops.reset(net);
-	cr_assert_eq(count_threads("net0-qp"), 0);
+	cr_assert_eq(census_threads("net0-qp", 0), 0);
 	activate_with(BASE_FEATURES, false);
 	uint8_t frame[80], got[256];
 	make_udp(frame, sizeof(frame), 4001, 0);
@@ -1488,7 +1456,7 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 {
 	create_real(4);
 	activate_with(MQ_FEATURES, true);
-	cr_assert_eq(count_threads("net0-qp"), 1);
+	cr_assert_eq(census_threads("net0-qp", 1), 1);
 	for (unsigned p = 0; p < 4; p++)
 		post_rx(p, 60, 2048, NULL);
 
@@ -1504,11 +1472,11 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 		cr_assert(!has_used(2 * p));
 
 	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
-	cr_assert_eq(count_threads("net0-qp"), 4);
+	cr_assert_eq(census_threads("net0-qp", 4), 4);
 	char name[16];
 	for (unsigned p = 0; p < 4; p++) {
 		snprintf(name, sizeof(name), "net0-qp%u", p);
-		cr_assert_eq(count_threads(name), 1, "%s", name);
+		cr_assert_eq(census_threads(name, 1), 1, "%s", name);
 	}
 	/* 64 flows over 4 queues: each pair gets some */
 	for (unsigned i = 0; i < 64; i++) {
@@ -1536,7 +1504,7 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 	}
 
 	cr_assert_eq(pairs_set(1), VIRTIO_NET_OK);
-	cr_assert_eq(count_threads("net0-qp"), 1);
+	cr_assert_eq(census_threads("net0-qp", 1), 1);
 	cr_assert_null(virtio_net_pair(net, 1));
 }
 
@@ -1606,7 +1574,7 @@ Test(virtio_net, tap_deleted_under_a_running_pair)
 	const char *more = logged();
 	cr_assert_eq(more[0], 0, "logged again: %s", more);
 	virtio_net_ops.reset(net);
-	cr_assert_eq(count_threads("net0-qp"), 0);
+	cr_assert_eq(census_threads("net0-qp", 0), 0);
 	more = logged();
 	cr_assert_eq(more[0], 0, "reset logged: %s", more);
 	/* a new driver finds the link down and its frames dropped too */
@@ -1646,7 +1614,7 @@ Test(virtio_net, tap_deleted_under_four_pairs_logs_once)
 	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK);
 	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
 	virtio_net_ops.reset(net);
-	cr_assert_eq(count_threads("net0"), 0);
+	cr_assert_eq(census_threads("net0", 0), 0);
 	snprintf(buf, sizeof(buf), "%s", logged());
 	cr_assert_eq(buf[0], 0, "stopping pairs on a gone tap logged: %s", buf);
 }
@@ -1672,7 +1640,7 @@ Test(virtio_net, tap_deleted_is_noticed_whatever_the_backend)
 	need_ip();
 	virtio_net_set_backend(net, &fake_backend);
 	activate_with(MQ_FEATURES, false);
-	cr_assert_eq(count_threads("net0-ctrl"), 1);
+	cr_assert_eq(census_threads("net0-ctrl", 1), 1);
 	logged();
 	cr_assert_eq(system("ip link del " TAP), 0);
 	const char *all = wait_logged("is gone");
@@ -1718,14 +1686,14 @@ Test(virtio_net, tap_interface_down_drops_frames_and_recovers)
 Test(virtio_net, worker_threads_and_fds_go_with_reset)
 {
 	create_real(4);
-	unsigned fds = count_fds();
+	unsigned fds = census_fds();
 	activate_with(MQ_FEATURES, false);
 	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
-	cr_assert_eq(count_threads("net0-qp"), 4);
-	cr_assert_eq(count_threads("net0-ctrl"), 1);
+	cr_assert_eq(census_threads("net0-qp", 4), 4);
+	cr_assert_eq(census_threads("net0-ctrl", 1), 1);
 	virtio_net_ops.reset(net);
-	cr_assert_eq(count_threads("net0"), 0);
-	cr_assert_eq(count_fds(), fds);
+	cr_assert_eq(census_threads("net0", 0), 0);
+	cr_assert_eq(census_fds(), fds);
 	virtio_net_destroy(net);
 	net = NULL;
 }

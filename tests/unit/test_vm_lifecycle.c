@@ -13,39 +13,7 @@
 #include "vmm/arch.h"
 #include "vmm/file_util.h"
 #include "vmm/vm.h"
-
-static int count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	int n = 0;
-	for (struct dirent *e; (e = readdir(d));)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Our threads only: KVM attaches its own worker tasks ("kvm-nx-lpage-recovery")
- * to the process, and those belong to the kernel's VM object. */
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-	for (struct dirent *e; (e = readdir(d));) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[300], comm[32] = "";
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f) {
-			if (!fgets(comm, sizeof(comm), f))
-				comm[0] = 0;
-			fclose(f);
-		}
-		n += strncmp(comm, "kvm-", 4) != 0;
-	}
-	closedir(d);
-	return n;
-}
+#include "proc_census.h"
 
 struct runner {
 	struct vm *vm;
@@ -76,8 +44,8 @@ Test(vm_lifecycle, start_pause_resume_stop_leaves_nothing)
 	if (access("/dev/kvm", R_OK | W_OK) != 0 || !tiny) {
 		cr_skip_test("no usable /dev/kvm (or TINY_GUEST unset): lifecycle test needs KVM");
 	}
-	int fds_before = count_dir("/proc/self/fd");
-	int threads_before = count_threads();
+	unsigned fds_before = census_fds();
+	unsigned threads_before = census_threads_now("");
 
 	char *argv[] = { "minivmm", "--kernel", (char *)tiny, "--cmdline", "hang", "--cpus", "2",
 			 "--console", "none", NULL };
@@ -101,8 +69,8 @@ Test(vm_lifecycle, start_pause_resume_stop_leaves_nothing)
 		usleep(10 * 1000);
 	uint64_t a = *counter(vm);
 	cr_assert_gt(settle_read(vm), a, "guest makes progress while running");
-	int threads_running = count_threads();
-	cr_assert_eq(threads_running, threads_before + 1 + 2, "runner + 2 vCPU threads: %d before, %d now", threads_before, threads_running);
+	unsigned threads_running = census_threads("", threads_before + 1 + 2);
+	cr_assert_eq(threads_running, threads_before + 1 + 2, "runner + 2 vCPU threads: %u before, %u now", threads_before, threads_running);
 
 	vm_pause(vm);
 	cr_assert_eq(vm->n_paused, 2, "both vCPUs parked");
@@ -118,6 +86,6 @@ Test(vm_lifecycle, start_pause_resume_stop_leaves_nothing)
 	vm_destroy(vm);
 	free(vm);
 
-	cr_assert_eq(count_threads(), threads_before, "no stray threads");
-	cr_assert_eq(count_dir("/proc/self/fd"), fds_before, "no stray fds");
+	cr_assert_eq(census_threads("", threads_before), threads_before, "no stray threads");
+	cr_assert_eq(census_fds(), fds_before, "no stray fds");
 }
