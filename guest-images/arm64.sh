@@ -14,8 +14,8 @@
 # module that needs them): virtio-mmio + virtio-blk for the results disk, tun/tap/vhost-net for
 # network scenarios. KVM itself is built in (CONFIG_KVM=y) in Debian's arm64 kernel.
 ARM64_L1_MODULES=(virtio_mmio virtio_blk tun tap vhost_net)
-# Modules of the arm64 guest initramfs: virtio disks on both transports (arm64_devices).
-ARM64_GUEST_MODULES=(virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk)
+# Modules of the arm64 guest initramfs: virtio disks and NICs on both transports (arm64_devices).
+ARM64_GUEST_MODULES=(virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_net)
 
 # arm64_modules TREE KVER DEST LIST MODULE...: copy each module and its dependencies (first)
 # from the unpacked kernel package TREE to DEST/<path under /lib/modules/KVER>, appending the

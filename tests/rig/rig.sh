@@ -133,7 +133,8 @@ if ! flock -n 9; then
 	T_START=$(date +%s.%N)
 fi
 RUN_TMP=$(mktemp -d "$WORK/run.XXXXXX")
-trap 'rm -rf "$RUN_TMP"' EXIT
+trap '[ -n "${L1_PID:-}" ] && kill "$L1_PID" 2>/dev/null; rm -rf "$RUN_TMP"' EXIT
+trap 'exit 130' INT TERM
 tsince() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---------------------------------------------------------------- log dir
@@ -298,6 +299,9 @@ summarise() {
 	done
 	for name in "${SCENARIOS[@]}"; do
 		line=$(grep "^RIG-RESULT $name " "$RESULTS" | tail -n 1)
+		if [ -z "$line" ] && [ "$(cat "$RUN_TMP/l1-wedged" 2>/dev/null)" = "$name" ]; then
+			line="RIG-RESULT $name FAIL no result came back: L1 wedged during it and the host stopped L1 after its limit + 90 s (see $LOGDIR/l1-console.log)"
+		fi
 		[ -n "$line" ] || line="RIG-RESULT $name FAIL no result came back (rig crashed or timed out; see $LOGDIR/l1-console.log)"
 		echo "$line"
 		status=$(echo "$line" | cut -d' ' -f3)
@@ -601,22 +605,57 @@ if [ $INTERACTIVE = 1 ]; then
 	exit $?
 fi
 
+# watch_l1 PID: echoes L1's RIG- lines as they come, and stops an L1 that has
+# wedged. L1 enforces each scenario's limit itself; when it does not (its
+# kernel hung under TCG: no panic, no exit), QEMU would otherwise run to the
+# whole run's limit, past what CI allows. So: a scenario gets its limit + 90 s
+# from its RIG-START, the step after a result 180 s, L1's boot 300 s.
+watch_l1() {
+	local pid=$1 l now cur=boot deadline=$(($(date +%s) + 300)) cons
+	exec {cons}< <(tail -n +1 -F --pid="$pid" "$LOGDIR/l1-console.log" 2>/dev/null)
+	while :; do
+		if IFS= read -r -t 5 -u "$cons" l; then
+			l=${l%$'\r'}
+			now=$(date +%s)
+			case $l in
+			*RIG-START*)
+				if [[ $l =~ RIG-START\ ([^ ]+)\ \(limit\ ([0-9]+)s\) ]]; then
+					cur=${BASH_REMATCH[1]}
+					deadline=$((now + BASH_REMATCH[2] + 90))
+				fi ;;
+			*RIG-RESULT*) cur="the step after ${cur}"; deadline=$((now + 180)) ;;
+			esac
+			case $l in
+			*RIG-*) echo "[+$(tsince "$T_L1")s] RIG-${l#*RIG-}" ;;
+			*"Kernel panic"*) echo "[+$(tsince "$T_L1")s] $l" ;;
+			esac
+		elif (($? <= 128)); then
+			break   # tail ended: QEMU is gone
+		elif (($(date +%s) > deadline)) && kill -0 "$pid" 2>/dev/null; then
+			say "L1 is wedged: nothing from $cur within its limit (+ grace); stopping it"
+			echo "$cur" >"$RUN_TMP/l1-wedged"
+			kill "$pid" 2>/dev/null
+			deadline=$(($(date +%s) + 3600))
+		fi
+	done
+	exec {cons}<&-
+}
+
 say "booting L1 ($L1_KERNEL, TCG, limit ${L1_TIMEOUT}s): ${SCENARIOS[*]}"
 T_L1=$(date +%s.%N)
+: >"$LOGDIR/l1-console.log"
 timeout -k 10 "$L1_TIMEOUT" "$HOST_QEMU" \
 	"${L1_MACHINE[@]}" -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
 	-nographic -no-reboot \
 	-kernel "$L1_KERNEL" -initrd "$L1_INITRD" \
 	-append "console=$L1_CONSOLE panic=-1 quiet${L1_APPEND:+ $L1_APPEND}" \
 	-nic none "${L1_DISK[@]/@OUT@/$OUT_IMG}" \
-	</dev/null 2>"$LOGDIR/l1-qemu-stderr.log" | tee "$LOGDIR/l1-console.log" | while IFS= read -r l; do
-		l=${l%$'\r'}
-		case $l in
-		*RIG-*) echo "[+$(tsince "$T_L1")s] RIG-${l#*RIG-}" ;;
-		*"Kernel panic"*) echo "[+$(tsince "$T_L1")s] $l" ;;
-		esac
-	done
-L1_RC=${PIPESTATUS[0]}
+	</dev/null >"$LOGDIR/l1-console.log" 2>"$LOGDIR/l1-qemu-stderr.log" &
+L1_PID=$!
+watch_l1 "$L1_PID"
+wait "$L1_PID"
+L1_RC=$?
+L1_PID=
 say "L1 exited with status $L1_RC after $(tsince "$T_L1")s"
 [ $L1_RC = 124 ] && say "L1 TIMED OUT after ${L1_TIMEOUT}s"
 

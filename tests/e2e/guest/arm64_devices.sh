@@ -1,7 +1,8 @@
 #!/bin/sh
 # Guest side of tests/e2e/arm64_devices.sh: CPUs brought up by PSCI, one
 # virtio-mmio and one virtio-pci disk (which is which, by sysfs path), a
-# write to each, checksums, the interrupts each uses, then exit status 7
+# write to each, checksums, a ping to L1 through a NIC on each transport,
+# the interrupts each uses, then exit status 7
 # through the arm64 guest port (README, "Guest port").
 if ! ls /sys/bus/virtio/drivers/virtio_blk >/dev/null 2>&1; then
 	echo "ARMDEV no virtio_blk driver (the initramfs lacks the virtio modules)"
@@ -17,6 +18,21 @@ for n in vda vdb; do
 	echo "ARMDEV md5 $n $(dd if=/dev/$n bs=1M count=4 2>/dev/null | md5sum | cut -d' ' -f1)"
 done
 sync
+# The NICs: 10.8.0.2 on the virtio-mmio one, 10.8.1.2 on the virtio-pci one
+# (which is which by sysfs path); L1 answers on .1 once minivmm made its taps.
+for n in /sys/class/net/eth*; do
+	[ -e "$n" ] || continue
+	dev=$(basename "$n")
+	case $(readlink -f "$n/device") in *pcie*) net=1 tr=pci ;; *) net=0 tr=mmio ;; esac
+	ip addr add 10.8.$net.2/24 dev "$dev"
+	ip link set "$dev" up
+	i=0
+	until ping -c 1 -W 2 10.8.$net.1 >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 30 ] || break
+	done
+	echo "ARMDEV net $tr $dev ping=$(ping -c 3 -W 2 10.8.$net.1 >/dev/null 2>&1 && echo ok || echo failed)"
+done
 grep -E "virtio|ttyS0" /proc/interrupts | sed 's/^/ARMDEV irq /'
 echo "ARMDEV exiting with 7 through the guest port"
 # The console is a tty: what we printed may still sit in its buffer, and the
