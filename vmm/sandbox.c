@@ -38,6 +38,7 @@ enum arg_rule {
 	NO_EXEC,         /* mmap/mprotect: PROT_EXEC refused (no new code after start) */
 	IOCTL_LIST,      /* ioctl: only the role's request numbers */
 	THREAD_CLONE,    /* clone: threads only, never a new process */
+	TRACER_CLONE,    /* clone: no thread (sanitizer builds: the leak checker's tracer) */
 	DGRAM_SOCKET,    /* socket: AF_INET/AF_UNIX datagram (the tap MTU query) */
 	NAME_ONLY,       /* prctl: PR_SET_NAME (a new thread names itself) */
 	GET_NAME_ONLY,   /* prctl: PR_GET_NAME (the SIGSYS handler names the thread) */
@@ -66,7 +67,7 @@ static const struct rule common_rules[] = {
 	 * leak checker at exit, which stops the world from a ptrace()ing clone. */
 	R(sigaltstack), R(prctl), R(getrlimit), R(prlimit64), R(sched_getaffinity), R(readlink), R(openat),
 	R(close), R(pread64), R(mincore), R(tgkill), R(rt_sigaction), R(dup), R(pipe2), R(wait4),
-	R(clone), R(mremap), R(ptrace), R(getppid), R(kill), R(waitid), R(getdents64), R(lseek),
+	{ SCMP_SYS(clone), TRACER_CLONE }, R(mremap), R(ptrace), R(getppid), R(kill), R(waitid), R(getdents64), R(lseek),
 #ifdef __NR_open   /* x86_64: the runtime's raw calls use the old forms */
 	R(open), R(getdents),
 #endif
@@ -157,6 +158,8 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, const unsigned lo
 	case THREAD_CLONE:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+	case TRACER_CLONE:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
 	case DGRAM_SOCKET:
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
 				      SCMP_A1(SCMP_CMP_EQ, SOCK_DGRAM | SOCK_CLOEXEC));

@@ -192,8 +192,8 @@ static void *spawn_from_vcpu(void *arg)
 	if (sandbox_enter(sb, THREAD_ROLE_VCPU))
 		return (void *)1;
 	pthread_t t;
-	pthread_create(&t, NULL, narrow_then_write, sb);   /* clone: forbidden */
-	return NULL;
+	int rc = pthread_create(&t, NULL, narrow_then_write, sb);   /* clone: forbidden */
+	return (void *)(intptr_t)(100 + rc);   /* not reached, unless no clone was tried */
 }
 
 static int threads_by_role(struct sandbox *sb, void *arg)
@@ -206,8 +206,8 @@ static int threads_by_role(struct sandbox *sb, void *arg)
 		return 93;
 	if (pthread_create(&t, NULL, spawn_from_vcpu, sb))
 		return 94;
-	pthread_join(t, NULL);
-	return 0;
+	pthread_join(t, &ret);
+	return (int)(intptr_t)ret;
 }
 
 /* glibc blocks every signal around clone, so the kernel cannot deliver the
