@@ -179,14 +179,32 @@ static void forward_pending(struct vhost_pair *v)
 			v->p->irq->queue(v->p->irq, v->queue[i]);
 }
 
+static bool tap_is_gone(int fd)
+{
+	struct pollfd t = { .fd = fd };
+	return poll(&t, 1, 0) > 0 && (t.revents & (POLLERR | POLLHUP | POLLNVAL));
+}
+
 /* vhost found the guest's ring malformed (a loop, an index or address out
  * of range...): it stops using the queue (which check failed it says only
  * with dynamic debug on: vq_err is pr_debug). The device then needs a
- * reset, as when a worker finds it (virtq.c). */
+ * reset, as when a worker finds it (virtq.c). vhost signals the same
+ * eventfd when its batched send fails ("Fail to batch sending packets"),
+ * which a deleted tap does: that is the tap's fault, not the ring's. */
 static void report_errors(struct vhost_pair *v)
 {
 	for (int i = 0; i < N_VQ; i++) {
-		if (!signalled(v->err_fd[i]) || v->err_reported)
+		if (!signalled(v->err_fd[i]))
+			continue;
+		if (tap_is_gone(v->p->tap_fd)) {
+			if (v->p->tap_gone)
+				v->p->tap_gone(v->p, EBADFD);
+			else if (!v->err_reported)
+				log_warn("%s: vhost-net: the tap is gone", v->p->name);
+			v->err_reported = true;
+			continue;
+		}
+		if (v->err_reported)
 			continue;
 		v->err_reported = true;
 		log_warn("%s: vhost-net stopped the %s queue %u: the guest's ring is malformed; device needs reset",

@@ -77,6 +77,13 @@ static void irq_needs_reset(const struct virtio_irq *irq)
 	(void)irq;
 	atomic_fetch_add(&needs_reset_calls, 1);   /* watcher thread: no cr_assert here */
 }
+static atomic_uint tap_gone_calls;
+static void count_tap_gone(struct net_pair *p, int err)
+{
+	(void)p;
+	if (err == EBADFD)
+		atomic_fetch_add(&tap_gone_calls, 1);   /* watcher thread: no cr_assert here */
+}
 
 /* Like virtio-pci with MSI-X on: the queue's call eventfd is the interrupt. */
 static int pci_like_notifier(const struct virtio_irq *irq, unsigned q)
@@ -694,6 +701,10 @@ Test(net_vhost, interrupts_are_forwarded_without_a_queue_notifier)
 Test(net_vhost, a_malformed_ring_vhost_reports_needs_reset)
 {
 	const struct virtio_irq *irqs[] = { &irq_pci_like, &irq_mmio_like };
+	/* A tap that is still there (the watcher looks at it first). */
+	int tap[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tap), 0);
+	pair.tap_fd = tap[0];
 	for (unsigned m = 0; m < 2; m++) {
 		use_fake();
 		pair.irq = irqs[m];
@@ -720,6 +731,37 @@ Test(net_vhost, a_malformed_ring_vhost_reports_needs_reset)
 			  "%s", log);
 		cr_assert_eq(open_fds(), fds, "everything closed, the watcher joined");
 	}
+	close(tap[0]);
+	close(tap[1]);
+}
+
+/* A deleted tap fails vhost's batched send, which vhost reports on the same
+ * error eventfd: that goes to the device's tap_gone (link down, its one line),
+ * never as a malformed ring, and the device is not marked for reset. */
+Test(net_vhost, a_deleted_tap_is_not_a_malformed_ring)
+{
+	int tap[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tap), 0);
+	close(tap[1]);   /* the tap's fd now polls POLLHUP, as a deleted tap's polls POLLERR */
+	use_fake();
+	pair.tap_fd = tap[0];
+	pair.tap_gone = count_tap_gone;
+	atomic_store(&needs_reset_calls, 0);
+	atomic_store(&tap_gone_calls, 0);
+	cr_assert_eq(net_vhost_backend.start(&pair), 0);
+	cr_assert_eq(calls[15].req, VHOST_SET_VRING_ERR);
+	uint64_t one = 1;
+	cr_assert_eq(write(calls[15].fd, &one, 8), 8);
+	uint64_t t0 = now_ms();
+	while (atomic_load(&tap_gone_calls) == 0 && now_ms() - t0 < TIMEOUT_MS)
+		usleep(1000);
+	usleep(20000);
+	net_vhost_backend.stop(&pair);
+	pair.tap_gone = NULL;
+	close(tap[0]);
+	cr_assert_eq(atomic_load(&tap_gone_calls), 1, "the device told once, with EBADFD");
+	cr_assert_eq(atomic_load(&needs_reset_calls), 0, "not a reason to reset");
+	cr_assert_eq(lines(logged()), 0, "the device logs the gone tap, the backend nothing: %s", logged());
 }
 
 /* Every ioctl of start() failing in turn: -1, one line naming the ioctl and
