@@ -172,8 +172,23 @@ _threads() {
 	echo "[$SCENARIO] minivmm $GUEST_PID still running; its threads and the vhost workers:"
 	for _t in /proc/"$GUEST_PID"/task/* $(grep -l '^vhost-' /proc/[0-9]*/comm 2>/dev/null | sed 's,/comm$,,'); do
 		[ -r "$_t/stat" ] || continue
-		echo "  $(cut -d' ' -f1-3 "$_t/stat") wchan=$(cat "$_t/wchan" 2>/dev/null)"
+		echo "  $(cut -d' ' -f1-3 "$_t/stat") utime+stime=$(cut -d' ' -f14-15 "$_t/stat") wchan=$(cat "$_t/wchan" 2>/dev/null)"
 		sed 's/^/      /' "$_t/stack" 2>/dev/null | head -n 12
+	done
+	# A vCPU thread that is running: in the guest, or exiting over and over?
+	# KVM's counters for this VM (debugfs), 1 s apart.
+	[ -d /sys/kernel/debug/kvm ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	for _d in /sys/kernel/debug/kvm/"$GUEST_PID"-*; do
+		[ -d "$_d" ] || continue
+		_c="exits io_exits mmio_exits irq_exits halt_exits halt_wakeup irq_injections nmi_injections
+			insn_emulation pf_taken signal_exits irq_window_exits request_irq_exits hypercalls"
+		_a=$(cd "$_d" && cat $_c 2>/dev/null | tr '\n' ' ')
+		sleep 1
+		_b=$(cd "$_d" && cat $_c 2>/dev/null | tr '\n' ' ')
+		echo "  kvm $(basename "$_d") ($(echo $_c)): $_a-> $_b"
+	done
+	for _t in /proc/"$GUEST_PID"/task/*; do
+		echo "  $(cut -d' ' -f1-2 "$_t/stat") utime+stime=$(cut -d' ' -f14-15 "$_t/stat") (1 s later)"
 	done
 }
 
