@@ -44,7 +44,16 @@ for vh in $VHOSTS; do
 		fi
 		kill $srv 2>/dev/null
 		wait $srv 2>/dev/null
-		[ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG") || break
+		# Known, unexplained (README, Known problems): with vhost=on the guest
+		# has hung right after the delete (one vCPU running, every minivmm
+		# thread idle in poll, nothing more on the console). Once is booted
+		# again and listed in the result, with its log kept; twice fails.
+		if [ $n -lt 1 ] && [ -n "$t_del" ] && [ "$GUEST_RC" = 124 ] &&
+			! tr -d '\r' <"$GUEST_LOG" | grep -q '^MVTEST tapdel iperf3'; then
+			why="guest silent after the delete, killed"
+		else
+			[ $n -lt $RIG_REBOOTS ] && why=$(rig_guest_died "$GUEST_LOG") || break
+		fi
 		n=$((n + 1))
 		retried="$retried $name($why)"
 		note "$name: $why; booting it once more"
