@@ -7,6 +7,7 @@
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <linux/virtio_net.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -223,6 +224,16 @@ unsigned net_tap_offload_flags(uint64_t f)
 int net_tap_set_offload(int fd, unsigned tun_flags)
 {
 	return ioctl(fd, TUNSETOFFLOAD, (unsigned long)tun_flags) < 0 ? -errno : 0;
+}
+
+int net_tap_fd_gone(int fd)
+{
+	struct pollfd t = { .fd = fd };
+	if (poll(&t, 1, 0) <= 0)
+		return 0;
+	if (t.revents & POLLNVAL)
+		return EBADF;
+	return t.revents & (POLLERR | POLLHUP) ? EBADFD : 0;
 }
 
 int net_tap_fd_mtu(int fd)

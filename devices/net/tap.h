@@ -57,6 +57,11 @@ unsigned net_tap_offload_flags(uint64_t guest_features);
  * 0 or -errno. */
 int net_tap_set_offload(int fd, unsigned tun_flags);
 
+/* Whether the tap behind fd is gone, without waiting: 0 if not, EBADFD when
+ * the interface was deleted (its fds say POLLERR/POLLHUP), EBADF when fd
+ * itself is not open (POLLNVAL). */
+int net_tap_fd_gone(int fd);
+
 /* MTU of the tap an attached fd belongs to, or -1. */
 int net_tap_fd_mtu(int fd);
 

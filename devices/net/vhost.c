@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/net/vhost.h"
+#include "devices/net/tap.h"
 #include "devices/thread_start.h"
 
 #include <endian.h>
@@ -179,12 +180,6 @@ static void forward_pending(struct vhost_pair *v)
 			v->p->irq->queue(v->p->irq, v->queue[i]);
 }
 
-static bool tap_is_gone(int fd)
-{
-	struct pollfd t = { .fd = fd };
-	return poll(&t, 1, 0) > 0 && (t.revents & (POLLERR | POLLHUP | POLLNVAL));
-}
-
 /* vhost found the guest's ring malformed (a loop, an index or address out
  * of range...): it stops using the queue (which check failed it says only
  * with dynamic debug on: vq_err is pr_debug). The device then needs a
@@ -196,9 +191,10 @@ static void report_errors(struct vhost_pair *v)
 	for (int i = 0; i < N_VQ; i++) {
 		if (!signalled(v->err_fd[i]))
 			continue;
-		if (tap_is_gone(v->p->tap_fd)) {
+		int gone = net_tap_fd_gone(v->p->tap_fd);
+		if (gone) {
 			if (v->p->tap_gone)
-				v->p->tap_gone(v->p, EBADFD);
+				v->p->tap_gone(v->p, gone);
 			else if (!v->err_reported)
 				log_warn("%s: vhost-net: the tap is gone", v->p->name);
 			v->err_reported = true;

@@ -357,9 +357,9 @@ static void *ctrl_main(void *arg)
 		if (watch) {
 			/* Queue 0 is always attached: its fd says POLLERR once the
 			 * tap is gone. */
-			struct pollfd t = { .fd = net->tap.fds[0] };
-			if (poll(&t, 1, 0) > 0 && (t.revents & (POLLERR | POLLHUP | POLLNVAL)))
-				tap_gone(net, t.revents & POLLNVAL ? EBADF : EBADFD);
+			int gone = net_tap_fd_gone(net->tap.fds[0]);
+			if (gone)
+				tap_gone(net, gone);
 		}
 		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
 			log_warn("%s: control queue kick eventfd unusable; device needs reset", net->name);

@@ -15,7 +15,7 @@ command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
 IP=/usr/sbin/ip
 [ -x $IP ] || IP=$(command -v ip)
 
-trap 'kill $srv 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
+trap 'iperf_server_stop; $IP link del tap0 2>/dev/null' EXIT
 VHOSTS=${NET_VHOST_MODES:-off on}
 [ -c /dev/vhost-net ] || { note "no /dev/vhost-net here: vhost=on not run"; VHOSTS=off; }
 summary=
@@ -28,8 +28,7 @@ for vh in $VHOSTS; do
 		$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
 		$IP addr add 10.0.2.1/24 dev tap0
 		$IP link set tap0 up
-		iperf3 -s --logfile "$LOGDIR/$name-iperf3-server.log" &
-		srv=$!
+		iperf_server_start 10.0.2.1
 		start_guest "$name" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
 			--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 mvtest=net_tap_deleted"
 		if watch_for '^MVTEST tapdel sending' 150; then
@@ -42,8 +41,7 @@ for vh in $VHOSTS; do
 			wait_guest 5
 			t_del=
 		fi
-		kill $srv 2>/dev/null
-		wait $srv 2>/dev/null
+		iperf_server_stop
 		# Known, unexplained (README, Known problems): with vhost=on the guest
 		# has hung right after the delete (one vCPU running, every minivmm
 		# thread idle in poll, nothing more on the console). Once is booted

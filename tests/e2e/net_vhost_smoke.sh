@@ -23,7 +23,7 @@ TRANSPORTS=${NET_TRANSPORTS:-pci mmio}
 
 cleanup() {
 	[ -n "${watch_pid:-}" ] && kill "$watch_pid" 2>/dev/null
-	[ -n "${iperf_pid:-}" ] && kill "$iperf_pid" 2>/dev/null
+	iperf_server_stop
 	ip link del "$TAP" 2>/dev/null
 }
 trap cleanup EXIT
@@ -32,8 +32,7 @@ ip link del "$TAP" 2>/dev/null
 ip tuntap add "$TAP" mode tap multi_queue || fail "ip tuntap add $TAP failed"
 ip addr add "$HOST_IP/24" dev "$TAP" || fail "ip addr add failed"
 ip link set "$TAP" up || fail "ip link set up failed"
-iperf3 -s -B "$HOST_IP" >"$LOGDIR/net-vhost-iperf3-server.log" 2>&1 &
-iperf_pid=$!
+iperf_server_start "$HOST_IP"
 
 # vhost_fds PID: how many /dev/vhost-net fds minivmm PID holds now (one per
 # running queue pair).

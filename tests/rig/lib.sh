@@ -64,19 +64,28 @@ need_ptydrive() {
 }
 
 # run_cmd NAME CMD [ARGS...]: run CMD with a timeout of $GUEST_TIMEOUT s,
-# stdin from /dev/null, stdout+stderr saved to $LOGDIR/NAME.log.
-# Sets GUEST_LOG, GUEST_RC (124 = timed out), GUEST_SECS. Never exits.
+# stdin from /dev/null, stdout+stderr saved to $LOGDIR/NAME.log. One that
+# times out gets its threads and KVM counters dumped into the log (_threads),
+# then SIGTERM, and SIGKILL 5 s later. Sets GUEST_LOG, GUEST_PID, GUEST_RC
+# (124 = timed out), GUEST_SECS. Never exits.
 run_cmd() {
 	_name=$1; shift
 	GUEST_LOG=$LOGDIR/$_name.log
 	note "run $_name: $* (timeout ${GUEST_TIMEOUT}s, log $GUEST_LOG)"
 	_t0=$(now)
-	timeout -s TERM -k 5 "$GUEST_TIMEOUT" "$@" </dev/null >"$GUEST_LOG" 2>&1
+	: >"$GUEST_LOG"
+	# Appending: the watchdog's dump goes into the same log.
+	"$@" </dev/null >>"$GUEST_LOG" 2>&1 &
+	GUEST_PID=$!
+	_watchdog "$GUEST_TIMEOUT" TERM
+	wait "$GUEST_PID"
 	GUEST_RC=$?
+	kill "$_dog" 2>/dev/null
+	wait "$_dog" 2>/dev/null
 	GUEST_SECS=$(elapsed "$_t0")
-	# coreutils timeout says 124; busybox timeout leaves the signal status.
-	if awk -v s="$GUEST_SECS" -v t="$GUEST_TIMEOUT" 'BEGIN { exit !(s >= t) }'; then
+	if [ -e "$_dog_fired" ]; then
 		GUEST_RC=124
+		rm -f "$_dog_fired"
 		echo "[$SCENARIO] $_name: TIMED OUT after ${GUEST_TIMEOUT}s" >>"$GUEST_LOG"
 	fi
 	note "$_name: exit $GUEST_RC after ${GUEST_SECS}s"
@@ -134,11 +143,45 @@ host_tap() {
 	$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
 	$IP addr add 10.0.2.1/24 dev tap0
 	$IP link set tap0 up
-	trap '$IP link del tap0 2>/dev/null' EXIT
+	trap 'iperf_server_stop; $IP link del tap0 2>/dev/null' EXIT
 	[ "${1:-}" = --iperf ] || return 0
 	command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
-	iperf3 -s -D --logfile "$LOGDIR/iperf3-server.log" || fail "cannot start the iperf3 server"
-	trap 'pkill iperf3 2>/dev/null; $IP link del tap0 2>/dev/null' EXIT
+	iperf_server_start 10.0.2.1
+}
+
+# iperf_server_start IP: a fresh iperf3 server on IP:5201, this shell's child
+# (IPERF_PID, IPERF_IP), stopping the one it had. Fails if another process
+# holds the port: the guest would talk to that one, maybe still busy with a
+# dead guest's test ("the server is busy running a test"). L1's busybox has
+# no pkill, so a server is only ever stopped by its pid.
+iperf_server_start() {
+	iperf_server_stop
+	IPERF_IP=$1
+	iperf_port_listening && fail "TCP port 5201 (iperf3) is already taken on the host side: a server left by an earlier scenario?"
+	iperf3 -s -B "$IPERF_IP" --logfile "$LOGDIR/iperf3-server.log" &
+	IPERF_PID=$!
+	_i=0
+	while ! iperf_port_listening; do
+		_i=$((_i + 1))
+		[ $_i -le 50 ] && kill -0 "$IPERF_PID" 2>/dev/null ||
+			fail "the iperf3 server on $IPERF_IP did not start (see $LOGDIR/iperf3-server.log)"
+		sleep 0.1
+	done
+}
+
+# iperf_server_stop: SIGKILL (a server's SIGTERM handler writes to its
+# client, and can block on a dead one) and reap the iperf_server_start one.
+iperf_server_stop() {
+	[ -n "${IPERF_PID:-}" ] || return 0
+	kill -9 "$IPERF_PID" 2>/dev/null
+	wait "$IPERF_PID" 2>/dev/null
+	IPERF_PID=
+}
+
+# iperf_port_listening: whether anything listens on TCP port 5201 (0x1451).
+iperf_port_listening() {
+	awk '$2 ~ /:1451$/ && $4 == "0A" { found = 1 } END { exit !found }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
 # ---- a guest in the background (the fault scenarios act on a running VM) ----
@@ -192,8 +235,9 @@ _threads() {
 	done
 }
 
-# _watchdog SECS: SIGKILLs the guest after SECS (sets _dog; _dog_fired is
-# a file that exists once it did).
+# _watchdog SECS [SIGNAL]: after SECS, dumps the guest's threads into its log
+# and SIGKILLs it (or sends SIGNAL, and SIGKILL 5 s later). Sets _dog;
+# _dog_fired is a file that exists once it fired.
 _watchdog() {
 	_dog_fired=$LOGDIR/.watchdog-$GUEST_PID
 	rm -f "$_dog_fired"
@@ -207,7 +251,13 @@ _watchdog() {
 		kill -0 "$GUEST_PID" 2>/dev/null || exit 0
 		: >"$_dog_fired"
 		_threads >>"$GUEST_LOG"
-		kill -KILL "$GUEST_PID"
+		[ "${2:-KILL}" = KILL ] || {
+			kill -"$2" "$GUEST_PID"
+			sleep 5 &
+			_s=$!
+			wait $_s
+		}
+		kill -KILL "$GUEST_PID" 2>/dev/null
 	) </dev/null >/dev/null 2>&1 &
 	_dog=$!
 }
@@ -280,6 +330,7 @@ no_sanitizer_report() {
 # blameless: a triple fault with no oops or panic on the guest's console (seen with
 # builds from before any change under test, with seccomp on and off, once
 # in three to ten 4-vCPU boots under network load; see tests/rig/README.md),
+# a guest that timed out with CPUs in soft lockup and no word from minivmm,
 # or no MARKER line (default: the guest's init banner) at all. Scenarios
 # boot such a guest again, at most RIG_REBOOTS (2) more times, and say so.
 RIG_REBOOTS=${RIG_REBOOTS:-2}
@@ -288,6 +339,14 @@ rig_guest_died() {
 	if printf '%s\n' "$_l" | grep -q '^minivmm: vcpu[0-9]*: guest triple fault' &&
 		! printf '%s\n' "$_l" | grep -Eq 'Kernel panic|Oops|BUG:|general protection'; then
 		echo "L2 triple fault after: $(printf '%s\n' "$_l" | grep -v '^minivmm:' | grep . | tail -n 1 | cut -c1-50)"
+		return 0
+	fi
+	# Seen once (2026-12-03, vhost=on, iperf3 -R): two guest CPUs stuck
+	# for good, minivmm silent. The log keeps the dump of its threads.
+	if printf '%s\n' "$_l" | grep -q 'TIMED OUT' &&
+		printf '%s\n' "$_l" | grep -q 'watchdog: BUG: soft lockup' &&
+		! printf '%s\n' "$_l" | grep -Eq '^minivmm: (warning|error)|Kernel panic|Oops|BUG: (unable|kernel NULL)|general protection'; then
+		echo "L2 soft lockup: $(printf '%s\n' "$_l" | grep -o 'CPU#[0-9]* stuck' | sort -u | tr '\n' ' ')"
 		return 0
 	fi
 	if ! printf '%s\n' "$_l" | grep -q -- "${2:-$GUEST_MARKER}" &&
@@ -310,6 +369,9 @@ boot_retrying() {
 		retried="$retried $1($_why)"
 		note "$1: $_why; booting it once more"
 		mv "$GUEST_LOG" "$LOGDIR/$1-died-$_n.log"
+		# The dead guest's iperf3 test would keep the server busy until TCP
+		# gives up on it (minutes): the next guest gets a fresh one.
+		[ -n "${IPERF_PID:-}" ] && iperf_server_start "$IPERF_IP"
 		boot "$1"
 	done
 }

@@ -13,6 +13,7 @@
 #include <linux/virtio_net.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -240,4 +241,20 @@ Test(net_tap, set_offload_and_mtu)
 	close(s);
 	cr_assert_eq(net_tap_fd_mtu(tap.fds[0]), 9000);
 	cr_assert_eq(net_tap_fd_mtu(-1), -1);
+}
+
+/* The tap's fds say so once the interface is deleted under them (the devices'
+ * "tap is gone" path); a closed fd is EBADF, not a gone tap. */
+Test(net_tap, a_deleted_tap_is_gone)
+{
+	need_netns();
+	cr_assert_eq(net_tap_open(&tap, "mvt8", 2, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(net_tap_fd_gone(tap.fds[0]), 0);
+	cr_assert_eq(net_tap_fd_gone(tap.fds[1]), 0);
+	cr_assert_eq(system("ip link del mvt8"), 0, "ip link del mvt8 failed (iproute2 installed?)");
+	cr_assert_eq(net_tap_fd_gone(tap.fds[0]), EBADFD);
+	cr_assert_eq(net_tap_fd_gone(tap.fds[1]), EBADFD);
+	int fd = dup(tap.fds[0]);
+	close(fd);
+	cr_assert_eq(net_tap_fd_gone(fd), EBADF);
 }
