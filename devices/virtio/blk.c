@@ -418,11 +418,7 @@ static uint32_t blk_config_size(void *dev)
 static void blk_config_read(void *dev, uint32_t offset, void *data, uint32_t len)
 {
 	const struct virtio_blk *blk = dev;
-	/* The transport checked the range; clamp anyway, a wrong one reads zeros. */
-	memset(data, 0, len);
-	if (offset < BLK_CONFIG_SIZE)
-		memcpy(data, (const uint8_t *)&blk->config + offset,
-		       len < BLK_CONFIG_SIZE - offset ? len : BLK_CONFIG_SIZE - offset);
+	virtio_config_copy(data, offset, len, &blk->config, BLK_CONFIG_SIZE);
 }
 
 static void blk_config_write(void *dev, uint32_t offset, const void *data, uint32_t len)

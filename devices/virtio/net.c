@@ -492,9 +492,7 @@ static void net_config_read(void *dev, uint32_t offset, void *data, uint32_t len
 	cfg.status = htole16(net->status);
 	pthread_mutex_unlock(&net->lock);
 	cfg.max_virtqueue_pairs = htole16((uint16_t)net->max_pairs);
-	memset(data, 0, len);
-	if (offset < NET_CONFIG_SIZE)
-		memcpy(data, (const uint8_t *)&cfg + offset, len < NET_CONFIG_SIZE - offset ? len : NET_CONFIG_SIZE - offset);
+	virtio_config_copy(data, offset, len, &cfg, NET_CONFIG_SIZE);
 }
 
 static void net_config_write(void *dev, uint32_t offset, const void *data, uint32_t len)

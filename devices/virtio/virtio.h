@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "devices/virtio/virtq.h"
 
@@ -57,6 +58,16 @@ struct virtio_irq {
 	 * update a status register first): the caller then forwards to queue(). */
 	int (*queue_notifier)(const struct virtio_irq *irq, unsigned q);
 };
+
+/* A device's config_read from its little-endian config image: the bytes
+ * [offset, offset + len) of cfg, zeros past its end (the transport checked the
+ * range already; a wrong one still reads zeros, never beyond cfg). */
+static inline void virtio_config_copy(void *data, uint32_t offset, uint32_t len, const void *cfg, uint32_t cfg_size)
+{
+	memset(data, 0, len);
+	if (offset < cfg_size)
+		memcpy(data, (const uint8_t *)cfg + offset, len < cfg_size - offset ? len : cfg_size - offset);
+}
 
 struct virtio_dev_ops {
 	const char *name;                /* "blk", "net" */

@@ -57,6 +57,7 @@
 #include "devices/net/worker.h"
 #include "devices/virtio/net.h"
 #include "vmm/guest_mem.h"
+#include "tests/unit/udp_frame.h"
 
 #define TAP       "bnet0"
 #define QSIZE     256u
@@ -215,39 +216,6 @@ struct pair_drv {
 };
 static struct pair_drv drv[MAXP];
 
-static void make_udp(uint8_t *f, size_t len, uint16_t sport)
-{
-	static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc }, src[6] = { 0x52, 0x54, 0x00, 1, 2, 3 };
-	memset(f, 0x5a, len);
-	memcpy(f, dst, 6);
-	memcpy(f + 6, src, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	uint8_t *ip = f + 14;
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	uint16_t tot = htons((uint16_t)(len - 14));
-	memcpy(ip + 2, &tot, 2);
-	ip[8] = 64;
-	ip[9] = 17;
-	uint8_t sa[4] = { 10, 0, 0, 1 }, da[4] = { 10, 0, 0, 2 };
-	memcpy(ip + 12, sa, 4);
-	memcpy(ip + 16, da, 4);
-	uint32_t sum = 0;
-	for (int i = 0; i < 20; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	ip[10] = (uint8_t)(~sum >> 8);
-	ip[11] = (uint8_t)~sum;
-	uint8_t *udp = ip + 20;
-	uint16_t sp = htons(sport), dp = htons(9), ul = htons((uint16_t)(len - 34));
-	memcpy(udp, &sp, 2);
-	memcpy(udp + 2, &dp, 2);
-	memcpy(udp + 4, &ul, 2);
-	udp[6] = udp[7] = 0;
-}
-
 /* Descriptor i of each ring owns buffer i (2 KiB) for the whole run. */
 static void setup_pair(struct pair_drv *p, bool tx_mode, uint32_t tx_len)
 {
@@ -266,7 +234,7 @@ static void setup_pair(struct pair_drv *p, bool tx_mode, uint32_t tx_len)
 		dq_add(&p->rx, (uint16_t)i);
 		uint64_t b = BUF(tq) + i * RX_BUF;
 		memset(gpa(b), 0, HDR);
-		make_udp(gpa(b + HDR), tx_len, (uint16_t)(1000 + p->index * 1000 + i));
+		make_udp_frame(gpa(b + HDR), tx_len, (uint16_t)(1000 + p->index * 1000 + i), 0x5a);
 		p->tx.desc[i] = (struct virtq_desc){ htole64(b), htole32(HDR + tx_len), 0, 0 };
 	}
 	/* RX buffers are published now (before the device starts); TX frames
@@ -441,7 +409,7 @@ static void *inject_main(void *arg)
 	enum { FLOWS = 256, BATCH = 64 };
 	static uint8_t frames[FLOWS][1514];
 	for (unsigned i = 0; i < FLOWS; i++)
-		make_udp(frames[i], in->len, (uint16_t)(20000 + i * 13));
+		make_udp_frame(frames[i], in->len, (uint16_t)(20000 + i * 13), 0x5a);
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	unsigned next = 0;

@@ -14,81 +14,19 @@
 #include "devices/pci/pci_dev.h"
 #include "vmm/arch.h"
 #include "vmm/msi_routes.h"
+#include "fake_msi_host.h"
 
-#define MAX_GSI 128
-
-struct fake_msi {
-	int next_gsi;
-	int frees;
-	int commits;
-	int routes_in_last_commit;
-	bool routed[MAX_GSI];
-	struct msi_msg msg[MAX_GSI];
-	struct { int fd, gsi; } irqfds[64];
-	int n_irqfds;
-	bool fail_routes;
-};
-
-static int fm_alloc(void *c)
-{
-	struct fake_msi *f = c;
-	return f->next_gsi < MAX_GSI ? f->next_gsi++ : -1;
-}
-static void fm_free(void *c, unsigned gsi)
-{
-	(void)gsi;
-	((struct fake_msi *)c)->frees++;
-}
-static int fm_routes(void *c, const unsigned *gsi, const struct msi_msg *msg, unsigned n)
-{
-	struct fake_msi *f = c;
-	if (f->fail_routes)
-		return -1;
-	f->commits++;
-	f->routes_in_last_commit = (int)n;
-	for (unsigned i = 0; i < n; i++) {
-		cr_assert_lt(gsi[i], MAX_GSI);
-		f->routed[gsi[i]] = true;
-		f->msg[gsi[i]] = msg[i];
-	}
-	return 0;
-}
-static int fm_irqfd(void *c, int fd, unsigned gsi, bool assign)
-{
-	struct fake_msi *f = c;
-	for (int i = 0; i < f->n_irqfds; i++) {
-		if (f->irqfds[i].fd != fd)
-			continue;
-		cr_assert_not(assign, "fd %d attached twice (KVM says EBUSY)", fd);
-		cr_assert_eq(f->irqfds[i].gsi, (int)gsi, "deassign from the GSI it is on");
-		f->irqfds[i] = f->irqfds[--f->n_irqfds];
-		return 0;
-	}
-	cr_assert(assign, "deassign of an fd that is not attached");
-	f->irqfds[f->n_irqfds].fd = fd;
-	f->irqfds[f->n_irqfds].gsi = (int)gsi;
-	f->n_irqfds++;
-	return 0;
-}
-static const struct pci_msi_host_ops fake_ops = { fm_alloc, fm_free, fm_routes, fm_irqfd };
-
-static struct fake_msi host;
+static struct fake_msi_host host;
 static struct msix m;
 static int fds[3];
 
-static int gsi_of(int fd)
-{
-	for (int i = 0; i < host.n_irqfds; i++)
-		if (host.irqfds[i].fd == fd)
-			return host.irqfds[i].gsi;
-	return -1;
-}
+static int gsi_of(int fd) { return fake_msi_gsi_of(&host, fd); }
 
 static void setup(void)
 {
 	memset(&host, 0, sizeof(host));
 	host.next_gsi = 24;
-	cr_assert_eq(msix_init(&m, "msix-test", 3, 3, &fake_ops, &host), 0);
+	cr_assert_eq(msix_init(&m, "msix-test", 3, 3, &fake_msi_host_ops, &host), 0);
 	for (int i = 0; i < 3; i++) {
 		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		msix_set_user_fd(&m, (unsigned)i, fds[i]);
@@ -327,18 +265,18 @@ Test(pci_msix, destroy_detaches_and_frees)
 	msix_destroy(&m);
 	cr_assert_eq(host.n_irqfds, 0);
 	cr_assert_eq(host.frees, 3);
-	cr_assert_eq(msix_init(&m, "again", 3, 3, &fake_ops, &host), 0);   /* for teardown */
+	cr_assert_eq(msix_init(&m, "again", 3, 3, &fake_msi_host_ops, &host), 0);   /* for teardown */
 }
 
 Test(pci_msix_init, bad_sizes_and_gsi_exhaustion)
 {
-	struct fake_msi h = { .next_gsi = MAX_GSI - 2 };
+	struct fake_msi_host h = { .next_gsi = FAKE_MSI_MAX_GSI - 2 };
 	struct msix x;
-	cr_assert_eq(msix_init(&x, "zero", 0, 1, &fake_ops, &h), -1);
+	cr_assert_eq(msix_init(&x, "zero", 0, 1, &fake_msi_host_ops, &h), -1);
 	msix_destroy(&x);
-	cr_assert_eq(msix_init(&x, "huge", MSIX_MAX_VECTORS + 1, 1, &fake_ops, &h), -1);
+	cr_assert_eq(msix_init(&x, "huge", MSIX_MAX_VECTORS + 1, 1, &fake_msi_host_ops, &h), -1);
 	msix_destroy(&x);
-	cr_assert_eq(msix_init(&x, "three", 3, 1, &fake_ops, &h), -1, "only 2 GSIs left");
+	cr_assert_eq(msix_init(&x, "three", 3, 1, &fake_msi_host_ops, &h), -1, "only 2 GSIs left");
 	msix_destroy(&x);
 	cr_assert_eq(h.frees, 2, "the two it got are given back");
 }

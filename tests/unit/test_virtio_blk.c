@@ -17,20 +17,20 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
 #include "vmm/guest_mem.h"
 #include "vmm/log.h"
+#include "captured_log.h"
 #include "proc_census.h"
+#include "virtq_driver.h"
 
 #define RAM_SIZE    0x400000ull          /* 4 MiB of fake guest RAM at 0 */
 #define IMG_SIZE    (1u << 20)           /* 1 MiB image */
 #define IMG_SECTORS (IMG_SIZE / 512)
 #define QSIZE       128
 #define MAX_Q       4
-#define TIMEOUT_MS  5000
 
 /* Per queue: rings at RING_GPA(q), then 512 KiB of buffers at BUF_GPA(q):
  * header at +0, status at +0x100, data from +0x1000. */
@@ -43,156 +43,24 @@
 #define ALL_FEATURES ((1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) | \
 		      (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_F_VERSION_1))
 
-/* ---- the fake transport ---- */
-
-struct fake_irq {
-	atomic_uint queue_calls[MAX_Q];
-	atomic_uint config_calls;
-	atomic_uint needs_reset_calls;
-};
-
-static void irq_queue(const struct virtio_irq *irq, unsigned q)
-{
-	struct fake_irq *f = irq->ctx;
-	/* called on a worker thread: no cr_assert here */
-	if (q < MAX_Q)
-		atomic_fetch_add(&f->queue_calls[q], 1);
-}
-
-static void irq_config(const struct virtio_irq *irq)
-{
-	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->config_calls, 1);
-}
-
-static void irq_needs_reset(const struct virtio_irq *irq)
-{
-	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->needs_reset_calls, 1);
-}
-
 static uint8_t *ram;
 static struct guest_mem mem;
 static char img_path[64];
 static struct virtio_blk *blk;
-static struct virtio_queue queues[MAX_Q];
+static struct virtio_queue queues[MAX_Q];   /* the transport's side */
 static unsigned n_queues;
-static struct fake_irq irq_log;
-static const struct virtio_irq irq = {
-	.queue = irq_queue, .config = irq_config, .needs_reset = irq_needs_reset, .ctx = &irq_log,
-};
+static struct recording_irq irq_log;
+static struct virtq_driver drv[MAX_Q];      /* the guest's side */
 
 /* ---- the driver ---- */
 
-struct driver_queue {
-	uint16_t avail_idx;     /* next avail->idx */
-	uint16_t used_seen;     /* used entries consumed */
-	uint16_t next_desc;     /* descriptor allocator */
-};
-static struct driver_queue drv[MAX_Q];
-
-static void *gpa(uint64_t a)
-{
-	void *p = guest_mem_ptr(&mem, a, 1);
-	cr_assert_not_null(p, "test bug: 0x%llx not RAM", (unsigned long long)a);
-	return p;
-}
-
-static struct virtq_desc *desc_table(unsigned q) { return gpa(RING_GPA(q)); }
-static struct virtq_avail *avail_ring(unsigned q) { return gpa(RING_GPA(q) + 0x1000); }
-static struct virtq_used *used_ring(unsigned q) { return gpa(RING_GPA(q) + 0x2000); }
+static void *gpa(uint64_t a) { return guest_ptr(&mem, a); }
 
 /* What the transport does at DRIVER_OK: queues set up on zeroed rings. */
 static void init_queues(unsigned n, bool event_idx)
 {
-	for (unsigned q = 0; q < n; q++) {
-		memset(gpa(RING_GPA(q)), 0, 0x3000);
-		memset(&queues[q].vq, 0, sizeof(queues[q].vq));
-		queues[q].size = QSIZE;
-		queues[q].desc = RING_GPA(q);
-		queues[q].avail = RING_GPA(q) + 0x1000;
-		queues[q].used = RING_GPA(q) + 0x2000;
-		queues[q].ready = true;
-		cr_assert_eq(virtq_init(&queues[q].vq, &mem, QSIZE, queues[q].desc, queues[q].avail, queues[q].used,
-					event_idx, false), 0);
-		memset(&drv[q], 0, sizeof(drv[q]));
-	}
-}
-
-static void kick(unsigned q)
-{
-	uint64_t one = 1;
-	cr_assert_eq(write(queues[q].kick_fd, &one, sizeof(one)), sizeof(one));
-}
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;        /* device-writable */
-};
-
-/* Writes the chain into the descriptor table and makes it available;
- * kicks unless told not to. Returns the head. */
-static uint16_t submit_nokick(unsigned q, const struct seg *segs, unsigned n)
-{
-	struct driver_queue *d = &drv[q];
-	cr_assert(n >= 1 && n <= QSIZE);
-	if (d->next_desc + n > QSIZE)
-		d->next_desc = 0;
-	uint16_t head = d->next_desc;
-	for (unsigned i = 0; i < n; i++) {
-		struct virtq_desc *e = &desc_table(q)[head + i];
-		e->addr = htole64(segs[i].gpa);
-		e->len = htole32(segs[i].len);
-		e->flags = htole16((uint16_t)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
-					      (segs[i].write ? VIRTQ_DESC_F_WRITE : 0)));
-		e->next = htole16((uint16_t)(head + i + 1));
-	}
-	d->next_desc = (uint16_t)(head + n);
-	avail_ring(q)->ring[d->avail_idx % QSIZE] = htole16(head);
-	d->avail_idx++;
-	__atomic_store_n(&avail_ring(q)->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
-	return head;
-}
-
-static uint16_t submit(unsigned q, const struct seg *segs, unsigned n)
-{
-	uint16_t head = submit_nokick(q, segs, n);
-	kick(q);
-	return head;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Waits (at most TIMEOUT_MS) for the next used element of queue q. */
-static struct virtq_used_elem wait_used(unsigned q)
-{
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
-	for (;;) {
-		uint16_t idx = le16toh(__atomic_load_n(&used_ring(q)->idx, __ATOMIC_ACQUIRE));
-		if (idx != drv[q].used_seen) {
-			struct virtq_used_elem e = used_ring(q)->ring[drv[q].used_seen % QSIZE];
-			drv[q].used_seen++;
-			e.id = le32toh(e.id);
-			e.len = le32toh(e.len);
-			return e;
-		}
-		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", q, TIMEOUT_MS);
-		usleep(500);
-	}
-}
-
-/* Waits for *counter to reach at least want. */
-static void wait_count(atomic_uint *counter, unsigned want, const char *what)
-{
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
-	while (atomic_load(counter) < want) {
-		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter), TIMEOUT_MS);
-		usleep(500);
-	}
+	for (unsigned q = 0; q < n; q++)
+		virtq_driver_init(&drv[q], &queues[q], q, &mem, QSIZE, RING_GPA(q), event_idx, false);
 }
 
 static void put_hdr(uint64_t at, uint32_t type, uint64_t sector)
@@ -206,16 +74,16 @@ static void put_hdr(uint64_t at, uint32_t type, uint64_t sector)
 static uint8_t request(unsigned q, uint32_t type, uint64_t sector, uint64_t data, uint32_t data_len,
 		       bool data_writable, uint32_t *used_len)
 {
-	struct seg segs[3];
+	struct virtq_seg segs[3];
 	unsigned n = 0;
 	put_hdr(HDR(q), type, sector);
 	*(uint8_t *)gpa(STATUS(q)) = 0xee;
-	segs[n++] = (struct seg){ HDR(q), 16, false };
+	segs[n++] = (struct virtq_seg){ HDR(q), 16, false };
 	if (data_len)
-		segs[n++] = (struct seg){ data, data_len, data_writable };
-	segs[n++] = (struct seg){ STATUS(q), 1, true };
-	uint16_t head = submit(q, segs, n);
-	struct virtq_used_elem e = wait_used(q);
+		segs[n++] = (struct virtq_seg){ data, data_len, data_writable };
+	segs[n++] = (struct virtq_seg){ STATUS(q), 1, true };
+	uint16_t head = virtq_driver_submit(&drv[q], segs, n);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[q]);
 	cr_assert_eq(e.id, head);
 	if (used_len)
 		*used_len = e.len;
@@ -283,7 +151,7 @@ static void setup(void)
 	cr_assert_geq(fd, 0);
 	close(fd);
 	make_image(img_path, IMG_SIZE, true);
-	memset(&irq_log, 0, sizeof(irq_log));
+	recording_irq_init(&irq_log);
 	for (unsigned q = 0; q < MAX_Q; q++) {
 		memset(&queues[q], 0, sizeof(queues[q]));
 		queues[q].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -318,7 +186,7 @@ static void create(bool readonly, unsigned nq)
 static void activate_with(uint64_t features, bool event_idx)
 {
 	init_queues(n_queues, event_idx);
-	cr_assert_eq(virtio_blk_ops.activate(blk, features, queues, n_queues, &irq), 0);
+	cr_assert_eq(virtio_blk_ops.activate(blk, features, queues, n_queues, &irq_log.irq), 0);
 }
 
 /* Creates the device and activates it as a driver accepting every feature. */
@@ -326,18 +194,6 @@ static void start(bool readonly, unsigned nq)
 {
 	create(readonly, nq);
 	activate_with(virtio_blk_ops.features(blk) | (1ull << VIRTIO_F_VERSION_1), false);
-}
-
-/* What was logged since the last call (non-blocking read of the redirected stderr). */
-static const char *logged(void)
-{
-	static char buf[4096];
-	fflush(stderr);
-	int fd = fileno(cr_get_redirected_stderr());
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
 }
 
 /* ---- config space and features ---- */
@@ -500,12 +356,12 @@ Test(virtio_blk, batch_of_requests_with_one_kick)
 		uint64_t hdr = HDR(0) + 0x8000 + 32 * i, status = hdr + 16, data = DATA(0) + 0x20000 + 512 * i;
 		put_hdr(hdr, VIRTIO_BLK_T_OUT, 100 + i);
 		memset(gpa(data), 0x80 + (int)i, 512);
-		struct seg segs[] = { { hdr, 16, false }, { data, 512, false }, { status, 1, true } };
-		submit_nokick(0, segs, 3);
+		struct virtq_seg segs[] = { { hdr, 16, false }, { data, 512, false }, { status, 1, true } };
+		virtq_driver_add(&drv[0], segs, 3);
 	}
-	kick(0);
+	virtq_driver_kick(&drv[0]);
 	for (unsigned i = 0; i < 32; i++) {
-		struct virtq_used_elem e = wait_used(0);
+		struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 		cr_assert_eq(e.len, 1);
 	}
 	for (unsigned i = 0; i < 32; i++) {
@@ -599,14 +455,14 @@ Test(virtio_blk, header_split_across_descriptors)
 	memcpy(gpa(HDR(0) + 0x200), hdr + 5, 11);
 	memcpy(gpa(HDR(0) + 0x200 + 11), d, 300);
 	*(uint8_t *)gpa(STATUS(0)) = 0xee;
-	struct seg w[] = {
+	struct virtq_seg w[] = {
 		{ HDR(0), 5, false },
 		{ HDR(0) + 0x200, 11 + 300, false },
 		{ DATA(0) + 300, 1024 - 300, false },
 		{ STATUS(0), 1, true },
 	};
-	submit(0, w, ARRAY_SIZE(w));
-	cr_assert_eq(wait_used(0).len, 1);
+	virtq_driver_submit(&drv[0], w, ARRAY_SIZE(w));
+	cr_assert_eq(virtq_driver_wait_used(&drv[0]).len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), VIRTIO_BLK_S_OK);
 	uint8_t file[1024];
 	image_read(20 * 512, file, sizeof(file));
@@ -614,15 +470,15 @@ Test(virtio_blk, header_split_across_descriptors)
 
 	/* header in 16 one-byte descriptors; data and status share one
 	 * writable buffer (1024 + 1 bytes) */
-	struct seg r[17];
+	struct virtq_seg r[17];
 	put_hdr(HDR(0) + 0x400, VIRTIO_BLK_T_IN, 20);
 	for (unsigned i = 0; i < 16; i++)
-		r[i] = (struct seg){ HDR(0) + 0x400 + i, 1, false };
+		r[i] = (struct virtq_seg){ HDR(0) + 0x400 + i, 1, false };
 	uint64_t buf = DATA(0) + 0x8000;
 	memset(gpa(buf), 0xee, 1026);
-	r[16] = (struct seg){ buf, 1025, true };
-	submit(0, r, ARRAY_SIZE(r));
-	cr_assert_eq(wait_used(0).len, 1025);
+	r[16] = (struct virtq_seg){ buf, 1025, true };
+	virtq_driver_submit(&drv[0], r, ARRAY_SIZE(r));
+	cr_assert_eq(virtq_driver_wait_used(&drv[0]).len, 1025);
 	cr_assert_arr_eq(gpa(buf), d, 1024);
 	cr_assert_eq(*(uint8_t *)gpa(buf + 1024), VIRTIO_BLK_S_OK);
 	cr_assert_eq(*(uint8_t *)gpa(buf + 1025), 0xee);
@@ -632,17 +488,17 @@ Test(virtio_blk, many_data_segments)
 {
 	start(false, 1);
 	/* 100 segments of 512 bytes, scattered, each way */
-	struct seg segs[102];
-	segs[0] = (struct seg){ HDR(0), 16, false };
+	struct virtq_seg segs[102];
+	segs[0] = (struct virtq_seg){ HDR(0), 16, false };
 	for (unsigned i = 0; i < 100; i++) {
 		uint64_t at = DATA(0) + 1024ull * i;   /* every other 512 bytes */
 		memset(gpa(at), (int)(i + 1), 512);
-		segs[1 + i] = (struct seg){ at, 512, false };
+		segs[1 + i] = (struct virtq_seg){ at, 512, false };
 	}
-	segs[101] = (struct seg){ STATUS(0), 1, true };
+	segs[101] = (struct virtq_seg){ STATUS(0), 1, true };
 	put_hdr(HDR(0), VIRTIO_BLK_T_OUT, 500);
-	submit(0, segs, 102);
-	cr_assert_eq(wait_used(0).len, 1);
+	virtq_driver_submit(&drv[0], segs, 102);
+	cr_assert_eq(virtq_driver_wait_used(&drv[0]).len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), VIRTIO_BLK_S_OK);
 	for (unsigned i = 0; i < 100; i++) {
 		uint8_t s[512];
@@ -728,14 +584,14 @@ Test(virtio_blk, chain_without_status_byte)
 	/* a write with nothing device-writable: completed with len 0, disk untouched */
 	put_hdr(HDR(0), VIRTIO_BLK_T_OUT, 0);
 	memset(gpa(DATA(0)), 0x33, 512);
-	struct seg w[] = { { HDR(0), 16, false }, { DATA(0), 512, false } };
-	uint16_t head = submit(0, w, 2);
-	struct virtq_used_elem e = wait_used(0);
+	struct virtq_seg w[] = { { HDR(0), 16, false }, { DATA(0), 512, false } };
+	uint16_t head = virtq_driver_submit(&drv[0], w, 2);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(e.id, head);
 	cr_assert_eq(e.len, 0);
 	/* only a header */
-	submit(0, w, 1);
-	cr_assert_eq(wait_used(0).len, 0);
+	virtq_driver_submit(&drv[0], w, 1);
+	cr_assert_eq(virtq_driver_wait_used(&drv[0]).len, 0);
 	assert_image_is_pattern();
 	const char *log = logged();
 	cr_assert(strstr(log, "blk0 q0") && strstr(log, "status byte"), "log: %s", log);
@@ -754,15 +610,15 @@ Test(virtio_blk, chain_with_short_header)
 	put_hdr(HDR(0), VIRTIO_BLK_T_IN, 0);
 	*(uint8_t *)gpa(STATUS(0)) = 0xee;
 	memset(gpa(DATA(0)), 0x77, 512);
-	struct seg s[] = { { HDR(0), 8, false }, { DATA(0), 512, true }, { STATUS(0), 1, true } };
-	submit(0, s, 3);
-	cr_assert_eq(wait_used(0).len, 0);
+	struct virtq_seg s[] = { { HDR(0), 8, false }, { DATA(0), 512, true }, { STATUS(0), 1, true } };
+	virtq_driver_submit(&drv[0], s, 3);
+	cr_assert_eq(virtq_driver_wait_used(&drv[0]).len, 0);
 	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), 0xee, "status written for a malformed request");
 	cr_assert_eq(*(uint8_t *)gpa(DATA(0)), 0x77);
 	/* no header at all */
-	struct seg s2[] = { { STATUS(0), 1, true } };
-	submit(0, s2, 1);
-	cr_assert_eq(wait_used(0).len, 0);
+	struct virtq_seg s2[] = { { STATUS(0), 1, true } };
+	virtq_driver_submit(&drv[0], s2, 1);
+	cr_assert_eq(virtq_driver_wait_used(&drv[0]).len, 0);
 	cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), 0xee);
 	const char *log = logged();
 	cr_assert(strstr(log, "header"), "log: %s", log);
@@ -775,17 +631,17 @@ Test(virtio_blk, malformed_queue_needs_reset)
 {
 	start(false, 1);
 	/* a descriptor loop breaks the queue */
-	struct virtq_desc *t = desc_table(0);
+	struct virtq_desc *t = virtq_driver_desc(&drv[0]);
 	t[0] = (struct virtq_desc){ htole64(HDR(0)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(1) };
 	t[1] = (struct virtq_desc){ htole64(DATA(0)), htole32(512), htole16(VIRTQ_DESC_F_NEXT), htole16(0) };
-	avail_ring(0)->ring[0] = 0;
-	__atomic_store_n(&avail_ring(0)->idx, htole16(1), __ATOMIC_RELEASE);
-	kick(0);
+	virtq_driver_avail(&drv[0])->ring[0] = 0;
+	__atomic_store_n(&virtq_driver_avail(&drv[0])->idx, htole16(1), __ATOMIC_RELEASE);
+	virtq_driver_kick(&drv[0]);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
 	/* the worker stays (idle) until reset, whatever the driver does */
 	cr_assert_eq(census_threads("blk0-q0", 1), 1);
-	kick(0);
-	kick(0);
+	virtq_driver_kick(&drv[0]);
+	virtq_driver_kick(&drv[0]);
 	usleep(20000);
 	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 1);
 	cr_assert_eq(census_threads("blk0-q0", 1), 1);
@@ -812,14 +668,14 @@ Test(virtio_blk, multiqueue)
 			uint64_t hdr = HDR(q) + 32 * i, data = DATA(q) + 4096 * i;
 			put_hdr(hdr, VIRTIO_BLK_T_OUT, 64 * q + 8 * i);
 			memset(gpa(data), (int)(16 * q + i + 1), 4096);
-			struct seg s[] = { { hdr, 16, false }, { data, 4096, false }, { hdr + 16, 1, true } };
-			submit_nokick(q, s, 3);
+			struct virtq_seg s[] = { { hdr, 16, false }, { data, 4096, false }, { hdr + 16, 1, true } };
+			virtq_driver_add(&drv[q], s, 3);
 		}
-	kick(0);
-	kick(1);
+	virtq_driver_kick(&drv[0]);
+	virtq_driver_kick(&drv[1]);
 	for (unsigned q = 0; q < 2; q++)
 		for (unsigned i = 0; i < 8; i++) {
-			cr_assert_eq(wait_used(q).len, 1);
+			cr_assert_eq(virtq_driver_wait_used(&drv[q]).len, 1);
 			cr_assert_eq(*(uint8_t *)gpa(HDR(q) + 32 * i + 16), VIRTIO_BLK_S_OK);
 		}
 	wait_count(&irq_log.queue_calls[0], 1, "queue 0 interrupts");
@@ -833,11 +689,11 @@ Test(virtio_blk, multiqueue)
 		}
 
 	/* queue 0 breaks: queue 1 keeps serving */
-	struct virtq_desc *t = desc_table(0);
+	struct virtq_desc *t = virtq_driver_desc(&drv[0]);
 	t[0] = (struct virtq_desc){ htole64(HDR(0)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(QSIZE) };
-	avail_ring(0)->ring[drv[0].avail_idx % QSIZE] = 0;
-	__atomic_store_n(&avail_ring(0)->idx, htole16(++drv[0].avail_idx), __ATOMIC_RELEASE);
-	kick(0);
+	virtq_driver_avail(&drv[0])->ring[drv[0].avail_idx % QSIZE] = 0;
+	__atomic_store_n(&virtq_driver_avail(&drv[0])->idx, htole16(++drv[0].avail_idx), __ATOMIC_RELEASE);
+	virtq_driver_kick(&drv[0]);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
 	cr_assert_eq(blk_read(1, 64, DATA(1), 512, NULL), VIRTIO_BLK_S_OK);
 	cr_assert_eq(*(uint8_t *)gpa(DATA(1)), 17);
@@ -852,7 +708,7 @@ Test(virtio_blk, only_ready_queues_get_workers)
 	init_queues(4, false);
 	queues[1].ready = false;
 	queues[3].ready = false;
-	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, 4, &irq), 0);
+	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, 4, &irq_log.irq), 0);
 	cr_assert_eq(census_threads("blk0-q", 2), 2);
 	cr_assert_eq(census_threads("blk0-q0", 1), 1);
 	cr_assert_eq(census_threads("blk0-q2", 1), 1);
@@ -867,7 +723,7 @@ Test(virtio_blk, event_idx)
 		cr_assert_eq(blk_read(0, i, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
 	/* the device asked for a kick at the next entry before sleeping */
 	uint16_t avail_event;
-	memcpy(&avail_event, &used_ring(0)->ring[QSIZE], sizeof(avail_event));
+	memcpy(&avail_event, &virtq_driver_used(&drv[0])->ring[QSIZE], sizeof(avail_event));
 	cr_assert_eq(le16toh(avail_event), 20);
 }
 
@@ -877,7 +733,7 @@ Test(virtio_blk, reset_and_activate_again)
 	memset(gpa(DATA(0)), 0x61, 512);
 	cr_assert_eq(blk_write(0, 30, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
 	/* activating twice without a reset is refused */
-	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, n_queues, &irq), -1);
+	cr_assert_eq(virtio_blk_ops.activate(blk, ALL_FEATURES, queues, n_queues, &irq_log.irq), -1);
 	(void)logged();
 	for (unsigned round = 0; round < 5; round++) {
 		virtio_blk_ops.reset(blk);
@@ -901,13 +757,13 @@ Test(virtio_blk, reset_while_requests_are_pending)
 	for (unsigned i = 0; i < QSIZE / 3; i++) {
 		uint64_t hdr = HDR(0) + 32 * i;
 		put_hdr(hdr, VIRTIO_BLK_T_IN, i);
-		struct seg s[] = { { hdr, 16, false }, { DATA(0) + 512 * i, 512, true }, { hdr + 16, 1, true } };
-		submit_nokick(0, s, 3);
+		struct virtq_seg s[] = { { hdr, 16, false }, { DATA(0) + 512 * i, 512, true }, { hdr + 16, 1, true } };
+		virtq_driver_add(&drv[0], s, 3);
 	}
-	kick(0);
+	virtq_driver_kick(&drv[0]);
 	virtio_blk_ops.reset(blk);
 	cr_assert_eq(census_threads("blk0-", 0), 0);
-	uint16_t served = le16toh(used_ring(0)->idx);
+	uint16_t served = le16toh(virtq_driver_used(&drv[0])->idx);
 	cr_assert_leq(served, QSIZE / 3);
 }
 

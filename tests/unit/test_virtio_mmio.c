@@ -7,82 +7,17 @@
 #include <unistd.h>
 
 #include "devices/virtio/mmio.h"
+#include "virtio_transport_fakes.h"
 
 #define BASE 0xd0000000ull
 #define RAM (1u << 20)
 
-struct fake_dev {
-	int activations, resets;
-	uint64_t features;
-	unsigned n_active;
-	uint8_t config[8];
-	const struct virtio_irq *irq;
-};
-
-static uint64_t fd_features(void *d) { (void)d; return 1ull << 5; }
-static unsigned fd_queues(void *d) { (void)d; return 2; }
-static uint32_t fd_config_size(void *d) { (void)d; return 8; }
-static void fd_config_read(void *d, uint32_t off, void *data, uint32_t len)
-{
-	memcpy(data, ((struct fake_dev *)d)->config + off, len);
-}
-static void fd_config_write(void *d, uint32_t off, const void *data, uint32_t len)
-{
-	memcpy(((struct fake_dev *)d)->config + off, data, len);
-}
-static int fd_activate(void *d, uint64_t features, struct virtio_queue *q, unsigned n,
-		       const struct virtio_irq *irq)
-{
-	struct fake_dev *f = d;
-	f->activations++;
-	f->features = features;
-	f->irq = irq;
-	f->n_active = 0;
-	for (unsigned i = 0; i < n; i++)
-		f->n_active += q[i].ready;
-	return 0;
-}
-static void fd_reset(void *d) { ((struct fake_dev *)d)->resets++; }
-
-static const struct virtio_dev_ops fake_ops = {
-	.name = "fake", .device_id = 42, .features = fd_features, .num_queues = fd_queues,
-	.queue_max_size = 256, .config_size = fd_config_size, .config_read = fd_config_read,
-	.config_write = fd_config_write, .activate = fd_activate, .reset = fd_reset,
-};
-
-struct fake_host {
-	int batches;
-	unsigned assigned;
-	struct host_notifier last[8];
-	int irqfd_gsi;
-	int fail_assign;
-};
-
-static int fh_set_notifiers(void *h, const struct host_notifier *n, unsigned count, bool assign)
-{
-	struct fake_host *f = h;
-	if (assign && f->fail_assign)
-		return -1;
-	f->batches++;
-	if (assign) {
-		f->assigned += count;
-		memcpy(f->last, n, count * sizeof(*n));
-	} else {
-		f->assigned -= count;
-	}
-	return 0;
-}
-static int fh_set_irqfd(void *h, int fd, unsigned gsi, bool assign)
-{
-	(void)fd;
-	((struct fake_host *)h)->irqfd_gsi = assign ? (int)gsi : -1;
-	return 0;
-}
-static const struct virtio_host_ops fake_host_ops = { fh_set_notifiers, fh_set_irqfd };
+static const struct virtio_dev_ops fake_ops = FAKE_VIRTIO_DEV_OPS(42);
+static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, fake_virtio_host_set_irqfd };
 
 static struct virtio_mmio m;
-static struct fake_dev dev;
-static struct fake_host host;
+static struct fake_virtio_dev dev;
+static struct fake_virtio_host host;
 static struct guest_mem mem;
 static uint8_t *ram;
 

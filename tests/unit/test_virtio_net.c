@@ -38,19 +38,22 @@
 #include "devices/net/worker.h"
 #include "devices/virtio/net.h"
 #include "vmm/guest_mem.h"
+#include "captured_log.h"
 #include "proc_census.h"
+#include "udp_frame.h"
+#include "virtq_driver.h"
 
 #define RAM_SIZE   (16u << 20)
 #define QSIZE      64
 #define MAX_PAIRS  4
 #define MAX_Q      (2 * MAX_PAIRS + 1)
-#define TIMEOUT_MS 5000
 #define TAP        "mvn0"
 #define HDR        12u
 
-/* Per queue: rings at RING_GPA(q), 512 KiB of buffers at BUF_GPA(q). */
+/* Per queue: rings at RING_GPA(q), BUF_BYTES of buffers at BUF_GPA(q). */
 #define RING_GPA(q) (0x10000ull * ((q) + 1))
-#define BUF_GPA(q)  (0x400000ull + 0x80000ull * (q))
+#define BUF_GPA(q)  (0x400000ull + BUF_BYTES * (q))
+#define BUF_BYTES   0x80000ull
 
 #define F(bit) (1ull << (bit))
 #define BASE_FEATURES (F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS))
@@ -58,40 +61,13 @@
 
 static const uint8_t MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
-/* ---- the fake transport ---- */
-
-struct fake_irq {
-	atomic_uint queue_calls[MAX_Q];
-	atomic_uint config_calls;
-	atomic_uint needs_reset_calls;
-};
-
-static void irq_queue(const struct virtio_irq *irq, unsigned q)
-{
-	struct fake_irq *f = irq->ctx;
-	if (q < MAX_Q)
-		atomic_fetch_add(&f->queue_calls[q], 1);
-}
-
-static void irq_config(const struct virtio_irq *irq)
-{
-	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->config_calls, 1);
-}
-
-static void irq_needs_reset(const struct virtio_irq *irq)
-{
-	atomic_fetch_add(&((struct fake_irq *)irq->ctx)->needs_reset_calls, 1);
-}
-
 static uint8_t *ram;
 static struct guest_mem mem;
 static struct virtio_net *net;
-static struct virtio_queue queues[MAX_Q];
+static struct virtio_queue queues[MAX_Q];   /* the transport's side */
 static unsigned n_pairs, n_queues;
-static struct fake_irq irq_log;
-static const struct virtio_irq irq = {
-	.queue = irq_queue, .config = irq_config, .needs_reset = irq_needs_reset, .ctx = &irq_log,
-};
+static struct recording_irq irq_log;
+static struct virtq_driver drv[MAX_Q];      /* the guest's side */
 static int cap_fd = -1, inj_fd = -1;   /* AF_PACKET sockets on the tap */
 static int peer_fds[MAX_PAIRS];        /* far ends of a fake tap */
 
@@ -135,141 +111,16 @@ static unsigned running_pairs(void)
 
 /* ---- the driver ---- */
 
-struct driver_queue {
-	uint16_t avail_idx;
-	uint16_t used_seen;
-	uint16_t next_desc;
-	uint64_t next_buf;
-};
-static struct driver_queue drv[MAX_Q];
+static void *gpa(uint64_t a) { return guest_ptr(&mem, a); }
 
-static void *gpa(uint64_t a)
-{
-	void *p = guest_mem_ptr(&mem, a, 1);
-	cr_assert_not_null(p, "test bug: 0x%llx not RAM", (unsigned long long)a);
-	return p;
-}
-
-static struct virtq_desc *desc_table(unsigned q) { return gpa(RING_GPA(q)); }
-static struct virtq_avail *avail_ring(unsigned q) { return gpa(RING_GPA(q) + 0x1000); }
-static struct virtq_used *used_ring(unsigned q) { return gpa(RING_GPA(q) + 0x2000); }
-
-/* Guest buffer space of queue q, 64-byte aligned, wrapping. */
-static uint64_t alloc_buf(unsigned q, uint32_t len)
-{
-	struct driver_queue *d = &drv[q];
-	uint64_t need = (len + 63u) & ~63ull;
-	if (d->next_buf + need > 0x80000)
-		d->next_buf = 0;
-	uint64_t a = BUF_GPA(q) + d->next_buf;
-	d->next_buf += need;
-	return a;
-}
-
+/* What the transport does at DRIVER_OK: queues set up on zeroed rings, each
+ * with BUF_BYTES of buffer space. */
 static void init_queues(unsigned n, bool event_idx)
 {
 	for (unsigned q = 0; q < n; q++) {
-		memset(gpa(RING_GPA(q)), 0, 0x3000);
-		memset(&queues[q].vq, 0, sizeof(queues[q].vq));
-		queues[q].size = QSIZE;
-		queues[q].desc = RING_GPA(q);
-		queues[q].avail = RING_GPA(q) + 0x1000;
-		queues[q].used = RING_GPA(q) + 0x2000;
-		queues[q].ready = true;
-		cr_assert_eq(virtq_init(&queues[q].vq, &mem, QSIZE, queues[q].desc, queues[q].avail, queues[q].used,
-					event_idx, false), 0);
-		memset(&drv[q], 0, sizeof(drv[q]));
+		virtq_driver_init(&drv[q], &queues[q], q, &mem, QSIZE, RING_GPA(q), event_idx, false);
+		virtq_driver_set_buffers(&drv[q], BUF_GPA(q), BUF_BYTES);
 	}
-}
-
-static void kick(unsigned q)
-{
-	uint64_t one = 1;
-	cr_assert_eq(write(queues[q].kick_fd, &one, sizeof(one)), sizeof(one));
-}
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
-static uint16_t submit_nokick(unsigned q, const struct seg *segs, unsigned n)
-{
-	struct driver_queue *d = &drv[q];
-	cr_assert(n >= 1 && n <= QSIZE);
-	if (d->next_desc + n > QSIZE)
-		d->next_desc = 0;
-	uint16_t head = d->next_desc;
-	for (unsigned i = 0; i < n; i++) {
-		struct virtq_desc *e = &desc_table(q)[head + i];
-		e->addr = htole64(segs[i].gpa);
-		e->len = htole32(segs[i].len);
-		e->flags = htole16((uint16_t)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
-					      (segs[i].write ? VIRTQ_DESC_F_WRITE : 0)));
-		e->next = htole16((uint16_t)(head + i + 1));
-	}
-	d->next_desc = (uint16_t)(head + n);
-	avail_ring(q)->ring[d->avail_idx % QSIZE] = htole16(head);
-	d->avail_idx++;
-	__atomic_store_n(&avail_ring(q)->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
-	return head;
-}
-
-static uint16_t submit(unsigned q, const struct seg *segs, unsigned n)
-{
-	uint16_t head = submit_nokick(q, segs, n);
-	kick(q);
-	return head;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint16_t used_idx(unsigned q)
-{
-	return le16toh(__atomic_load_n(&used_ring(q)->idx, __ATOMIC_ACQUIRE));
-}
-
-static bool has_used(unsigned q)
-{
-	return used_idx(q) != drv[q].used_seen;
-}
-
-static struct virtq_used_elem wait_used(unsigned q)
-{
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
-	for (;;) {
-		if (has_used(q)) {
-			struct virtq_used_elem e = used_ring(q)->ring[drv[q].used_seen % QSIZE];
-			drv[q].used_seen++;
-			e.id = le32toh(e.id);
-			e.len = le32toh(e.len);
-			return e;
-		}
-		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", q, TIMEOUT_MS);
-		usleep(200);
-	}
-}
-
-static void wait_count(atomic_uint *counter, unsigned want, const char *what)
-{
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
-	while (atomic_load(counter) < want) {
-		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter), TIMEOUT_MS);
-		usleep(200);
-	}
-}
-
-/* Nothing used on queue q during ms. */
-static void assert_no_used(unsigned q, unsigned ms)
-{
-	usleep(ms * 1000);
-	cr_assert(!has_used(q), "queue %u: unexpected used buffer", q);
 }
 
 /* ---- fixture ---- */
@@ -280,7 +131,7 @@ static void setup(void)
 	cr_assert_not_null(ram);
 	memset(&mem, 0, sizeof(mem));
 	cr_assert_eq(guest_mem_add_region(&mem, 0, RAM_SIZE, ram), 0);
-	memset(&irq_log, 0, sizeof(irq_log));
+	recording_irq_init(&irq_log);
 	memset(&fb, 0, sizeof(fb));
 	fb.fail_pair = -1;
 	for (unsigned q = 0; q < MAX_Q; q++) {
@@ -315,17 +166,6 @@ static void teardown(void)
 
 TestSuite(virtio_net, .init = setup, .fini = teardown);
 
-static const char *logged(void)
-{
-	static char buf[8192];
-	fflush(stderr);
-	int fd = fileno(cr_get_redirected_stderr());
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
-}
-
 static struct virtio_net_params params(unsigned pairs, enum virtio_net_backend_choice b)
 {
 	struct virtio_net_params p = { .tap = TAP, .queue_pairs = pairs, .backend = b, .index = 0 };
@@ -358,7 +198,7 @@ static void create_fake(unsigned pairs)
 static void activate_with(uint64_t features, bool event_idx)
 {
 	init_queues(n_queues, event_idx);
-	cr_assert_eq(virtio_net_ops.activate(net, features, queues, n_queues, &irq), 0);
+	cr_assert_eq(virtio_net_ops.activate(net, features, queues, n_queues, &irq_log.irq), 0);
 }
 
 /* ---- real taps ---- */
@@ -479,42 +319,6 @@ static ssize_t capture(void *buf, size_t max, unsigned timeout_ms, bool *csum_pa
 	}
 }
 
-/* An Ethernet + IPv4 + UDP frame of len bytes (>= 42), flow chosen by port. */
-static void make_udp(uint8_t *f, size_t len, uint16_t sport, uint8_t fill)
-{
-	static const uint8_t dst[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc }, src[6] = { 0x52, 0x54, 0x00, 1, 2, 3 };
-	memset(f, fill, len);
-	memcpy(f, dst, 6);
-	memcpy(f + 6, src, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
-	uint8_t *ip = f + 14;
-	ip[0] = 0x45;
-	ip[1] = 0;
-	uint16_t tot = htons((uint16_t)(len - 14));
-	memcpy(ip + 2, &tot, 2);
-	memset(ip + 4, 0, 4);
-	ip[8] = 64;
-	ip[9] = 17;
-	ip[10] = ip[11] = 0;
-	uint8_t sa[4] = { 10, 0, 0, 1 }, da[4] = { 10, 0, 0, 2 };
-	memcpy(ip + 12, sa, 4);
-	memcpy(ip + 16, da, 4);
-	uint32_t sum = 0;
-	for (int i = 0; i < 20; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	ip[10] = (uint8_t)(~sum >> 8);
-	ip[11] = (uint8_t)~sum;
-	uint8_t *udp = ip + 20;
-	uint16_t sp = htons(sport), dp = htons(9), ul = htons((uint16_t)(len - 34));
-	memcpy(udp, &sp, 2);
-	memcpy(udp + 2, &dp, 2);
-	memcpy(udp + 4, &ul, 2);
-	udp[6] = udp[7] = 0;
-}
-
 static struct net_worker_stats pair_stats(unsigned i)
 {
 	struct net_worker_stats s;
@@ -529,14 +333,14 @@ static void post_rx(unsigned pair, unsigned n, uint32_t len, uint64_t *addrs)
 {
 	unsigned q = 2 * pair;
 	for (unsigned k = 0; k < n; k++) {
-		uint64_t a = alloc_buf(q, len);
+		uint64_t a = virtq_driver_alloc(&drv[q], len);
 		memset(gpa(a), 0xee, len);
 		if (addrs)
 			addrs[k] = a;
-		struct seg s = { a, len, true };
-		submit_nokick(q, &s, 1);
+		struct virtq_seg s = { a, len, true };
+		virtq_driver_add(&drv[q], &s, 1);
 	}
-	kick(q);
+	virtq_driver_kick(&drv[q]);
 }
 
 /* ======================= config space and features ======================= */
@@ -689,9 +493,9 @@ static uint8_t ctrl_cmd(uint8_t cls, uint8_t cmd, const void *data, uint32_t len
 	if (len)
 		memcpy(c + 2, data, len);
 	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
-	struct seg segs[2] = { { CMD_GPA(q), 2 + len, false }, { ACK_GPA(q), 1, true } };
-	uint16_t head = submit(q, segs, 2);
-	struct virtq_used_elem e = wait_used(q);
+	struct virtq_seg segs[2] = { { CMD_GPA(q), 2 + len, false }, { ACK_GPA(q), 1, true } };
+	uint16_t head = virtq_driver_submit(&drv[q], segs, 2);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[q]);
 	cr_assert_eq(e.id, head);
 	cr_assert_eq(e.len, 1);
 	return *(uint8_t *)gpa(ACK_GPA(q));
@@ -720,7 +524,7 @@ Test(virtio_net, only_pair_0_runs_at_driver_ok)
 	cr_assert_eq(p->tx, &queues[1]);
 	cr_assert_eq(p->rx_index, 0);
 	cr_assert_eq(p->tx_index, 1);
-	cr_assert_eq(p->irq, &irq);
+	cr_assert_eq(p->irq, &irq_log.irq);
 	cr_assert_eq(p->mem, &mem);
 	cr_assert_eq(p->features, MQ_FEATURES);
 	cr_assert_eq(p->vnet_hdr_len, 12);
@@ -803,7 +607,7 @@ Test(virtio_net, vq_pairs_set_needs_mq)
 	/* MQ not taken: one pair, and the control queue is queue 2 */
 	n_queues = 9;
 	init_queues(n_queues, false);
-	cr_assert_eq(virtio_net_ops.activate(net, BASE_FEATURES | CTRL_FEATURES, queues, n_queues, &irq), 0);
+	cr_assert_eq(virtio_net_ops.activate(net, BASE_FEATURES | CTRL_FEATURES, queues, n_queues, &irq_log.irq), 0);
 	unsigned saved = n_queues;
 	n_queues = 3;   /* ctrl_cmd uses queue n_queues - 1 */
 	cr_assert_eq(pairs_set(1), VIRTIO_NET_ERR);
@@ -936,13 +740,13 @@ Test(virtio_net, control_command_split_across_descriptors)
 	b[0x100] = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
 	b[0x200] = 3;   /* le16 3, split too */
 	b[0x300] = 0;
-	struct seg segs[6] = {
+	struct virtq_seg segs[6] = {
 		{ CMD_GPA(q), 1, false },         { CMD_GPA(q) + 0x100, 1, false }, { CMD_GPA(q) + 0x200, 1, false },
 		{ CMD_GPA(q) + 0x300, 1, false }, { ACK_GPA(q), 4, true },          { ACK_GPA(q) + 0x40, 4, true },
 	};
 	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
-	submit(q, segs, 6);
-	struct virtq_used_elem e = wait_used(q);
+	virtq_driver_submit(&drv[q], segs, 6);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[q]);
 	cr_assert_eq(e.len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(ACK_GPA(q)), VIRTIO_NET_OK);
 	cr_assert_eq(running_pairs(), 3);
@@ -955,14 +759,14 @@ Test(virtio_net, control_command_without_class_gets_err)
 	unsigned q = n_queues - 1;
 	*(uint8_t *)gpa(CMD_GPA(q)) = VIRTIO_NET_CTRL_RX;
 	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
-	struct seg one_byte[2] = { { CMD_GPA(q), 1, false }, { ACK_GPA(q), 1, true } };
-	submit(q, one_byte, 2);
-	cr_assert_eq(wait_used(q).len, 1);
+	struct virtq_seg one_byte[2] = { { CMD_GPA(q), 1, false }, { ACK_GPA(q), 1, true } };
+	virtq_driver_submit(&drv[q], one_byte, 2);
+	cr_assert_eq(virtq_driver_wait_used(&drv[q]).len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(ACK_GPA(q)), VIRTIO_NET_ERR);
-	struct seg only_ack[1] = { { ACK_GPA(q), 1, true } };
+	struct virtq_seg only_ack[1] = { { ACK_GPA(q), 1, true } };
 	*(uint8_t *)gpa(ACK_GPA(q)) = 0xee;
-	submit(q, only_ack, 1);
-	cr_assert_eq(wait_used(q).len, 1);
+	virtq_driver_submit(&drv[q], only_ack, 1);
+	cr_assert_eq(virtq_driver_wait_used(&drv[q]).len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(ACK_GPA(q)), VIRTIO_NET_ERR);
 	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
 }
@@ -977,15 +781,15 @@ Test(virtio_net, control_command_without_ack_breaks_the_device)
 	c[1] = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
 	c[2] = 4;
 	c[3] = 0;
-	struct seg no_ack[1] = { { CMD_GPA(q), 4, false } };
-	submit(q, no_ack, 1);
+	struct virtq_seg no_ack[1] = { { CMD_GPA(q), 4, false } };
+	virtq_driver_submit(&drv[q], no_ack, 1);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
 	cr_assert_eq(running_pairs(), 1, "the command was not carried out");
 	cr_assert(strstr(logged(), "no device-writable ack byte"));
 	/* and the queue is no longer served */
-	struct seg ok[2] = { { CMD_GPA(q), 4, false }, { ACK_GPA(q), 1, true } };
-	submit(q, ok, 2);
-	assert_no_used(q, 100);
+	struct virtq_seg ok[2] = { { CMD_GPA(q), 4, false }, { ACK_GPA(q), 1, true } };
+	virtq_driver_submit(&drv[q], ok, 2);
+	virtq_driver_assert_no_used(&drv[q], 100);
 	cr_assert_eq(running_pairs(), 1);
 	/* a reset brings it back */
 	virtio_net_ops.reset(net);
@@ -999,11 +803,11 @@ Test(virtio_net, broken_control_ring_needs_reset)
 	activate_with(BASE_FEATURES | CTRL_FEATURES, false);
 	unsigned q = n_queues - 1;
 	/* a chain that loops */
-	struct virtq_desc *d = desc_table(q);
+	struct virtq_desc *d = virtq_driver_desc(&drv[q]);
 	d[0] = (struct virtq_desc){ htole64(CMD_GPA(q)), htole32(2), htole16(VIRTQ_DESC_F_NEXT), htole16(0) };
-	avail_ring(q)->ring[0] = 0;
-	__atomic_store_n(&avail_ring(q)->idx, htole16(1), __ATOMIC_RELEASE);
-	kick(q);
+	virtq_driver_avail(&drv[q])->ring[0] = 0;
+	__atomic_store_n(&virtq_driver_avail(&drv[q])->idx, htole16(1), __ATOMIC_RELEASE);
+	virtq_driver_kick(&drv[q]);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
 }
 
@@ -1021,7 +825,7 @@ Test(virtio_net, reset_and_reactivate_leave_nothing_behind)
 	}
 	virtio_net_ops.reset(net);   /* reset twice is fine */
 	activate_with(MQ_FEATURES, false);
-	cr_assert_neq(virtio_net_ops.activate(net, MQ_FEATURES, queues, n_queues, &irq), 0, "activated twice");
+	cr_assert_neq(virtio_net_ops.activate(net, MQ_FEATURES, queues, n_queues, &irq_log.irq), 0, "activated twice");
 }
 
 Test(virtio_net, pair_0_not_set_up)
@@ -1029,7 +833,7 @@ Test(virtio_net, pair_0_not_set_up)
 	create_fake(1);
 	init_queues(n_queues, false);
 	queues[1].ready = false;
-	cr_assert_eq(virtio_net_ops.activate(net, BASE_FEATURES, queues, n_queues, &irq), 0);
+	cr_assert_eq(virtio_net_ops.activate(net, BASE_FEATURES, queues, n_queues, &irq_log.irq), 0);
 	cr_assert_eq(running_pairs(), 0);
 	cr_assert(strstr(logged(), "did not set up queue pair 0"));
 }
@@ -1042,13 +846,13 @@ Test(virtio_net, pair_0_not_set_up)
 static uint16_t guest_send(unsigned pair, const void *frame, size_t len, const struct virtio_net_hdr_v1 *h)
 {
 	unsigned q = 2 * pair + 1;
-	uint64_t hb = alloc_buf(q, HDR), fb_ = alloc_buf(q, (uint32_t)len);
+	uint64_t hb = virtq_driver_alloc(&drv[q], HDR), fb_ = virtq_driver_alloc(&drv[q], (uint32_t)len);
 	struct virtio_net_hdr_v1 zero;
 	memset(&zero, 0, sizeof(zero));
 	memcpy(gpa(hb), h ? h : &zero, HDR);
 	memcpy(gpa(fb_), frame, len);
-	struct seg segs[2] = { { hb, HDR, false }, { fb_, (uint32_t)len, false } };
-	return submit(q, segs, 2);
+	struct virtq_seg segs[2] = { { hb, HDR, false }, { fb_, (uint32_t)len, false } };
+	return virtq_driver_submit(&drv[q], segs, 2);
 }
 
 Test(virtio_net, tx_frame_reaches_the_tap)
@@ -1057,13 +861,13 @@ Test(virtio_net, tx_frame_reaches_the_tap)
 	activate_with(BASE_FEATURES, false);
 	cr_assert_eq(census_threads("net0-qp0", 1), 1);
 	uint8_t frame[200], got[2048];
-	make_udp(frame, sizeof(frame), 1000, 0x5a);
+	make_udp_frame(frame, sizeof(frame), 1000, 0x5a);
 	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
-	struct virtq_used_elem e = wait_used(1);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[1]);
 	cr_assert_eq(e.id, head);
 	cr_assert_eq(e.len, 0, "TX writes nothing into guest memory");
 	wait_count(&irq_log.queue_calls[1], 1, "TX interrupt");
-	ssize_t n = capture(got, sizeof(got), TIMEOUT_MS, NULL);
+	ssize_t n = capture(got, sizeof(got), TEST_TIMEOUT_MS, NULL);
 	cr_assert_eq(n, (ssize_t)sizeof(frame));
 	cr_assert_arr_eq(got, frame, sizeof(frame));
 	struct net_worker_stats s = pair_stats(0);
@@ -1077,7 +881,7 @@ Test(virtio_net, tx_header_goes_to_the_tap_as_is)
 	create_real(1);
 	activate_with(BASE_FEATURES | F(VIRTIO_NET_F_CSUM), false);
 	uint8_t frame[300], got[2048];
-	make_udp(frame, sizeof(frame), 1001, 0x11);
+	make_udp_frame(frame, sizeof(frame), 1001, 0x11);
 	/* partial checksum: the host finishes it (UDP checksum at 34 + 6) */
 	struct virtio_net_hdr_v1 h;
 	memset(&h, 0, sizeof(h));
@@ -1086,23 +890,23 @@ Test(virtio_net, tx_header_goes_to_the_tap_as_is)
 	h.csum_offset = htole16(6);
 	guest_send(0, frame, sizeof(frame), &h);
 	bool partial = false;
-	ssize_t n = capture(got, sizeof(got), TIMEOUT_MS, &partial);
+	ssize_t n = capture(got, sizeof(got), TEST_TIMEOUT_MS, &partial);
 	cr_assert_eq(n, (ssize_t)sizeof(frame));
 	cr_assert(partial, "the tap took the NEEDS_CSUM header: the checksum is left to the host");
 	/* the same frame without the flag is complete */
 	guest_send(0, frame, sizeof(frame), NULL);
-	n = capture(got, sizeof(got), TIMEOUT_MS, &partial);
+	n = capture(got, sizeof(got), TEST_TIMEOUT_MS, &partial);
 	cr_assert_eq(n, (ssize_t)sizeof(frame));
 	cr_assert(!partial);
 	/* a header in several descriptors, frame in the same descriptor as the header's end */
 	unsigned q = 1;
-	uint64_t a = alloc_buf(q, 512);
+	uint64_t a = virtq_driver_alloc(&drv[q], 512);
 	uint8_t *p = gpa(a);
 	memset(p, 0, HDR);
 	memcpy(p + HDR, frame, sizeof(frame));
-	struct seg segs[3] = { { a, 5, false }, { a + 5, 5, false }, { a + 10, 2 + sizeof(frame), false } };
-	submit(q, segs, 3);
-	n = capture(got, sizeof(got), TIMEOUT_MS, NULL);
+	struct virtq_seg segs[3] = { { a, 5, false }, { a + 5, 5, false }, { a + 10, 2 + sizeof(frame), false } };
+	virtq_driver_submit(&drv[q], segs, 3);
+	n = capture(got, sizeof(got), TEST_TIMEOUT_MS, NULL);
 	cr_assert_eq(n, (ssize_t)sizeof(frame));
 	cr_assert_arr_eq(got, frame, sizeof(frame));
 }
@@ -1118,11 +922,11 @@ Test(virtio_net, tx_burst)
 		/* at most QSIZE/2 chains of 2 descriptors in flight */
 		unsigned batch = N - sent < 16 ? N - sent : 16;
 		for (unsigned i = 0; i < batch; i++) {
-			make_udp(frame, sizeof(frame), (uint16_t)(2000 + sent + i), (uint8_t)(sent + i));
+			make_udp_frame(frame, sizeof(frame), (uint16_t)(2000 + sent + i), (uint8_t)(sent + i));
 			guest_send(0, frame, sizeof(frame), NULL);
 		}
 		for (unsigned i = 0; i < batch; i++)
-			wait_used(1);
+			virtq_driver_wait_used(&drv[1]);
 		sent += batch;
 		while (capture(got, sizeof(got), 1, NULL) > 0)
 			captured++;
@@ -1139,7 +943,7 @@ Test(virtio_net, tx_frame_the_tap_refuses_is_dropped)
 	activate_with(BASE_FEATURES, false);
 	uint8_t runt[6] = { 1, 2, 3, 4, 5, 6 }, frame[100], got[2048];
 	uint16_t head = guest_send(0, runt, sizeof(runt), NULL);
-	struct virtq_used_elem e = wait_used(1);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[1]);
 	cr_assert_eq(e.id, head, "a refused frame is completed all the same");
 	cr_assert_eq(pair_stats(0).tx_dropped, 1);
 	/* a GSO header that does not match the frame */
@@ -1148,14 +952,14 @@ Test(virtio_net, tx_frame_the_tap_refuses_is_dropped)
 	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
 	h.gso_size = htole16(100);
 	h.hdr_len = htole16(500);
-	make_udp(frame, sizeof(frame), 3000, 0);
+	make_udp_frame(frame, sizeof(frame), 3000, 0);
 	guest_send(0, frame, sizeof(frame), &h);
-	wait_used(1);
+	virtq_driver_wait_used(&drv[1]);
 	cr_assert_eq(pair_stats(0).tx_dropped, 2);
 	/* the pair goes on */
 	guest_send(0, frame, sizeof(frame), NULL);
-	wait_used(1);
-	cr_assert_eq(capture(got, sizeof(got), TIMEOUT_MS, NULL), (ssize_t)sizeof(frame));
+	virtq_driver_wait_used(&drv[1]);
+	cr_assert_eq(capture(got, sizeof(got), TEST_TIMEOUT_MS, NULL), (ssize_t)sizeof(frame));
 	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
 }
 
@@ -1164,24 +968,24 @@ Test(virtio_net, tx_writable_descriptor_needs_reset)
 	create_real(1);
 	activate_with(BASE_FEATURES, false);
 	uint8_t got[2048];
-	uint64_t a = alloc_buf(1, 256);
-	make_udp(gpa(a + HDR), 100, 4000, 0);
+	uint64_t a = virtq_driver_alloc(&drv[1], 256);
+	make_udp_frame(gpa(a + HDR), 100, 4000, 0);
 	memset(gpa(a), 0, HDR);
-	struct seg segs[2] = { { a, HDR + 100, false }, { a + 128, 64, true } };
-	submit(1, segs, 2);
+	struct virtq_seg segs[2] = { { a, HDR + 100, false }, { a + 128, 64, true } };
+	virtq_driver_submit(&drv[1], segs, 2);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
 	cr_assert(strstr(logged(), "TX chain (head 0) has a device-writable buffer"));
 	cr_assert_eq(capture(got, sizeof(got), 100, NULL), -1, "nothing sent");
-	cr_assert(!has_used(1));
+	cr_assert(!virtq_driver_has_used(&drv[1]));
 }
 
 Test(virtio_net, tx_short_header_needs_reset)
 {
 	create_real(1);
 	activate_with(BASE_FEATURES, false);
-	uint64_t a = alloc_buf(1, 64);
-	struct seg s = { a, HDR - 1, false };
-	submit(1, &s, 1);
+	uint64_t a = virtq_driver_alloc(&drv[1], 64);
+	struct virtq_seg s = { a, HDR - 1, false };
+	virtq_driver_submit(&drv[1], &s, 1);
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
 	cr_assert(strstr(logged(), "shorter than the 12-byte virtio-net header"));
 	/* and the device can be reset and used again */
@@ -1189,9 +993,9 @@ Test(virtio_net, tx_short_header_needs_reset)
 	cr_assert_eq(census_threads("net0-qp", 0), 0);
 	activate_with(BASE_FEATURES, false);
 	uint8_t frame[80], got[256];
-	make_udp(frame, sizeof(frame), 4001, 0);
+	make_udp_frame(frame, sizeof(frame), 4001, 0);
 	guest_send(0, frame, sizeof(frame), NULL);
-	cr_assert_eq(capture(got, sizeof(got), TIMEOUT_MS, NULL), (ssize_t)sizeof(frame));
+	cr_assert_eq(capture(got, sizeof(got), TEST_TIMEOUT_MS, NULL), (ssize_t)sizeof(frame));
 }
 
 /* RX chain i of a test posted at addrs[i], len bytes each. */
@@ -1216,12 +1020,12 @@ Test(virtio_net, rx_mergeable_frame_across_chains)
 	uint64_t addrs[8];
 	post_rx(0, 8, 512, addrs);
 	uint8_t frame[1400];
-	make_udp(frame, sizeof(frame), 5000, 0x77);
+	make_udp_frame(frame, sizeof(frame), 5000, 0x77);
 	inject(frame, sizeof(frame));
 	/* 12 + 1400 = 1412 bytes: 512 + 512 + 388 */
 	struct virtq_used_elem e[3];
 	for (int i = 0; i < 3; i++)
-		e[i] = wait_used(0);
+		e[i] = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(e[0].id, 0);
 	cr_assert_eq(e[1].id, 1);
 	cr_assert_eq(e[2].id, 2);
@@ -1235,13 +1039,13 @@ Test(virtio_net, rx_mergeable_frame_across_chains)
 	memcpy(joined + 1024, rx_buf(addrs[2]), 388);
 	cr_assert_arr_eq(joined + HDR, frame, sizeof(frame));
 	wait_count(&irq_log.queue_calls[0], 1, "RX interrupt");
-	assert_no_used(0, 50);
+	virtq_driver_assert_no_used(&drv[0], 50);
 
 	/* the next frame takes the next chain, given back in between */
 	uint8_t small[60];
-	make_udp(small, sizeof(small), 5001, 0x33);
+	make_udp_frame(small, sizeof(small), 5001, 0x33);
 	inject(small, sizeof(small));
-	struct virtq_used_elem s = wait_used(0);
+	struct virtq_used_elem s = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(s.id, 3);
 	cr_assert_eq(s.len, HDR + sizeof(small));
 	check_rx_hdr(rx_buf(addrs[3]), 1);
@@ -1257,14 +1061,14 @@ Test(virtio_net, rx_header_split_across_descriptors)
 	create_real(1);
 	activate_with(RX_FEATURES_MRG, false);
 	/* one chain: 7 bytes, 7 bytes, 2000 bytes: num_buffers lies in the second */
-	uint64_t a = alloc_buf(0, 4096);
+	uint64_t a = virtq_driver_alloc(&drv[0], 4096);
 	memset(gpa(a), 0xee, 4096);
-	struct seg segs[3] = { { a, 7, true }, { a + 64, 7, true }, { a + 128, 2000, true } };
-	submit(0, segs, 3);
+	struct virtq_seg segs[3] = { { a, 7, true }, { a + 64, 7, true }, { a + 128, 2000, true } };
+	virtq_driver_submit(&drv[0], segs, 3);
 	uint8_t frame[500];
-	make_udp(frame, sizeof(frame), 5100, 0x44);
+	make_udp_frame(frame, sizeof(frame), 5100, 0x44);
 	inject(frame, sizeof(frame));
-	struct virtq_used_elem e = wait_used(0);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(e.len, HDR + sizeof(frame));
 	uint8_t h[HDR];
 	memcpy(h, gpa(a), 7);
@@ -1282,17 +1086,17 @@ Test(virtio_net, rx_without_mrg_one_chain_per_frame)
 	uint64_t addrs[2];
 	post_rx(0, 2, 512, addrs);
 	uint8_t big[1000], small[400];
-	make_udp(big, sizeof(big), 6000, 1);
-	make_udp(small, sizeof(small), 6001, 2);
+	make_udp_frame(big, sizeof(big), 6000, 1);
+	make_udp_frame(small, sizeof(small), 6001, 2);
 	inject(big, sizeof(big));
 	inject(small, sizeof(small));
-	struct virtq_used_elem e = wait_used(0);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(e.id, 0, "the chain too small for the big frame took the next one");
 	cr_assert_eq(e.len, HDR + sizeof(small), "len %u, dropped %llu", e.len,
 		     (unsigned long long)pair_stats(0).rx_dropped);
 	check_rx_hdr(rx_buf(addrs[0]), 1);
 	cr_assert_arr_eq(rx_buf(addrs[0]) + HDR, small, sizeof(small));
-	assert_no_used(0, 50);
+	virtq_driver_assert_no_used(&drv[0], 50);
 	struct net_worker_stats st = pair_stats(0);
 	cr_assert_eq(st.rx_dropped, 1);
 	cr_assert_eq(st.rx_packets, 1);
@@ -1303,14 +1107,14 @@ Test(virtio_net, rx_waits_for_buffers)
 	create_real(1);
 	activate_with(RX_FEATURES_MRG, true);
 	uint8_t frame[300];
-	make_udp(frame, sizeof(frame), 7000, 9);
+	make_udp_frame(frame, sizeof(frame), 7000, 9);
 	inject(frame, sizeof(frame));
 	usleep(50000);
-	cr_assert(!has_used(0));
+	cr_assert(!virtq_driver_has_used(&drv[0]));
 	/* the frame waited in the tap; a kick with buffers brings it */
 	uint64_t addrs[4];
 	post_rx(0, 4, 2048, addrs);
-	struct virtq_used_elem e = wait_used(0);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(e.len, HDR + sizeof(frame));
 	cr_assert_arr_eq(rx_buf(addrs[0]) + HDR, frame, sizeof(frame));
 }
@@ -1325,11 +1129,11 @@ Test(virtio_net, rx_whole_ring_smaller_than_a_gso_frame)
 	uint64_t addrs[QSIZE];
 	post_rx(0, QSIZE, 256, addrs);
 	uint8_t frame[600];
-	make_udp(frame, sizeof(frame), 7100, 3);
+	make_udp_frame(frame, sizeof(frame), 7100, 3);
 	inject(frame, sizeof(frame));
 	struct virtq_used_elem e[3];
 	for (int i = 0; i < 3; i++)
-		e[i] = wait_used(0);
+		e[i] = virtq_driver_wait_used(&drv[0]);
 	cr_assert_eq(e[0].len + e[1].len + e[2].len, HDR + sizeof(frame));
 	struct virtio_net_hdr_v1 v;
 	memcpy(&v, rx_buf(addrs[0]), sizeof(v));
@@ -1339,17 +1143,10 @@ Test(virtio_net, rx_whole_ring_smaller_than_a_gso_frame)
 /* A TCP/IPv4 frame of len bytes (headers 54) for the GSO test. */
 static void make_tcp(uint8_t *f, size_t len)
 {
-	make_udp(f, len, 8000, 0x61);
+	make_udp_frame(f, len, 8000, 0x61);
 	uint8_t *ip = f + 14;
 	ip[9] = 6;
-	ip[10] = ip[11] = 0;
-	uint32_t sum = 0;
-	for (int i = 0; i < 20; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	ip[10] = (uint8_t)(~sum >> 8);
-	ip[11] = (uint8_t)~sum;
+	ipv4_set_checksum(ip);
 	uint8_t *tcp = ip + 20;
 	memset(tcp, 0, 20);
 	tcp[0] = 0x1f;
@@ -1386,7 +1183,7 @@ static unsigned gso_frames_seen(uint64_t features, uint8_t *gso_type)
 	uint64_t payload = 0;
 	unsigned chain = 0;
 	while (payload < 3000) {
-		struct virtq_used_elem e = wait_used(0);
+		struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 		const uint8_t *b = rx_buf(addrs[e.id]);
 		struct virtio_net_hdr_v1 v;
 		memcpy(&v, b, sizeof(v));
@@ -1394,7 +1191,7 @@ static unsigned gso_frames_seen(uint64_t features, uint8_t *gso_type)
 		cr_assert_geq(nb, 1);
 		uint64_t len = e.len;
 		for (unsigned k = 1; k < nb; k++)
-			len += wait_used(0).len;
+			len += virtq_driver_wait_used(&drv[0]).len;
 		chain += nb;
 		*gso_type = v.gso_type;
 		payload += len - HDR - 54;
@@ -1427,26 +1224,26 @@ Test(virtio_net, rx_malformed_chain_needs_reset)
 {
 	create_real(1);
 	activate_with(RX_FEATURES_MRG, false);
-	uint64_t a = alloc_buf(0, 64);
-	struct seg s = { a, 8, true };   /* shorter than the header */
-	submit(0, &s, 1);
+	uint64_t a = virtq_driver_alloc(&drv[0], 64);
+	struct virtq_seg s = { a, 8, true };   /* shorter than the header */
+	virtq_driver_submit(&drv[0], &s, 1);
 	uint8_t frame[100];
-	make_udp(frame, sizeof(frame), 7200, 0);
+	make_udp_frame(frame, sizeof(frame), 7200, 0);
 	inject(frame, sizeof(frame));
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
 	cr_assert(strstr(logged(), "RX chain (head 0) is shorter than the 12-byte virtio-net header"));
-	cr_assert(!has_used(0));
+	cr_assert(!virtq_driver_has_used(&drv[0]));
 }
 
 Test(virtio_net, rx_readable_descriptor_needs_reset)
 {
 	create_real(1);
 	activate_with(BASE_FEATURES, false);
-	uint64_t a = alloc_buf(0, 4096);
-	struct seg s[2] = { { a, 16, false }, { a + 64, 2000, true } };
-	submit(0, s, 2);
+	uint64_t a = virtq_driver_alloc(&drv[0], 4096);
+	struct virtq_seg s[2] = { { a, 16, false }, { a + 64, 2000, true } };
+	virtq_driver_submit(&drv[0], s, 2);
 	uint8_t frame[100];
-	make_udp(frame, sizeof(frame), 7300, 0);
+	make_udp_frame(frame, sizeof(frame), 7300, 0);
 	inject(frame, sizeof(frame));
 	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset");
 	cr_assert(strstr(logged(), "has a device-readable buffer"));
@@ -1463,13 +1260,13 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 	/* one pair: every flow lands on pair 0 (the other tap queues are detached) */
 	uint8_t frame[100];
 	for (unsigned i = 0; i < 16; i++) {
-		make_udp(frame, sizeof(frame), (uint16_t)(9000 + i), 0);
+		make_udp_frame(frame, sizeof(frame), (uint16_t)(9000 + i), 0);
 		inject(frame, sizeof(frame));
 	}
 	for (unsigned i = 0; i < 16; i++)
-		wait_used(0);
+		virtq_driver_wait_used(&drv[0]);
 	for (unsigned p = 1; p < 4; p++)
-		cr_assert(!has_used(2 * p));
+		cr_assert(!virtq_driver_has_used(&drv[2 * p]));
 
 	cr_assert_eq(pairs_set(4), VIRTIO_NET_OK);
 	cr_assert_eq(census_threads("net0-qp", 4), 4);
@@ -1480,15 +1277,15 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 	}
 	/* 64 flows over 4 queues: each pair gets some */
 	for (unsigned i = 0; i < 64; i++) {
-		make_udp(frame, sizeof(frame), (uint16_t)(10000 + i * 7), 0);
+		make_udp_frame(frame, sizeof(frame), (uint16_t)(10000 + i * 7), 0);
 		inject(frame, sizeof(frame));
 	}
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
 	unsigned total;
 	do {
 		total = 0;
 		for (unsigned p = 0; p < 4; p++)
-			total += (uint16_t)(used_idx(2 * p) - drv[2 * p].used_seen);
+			total += (uint16_t)(virtq_driver_used_idx(&drv[2 * p]) - drv[2 * p].used_seen);
 		usleep(1000);
 	} while (total < 64 && now_ms() < deadline);
 	cr_assert_eq(total, 64);
@@ -1497,9 +1294,9 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 
 	/* and each pair transmits */
 	for (unsigned p = 0; p < 4; p++) {
-		make_udp(frame, sizeof(frame), (uint16_t)(11000 + p), (uint8_t)p);
+		make_udp_frame(frame, sizeof(frame), (uint16_t)(11000 + p), (uint8_t)p);
 		guest_send(p, frame, sizeof(frame), NULL);
-		wait_used(2 * p + 1);
+		virtq_driver_wait_used(&drv[2 * p + 1]);
 		cr_assert_eq(pair_stats(p).tx_packets, 1);
 	}
 
@@ -1509,12 +1306,12 @@ Test(virtio_net, pairs_follow_vq_pairs_set_on_the_tap)
 }
 
 /* Collects what the device logs until `want` appears (or fails after
- * TIMEOUT_MS); returns everything logged so far. */
+ * TEST_TIMEOUT_MS); returns everything logged so far. */
 static const char *wait_logged(const char *want)
 {
 	static char all[16384];
 	all[0] = 0;
-	uint64_t deadline = now_ms() + TIMEOUT_MS;
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
 	while (!strstr(all, want)) {
 		strncat(all, logged(), sizeof(all) - strlen(all) - 1);
 		cr_assert_lt(now_ms(), deadline, "no log line with \"%s\": %s", want, all);
@@ -1562,10 +1359,10 @@ Test(virtio_net, tap_deleted_under_a_running_pair)
 	/* its frames are taken and dropped: a whole ring's worth and more never
 	 * leaves it waiting */
 	uint8_t frame[80];
-	make_udp(frame, sizeof(frame), 12000, 0);
+	make_udp_frame(frame, sizeof(frame), 12000, 0);
 	for (unsigned i = 0; i < 2 * QSIZE; i++) {
 		uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
-		cr_assert_eq(wait_used(1).id, head, "frame %u after the tap went", i);
+		cr_assert_eq(virtq_driver_wait_used(&drv[1]).id, head, "frame %u after the tap went", i);
 	}
 	cr_assert_eq(pair_stats(0).tx_dropped, 2 * QSIZE);
 	cr_assert_eq(pair_stats(0).tx_packets, 0);
@@ -1581,7 +1378,7 @@ Test(virtio_net, tap_deleted_under_a_running_pair)
 	activate_with(RX_FEATURES_MRG, false);
 	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, 0);
 	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
-	cr_assert_eq(wait_used(1).id, head);
+	cr_assert_eq(virtq_driver_wait_used(&drv[1]).id, head);
 	usleep(50 * 1000);
 	more = logged();
 	cr_assert_eq(more[0], 0, "logged again after re-activation: %s", more);
@@ -1600,10 +1397,10 @@ Test(virtio_net, tap_deleted_under_four_pairs_logs_once)
 	const char *all = wait_logged("is gone");
 	/* every pair's thread notices (its frames are dropped) */
 	uint8_t frame[80];
-	make_udp(frame, sizeof(frame), 13000, 0);
+	make_udp_frame(frame, sizeof(frame), 13000, 0);
 	for (unsigned p = 0; p < 4; p++) {
 		uint16_t head = guest_send(p, frame, sizeof(frame), NULL);
-		cr_assert_eq(wait_used(2 * p + 1).id, head, "pair %u", p);
+		cr_assert_eq(virtq_driver_wait_used(&drv[2 * p + 1]).id, head, "pair %u", p);
 		cr_assert_eq(pair_stats(p).tx_dropped, 1, "pair %u", p);
 	}
 	usleep(50 * 1000);
@@ -1654,7 +1451,7 @@ Test(virtio_net, tap_deleted_is_noticed_whatever_the_backend)
 	usleep(300 * 1000);
 	unsigned long cpu = process_cpu_ms() - cpu0;
 	cr_assert_lt(cpu, 150, "the process used %lu ms of CPU in 300 ms: spinning?", cpu);
-	char buf[4096];
+	char buf[8192];   /* as much as logged() returns */
 	snprintf(buf, sizeof(buf), "%s", logged());
 	cr_assert_eq(buf[0], 0, "logged again: %s", buf);
 }
@@ -1665,19 +1462,19 @@ Test(virtio_net, tap_interface_down_drops_frames_and_recovers)
 	need_ip();
 	activate_with(BASE_FEATURES, false);
 	uint8_t frame[100], got[2048];
-	make_udp(frame, sizeof(frame), 14000, 0);
+	make_udp_frame(frame, sizeof(frame), 14000, 0);
 	logged();
 	/* a tap whose interface is down refuses writes with EIO: that is no
 	 * reason to give the pair up */
 	cr_assert_eq(system("ip link set " TAP " down"), 0);
 	uint16_t head = guest_send(0, frame, sizeof(frame), NULL);
-	cr_assert_eq(wait_used(1).id, head);
+	cr_assert_eq(virtq_driver_wait_used(&drv[1]).id, head);
 	cr_assert_eq(pair_stats(0).tx_dropped, 1);
 	cr_assert_eq(link_status() & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
 	cr_assert_eq(system("ip link set " TAP " up"), 0);
 	guest_send(0, frame, sizeof(frame), NULL);
-	wait_used(1);
-	cr_assert_eq(capture(got, sizeof(got), TIMEOUT_MS, NULL), (ssize_t)sizeof(frame), "the pair went on");
+	virtq_driver_wait_used(&drv[1]);
+	cr_assert_eq(capture(got, sizeof(got), TEST_TIMEOUT_MS, NULL), (ssize_t)sizeof(frame), "the pair went on");
 	cr_assert_eq(pair_stats(0).tx_packets, 1);
 	const char *l = logged();
 	cr_assert_null(strstr(l, "gone"), "%s", l);

@@ -12,150 +12,39 @@
 
 #include "devices/pci/pci_host.h"
 #include "devices/virtio/pci.h"
+#include "fake_msi_host.h"
+#include "virtio_transport_fakes.h"
 
 #define WIN_BASE 0xe0000000ull
 #define WIN_SIZE 0x1ec00000ull
 #define RAM (1u << 20)
-#define NQ 2
+#define NQ FAKE_VIRTIO_DEV_QUEUES
 
-/* ---- fake device ---- */
+static const struct virtio_dev_ops fake_ops = FAKE_VIRTIO_DEV_OPS(VIRTIO_ID_BLOCK);
 
-struct fake_dev {
-	int activations, resets;
-	uint64_t features;
-	unsigned n_active;
-	uint8_t config[8];
-	const struct virtio_irq *irq;
-};
-
-static uint64_t fd_features(void *d) { (void)d; return 1ull << 5; }
-static unsigned fd_queues(void *d) { (void)d; return NQ; }
-static uint32_t fd_config_size(void *d) { (void)d; return 8; }
-static void fd_config_read(void *d, uint32_t off, void *data, uint32_t len)
-{
-	memcpy(data, ((struct fake_dev *)d)->config + off, len);
-}
-static void fd_config_write(void *d, uint32_t off, const void *data, uint32_t len)
-{
-	memcpy(((struct fake_dev *)d)->config + off, data, len);
-}
-static int fd_activate(void *d, uint64_t features, struct virtio_queue *q, unsigned n,
-		       const struct virtio_irq *irq)
-{
-	struct fake_dev *f = d;
-	f->activations++;
-	f->features = features;
-	f->irq = irq;
-	f->n_active = 0;
-	for (unsigned i = 0; i < n; i++)
-		f->n_active += q[i].ready;
-	return 0;
-}
-static void fd_reset(void *d) { ((struct fake_dev *)d)->resets++; }
-
-static const struct virtio_dev_ops fake_ops = {
-	.name = "fake", .device_id = VIRTIO_ID_BLOCK, .features = fd_features, .num_queues = fd_queues,
-	.queue_max_size = 256, .config_size = fd_config_size, .config_read = fd_config_read,
-	.config_write = fd_config_write, .activate = fd_activate, .reset = fd_reset,
-};
-
-/* ---- fake VM: ioeventfds ---- */
-
-struct fake_host {
-	int batches;
-	int assigned;
-	struct host_notifier last[8];
-	unsigned last_count;
-	int fail_assign;
-};
-
-static int fh_set_notifiers(void *h, const struct host_notifier *n, unsigned count, bool assign)
-{
-	struct fake_host *f = h;
-	if (assign && f->fail_assign)
-		return -1;
-	f->batches++;
-	if (assign) {
-		cr_assert_eq(f->assigned, 0, "a second set while one is registered");
-		f->assigned += (int)count;
-		memcpy(f->last, n, count * sizeof(*n));
-		f->last_count = count;
-	} else {
-		cr_assert_eq(f->assigned, (int)count, "removing what was registered");
-		for (unsigned i = 0; i < count; i++)
-			cr_assert_eq(n[i].addr, f->last[i].addr, "removed at the address it was registered at");
-		f->assigned -= (int)count;
-	}
-	return 0;
-}
-static int fh_set_irqfd(void *h, int fd, unsigned gsi, bool assign)
+/* The fake VM's irqfds: virtio-pci connects its interrupts through the MSI
+ * host, never through set_irqfd(). */
+static int no_irqfd(void *h, int fd, unsigned gsi, bool assign)
 {
 	(void)h, (void)fd, (void)gsi, (void)assign;
 	cr_assert_fail("virtio-pci uses the MSI host for irqfds");
 	return -1;
 }
-static const struct virtio_host_ops fake_host_ops = { fh_set_notifiers, fh_set_irqfd };
-
-/* ---- fake VM: MSI routes and irqfds ---- */
-
-#define MAX_GSI 64
-struct fake_msi {
-	int next_gsi, frees, commits;
-	bool routed[MAX_GSI];
-	struct msi_msg msg[MAX_GSI];
-	struct { int fd, gsi; } irqfds[16];
-	int n_irqfds;
-};
-
-static int fm_alloc(void *c) { struct fake_msi *f = c; return f->next_gsi < MAX_GSI ? f->next_gsi++ : -1; }
-static void fm_free(void *c, unsigned gsi) { (void)gsi; ((struct fake_msi *)c)->frees++; }
-static int fm_routes(void *c, const unsigned *gsi, const struct msi_msg *msg, unsigned n)
-{
-	struct fake_msi *f = c;
-	f->commits++;
-	for (unsigned i = 0; i < n; i++) {
-		f->routed[gsi[i]] = true;
-		f->msg[gsi[i]] = msg[i];
-	}
-	return 0;
-}
-static int fm_irqfd(void *c, int fd, unsigned gsi, bool assign)
-{
-	struct fake_msi *f = c;
-	for (int i = 0; i < f->n_irqfds; i++) {
-		if (f->irqfds[i].fd != fd)
-			continue;
-		cr_assert_not(assign, "fd attached twice");
-		f->irqfds[i] = f->irqfds[--f->n_irqfds];
-		return 0;
-	}
-	cr_assert(assign, "deassign of an fd that is not attached");
-	f->irqfds[f->n_irqfds].fd = fd;
-	f->irqfds[f->n_irqfds].gsi = (int)gsi;
-	f->n_irqfds++;
-	return 0;
-}
-static const struct pci_msi_host_ops fake_msi_ops = { fm_alloc, fm_free, fm_routes, fm_irqfd };
+static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, no_irqfd };
 
 /* ---- the machine ---- */
 
 static struct pci_host bus;
 static struct virtio_pci vp;
-static struct fake_dev dev;
-static struct fake_host host;
-static struct fake_msi msi;
+static struct fake_virtio_dev dev;
+static struct fake_virtio_host host;
+static struct fake_msi_host msi;
 static struct guest_mem mem;
 static uint8_t *ram;
 static unsigned slot;
 static uint64_t bar;   /* where the test put BAR 0 */
 
-static int gsi_of(int fd)
-{
-	for (int i = 0; i < msi.n_irqfds; i++)
-		if (msi.irqfds[i].fd == fd)
-			return msi.irqfds[i].gsi;
-	return -1;
-}
+static int gsi_of(int fd) { return fake_msi_gsi_of(&msi, fd); }
 
 static void set_address(unsigned reg)
 {
@@ -198,7 +87,7 @@ static void setup(void)
 	ram = calloc(1, RAM);
 	guest_mem_add_region(&mem, 0, RAM, ram);
 	pci_host_init(&bus, WIN_BASE, WIN_SIZE);
-	cr_assert_eq(virtio_pci_init(&vp, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, &fake_msi_ops,
+	cr_assert_eq(virtio_pci_init(&vp, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, &fake_msi_host_ops,
 				     &msi), 0);
 	int s = pci_host_add(&bus, &vp.pci);
 	cr_assert_eq(s, 1);
@@ -791,11 +680,11 @@ Test(virtio_pci_ids, net_identity)
 {
 	struct virtio_dev_ops ops = fake_ops;
 	ops.device_id = VIRTIO_ID_NET;
-	struct fake_host h = { 0 };
-	struct fake_msi m2 = { .next_gsi = 24 };
+	struct fake_virtio_host h = { 0 };
+	struct fake_msi_host m2 = { .next_gsi = 24 };
 	struct virtio_pci p;
 	struct guest_mem gm = { 0 };
-	cr_assert_eq(virtio_pci_init(&p, "net0", &ops, &dev, &gm, &fake_host_ops, &h, &fake_msi_ops, &m2), 0);
+	cr_assert_eq(virtio_pci_init(&p, "net0", &ops, &dev, &gm, &fake_host_ops, &h, &fake_msi_host_ops, &m2), 0);
 	cr_assert_eq(pci_dev_config_read(&p.pci, PCI_DEVICE_ID, 2), 0x1041);
 	cr_assert_eq(pci_dev_config_read(&p.pci, PCI_CLASS_DEVICE, 2), 0x0200);
 	virtio_pci_destroy(&p);

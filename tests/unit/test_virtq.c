@@ -10,6 +10,7 @@
 #include "devices/virtio/virtq.h"
 #include "vmm/guest_mem.h"
 #include "vmm/log.h"
+#include "captured_log.h"
 
 /* Fake guest RAM: 2 MiB at 0, a hole, 64 KiB at 16 MiB. The test plays the
  * driver, writing rings and descriptors straight into this memory. */
@@ -56,8 +57,6 @@ static void teardown(void)
 }
 
 TestSuite(virtq, .init = setup, .fini = teardown);
-
-static const char *logged(void);
 
 static void assert_nothing_logged(void)
 {
@@ -122,18 +121,6 @@ static void start_at(uint16_t idx)
 {
 	q.last_avail_idx = q.avail_idx_shadow = q.used_idx = idx;
 	avail()->idx = used()->idx = drv_avail_idx = idx;
-}
-
-/* What was logged since the last call (non-blocking read of the redirected stderr). */
-static const char *logged(void)
-{
-	static char buf[4096];
-	fflush(stderr);
-	int fd = fileno(cr_get_redirected_stderr());
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
 }
 
 /* The next pop finds the queue malformed for the reason `why`, logs one line
