@@ -321,7 +321,12 @@ summarise() {
 	[ $failn -eq 0 ]
 }
 
-export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE
+# The vhost-net unit tests whose real half needs /dev/vhost-net, which only L1
+# has here: built beside minivmm (x86_64; the arm64 build has no tests).
+VHOST_UNIT_TEST=
+[ -n "$MINIVMM" ] && [ -x "$(dirname "$MINIVMM")/tests/unit/test_net_vhost" ] \
+	&& VHOST_UNIT_TEST=$(dirname "$MINIVMM")/tests/unit/test_net_vhost
+export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE VHOST_UNIT_TEST
 [ -n "${GUEST_TIMEOUT:-}" ] && export GUEST_TIMEOUT
 
 # ---------------------------------------------------------------- host mode
@@ -549,6 +554,10 @@ while IFS= read -r f; do
 done < <(find "$ROOT/tests/runner" -type f | sort)
 L1_MINIVMM=
 if [ -n "$MINIVMM" ]; then add_bin "$MINIVMM" /rig/bin/minivmm; L1_MINIVMM=/rig/bin/minivmm; fi
+L1_VHOST_UNIT_TEST=
+if [ -n "$VHOST_UNIT_TEST" ]; then
+	add_bin "$VHOST_UNIT_TEST" /rig/bin/test_net_vhost; L1_VHOST_UNIT_TEST=/rig/bin/test_net_vhost
+fi
 L1_QEMU=
 [ $WITH_QEMU = 1 ] && L1_QEMU=/usr/bin/qemu-system-x86_64
 [ $WITH_QEMU = 1 ] && [ "$ARCH" = arm64 ] && L1_QEMU=/usr/bin/qemu-system-aarch64
@@ -563,6 +572,7 @@ L1_QEMU=
 	q KVM_CHECK "$L1_KVM_CHECK"
 	q RIG_ARCH "$ARCH"
 	q QEMU "$L1_QEMU"
+	q VHOST_UNIT_TEST "$L1_VHOST_UNIT_TEST"
 	q LOGDIR /rig-logs
 	q SCENARIOS "${SCENARIOS[*]}"
 	q INTERACTIVE "$INTERACTIVE"
@@ -571,7 +581,7 @@ L1_QEMU=
 	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES BENCH_RUNS; do
 		[ -n "${!v:-}" ] && { q "$v" "${!v}"; knobs="$knobs $v"; }
 	done
-	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE KVM_CHECK RIG_ARCH QEMU LOGDIR$knobs"
+	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE KVM_CHECK RIG_ARCH QEMU VHOST_UNIT_TEST LOGDIR$knobs"
 } >"$WORK/env"
 add "$WORK/env" /rig/env
 p=$(piece run "$WORK") || exit 2
