@@ -321,12 +321,26 @@ summarise() {
 	[ $failn -eq 0 ]
 }
 
-# The vhost-net unit tests whose real half needs /dev/vhost-net, which only L1
-# has here: built beside minivmm (x86_64; the arm64 build has no tests).
-VHOST_UNIT_TEST=
-[ -n "$MINIVMM" ] && [ -x "$(dirname "$MINIVMM")/tests/unit/test_net_vhost" ] \
-	&& VHOST_UNIT_TEST=$(dirname "$MINIVMM")/tests/unit/test_net_vhost
-export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE VHOST_UNIT_TEST
+# The CTest tests whose real half needs /dev/kvm or /dev/vhost-net (which only
+# L1 has on hosts like ours), built beside minivmm (x86_64 only: the arm64
+# build has no tests); the kvm_unit_tests scenario runs them. SRC<TAB>NAME.
+KVM_UNIT_TESTS=
+if [ -n "$MINIVMM" ] && [ "$ARCH" = x86_64 ]; then
+	b=$(dirname "$MINIVMM")
+	for f in tests/unit/test_net_vhost tests/unit/test_vm_lifecycle tests/unit/test_pci_msix \
+		tests/guests/tiny_guest.elf; do
+		[ -f "$b/$f" ] && KVM_UNIT_TESTS="$KVM_UNIT_TESTS$b/$f	${f##*/}
+"
+	done
+	KVM_UNIT_TESTS="$KVM_UNIT_TESTS$ROOT/tests/smoke/test_tiny_guest.sh	test_tiny_guest.sh
+"
+fi
+UNIT_TESTS_DIR=
+if [ "$MODE" = host ] && [ -n "$KVM_UNIT_TESTS" ]; then
+	UNIT_TESTS_DIR=$RUN_TMP/kvm-unit-tests; mkdir -p "$UNIT_TESTS_DIR"
+	printf '%s' "$KVM_UNIT_TESTS" | while IFS='	' read -r src name; do ln -s "$src" "$UNIT_TESTS_DIR/$name"; done
+fi
+export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE UNIT_TESTS_DIR
 [ -n "${GUEST_TIMEOUT:-}" ] && export GUEST_TIMEOUT
 
 # ---------------------------------------------------------------- host mode
@@ -554,9 +568,13 @@ while IFS= read -r f; do
 done < <(find "$ROOT/tests/runner" -type f | sort)
 L1_MINIVMM=
 if [ -n "$MINIVMM" ]; then add_bin "$MINIVMM" /rig/bin/minivmm; L1_MINIVMM=/rig/bin/minivmm; fi
-L1_VHOST_UNIT_TEST=
-if [ -n "$VHOST_UNIT_TEST" ]; then
-	add_bin "$VHOST_UNIT_TEST" /rig/bin/test_net_vhost; L1_VHOST_UNIT_TEST=/rig/bin/test_net_vhost
+L1_UNIT_TESTS_DIR=
+if [ -n "$KVM_UNIT_TESTS" ]; then
+	while IFS='	' read -r src name; do
+		add_bin "$src" "/rig/unit-tests/$name"
+	done < <(printf '%s' "$KVM_UNIT_TESTS")
+	add_bin /bin/bash /bin/bash     # test_tiny_guest.sh
+	L1_UNIT_TESTS_DIR=/rig/unit-tests
 fi
 L1_QEMU=
 [ $WITH_QEMU = 1 ] && L1_QEMU=/usr/bin/qemu-system-x86_64
@@ -572,7 +590,7 @@ L1_QEMU=
 	q KVM_CHECK "$L1_KVM_CHECK"
 	q RIG_ARCH "$ARCH"
 	q QEMU "$L1_QEMU"
-	q VHOST_UNIT_TEST "$L1_VHOST_UNIT_TEST"
+	q UNIT_TESTS_DIR "$L1_UNIT_TESTS_DIR"
 	q LOGDIR /rig-logs
 	q SCENARIOS "${SCENARIOS[*]}"
 	q INTERACTIVE "$INTERACTIVE"
@@ -581,7 +599,7 @@ L1_QEMU=
 	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES BENCH_RUNS; do
 		[ -n "${!v:-}" ] && { q "$v" "${!v}"; knobs="$knobs $v"; }
 	done
-	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE KVM_CHECK RIG_ARCH QEMU VHOST_UNIT_TEST LOGDIR$knobs"
+	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE KVM_CHECK RIG_ARCH QEMU UNIT_TESTS_DIR LOGDIR$knobs"
 } >"$WORK/env"
 add "$WORK/env" /rig/env
 p=$(piece run "$WORK") || exit 2

@@ -64,9 +64,9 @@ for sig in TERM INT; do
 	pid=$!
 	sleep 0.5
 	kill -$sig $pid
-	start=$(date +%s%N)
+	start=${EPOCHREALTIME//[.,]/}   # bash's clock in µs (busybox date, in the rig, has no %N)
 	wait $pid; rc=$?
-	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	ms=$(( (${EPOCHREALTIME//[.,]/} - start) / 1000 ))
 	want=$(( 128 + $(kill -l $sig) ))
 	[[ $rc -eq $want && $ms -lt 3000 ]]; check "SIG$sig stops a running guest" $? "rc=$rc (want $want) after ${ms} ms"
 done
