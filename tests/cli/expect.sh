@@ -18,3 +18,14 @@ expect_error() {
 		echo "  (wanted exit 1 and one error line containing '$needle')"
 	fi
 }
+
+# The scripts write their images with Python, which the nested rig's L1 has
+# not; there the rig makes them on the host first (CLI_IMAGES_OUT=DIR: the
+# script writes its images into DIR and stops) and the script takes them from
+# CLI_IMAGES_IN=DIR. Both use $tmp, the script's scratch directory.
+images_from_host() { # true when the images were copied in
+	[[ -n ${CLI_IMAGES_IN:-} ]] && cp -a "$CLI_IMAGES_IN"/. "$tmp"/
+}
+images_made() {
+	[[ -z ${CLI_IMAGES_OUT:-} ]] || { cp -a "$tmp"/. "$CLI_IMAGES_OUT"/ && exit 0; exit 1; }
+}

@@ -17,6 +17,7 @@ pass=0 fail=0
 . "$(dirname "$0")/expect.sh"
 
 # ---- images: written by Python, one per defect ----
+if ! images_from_host; then
 python3 - "$tmp" <<'PY'
 import struct, sys, os
 d = sys.argv[1]
@@ -73,6 +74,8 @@ imgs = {
 for name, img in imgs.items():
     open(os.path.join(d, name), 'wb').write(img)
 PY
+fi
+images_made
 
 # protocol/format defects: refused by the probe, before KVM is opened
 expect_error "--kernel $tmp/bz-old-protocol: boot protocol 2.11 is too old" --kernel "$tmp/bz-old-protocol"

@@ -12,8 +12,8 @@ need_minivmm
 need_file GUEST_INITRD
 # The minimal kernel boots faster than Debian's (README, function runner). L1 has 4 GiB for 20
 # VMs: 96 MiB each is enough under the minimal kernel; Debian's runs out of memory unpacking
-# the initramfs (its modules) at 96, so it gets 256 (as in the rate benchmark). A VM gets 600 s
-# before it counts as hung (20 VMs share L1's 2 emulated vCPUs).
+# the initramfs (its modules) at 96, so it gets 256 (as in the rate benchmark). A VM gets 300 s
+# before it counts as hung: 20 VMs share L1's 2 emulated vCPUs, and one takes 35-165 s.
 if [ -n "${MINIMAL_KERNEL:-}" ] && [ -f "$MINIMAL_KERNEL" ]; then
 	KERNEL=$MINIMAL_KERNEL MEM=96
 else
@@ -21,7 +21,7 @@ else
 fi
 [ -n "$KERNEL" ] && [ -f "$KERNEL" ] || skip "no guest kernel (MINIMAL_KERNEL and DEBIAN_KERNEL unavailable)"
 RUNNER_DIR=$(cd "$(dirname "$RIG_LIB")/../runner" && pwd) || fail "tests/runner is missing"
-OPTS="--kernel $KERNEL --initrd $GUEST_INITRD --minivmm $MINIVMM --mem $MEM --timeout 600"
+OPTS="--kernel $KERNEL --initrd $GUEST_INITRD --minivmm $MINIVMM --mem $MEM --timeout 300"
 
 note "example: 20 commands in 20 microVMs at once, kernel $KERNEL"
 t0=$(now)
@@ -31,7 +31,7 @@ rc=$?
 cat "$LOGDIR/function-runner.log"
 expect_line "$LOGDIR/function-runner.log" '^example: PASS' "the example's results are wrong"
 [ $rc = 0 ] || fail "example.sh exited $rc after printing PASS"
-rate=$(sed -n 's/^function_runner: .*s: \([0-9.]* VMs\/s\).*/\1/p' "$LOGDIR/function-runner.log")
+rate=$(sed -n 's/^function_runner: .*s: \([0-9.]* VMs\/s\).*/\1/p' "$LOGDIR/function-runner.log" | head -n 1)   # the batch, not a retry
 secs=$(elapsed "$t0")
 
 note "commands that end their VM without a status must be reported as such"
@@ -48,5 +48,5 @@ outcomes=$(awk -F'\t' 'NR > 1 { printf "%s%s", sep, $2; sep = "," }' "$LOGDIR/fu
 [ "$(cat "$LOGDIR/function-runner-nostatus/2/rc")" = 9 ] || fail "mvexit 9: minivmm exited $(cat "$LOGDIR/function-runner-nostatus/2/rc"), want 9"
 expect_line "$LOGDIR/function-runner-nostatus/2/vmm.log" '^minivmm: guest exited with status 9$'
 
-retried=$(sed -n 's/.*(ran again after a triple fault before init:\(.*\))$/\1/p' "$LOGDIR/function-runner.log")
-pass "20 commands in 20 concurrent microVMs, all results right, in ${secs}s (${rate})${retried:+, ran again after a triple fault before init:$retried}; VMs without a status reported"
+retried=$(sed -n 's/.*(ran again after the guest died before init:\(.*\))$/\1/p' "$LOGDIR/function-runner.log")
+pass "20 commands in 20 concurrent microVMs, all results right, in ${secs}s (${rate})${retried:+, ran again after the guest died before init:$retried}; VMs without a status reported"

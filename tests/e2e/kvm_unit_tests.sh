@@ -9,7 +9,10 @@
 #    bare test guest, nothing left behind;
 #  - test_pci_msix: a full MSI route table on the in-kernel irqchip;
 #  - test_tiny_guest.sh: minivmm on the bare test guest: console, exit
-#    statuses, 4 vCPUs, console to a file, SIGTERM/SIGINT.
+#    statuses, 4 vCPUs, console to a file, SIGTERM/SIGINT;
+#  - test_cli_errors.sh, test_bad_images.sh: bad command lines and hostile
+#    images, including the cases that get as far as KVM (limits, loading the
+#    kernel into guest memory), with the images the rig made on the host.
 # No Linux guest.
 # rig-timeout: 180
 # shellcheck source=tests/rig/lib.sh
@@ -44,10 +47,23 @@ criterion test_net_vhost net_vhost::real_pair_with_queue_notifier net_vhost::rea
 criterion test_vm_lifecycle vm_lifecycle::start_pause_resume_stop_leaves_nothing
 criterion test_pci_msix msi_routes::full_table_on_real_kvm
 
-log=$LOGDIR/kvm-unit-tiny-guest.log
-bash "$D/test_tiny_guest.sh" "$MINIVMM" "$D/tiny_guest.elf" >"$log" 2>&1
-rc=$?
-{ [ $rc -eq 0 ] && ! grep -q '^SKIP' "$log"; } || { show_tail "$log"; fail "test_tiny_guest.sh exited $rc"; }
-# Its --user/--chroot part wants a user "nobody", which L1 has not (the sandbox scenario covers it).
-summary="${summary}test_tiny_guest.sh: $(tail -n 1 "$log")$(grep '^NOT RUN' "$log" | sed 's/^/; /' | tr -d '\n')"
+# script NAME: a test script ending in "N passed, M failed", which must exit 0
+# and skip nothing for want of /dev/kvm; what it skips for other reasons (L1
+# has no /boot/vmlinuz-*, no user nobody) is listed in the result.
+script() {
+	log=$LOGDIR/kvm-unit-$1.log
+	images=
+	[ -d "$D/cli-images" ] && images=$D/cli-images
+	CLI_IMAGES_IN=$images bash "$D/$1" "$MINIVMM" "$D/tiny_guest.elf" >"$log" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || { show_tail "$log"; fail "$1 exited $rc"; }
+	! grep -q '^SKIP.*/dev/kvm' "$log" || { show_tail "$log"; fail "$1 skipped its KVM cases"; }
+	# test_tiny_guest.sh's --user/--chroot part wants a user "nobody", which L1
+	# has not (the sandbox scenario covers those options).
+	summary="$summary$1: $(tail -n 1 "$log")$(grep -E '^(NOT RUN|SKIP)' "$log" | sed 's/^/ (/; s/$/)/' | tr -d '\n'); "
+}
+script test_tiny_guest.sh
+script test_cli_errors.sh
+script test_bad_images.sh
+summary=${summary%; }
 pass "$summary; in $(( $(date +%s) - t0 ))s"

@@ -332,8 +332,10 @@ if [ -n "$MINIVMM" ] && [ "$ARCH" = x86_64 ]; then
 		[ -f "$b/$f" ] && KVM_UNIT_TESTS="$KVM_UNIT_TESTS$b/$f	${f##*/}
 "
 	done
-	KVM_UNIT_TESTS="$KVM_UNIT_TESTS$ROOT/tests/smoke/test_tiny_guest.sh	test_tiny_guest.sh
+	for f in smoke/test_tiny_guest.sh cli/test_cli_errors.sh cli/test_bad_images.sh cli/expect.sh; do
+		KVM_UNIT_TESTS="$KVM_UNIT_TESTS$ROOT/tests/$f	${f##*/}
 "
+	done
 fi
 UNIT_TESTS_DIR=
 if [ "$MODE" = host ] && [ -n "$KVM_UNIT_TESTS" ]; then
@@ -573,7 +575,14 @@ if [ -n "$KVM_UNIT_TESTS" ]; then
 	while IFS='	' read -r src name; do
 		add_bin "$src" "/rig/unit-tests/$name"
 	done < <(printf '%s' "$KVM_UNIT_TESTS")
-	add_bin /bin/bash /bin/bash     # test_tiny_guest.sh
+	add_bin /bin/bash /bin/bash     # the test scripts
+	# The CLI scripts' images, made here: they are written with Python, which L1 has not.
+	mkdir -p "$RUN_TMP/cli-images"
+	for f in test_cli_errors.sh test_bad_images.sh; do
+		CLI_IMAGES_OUT=$RUN_TMP/cli-images bash "$ROOT/tests/cli/$f" "$MINIVMM" >"$RUN_TMP/cli-images.log" 2>&1 \
+			|| { cat "$RUN_TMP/cli-images.log" >&2; die "tests/cli/$f could not make its images"; }
+	done
+	add_dir "$RUN_TMP/cli-images" /rig/unit-tests/cli-images
 	L1_UNIT_TESTS_DIR=/rig/unit-tests
 fi
 L1_QEMU=

@@ -7,7 +7,7 @@
 # Faults, to check that the runner notices them, chosen by a word in the command:
 #   FAKE-NOSTATUS  no END line (as if the guest crashed)    FAKE-GARBLE  one output line damaged
 #   FAKE-MISMATCH  exit code differs from the END line       FAKE-HANG    never ends
-#   FAKE-TRIPLE    with FAKE_TRIPLE_ONCE set, see below
+#   FAKE-TRIPLE    with FAKE_TRIPLE_ONCE set, see below   FAKE-SILENT  with FAKE_SILENT_ONCE set
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 INIT=$HERE/../../guest-images/init.sh
@@ -38,6 +38,16 @@ if [ -n "${FAKE_TRIPLE_ONCE:-}" ] && [ ! -e "$FAKE_TRIPLE_ONCE" ]; then
 		echo "minivmm: vcpu0: guest triple fault" >&2
 		echo "minivmm: guest requested a reboot: VM stopped (minivmm does not restart guests)" >&2
 		exit 0 ;;
+	esac
+fi
+
+# FAKE_SILENT_ONCE=FILE: the first command containing FAKE-SILENT (or "cd /tmp", for example.sh)
+# gets the other failure seen before /init in the rig: a guest that prints nothing until the
+# runner's --timeout stops it.
+if [ -n "${FAKE_SILENT_ONCE:-}" ] && [ ! -e "$FAKE_SILENT_ONCE" ]; then
+	case $cmd in *FAKE-SILENT* | "cd /tmp"*)
+		: >"$FAKE_SILENT_ONCE"; : >"$console"
+		exec sleep 100000 ;;
 	esac
 fi
 

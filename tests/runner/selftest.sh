@@ -3,7 +3,8 @@
 # runs the guest /init's own run_command here. Checks that commands with quotes, binary output
 # and no final newline come back byte for byte with their statuses, that every way a VM can
 # fail to report (no status, damaged output, exit code not matching, hang) is reported as such
-# with exit status 1, and that bad options and over-long commands are refused with exit 2.
+# with exit status 1, that the example passes and runs a guest that died before /init once
+# more, and that bad options and over-long commands are refused with exit 2.
 # Run by CTest (function_runner_selftest).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +46,18 @@ got=$(awk -F'\t' 'NR > 1 { printf "%s ", $2 }' "$T/bad/results.tsv")
 check "outcomes (got: $got)" [ "$got" = "ok no-status garbled mismatch timeout " ]
 check "summary counts 4 failures" grep -q '^without_status=4$' "$T/bad/summary"
 
-# 3. Refused before any VM starts.
+# 3. example.sh: all 20 commands right, and guests that died before /init (a triple fault; a
+#    guest silent until --timeout) run once more, saying so; one that dies after /init does not.
+#    The fake VMM runs the commands on this host: not the one that counts the guest's CPUs.
+grep -v '/proc/cpuinfo' "$HERE/example.cmds" >"$T/example.cmds"
+# shellcheck disable=SC2086
+EXAMPLE_CMDS=$T/example.cmds FAKE_TRIPLE_ONCE=$T/triple FAKE_SILENT_ONCE=$T/silent sh "$HERE/example.sh" \
+	$COMMON --timeout 10 --out "$T/example" >"$T/example.log" 2>&1
+check "example with 2 guests dead before /init: exit 0" [ $? = 0 ]
+check "example: both ran again" grep -q '^example: PASS: 19 commands.*(ran again after the guest died before init: 16 17)$' "$T/example.log"
+check "example: the silent one was stopped at its timeout" [ "$(field "$T/example" 17 2)" = timeout ]
+
+# 4. Refused before any VM starts.
 refused() {   # refused WHAT MESSAGE-REGEX ARGS...
 	_what=$1 _re=$2; shift 2
 	sh "$RUNNER" "$@" >"$T/refused.log" 2>&1
