@@ -47,7 +47,7 @@ check "outcomes (got: $got)" [ "$got" = "ok no-status garbled mismatch timeout "
 check "summary counts 4 failures" grep -q '^without_status=4$' "$T/bad/summary"
 
 # 3. example.sh: all 20 commands right, and guests that died before /init (a triple fault; a
-#    guest silent until --timeout) run once more, saying so; one that dies after /init does not.
+#    guest silent until --timeout) run once more, saying so.
 #    The fake VMM runs the commands on this host: not the one that counts the guest's CPUs.
 grep -v '/proc/cpuinfo' "$HERE/example.cmds" >"$T/example.cmds"
 # shellcheck disable=SC2086
