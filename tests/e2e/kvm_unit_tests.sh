@@ -15,6 +15,7 @@
 #    kernel into guest memory), with the images the rig made on the host.
 # No Linux guest.
 # rig-timeout: 180
+# rig-needs: unit-tests
 # shellcheck source=tests/rig/lib.sh
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 

@@ -112,12 +112,15 @@ for s in "${SCENARIOS[@]}"; do
 		&& die "scenario $s is for $(scenario_arch "$E2E_SRC/$s.sh"), this run is --arch $ARCH"
 done
 case $MODE in auto|host|nested) ;; *) die "bad --mode $MODE" ;; esac
-# A scenario that needs QEMU says so with a "# rig-needs: qemu" line.
+# A scenario that needs QEMU says so with a "# rig-needs: qemu" line; one that
+# runs the CTest tests needing real KVM, with "# rig-needs: unit-tests".
+WITH_UNIT_TESTS=0
 for s in "${SCENARIOS[@]}"; do
 	if grep -q '^# rig-needs:.*\<qemu\>' "$E2E_SRC/$s.sh" 2>/dev/null && [ $WITH_QEMU = 0 ]; then
 		say "$s needs QEMU: turning on --with-qemu"
 		WITH_QEMU=1
 	fi
+	grep -q '^# rig-needs:.*\<unit-tests\>' "$E2E_SRC/$s.sh" 2>/dev/null && WITH_UNIT_TESTS=1
 done
 
 T_START=$(date +%s.%N)
@@ -325,7 +328,7 @@ summarise() {
 # L1 has on hosts like ours), built beside minivmm (x86_64 only: the arm64
 # build has no tests); the kvm_unit_tests scenario runs them. SRC<TAB>NAME.
 KVM_UNIT_TESTS=
-if [ -n "$MINIVMM" ] && [ "$ARCH" = x86_64 ]; then
+if [ $WITH_UNIT_TESTS = 1 ] && [ -n "$MINIVMM" ] && [ "$ARCH" = x86_64 ]; then
 	b=$(dirname "$MINIVMM")
 	for f in tests/unit/test_net_vhost tests/unit/test_vm_lifecycle tests/unit/test_pci_msix \
 		tests/guests/tiny_guest.elf; do
