@@ -9,6 +9,8 @@ PKGS=(
 	# guest images: Debian kernel, busybox initramfs, our own minimal kernel
 	linux-image-amd64 linux-source-6.1 busybox-static iperf3 cpio kmod e2fsprogs
 	iproute2 ethtool bc flex bison libelf-dev libssl-dev xz-utils
+	# the guests' static fio, built from Debian's fio source package (guest-images/build.sh fio)
+	dpkg-dev libaio-dev zlib1g-dev
 	# the nested rig (QEMU TCG L1 with kvm-amd inside) and benchmarks
 	qemu-system-x86 time python3
 	# ACPI tables are cross-checked with ACPICA's disassembler
@@ -28,13 +30,22 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
 	$SUDO dpkg --add-architecture arm64
 fi
+# guest-images/build.sh fio fetches Debian's fio source: apt needs a deb-src entry.
+SRC_LIST=/etc/apt/sources.list.d/minivmm-deb-src.sources
+NEED_UPDATE=0
+if ! apt-cache showsrc fio >/dev/null 2>&1 || [[ -z $(apt-cache showsrc fio 2>/dev/null) ]]; then
+	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+	printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm' \
+		'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | $SUDO tee "$SRC_LIST" >/dev/null
+	NEED_UPDATE=1
+fi
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
 # guest-images/build.sh arm64-* downloads arm64 packages: apt's lists must have them.
-if ((${#missing[@]} == 0)) && ! apt-cache show --no-all-versions linux-image-arm64:arm64 >/dev/null 2>&1; then
+if ((${#missing[@]} == 0)) && { ((NEED_UPDATE)) || ! apt-cache show --no-all-versions linux-image-arm64:arm64 >/dev/null 2>&1; }; then
 	$SUDO apt-get update -qq
 fi
 if ((${#missing[@]})); then

@@ -212,6 +212,7 @@ shared_libs() {
 module_path() { modinfo -k "$KVER" -n "$1"; }
 
 recipe_initramfs() {
+    FIO_BIN=$(recipe_fio | tail -n 1)
     KVER=$(debian_kernel_release)
     ensure_packages "linux-image-$KVER" busybox-static dash iperf3 iproute2 ethtool e2fsprogs cpio kmod
     local -a tests csrcs libs mods inputs
@@ -228,6 +229,7 @@ recipe_initramfs() {
     {
         hash_material_files "$HERE/build.sh" "$INIT_SCRIPT" "${tests[@]}" "${csrcs[@]}"
         echo "kernel-release=$KVER"
+        echo "fio=$FIO_BIN"   # its directory name is the hash of its own recipe
         gcc --version | head -1
         owner_versions "${inputs[@]}"
     } >"$WORK/material"
@@ -292,6 +294,7 @@ build_initramfs() {
     for f in "${INITRAMFS_ETC[@]}"; do
         cp -a -- "$f" "$root/etc/"
     done
+    install -m 755 -- "$FIO_BIN" "$root/usr/bin/fio"
 
     # Debian modules under their usual paths, the load order list, and a modules.dep (depmod)
     # so that the kernel's own request_module (busybox modprobe) works as well.
@@ -338,6 +341,49 @@ build_initramfs() {
     } | gzip -n >"$stage/initramfs.cpio.gz"   # -9 would cost 4x the CPU for 0.5% smaller
     du -sh "$stage/initramfs.cpio.gz" >&2
     rm -rf -- "$root"
+}
+
+# ---------------------------------------------------------------------------------------------
+# fio: a static fio from Debian's fio source package, for the guests' verified block load
+# ---------------------------------------------------------------------------------------------
+
+# Debian's fio binary links ~80 MB of libraries (ceph, gluster, rdma...), too much for an
+# initramfs that every guest unpacks at emulator speed; built static with only the engines the
+# tests use (libaio, io_uring, psync), it is one 3 MB file. The source comes through apt's deb-src
+# entry (.ci/install-deps.sh adds it).
+recipe_fio() {
+    ensure_packages build-essential dpkg-dev libaio-dev zlib1g-dev
+    local ver
+    ver=$(apt-cache showsrc fio 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)
+    [[ -n $ver ]] || die "fio: no source package (apt needs a deb-src entry: run .ci/install-deps.sh)"
+    {
+        hash_material_files "$HERE/build.sh"
+        echo "fio-source=$ver"
+        echo "libaio-dev=$(pkg_version libaio-dev) zlib1g-dev=$(pkg_version zlib1g-dev)"
+        echo "compiler=$(gcc --version | head -n1)"
+    } >"$WORK/material"
+    FIO_VERSION=$ver
+    cached_build fio "$(short_hash <"$WORK/material")" fio build_fio <"$WORK/material"
+}
+
+build_fio() {
+    local stage=$1
+    local buildlog=$stage/build.log
+    local src
+    src=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-fio.XXXXXX")
+    CLEANUP+=("$src")
+    log "fio: fetching and unpacking Debian's fio $FIO_VERSION source (log: $buildlog)"
+    (cd "$src" && run_logged "$buildlog" apt-get source -qq "fio=$FIO_VERSION")
+    cd "$src"/fio-*/
+    run_logged "$buildlog" ./configure --build-static --disable-native --disable-numa --disable-rdma \
+        --disable-gfapi --disable-rados --disable-rbd --disable-http --disable-pmem --disable-xnvme \
+        --disable-libzbc --disable-tcmalloc --disable-dfs
+    grep -q '^CONFIG_LIBAIO=y' config-host.mak || die "fio: configure found no libaio (libaio-dev)"
+    log "fio: make -j$JOBS"
+    run_logged "$buildlog" make -j"$JOBS" fio
+    strip -o "$stage/fio" fio
+    cd /
+    rm -rf -- "$src"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -408,7 +454,7 @@ build_minimal_kernel() {
 
 usage() {
     cat >&2 <<EOF
-usage: $0 debian-kernel|initramfs|minimal-kernel|all|arm64-kernel|arm64-initramfs|arm64-qemu
+usage: $0 debian-kernel|initramfs|fio|minimal-kernel|all|arm64-kernel|arm64-initramfs|arm64-qemu
 Builds into \${MINIVMM_CACHE:-\$HOME/.cache/minivmm}/NAME-<hash>/ (now: $CACHE) unless already
 there; prints the image path last. MINIVMM_JOBS sets make -j (default 3).
 EOF
@@ -424,6 +470,7 @@ CLEANUP+=("$WORK")
 case $1 in
     debian-kernel) recipe_debian_kernel ;;
     initramfs) recipe_initramfs ;;
+    fio) recipe_fio ;;
     minimal-kernel) recipe_minimal_kernel ;;
     all) recipe_debian_kernel; recipe_initramfs; recipe_minimal_kernel ;;
     arm64-kernel) recipe_arm64_kernel ;;
