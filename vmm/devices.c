@@ -13,6 +13,8 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
+_Static_assert(MAX_DISK_QUEUES == VIRTIO_MAX_QUEUES, "--disk queues= limit is the transport's");
+
 static const char *dev_name(struct vm *vm, const char *kind, unsigned index)
 {
 	char *name = vm->dev_names[vm->n_dev_names++];
@@ -83,8 +85,11 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 	for (unsigned i = 0; i < o->n_disks; i++) {
 		const struct disk_opt *d = &o->disks[i];
 		const char *name = dev_name(vm, "blk", i);
-		/* One queue per vCPU, so I/O from any CPU has its own queue. */
-		struct virtio_blk *b = virtio_blk_create(d->path, d->readonly, vm->n_vcpus, err, sizeof(err));
+		/* One queue per vCPU unless asked, so I/O from any CPU has its own queue. */
+		unsigned queues = d->queues ? d->queues : vm->n_vcpus;
+		if (queues > VIRTIO_MAX_QUEUES)
+			queues = VIRTIO_MAX_QUEUES;
+		struct virtio_blk *b = virtio_blk_create(d->path, d->readonly, queues, err, sizeof(err));
 		if (!b) {
 			log_error("%s", err);   /* names the --disk path itself */
 			return -1;

@@ -20,8 +20,8 @@ const char options_usage[] =
 "  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
 "  --cpus N              number of vCPUs (default 1)\n"
 "  --mem MiB             guest RAM in MiB (default 256)\n"
-"  --disk PATH[,ro][,transport=mmio|pci]\n"
-"                        virtio-blk disk (repeatable)\n"
+"  --disk PATH[,ro][,queues=N][,transport=mmio|pci]\n"
+"                        virtio-blk disk (repeatable); queues: one per vCPU by default\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable)\n"
 "  --console stdio|none|PATH\n"
@@ -126,6 +126,14 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 	if (!strcmp(key, "transport") && val) {
 		if (parse_transport(val, &d->transport))
 			return err_set(err, errlen, "--disk: transport '%s' is not mmio or pci", val);
+		return 0;
+	}
+	if (!strcmp(key, "queues") && val) {
+		uint64_t q;
+		if (parse_u64(val, &q) || q < 1 || q > MAX_DISK_QUEUES)
+			return err_set(err, errlen, "--disk: queues=%s is not a number from 1 to %d", val,
+				       MAX_DISK_QUEUES);
+		d->queues = (unsigned)q;
 		return 0;
 	}
 	return err_set(err, errlen, "--disk: unknown setting '%s'", key);

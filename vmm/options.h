@@ -10,6 +10,7 @@
 #define MAX_DISKS 16
 #define MAX_NETS 8
 #define MAX_NET_QUEUE_PAIRS 16
+#define MAX_DISK_QUEUES 64          /* VIRTIO_MAX_QUEUES */
 #define DEFAULT_MEM_MIB 256
 #define MIN_MEM_MIB 16
 #define MAX_MEM_MIB (1024u * 1024u)   /* 1 TiB; the host RAM check comes later */
@@ -24,6 +25,7 @@ enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
 struct disk_opt {
 	char path[OPT_PATH_MAX];
 	bool readonly;
+	unsigned queues;           /* 0: one per vCPU */
 	enum transport transport;
 };
 

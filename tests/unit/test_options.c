@@ -109,6 +109,25 @@ Test(options, disk_specs)
 	cr_assert_eq(options_parse_disk("", &d, err, sizeof(err)), -1);
 }
 
+Test(options, disk_queues)
+{
+	struct disk_opt d;
+	cr_assert_eq(options_parse_disk("a.img", &d, err, sizeof(err)), 0);
+	cr_assert_eq(d.queues, 0, "default: one per vCPU, decided later");
+	cr_assert_eq(options_parse_disk("a.img,queues=1,transport=pci", &d, err, sizeof(err)), 0);
+	cr_assert_eq(d.queues, 1);
+	cr_assert_eq(options_parse_disk("a.img,queues=64", &d, err, sizeof(err)), 0);
+	cr_assert_eq(d.queues, 64);
+	static const char *const bad[] = { "a.img,queues=0", "a.img,queues=65", "a.img,queues=", "a.img,queues",
+					   "a.img,queues=-1", "a.img,queues=4x", "a.img,queues=99999999999999999999" };
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		cr_assert_eq(options_parse_disk(bad[i], &d, err, sizeof(err)), -1, "%s accepted", bad[i]);
+		cr_assert(strstr(err, "--disk"), "%s: %s", bad[i], err);
+		cr_assert_null(strchr(err, '\n'));
+	}
+}
+
 Test(options, net_specs)
 {
 	struct net_opt n;

@@ -3,9 +3,11 @@
 # one L1 per round): the same guest workload under minivmm and under QEMU
 # microvm, alternated in one L1, each run classified by how it ended.
 #
-#   DEATH_CASES="fio:mmio:4 fio:pci:4 fio:mmio:1 boot:mmio:4 iperf:pci:4:vhost=on ..."
-#   DEATH_VMMS="minivmm qemu"     (QEMU has no virtio-pci here: microvm is mmio-only,
-#                                  so a pci case runs minivmm alone; "minivmm/VAR=VALUE"
+#   DEATH_CASES="fio:mmio:4 fio:pci:4 fio:mmio:4:queues=1 boot:mmio:4 iperf:pci:4:vhost=on ..."
+#       (WORKLOAD:TRANSPORT:VCPUS[:OPTION]; fio's disk has one queue per vCPU under
+#       both VMMs unless queues=N says otherwise)
+#   DEATH_VMMS="minivmm qemu"     (QEMU is microvm: its virtio-mmio, or for pci cases
+#                                  its PCIe host bridge, -M microvm,pcie=on; "minivmm/VAR=VALUE"
 #                                  runs minivmm with VAR=VALUE in its environment)
 #   BENCH_RUNS=N                  (runs of each case per VMM in this L1)
 #
@@ -22,6 +24,7 @@
 # lockup, neither), vmm-error, other.
 # rig-timeout: 7200
 # rig-needs: qemu
+GUEST_TIMEOUT=${GUEST_TIMEOUT:-900}   # before lib.sh, which defaults it to 120
 . "${RIG_LIB:-$(dirname "$0")/../../rig/lib.sh}"
 
 need_minivmm
@@ -30,7 +33,6 @@ need_file GUEST_INITRD
 CASES=${DEATH_CASES:-fio:mmio:4}
 VMMS=${DEATH_VMMS:-minivmm qemu}
 RUNS=${BENCH_RUNS:-1}
-GUEST_TIMEOUT=${GUEST_TIMEOUT:-900}
 MEM=512
 img=/tmp/death.img
 
@@ -100,13 +102,20 @@ one() {
 	_name=death-$(echo "$_case-$_vmm" | tr ':=,/' '----')-$_n
 	_cmd="console=ttyS0 panic=-1"
 	_mdev= _qdev= _ok='MINIVMM-GUEST: init started'
+	# QEMU: microvm's own virtio-mmio, or its PCIe host bridge (pcie=on) for pci.
+	_qbus=device _qmach=microvm
+	[ "$_tr" = pci ] && _qbus=pci _qmach=microvm,pcie=on
 	case $_w in
 	fio)
 		rm -f $img
 		truncate -s 200M $img
 		_cmd="$_cmd mvtest=blk_fio"
-		_mdev="--disk $img,transport=$_tr"
-		_qdev="-drive id=d0,file=$img,format=raw,if=none,cache=writeback,aio=threads -device virtio-blk-device,drive=d0"
+		# Like for like: as many queues under both VMMs (minivmm's default is
+		# one per vCPU; QEMU's virtio-blk-device has one unless told).
+		_q=$_cpus
+		case $_opt in queues=*) _q=${_opt#queues=} ;; esac
+		_mdev="--disk $img,queues=$_q,transport=$_tr"
+		_qdev="-drive id=d0,file=$img,format=raw,if=none,cache=writeback,aio=threads -device virtio-blk-$_qbus,drive=d0,num-queues=$_q"
 		_ok='MVTEST fio done status=0'
 		;;
 	boot) ;;
@@ -114,7 +123,8 @@ one() {
 		_cmd="$_cmd mvtest=net_iperf"
 		_mdev="--net tap0,queues=4,$_opt,transport=$_tr"
 		_qv=off; [ "$_opt" = vhost=on ] && _qv=on
-		_qdev="-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,queues=4,vhost=$_qv -device virtio-net-device,netdev=n0,mq=on"
+		_qdev="-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,queues=4,vhost=$_qv -device virtio-net-$_qbus,netdev=n0,mq=on"
+		[ "$_tr" = pci ] && _qdev="$_qdev,vectors=10"
 		_ok='MVTEST net rx: [0-9.]+ [KMG]bit/s'
 		iperf_server_start 10.0.2.1
 		;;
@@ -123,7 +133,7 @@ one() {
 	[ -n "$TRACE" ] && { : >$TRACE/trace; echo 1 >$TRACE/tracing_on; }
 	if [ "$_vmm" = qemu ]; then
 		# shellcheck disable=SC2086
-		run_cmd "$_name" "$QEMU" -enable-kvm -M microvm -cpu host -smp "$_cpus" -m $MEM -nographic \
+		run_cmd "$_name" "$QEMU" -enable-kvm -M $_qmach -cpu host -smp "$_cpus" -m $MEM -nographic \
 			-no-reboot -kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$_cmd" $_qdev
 	else
 		# "minivmm/VAR=VALUE": minivmm with VAR=VALUE in its environment (A/B experiments).
@@ -142,6 +152,9 @@ one() {
 		[ "$1" = ok ] || tail -n 3000 $TRACE/trace >"$LOGDIR/$_name.trace"
 	fi
 	progress "RIG-RUN $_case $_vmm $_n $1 $GUEST_SECS $2"
+	# A dead L1 takes the logs with it: the console keeps the end of a bad run's.
+	[ "$1" = ok ] || tr -d '\r' <"$GUEST_LOG" | grep . | tail -n 12 | cut -c1-150 | sed 's/^/RIG-TAIL /' |
+		while IFS= read -r _t; do progress "$_t"; done
 	[ "$_w" = iperf ] && iperf_server_stop
 	return 0
 }
@@ -152,8 +165,6 @@ i=0
 while [ $i -lt "$RUNS" ]; do
 	for c in $CASES; do
 		for v in $VMMS; do
-			# QEMU microvm has virtio-mmio only.
-			[ "$v" = qemu ] && [ "$(echo "$c" | cut -d: -f2)" = pci ] && continue
 			one "$c" "$v" "$i"
 		done
 	done
