@@ -41,6 +41,29 @@ int vm_set_irq_line(struct vm *vm, unsigned gsi, int level)
 	return ioctl(vm->fd, KVM_IRQ_LINE, &irq);
 }
 
+/* Guest RAM starts on a 2 MiB boundary of our address space, as the guest
+ * physical addresses it backs do: only then can the host back it with huge
+ * pages that KVM maps as huge pages in the guest's nested page tables (KVM
+ * needs the GPA and the host address congruent modulo 2 MiB). MADV_HUGEPAGE
+ * asks for them where THP is "madvise"; MADV_DONTDUMP keeps the guest's
+ * memory out of a core dump of ours. Returns MAP_FAILED on error. */
+#define GUEST_RAM_ALIGN (2ull << 20)
+static void *map_guest_ram(uint64_t size)
+{
+	uint64_t len = size + GUEST_RAM_ALIGN;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	uint8_t *start = (uint8_t *)(((uintptr_t)p + GUEST_RAM_ALIGN - 1) & ~(uintptr_t)(GUEST_RAM_ALIGN - 1));
+	if (start > p)
+		munmap(p, (size_t)(start - p));
+	if (p + len > start + size)
+		munmap(start + size, (size_t)(p + len - (start + size)));
+	madvise(start, size, MADV_HUGEPAGE);   /* fails harmlessly without THP */
+	madvise(start, size, MADV_DONTDUMP);
+	return start;
+}
+
 static int setup_memory(struct vm *vm, uint64_t mem_mib)
 {
 	uint64_t bytes = mem_mib << 20;
@@ -59,8 +82,7 @@ static int setup_memory(struct vm *vm, uint64_t mem_mib)
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		void *hva = mmap(NULL, regions[i].size, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		void *hva = map_guest_ram(regions[i].size);
 		if (hva == MAP_FAILED) {
 			log_error("--mem %llu: cannot map %llu MiB of guest RAM: %s",
 				  (unsigned long long)mem_mib,

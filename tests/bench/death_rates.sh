@@ -23,15 +23,20 @@ for ((r = 0; r < ROUNDS; r++)); do
 	log=$OUT/round-$r
 	rm -rf "$log"
 	echo "death_rates: round $((r + 1)) of $ROUNDS (logs in $log)"
-	bash tests/rig/rig.sh --scenario-dir tests/bench/rig --logdir "$log" death_rates \
-		>"$OUT/round-$r.txt" 2>&1
+	# A wedged L1 (no panic, no output) would otherwise hold the round until
+	# the scenario's own 2-hour limit: every run may take its guest timeout.
+	n_runs=$(( ${BENCH_RUNS:-1} * $(wc -w <<<"${DEATH_CASES:-fio:mmio:4}") * $(wc -w <<<"${DEATH_VMMS:-minivmm qemu}") ))
+	bash tests/rig/rig.sh --scenario-dir tests/bench/rig --logdir "$log" \
+		--timeout $(( n_runs * (${GUEST_TIMEOUT:-900} + 30) + 120 )) death_rates >"$OUT/round-$r.txt" 2>&1
 	console=$log/l1-console.log
 	[[ -f $console ]] || { echo "death_rates: round $r left no L1 console (see $OUT/round-$r.txt)"; continue; }
 	# "RIG-RUNSTART case vmm n" then "RIG-RUN case vmm n outcome secs detail".
 	tr -d '\r' <"$console" | awk -v round="$r" '
 		/^RIG-RUNSTART / { open_run = $2 " " $3 " " $4; next }
 		/^RIG-RUN / { print round, $2, $3, $4, $5, $6, $7; open_run = ""; next }
-		END { if (open_run != "") { split(open_run, a, " "); print round, a[1], a[2], a[3], "l1-death", "-", "L1 died during this run (see l1-console.log)" } }
+		/Kernel panic/ { how = "panic" }
+		/soft lockup/ && how == "" { how = "soft-lockup" }
+		END { if (open_run != "") { split(open_run, a, " "); print round, a[1], a[2], a[3], "l1-death", "-", "L1_" (how == "" ? "wedged_or_reset" : how) } }
 	' >>"$runs"
 	grep -h "RIG-RUN " "$OUT/round-$r.txt" | sed 's/^/  /'
 	grep -q 'l1-death' <(awk -v r="$r" '$1 == r' "$runs") && echo "  round $r: L1 died"

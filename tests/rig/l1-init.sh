@@ -23,8 +23,14 @@ echo "RIG-L1: init started at $(up)s of L1 uptime"
 
 . /rig/env
 for m in $(cat /rig/modules.order); do
-	insmod "$m" 2>/tmp/insmod.err || echo "RIG-L1: insmod $m failed: $(cat /tmp/insmod.err)"
+	# L1_KVM_AMD_PARAMS (rig.sh's environment): kvm-amd's module parameters,
+	# e.g. "vgif=0 vls=0", to tell the emulated CPU's features apart.
+	params=
+	case $m in */kvm-amd.ko*) params=${L1_KVM_AMD_PARAMS:-} ;; esac
+	# shellcheck disable=SC2086
+	insmod "$m" $params 2>/tmp/insmod.err || echo "RIG-L1: insmod $m $params failed: $(cat /tmp/insmod.err)"
 done
+[ -n "${L1_KVM_AMD_PARAMS:-}" ] && echo "RIG-L1: kvm-amd loaded with $L1_KVM_AMD_PARAMS"
 ip link set lo up 2>/dev/null
 
 mkdir -p "$LOGDIR"

@@ -21,6 +21,7 @@ check() {   # check WHAT CONDITION...
 	if "$@"; then pass=$((pass + 1)); else failn=$((failn + 1)); echo "FAIL: $_what"; fi
 }
 field() { awk -F'\t' -v i="$2" -v c="$3" '$1 == i { print $c }' "$1/results.tsv"; }
+not() { ! "$@"; }
 
 # 1. Good commands: exact bytes and statuses.
 # shellcheck disable=SC2086
@@ -46,13 +47,19 @@ got=$(awk -F'\t' 'NR > 1 { printf "%s ", $2 }' "$T/bad/results.tsv")
 check "outcomes (got: $got)" [ "$got" = "ok no-status garbled mismatch timeout " ]
 check "summary counts 4 failures" grep -q '^without_status=4$' "$T/bad/summary"
 
-# 3. example.sh: all 20 commands right, and guests that died before /init (a triple fault; a
-#    guest silent until --timeout) run once more, saying so.
+# 3. example.sh: all 20 commands right; a guest that died before /init fails the example,
+#    and with EXAMPLE_RETRY_DIED=1 guests that died before /init (a triple fault; a guest
+#    silent until --timeout) run once more, saying so.
 #    The fake VMM runs the commands on this host: not the one that counts the guest's CPUs.
 grep -v '/proc/cpuinfo' "$HERE/example.cmds" >"$T/example.cmds"
 # shellcheck disable=SC2086
-EXAMPLE_CMDS=$T/example.cmds FAKE_TRIPLE_ONCE=$T/triple FAKE_SILENT_ONCE=$T/silent sh "$HERE/example.sh" \
-	$COMMON --timeout 10 --out "$T/example" >"$T/example.log" 2>&1
+EXAMPLE_CMDS=$T/example.cmds FAKE_TRIPLE_ONCE=$T/triple0 sh "$HERE/example.sh" \
+	$COMMON --timeout 10 --out "$T/example0" >"$T/example0.log" 2>&1
+check "example with a guest dead before /init, no retry asked: exit 1" [ $? = 1 ]
+check "example: nothing ran again" not grep -q 'running it once more' "$T/example0.log"
+# shellcheck disable=SC2086
+EXAMPLE_RETRY_DIED=1 EXAMPLE_CMDS=$T/example.cmds FAKE_TRIPLE_ONCE=$T/triple FAKE_SILENT_ONCE=$T/silent \
+	sh "$HERE/example.sh" $COMMON --timeout 10 --out "$T/example" >"$T/example.log" 2>&1
 check "example with 2 guests dead before /init: exit 0" [ $? = 0 ]
 check "example: both ran again" grep -q '^example: PASS: 19 commands.*(ran again after the guest died before init: 16 17)$' "$T/example.log"
 check "example: the silent one was stopped at its timeout" [ "$(field "$T/example" 17 2)" = timeout ]

@@ -8,7 +8,8 @@
 #       both VMMs unless queues=N says otherwise)
 #   DEATH_VMMS="minivmm qemu"     (QEMU is microvm: its virtio-mmio, or for pci cases
 #                                  its PCIe host bridge, -M microvm,pcie=on; "minivmm/VAR=VALUE"
-#                                  runs minivmm with VAR=VALUE in its environment)
+#                                  runs minivmm with VAR=VALUE in its environment, "qemu/ARG"
+#                                  QEMU with ARG added)
 #   BENCH_RUNS=N                  (runs of each case per VMM in this L1)
 #
 # Workloads: fio = tests/e2e/guest/blk_fio.sh (crc32c-verified random writes,
@@ -131,18 +132,24 @@ one() {
 	esac
 	progress "RIG-RUNSTART $_case $_vmm $_n"
 	[ -n "$TRACE" ] && { : >$TRACE/trace; echo 1 >$TRACE/tracing_on; }
-	if [ "$_vmm" = qemu ]; then
+	case $_vmm in
+	qemu*)
+		# "qemu/ARG": QEMU with one more argument (A/B experiments, e.g. qemu/-mem-prealloc).
+		_qarg=
+		case $_vmm in qemu/*) _qarg=${_vmm#qemu/} ;; esac
 		# shellcheck disable=SC2086
 		run_cmd "$_name" "$QEMU" -enable-kvm -M $_qmach -cpu host -smp "$_cpus" -m $MEM -nographic \
-			-no-reboot -kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$_cmd" $_qdev
-	else
+			-no-reboot -kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$_cmd" $_qdev $_qarg
+		;;
+	*)
 		# "minivmm/VAR=VALUE": minivmm with VAR=VALUE in its environment (A/B experiments).
 		_env=
 		case $_vmm in minivmm/*) _env=${_vmm#minivmm/} ;; esac
 		# shellcheck disable=SC2086
 		run_cmd "$_name" env $_env "$MINIVMM" --console stdio --cpus "$_cpus" --mem $MEM --kernel "$DEBIAN_KERNEL" \
 			--initrd "$GUEST_INITRD" --cmdline "$_cmd" $_mdev
-	fi
+		;;
+	esac
 	_res=
 	tr -d '\r' <"$GUEST_LOG" | grep -Eq -- "$_ok" && _res=ok
 	[ "$_w" = boot ] && ! tr -d '\r' <"$GUEST_LOG" | grep -q 'reboot: Power down' && _res=
@@ -160,7 +167,7 @@ one() {
 }
 
 case " $CASES " in *" iperf:"*) host_tap ;; esac
-for _v in $VMMS; do [ "$_v" = qemu ] && need_qemu; done
+for _v in $VMMS; do case $_v in qemu*) need_qemu ;; esac; done
 i=0
 while [ $i -lt "$RUNS" ]; do
 	for c in $CASES; do
