@@ -6,8 +6,8 @@
 #   DEATH_CASES="fio:mmio:4 fio:pci:4 fio:mmio:4:queues=1 boot:mmio:4 iperf:pci:4:vhost=on ..."
 #       (WORKLOAD:TRANSPORT:VCPUS[:OPTION]; fio's disk has one queue per vCPU under
 #       both VMMs unless queues=N says otherwise)
-#   DEATH_VMMS="minivmm qemu"     (QEMU is microvm: its virtio-mmio, or for pci cases
-#                                  its PCIe host bridge, -M microvm,pcie=on; "minivmm/VAR=VALUE"
+#   DEATH_VMMS="minivmm qemu"     (QEMU is microvm on its virtio-mmio; pci cases run it
+#                                  with -M microvm,pcie=on only with DEATH_QEMU_PCI=1; "minivmm/VAR=VALUE"
 #                                  runs minivmm with VAR=VALUE in its environment, "qemu/ARG"
 #                                  QEMU with ARG added)
 #   BENCH_RUNS=N                  (runs of each case per VMM in this L1)
@@ -172,6 +172,9 @@ i=0
 while [ $i -lt "$RUNS" ]; do
 	for c in $CASES; do
 		for v in $VMMS; do
+			# QEMU's pci (microvm,pcie=on) only when asked: its first run
+			# wedged L1 on 2026-12-06 (docs/rig-failure-rates.md).
+			case $v in qemu*) [ "$(echo "$c" | cut -d: -f2)" = pci ] && [ "${DEATH_QEMU_PCI:-0}" != 1 ] && continue ;; esac
 			one "$c" "$v" "$i"
 		done
 	done
