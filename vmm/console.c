@@ -57,14 +57,23 @@ void console_close(struct console *c)
 void console_output(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct console *c = ctx;
-	if (c->out_fd < 0)
+	if (c->out_fd < 0 || atomic_load(&c->out_gone))
 		return;
 	while (len) {
 		ssize_t n = write(c->out_fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno != EAGAIN) {
+			/* Console gone (EPIPE: SIGPIPE is ignored), or the file cannot
+			 * grow: the guest keeps running, its output is dropped. Said
+			 * once, on stderr, if that still works. */
+			int e = errno;
+			if (!atomic_exchange(&c->out_gone, true))
+				log_warn("console: %s; guest output dropped from now on", strerror(e));
+			return;
+		}
 		if (n <= 0)
-			return;   /* console gone: the guest keeps running, output is dropped */
+			return;   /* full non-blocking console: this output is dropped */
 		buf += n;
 		len -= (size_t)n;
 	}

@@ -3,6 +3,7 @@
 #ifndef MINIVMM_CONSOLE_H
 #define MINIVMM_CONSOLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 
 struct console {
 	int out_fd;            /* -1: output discarded */
+	atomic_bool out_gone;  /* a write failed (reader gone, file too big): output dropped */
 	bool own_out;          /* out_fd is ours to close */
 	int in_fd;             /* -1: no input */
 	bool raw;              /* terminal attributes saved in saved_tio */

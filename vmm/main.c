@@ -1,5 +1,6 @@
 /* minivmm: boot a Linux kernel directly under KVM. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -44,6 +45,13 @@ int main(int argc, char **argv)
 {
 	static struct vmm_options opts;   /* large (disk paths): keep it off the stack */
 	char err[512];
+
+	/* A console or log whose reader went away (minivmm ... | tee log, tee
+	 * gone), or a console file at its size limit, must not kill the VM and
+	 * its unflushed disk writes: the write fails instead, and output is
+	 * dropped (console_output). */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 
 	if (options_parse(argc, argv, &opts, err, sizeof(err))) {
 		log_error("%s", err);

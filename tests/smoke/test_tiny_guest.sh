@@ -26,6 +26,17 @@ out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cmdline exit=7 2>&1 </dev/null); 
 out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --cpus 4 --mem 64 2>&1 </dev/null); rc=$?
 [[ $rc -eq 0 && $out == *"hello"* ]]; check "4 vCPUs" $? "rc=$rc out=$out"
 
+# Console on a pipe whose reader is gone (minivmm ... | tee, tee exited): the guest's first byte
+# gets EPIPE, not SIGPIPE; the guest runs to its own exit status, and one line says why its output
+# stops. The reader exits at once; minivmm starts 0.3 s later.
+errlog=$(mktemp)
+( sleep 0.3; exec timeout 20 "$MINIVMM" --kernel "$TINY" --cmdline exit=5 2>"$errlog" </dev/null ) | true
+rc=${PIPESTATUS[0]}
+[[ $rc -eq 5 ]]; check "console reader gone: the guest runs to its exit status (not SIGPIPE's 141)" $? "rc=$rc $(cat "$errlog")"
+[[ $(grep -c 'minivmm: warning: console: Broken pipe; guest output dropped' "$errlog") -eq 1 ]]
+check "console reader gone: said once" $? "$(cat "$errlog")"
+rm -f "$errlog"
+
 log=$(mktemp)
 out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --console "$log" 2>&1 </dev/null); rc=$?
 grep -q "tiny guest: hello" "$log"; check "console to a file" $? "rc=$rc file=$(cat "$log")"
