@@ -119,7 +119,10 @@ one() {
 		_qdev="-drive id=d0,file=$img,format=raw,if=none,cache=writeback,aio=threads -device virtio-blk-$_qbus,drive=d0,num-queues=$_q"
 		_ok='MVTEST fio done status=0'
 		;;
-	boot) ;;
+	boot)
+		_cmd="$_cmd mvtest=marker"   # /init without a test would wait at a shell
+		_ok='MINIVMM-GUEST: test marker exit=0'
+		;;
 	iperf)
 		_cmd="$_cmd mvtest=net_iperf"
 		_mdev="--net tap0,queues=4,$_opt,transport=$_tr"
