@@ -391,10 +391,11 @@ else
 	# 125 s instead of 167 s. See "Known problems" in the README.
 	L1_APPEND=${L1_APPEND-mitigations=off}
 	# L1's KVM runs its guests with shadow paging, not on the emulated CPU's
-	# nested paging: with NPT, L2 guests under load triple-faulted in 19 of
-	# 32 fio runs and L1 died in 6 (recursive #PF on a %gs access after a VM
+	# nested paging: with NPT, L2 guests under fio load triple-faulted in 12
+	# of 27 runs and L1 died in 4 (a #PF recursion on a %gs access after a VM
 	# exit, or a soft lockup in a vCPU thread), under QEMU as the L2 VMM as
-	# under minivmm; with npt=0 in 0 of N, same speed. docs/rig-failure-rates.md.
+	# under minivmm; with npt=0 no L2 guest died in 26 runs of fio, boots and
+	# iperf3, at the same speed. docs/rig-failure-rates.md.
 	L1_KVM_AMD_PARAMS=${L1_KVM_AMD_PARAMS-npt=0}
 	L1_DISK=(-drive "file=@OUT@,format=raw,if=virtio,cache=unsafe")
 	L1_CONSOLE=ttyS0
