@@ -17,9 +17,12 @@ int console_open(struct console *c, const struct vmm_options *o)
 	case CONSOLE_NONE:
 		return 0;
 	case CONSOLE_FILE:
-		c->out_fd = open(o->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* O_NOFOLLOW: a symlink planted at PATH must not get a file
+		 * elsewhere truncated and written with the guest's output. */
+		c->out_fd = open(o->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 		if (c->out_fd < 0) {
-			log_error("--console %s: %s", o->console_path, strerror(errno));
+			log_error("--console %s: %s", o->console_path,
+				  errno == ELOOP ? "is a symbolic link (not followed)" : strerror(errno));
 			return -1;
 		}
 		c->own_out = true;

@@ -63,6 +63,11 @@ if [[ -n $TINY && -r /dev/kvm && -w /dev/kvm ]]; then
 	expect_error "allows at most" --kernel "$TINY" --cpus 255
 	expect_error "more than this host" --kernel "$TINY" --mem 1000000
 	expect_error "--console $tmp/no/such/dir" --kernel "$TINY" --console "$tmp/no/such/dir"
+	# A symlink at the console path is not followed: its target stays as it was.
+	echo keep >"$tmp/target"
+	ln -s "$tmp/target" "$tmp/console-link"
+	expect_error "--console $tmp/console-link: is a symbolic link" --kernel "$TINY" --console "$tmp/console-link"
+	if [[ $(cat "$tmp/target") == keep ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the console symlink's target was written"; fi
 	expect_error "--disk $tmp/nope.img" --kernel "$TINY" --disk "$tmp/nope.img,transport=mmio"
 	head -c 1000 /dev/zero > "$tmp/odd.img"
 	expect_error "not a multiple of 512" --kernel "$TINY" --disk "$tmp/odd.img,transport=mmio"
