@@ -76,17 +76,18 @@ struct virtio_blk {
 
 /* ---- scatter-gather helpers ---- */
 
-/* Writes src at the start of the buffers and zeroes the rest of them. */
+/* Writes src at the start of the buffers and zeroes the rest of them.
+ * src may be NULL with len 0 (zero everything): it is indexed, never
+ * advanced, as NULL + 0 is undefined behaviour. */
 static void iov_fill(const struct iovec *iov, unsigned n, const void *src, size_t len)
 {
-	const uint8_t *s = src;
+	size_t done = 0;
 	for (unsigned i = 0; i < n; i++) {
-		size_t take = iov[i].iov_len < len ? iov[i].iov_len : len;
+		size_t take = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
 		if (take)
-			memcpy(iov[i].iov_base, s, take);
+			memcpy(iov[i].iov_base, (const uint8_t *)src + done, take);
 		memset((uint8_t *)iov[i].iov_base + take, 0, iov[i].iov_len - take);
-		s += take;
-		len -= take;
+		done += take;
 	}
 }
 
@@ -274,19 +275,36 @@ static uint32_t serve(struct blk_worker *w)
 
 /* ---- worker threads ---- */
 
-/* Serves every available request, then interrupts the guest if it wants.
- * Returns -1 when the queue is broken. */
+/* Requests served per wake-up at most. The driver can keep the ring full
+ * for ever (and a read may even land on the ring and publish more): after
+ * this many the worker interrupts the guest, goes back through poll (where
+ * a reset is seen) and carries on, kicked by itself. */
+#define BLK_DRAIN_BUDGET 1024u
+
+/* Serves the available requests (up to the budget), then interrupts the
+ * guest if it wants. Returns -1 when the queue is broken. */
 static int drain(struct blk_worker *w)
 {
 	struct virtio_blk *blk = w->blk;
 	struct virtq *vq = &w->queue->vq;
+	unsigned served = 0;
 	int r = 0;
 
-	while (!atomic_load_explicit(&blk->stopping, memory_order_relaxed) &&
-	       (r = virtq_pop_chain(vq, &w->chain)) > 0)
+	while (!atomic_load_explicit(&blk->stopping, memory_order_relaxed) && served < BLK_DRAIN_BUDGET &&
+	       (r = virtq_pop_chain(vq, &w->chain)) > 0) {
 		virtq_push_used(vq, w->chain.head, serve(w));
+		served++;
+	}
 	if (virtq_should_notify(vq))
 		blk->irq->queue(blk->irq, w->queue_index);
+	if (served == BLK_DRAIN_BUDGET) {
+		/* More may be waiting: come back after poll. Only this thread
+		 * reads the eventfd; a full counter means a kick is pending. */
+		uint64_t one = 1;
+		if (w->queue->kick_fd >= 0 && write(w->queue->kick_fd, &one, sizeof(one)) < 0) {
+			/* counter full: a kick is pending anyway */
+		}
+	}
 	return r < 0 ? -1 : 0;
 }
 

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options)
+TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -31,6 +31,8 @@ srcs() {
 		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c ;;
 	fuzz_kernel) echo arch/x86/boot.c vmm/guest_mem.c ;;
 	fuzz_options) echo vmm/options.c ;;
+	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c \
+		vmm/guest_mem.c ;;   # blk.c itself is included by the target
 	esac
 }
 max_len() {
@@ -39,6 +41,7 @@ max_len() {
 	fuzz_config) echo 4084 ;;   # header + 340 accesses
 	fuzz_kernel) echo 65540 ;;  # header + a 64 KiB image
 	fuzz_options) echo 4096 ;;
+	fuzz_blk) echo 16388 ;;     # header + the guest RAM image
 	esac
 }
 make_seeds() {
@@ -47,6 +50,7 @@ make_seeds() {
 	fuzz_config) FUZZ_CONFIG_WRITE_SEEDS=$2 "$OUT/fuzz_config" ;;
 	fuzz_kernel) FUZZ_KERNEL_WRITE_SEEDS=$2 "$OUT/fuzz_kernel" ;;
 	fuzz_options) FUZZ_OPTIONS_WRITE_SEEDS=$2 "$OUT/fuzz_options" ;;
+	fuzz_blk) mkdir -p "$2" && FUZZ_BLK_WRITE_SEEDS=$2 "$OUT/fuzz_blk" ;;
 	esac
 }
 
