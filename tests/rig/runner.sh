@@ -83,4 +83,7 @@ for s in "$@"; do
 		status=FAIL reason="printed PASS but exited $rc"
 	fi
 	report "$s" "$status" "$reason [${secs}s]"
+	# The log dir reaches the host only if L1 lives to write it: a failure's
+	# last lines go on the console too (the host prints RIG- lines live).
+	[ "$status" = FAIL ] && tr -d '\r' <"$out" | grep . | tail -n 25 | cut -c1-200 | sed "s/^/RIG-TAIL $s: /"
 done
