@@ -2,7 +2,8 @@
 # Verified block load on each transport: a 4-vCPU guest runs fio on a
 # 4-queue virtio-blk disk (tests/e2e/guest/blk_fio.sh: 4 jobs of 4 KiB random
 # writes at queue depth 16, every block read back and checked with crc32c,
-# then random reads and 1 MiB sequential writes). Passes only if every phase
+# then random reads and 1 MiB sequential writes; BLK_FIO_SIZE per job,
+# default 24M: tests/bench/death_rates.sh runs the 48M of issue 12). Passes only if every phase
 # passes and the guest powers off: a guest that dies (triple fault, hang,
 # panic) fails the scenario, it is never booted again.
 # rig-timeout: 900
@@ -18,7 +19,8 @@ for tr in ${BLK_TRANSPORTS:-mmio pci}; do
 	rm -f $img
 	truncate -s 200M $img
 	run_guest "blk-verify-$tr" --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
-		--disk "$img,transport=$tr" --cmdline "console=ttyS0 panic=-1 mvtest=blk_fio"
+		--disk "$img,transport=$tr" \
+		--cmdline "console=ttyS0 panic=-1 mvtest=blk_fio fio_size=${BLK_FIO_SIZE:-24M} fio_read_secs=5"
 	expect_line "$GUEST_LOG" '^MVTEST fio start: 4 cpus' "$tr: fio did not start on 4 CPUs"
 	expect_no_line "$GUEST_LOG" 'FAILED|MVTEST fio: ' "$tr: fio failed"
 	expect_line "$GUEST_LOG" '^MVTEST fio verify ok' "$tr: the crc32c-verified writes did not complete"
