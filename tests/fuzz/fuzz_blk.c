@@ -119,17 +119,19 @@ static void write_seeds(const char *dir)
 	}
 }
 
+/* Before libFuzzer starts, as the other targets do: an exit() from inside
+ * the fuzz callback counts as a failure to libFuzzer. */
+__attribute__((constructor)) static void maybe_write_seeds(void)
+{
+	const char *dir = getenv("FUZZ_BLK_WRITE_SEEDS");
+	if (!dir)
+		return;
+	write_seeds(dir);
+	exit(0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static bool seeded;
-	if (!seeded) {
-		seeded = true;
-		const char *dir = getenv("FUZZ_BLK_WRITE_SEEDS");
-		if (dir) {
-			write_seeds(dir);
-			exit(0);
-		}
-	}
 	setup_once();
 	uint8_t h[HDR] = { 0 };
 	memcpy(h, data, size < HDR ? size : HDR);
