@@ -6,8 +6,8 @@
 # default 24M: tests/bench/death_rates.sh runs the 48M of issue 12). Passes only if every phase
 # passes and the guest powers off: a guest that dies (triple fault, hang,
 # panic) fails the scenario, it is never booted again.
-# rig-timeout: 900
-GUEST_TIMEOUT=${GUEST_TIMEOUT:-400}   # before lib.sh, which defaults it to 120
+# rig-timeout: 600
+GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}   # before lib.sh, which defaults it to 120 (a guest takes 40-60 s)
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
