@@ -33,7 +33,7 @@ fi
 # guest-images/build.sh fio fetches Debian's fio source: apt needs a deb-src entry.
 SRC_LIST=/etc/apt/sources.list.d/minivmm-deb-src.sources
 NEED_UPDATE=0
-if ! apt-cache showsrc fio >/dev/null 2>&1 || [[ -z $(apt-cache showsrc fio 2>/dev/null) ]]; then
+if [[ -z $(apt-cache showsrc fio 2>/dev/null) ]]; then
 	SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
 	printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm' \
 		'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | $SUDO tee "$SRC_LIST" >/dev/null
