@@ -304,7 +304,7 @@ summarise() {
 	for name in "${SCENARIOS[@]}"; do
 		line=$(grep "^RIG-RESULT $name " "$RESULTS" | tail -n 1)
 		if [ -z "$line" ] && [ "$(cat "$RUN_TMP/l1-wedged" 2>/dev/null)" = "$name" ]; then
-			line="RIG-RESULT $name FAIL no result came back: L1 wedged during it and the host stopped L1 after its limit + 90 s (see $LOGDIR/l1-console.log)"
+			line="RIG-RESULT $name FAIL no result came back: L1 wedged during it and the host stopped L1 (see $LOGDIR/l1-console.log)"
 		fi
 		[ -n "$line" ] || line="RIG-RESULT $name FAIL no result came back (rig crashed or timed out; see $LOGDIR/l1-console.log)"
 		echo "$line"
@@ -657,15 +657,18 @@ fi
 # wedged. L1 enforces each scenario's limit itself; when it does not (its
 # kernel hung under TCG: no panic, no exit), QEMU would otherwise run to the
 # whole run's limit, past what CI allows. So: a scenario gets its limit + 90 s
-# from its RIG-START, the step after a result 180 s, L1's boot 300 s.
+# from its RIG-START, the step after a result 180 s, L1's boot 300 s; and
+# once L1's heartbeat (an "L1-ALIVE" line every 30 s) has started, 180 s
+# without one is a wedge too.
 watch_l1() {
-	local pid=$1 l now cur=boot deadline=$(($(date +%s) + 300)) cons
+	local pid=$1 l now cur=boot deadline=$(($(date +%s) + 300)) alive=0 cons
 	exec {cons}< <(tail -n +1 -F --pid="$pid" "$LOGDIR/l1-console.log" 2>/dev/null)
 	while :; do
 		if IFS= read -r -t 5 -u "$cons" l; then
 			l=${l%$'\r'}
 			now=$(date +%s)
 			case $l in
+			L1-ALIVE*) alive=$now ;;
 			*RIG-START*)
 				if [[ $l =~ RIG-START\ ([^ ]+)\ \(limit\ ([0-9]+)s\) ]]; then
 					cur=${BASH_REMATCH[1]}
@@ -679,8 +682,13 @@ watch_l1() {
 			esac
 		elif (($? <= 128)); then
 			break   # tail ended: QEMU is gone
-		elif (($(date +%s) > deadline)) && kill -0 "$pid" 2>/dev/null; then
-			say "L1 is wedged: nothing from $cur within its limit (+ grace); stopping it"
+		elif now=$(date +%s); { ((now > deadline)) || ((alive && now - alive > 180)); } \
+			&& kill -0 "$pid" 2>/dev/null; then
+			if ((now > deadline)); then
+				say "L1 is wedged: nothing from $cur within its limit (+ grace); stopping it"
+			else
+				say "L1 is wedged: no heartbeat for $((now - alive)) s during $cur; stopping it"
+			fi
 			echo "$cur" >"$RUN_TMP/l1-wedged"
 			kill "$pid" 2>/dev/null
 			deadline=$(($(date +%s) + 3600))
