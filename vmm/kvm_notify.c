@@ -32,10 +32,11 @@ int vm_set_ioeventfds(struct vm *vm, const struct host_notifier *n, unsigned cou
 			log_warn("KVM_IOEVENTFD deassign 0x%llx: %s", (unsigned long long)n[i].addr, strerror(e));
 			continue;   /* remove as many as we can */
 		}
-		log_error("KVM_IOEVENTFD 0x%llx: %s", (unsigned long long)n[i].addr, strerror(e));
+		/* The caller says it, naming the device, as often as its
+		 * rate limit lets it (a guest can move a BAR onto another's). */
 		while (i--)
 			ioeventfd(vm, &n[i], false);
-		return -1;
+		return -e;
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@ struct vm;
 /* Assigns or removes n ioeventfds back to back, without any other VM-wide
  * operation in between: a device's whole set is one batch. On a failed
  * assignment the ones already made are removed again. */
+/* Returns 0, or -errno of the first that failed, with none registered (not logged). */
 int vm_set_ioeventfds(struct vm *vm, const struct host_notifier *n, unsigned count, bool assign);
 int vm_set_irqfd(struct vm *vm, int fd, unsigned gsi, bool assign);
 

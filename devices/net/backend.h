@@ -15,6 +15,8 @@
 /* One RX/TX queue pair, as given to a backend's start(). */
 struct thread_starter;
 
+struct log_limit;
+
 struct net_pair {
 	unsigned index;                 /* pair number: RX is queue 2i, TX 2i+1 */
 	char name[16];                  /* "net0-qp2": thread name */
@@ -35,6 +37,8 @@ struct net_pair {
 	 * guest is never stuck on a full ring. NULL: the backend logs itself. */
 	void (*tap_gone)(struct net_pair *p, int err);
 	void *owner;                    /* the device, for tap_gone */
+	/* The device's limit on the log lines its guest can cause (NULL: none). */
+	struct log_limit *log_limit;
 };
 
 struct net_backend_ops {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vmm/log.h"
+#include "vmm/log_limit.h"
 
 #ifndef VIRTIO_F_NOTIFICATION_DATA
 #define VIRTIO_F_NOTIFICATION_DATA 38
@@ -154,9 +155,9 @@ static int vhost_ioctl(struct vhost_pair *v, unsigned long request, const char *
 		return 0;
 	int e = errno;
 	if (vq >= 0)
-		log_error("%s: vhost-net: %s (vq %d, %s): %s", v->p->name, what, vq, vq_names[vq], strerror(e));
+		log_error_limited(v->p->log_limit, "%s: vhost-net: %s (vq %d, %s): %s", v->p->name, what, vq, vq_names[vq], strerror(e));
 	else
-		log_error("%s: vhost-net: %s: %s", v->p->name, what, strerror(e));
+		log_error_limited(v->p->log_limit, "%s: vhost-net: %s: %s", v->p->name, what, strerror(e));
 	return -1;
 }
 #define VIOCTL(v, request, vq, arg) vhost_ioctl(v, request, #request, vq, arg)
@@ -203,7 +204,7 @@ static void report_errors(struct vhost_pair *v)
 		if (v->err_reported)
 			continue;
 		v->err_reported = true;
-		log_warn("%s: vhost-net stopped the %s queue %u: the guest's ring is malformed; device needs reset",
+		log_warn_limited(v->p->log_limit, "%s: vhost-net stopped the %s queue %u: the guest's ring is malformed; device needs reset",
 			 v->p->name, vq_names[i], v->queue[i]);
 		v->p->irq->needs_reset(v->p->irq);
 	}
@@ -285,7 +286,7 @@ static void take_back(struct vhost_pair *v)
 		    guest_mem_read(p->mem, vq->used_gpa + 2, &used_idx, sizeof(used_idx))) {
 			/* Where vhost stopped is unknown: restarting from a guess
 			 * would hand the guest's buffers out twice. */
-			log_error("%s: vhost-net: %s queue position lost; device needs reset", p->name, vq_names[i]);
+			log_error_limited(p->log_limit, "%s: vhost-net: %s queue position lost; device needs reset", p->name, vq_names[i]);
 			vq->broken = true;
 			continue;
 		}
@@ -333,7 +334,7 @@ static int setup_vq(struct vhost_pair *v, int i)
 	struct virtq *vq = &q->vq;
 	struct vhost_vring_addr addr;
 	if (net_vhost_vring_addr(p->mem, vq, (unsigned)i, &addr)) {
-		log_error("%s: vhost-net: %s queue %u (size %u): rings not in guest RAM", p->name, vq_names[i],
+		log_error_limited(p->log_limit, "%s: vhost-net: %s queue %u (size %u): rings not in guest RAM", p->name, vq_names[i],
 			  v->queue[i], vq->size);
 		return -1;
 	}
@@ -407,7 +408,7 @@ static int setup(struct vhost_pair *v)
 static int vhost_start(struct net_pair *p)
 {
 	if (!p->rx || !p->tx || !p->rx->ready || !p->tx->ready) {
-		log_error("%s: vhost-net: both queues of the pair must be ready", p->name);
+		log_error_limited(p->log_limit, "%s: vhost-net: both queues of the pair must be ready", p->name);
 		return -1;
 	}
 	struct vhost_pair *v = calloc(1, sizeof(*v));

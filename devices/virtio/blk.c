@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "vmm/log.h"
+#include "vmm/log_limit.h"
 
 #define SECTOR_SIZE 512u
 #define BLK_QUEUE_MAX_SIZE 256
@@ -71,6 +72,7 @@ struct virtio_blk {
 	atomic_bool stopping;            /* reset() in progress: stop between requests */
 	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
 	atomic_bool warned_io;
+	struct log_limit log_limit;      /* the lines the guest can cause, across activations */
 	struct blk_worker workers[];     /* [num_queues] */
 };
 
@@ -149,10 +151,10 @@ static void warn_io(struct virtio_blk *blk, int err, const char *what, uint64_t 
 	if (atomic_exchange(&blk->warned_io, true))
 		return;
 	if (len)
-		log_warn("%s: %s of %" PRIu64 " bytes at sector %" PRIu64 " failed: %s (further errors not logged)",
+		log_warn_limited(&blk->log_limit, "%s: %s of %" PRIu64 " bytes at sector %" PRIu64 " failed: %s (further errors not logged)",
 			 blk->name, what, len, sector, strerror(err));
 	else
-		log_warn("%s: %s failed: %s (further errors not logged)", blk->name, what, strerror(err));
+		log_warn_limited(&blk->log_limit, "%s: %s failed: %s (further errors not logged)", blk->name, what, strerror(err));
 }
 
 static uint8_t do_read(struct blk_worker *w, uint64_t sector)
@@ -209,7 +211,7 @@ static void warn_malformed(struct blk_worker *w, const char *what)
 {
 	struct virtio_blk *blk = w->blk;
 	if (!atomic_exchange(&blk->warned_malformed, true))
-		log_warn("%s q%u: request (head %u) %s; completed with nothing written (further ones not logged)",
+		log_warn_limited(&blk->log_limit, "%s q%u: request (head %u) %s; completed with nothing written (further ones not logged)",
 			 blk->name, w->queue_index, w->chain.head, what);
 }
 
@@ -335,7 +337,7 @@ static void *worker_main(void *arg)
 		if (fds[0].revents)
 			return NULL;   /* reset() */
 		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn("%s q%u: kick eventfd %d unusable; queue stopped", blk->name, w->queue_index, fds[1].fd);
+			log_warn_limited(&blk->log_limit, "%s q%u: kick eventfd %d unusable; queue stopped", blk->name, w->queue_index, fds[1].fd);
 			serving = false;
 			blk->irq->needs_reset(blk->irq);
 		} else if (serving && (fds[1].revents & POLLIN)) {
@@ -378,7 +380,7 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	int failed = 0;
 
 	if (blk->active) {
-		log_warn("%s: activated twice without a reset", blk->name);
+		log_warn_limited(&blk->log_limit, "%s: activated twice without a reset", blk->name);
 		return -1;
 	}
 	blk->irq = irq;
@@ -399,7 +401,8 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 			w->queue->vq.name = w->vq_name;
 		int e = thread_start(blk->threads, &w->thread, THREAD_ROLE_BLK, w->thread_name, worker_main, w);
 		if (e) {
-			log_error("%s: cannot start the thread of queue %u: %s", blk->name, i, strerror(e));
+			log_error_limited(&blk->log_limit, "%s: cannot start the thread of queue %u: %s", blk->name, i,
+					  strerror(e));
 			failed = -1;
 			break;
 		}
@@ -559,6 +562,7 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 		free(blk);
 		return NULL;
 	}
+	log_limit_init(&blk->log_limit, blk->name);
 	blk->readonly = readonly;
 	blk->num_queues = num_queues;
 	blk->capacity = (uint64_t)size / SECTOR_SIZE;
@@ -582,5 +586,6 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	blk_reset(blk);
 	close(blk->stop_fd);
 	close(blk->fd);
+	log_limit_destroy(&blk->log_limit);
 	free(blk);
 }

@@ -19,6 +19,7 @@
 #include "devices/net/vhost.h"
 #include "devices/net/worker.h"
 #include "vmm/log.h"
+#include "vmm/log_limit.h"
 
 #define NET_QUEUE_MAX_SIZE 256
 /* How often the control thread checks that the tap still exists (ms). */
@@ -27,6 +28,16 @@
  * features we do not offer. */
 #define NET_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_net_config, mtu))
 #define F(bit) (1ull << (bit))
+/* Control commands served per wake-up at most: a driver that keeps the
+ * queue's avail index ahead for ever must not keep the thread from seeing
+ * a reset (it goes back through poll, kicked by itself). */
+#define CTRL_DRAIN_BUDGET 64u
+/* VQ_PAIRS_SET that change the pair count: starting and stopping a pair
+ * costs a thread, eventfds and, with vhost-net, ioctls, so a driver gets
+ * PAIRS_CHANGE_BURST changes at once and then one per PAIRS_CHANGE_NS (a
+ * real one changes them at probe and on "ethtool -L"). */
+#define PAIRS_CHANGE_BURST 10u
+#define PAIRS_CHANGE_NS 100000000ull
 
 _Static_assert(offsetof(struct virtio_net_config, max_virtqueue_pairs) == 8, "virtio-net config layout");
 _Static_assert(VIRTIO_NET_MAX_PAIRS * 2 + 1 <= VIRTIO_MAX_QUEUES, "queues of the largest device");
@@ -49,6 +60,9 @@ struct virtio_net {
 	const struct net_backend_ops *backend;
 	const struct thread_starter *threads;
 	int stop_fd;                     /* eventfd: stops the control thread */
+	atomic_bool stopping;            /* reset() in progress: stop between commands */
+	struct log_limit log_limit;      /* the lines the guest can cause, pairs' too */
+	uint64_t pairs_change_tat;       /* rate of pair changes: next "theoretical arrival" (GCRA) */
 
 	/* Config space and receive filter: read by vCPUs (and tests), written
 	 * by the control thread. */
@@ -107,20 +121,32 @@ static void pair_tap_gone(struct net_pair *p, int err)
 
 /* ---- queue pairs ---- */
 
+/* Pairs 0..n-1 have their queues set up by the driver; logs the first one
+ * that has not. */
+static bool pairs_set_up(struct virtio_net *net, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (2 * i + 1 >= net->n_queues || !net->queues[2 * i].ready || !net->queues[2 * i + 1].ready) {
+			log_warn_limited(&net->log_limit, "%s: queue pair %u was not set up by the driver; not started",
+					 net->name, i);
+			return false;
+		}
+	}
+	return true;
+}
+
 static int pair_start(struct virtio_net *net, unsigned i)
 {
 	struct net_qp *qp = &net->qps[i];
 	if (qp->backend)
 		return 0;
-	if (2 * i + 1 >= net->n_queues || !net->queues[2 * i].ready || !net->queues[2 * i + 1].ready) {
-		log_warn("%s: queue pair %u was not set up by the driver; not started", net->name, i);
+	if (!pairs_set_up(net, i + 1))
 		return -1;
-	}
 	/* A gone tap has no queues to attach: the backend drops its frames. */
 	if (!qp->attached && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, true);
 		if (e < 0) {
-			log_warn("%s: cannot attach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
+			log_warn_limited(&net->log_limit, "%s: cannot attach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
 			return -1;
 		}
 		qp->attached = true;
@@ -147,12 +173,13 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	p->vhost_fd = qp->vhost_fd;
 	p->tap_gone = pair_tap_gone;
 	p->owner = net;
+	p->log_limit = &net->log_limit;
 
 	const struct net_backend_ops *b = net->backend;
 	if (b->start(p) < 0) {
 		if (b == &net_worker_backend || net->choice != VIRTIO_NET_BACKEND_AUTO)
 			goto fail;
-		log_warn("%s: %s backend failed for queue pair %u; using a worker thread", net->name, b->name, i);
+		log_warn_limited(&net->log_limit, "%s: %s backend failed for queue pair %u; using a worker thread", net->name, b->name, i);
 		b = &net_worker_backend;
 		if (b->start(p) < 0)
 			goto fail;
@@ -176,7 +203,7 @@ static void pair_stop(struct virtio_net *net, unsigned i)
 	if (i > 0 && qp->attached && net->tap.multi_queue && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, false);
 		if (e < 0)
-			log_warn("%s: cannot detach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
+			log_warn_limited(&net->log_limit, "%s: cannot detach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
 		else
 			qp->attached = false;
 	}
@@ -261,6 +288,28 @@ static uint8_t ctrl_mac(struct virtio_net *net, uint8_t cmd, const struct virtq_
 	return VIRTIO_NET_OK;
 }
 
+/* Waits until the driver may change the pair count again (GCRA: a burst of
+ * PAIRS_CHANGE_BURST, then one per PAIRS_CHANGE_NS). Returns false if a
+ * reset came first: the command is then not served. */
+static bool pairs_change_wait(struct virtio_net *net)
+{
+	const uint64_t burst_ns = (PAIRS_CHANGE_BURST - 1) * PAIRS_CHANGE_NS;
+	for (;;) {
+		uint64_t now = monotonic_ns();
+		if (net->pairs_change_tat <= now + burst_ns) {
+			net->pairs_change_tat = (net->pairs_change_tat > now ? net->pairs_change_tat : now) +
+						PAIRS_CHANGE_NS;
+			return true;
+		}
+		if (atomic_load(&net->stopping))
+			return false;
+		uint64_t wait_ms = (net->pairs_change_tat - now - burst_ns) / 1000000u + 1;
+		struct pollfd stop = { .fd = net->stop_fd, .events = POLLIN };
+		if (poll(&stop, 1, (int)wait_ms) > 0)
+			return false;
+	}
+}
+
 static uint8_t ctrl_mq(struct virtio_net *net, uint8_t cmd, const struct virtq_chain *c, uint64_t dlen)
 {
 	uint16_t n;
@@ -269,6 +318,9 @@ static uint8_t ctrl_mq(struct virtio_net *net, uint8_t cmd, const struct virtq_c
 	iov_to_buf(c->iov, c->n_out, 2, &n, 2);
 	n = le16toh(n);
 	if (n < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || n > net->usable_pairs)
+		return VIRTIO_NET_ERR;
+	/* A command that cannot be served costs no start: it waits for nothing. */
+	if (n != atomic_load(&net->active_pairs) && (!pairs_set_up(net, n) || !pairs_change_wait(net)))
 		return VIRTIO_NET_ERR;
 	return set_pairs(net, n) < 0 ? VIRTIO_NET_ERR : VIRTIO_NET_OK;
 }
@@ -279,8 +331,9 @@ static int ctrl_serve(struct virtio_net *net, const struct virtq_chain *c)
 {
 	uint8_t hdr[2];
 	if (c->in_len < 1) {
-		log_warn("%s: control command (head %u) has no device-writable ack byte; device needs reset",
-			 net->name, c->head);
+		log_warn_limited(&net->log_limit,
+				 "%s: control command (head %u) has no device-writable ack byte; device needs reset",
+				 net->name, c->head);
 		return -1;
 	}
 	if (!iov_to_buf(c->iov, c->n_out, 0, hdr, 2))
@@ -303,9 +356,12 @@ static int ctrl_drain(struct virtio_net *net)
 {
 	struct virtio_queue *q = &net->queues[net->ctrl_index];
 	struct virtq_chain *c = &net->ctrl_chain;
-	int r, ret = 0;
+	unsigned served = 0;
+	int r = 0, ret = 0;
 
-	while ((r = virtq_pop_chain(&q->vq, c)) > 0) {
+	while (!atomic_load_explicit(&net->stopping, memory_order_relaxed) && served < CTRL_DRAIN_BUDGET &&
+	       (r = virtq_pop_chain(&q->vq, c)) > 0) {
+		served++;
 		int ack = ctrl_serve(net, c);
 		if (ack < 0) {
 			ret = -1;
@@ -323,6 +379,9 @@ static int ctrl_drain(struct virtio_net *net)
 		ret = -1;
 	if (virtq_should_notify(&q->vq))
 		net->irq->queue(net->irq, (unsigned)net->ctrl_index);
+	if (served == CTRL_DRAIN_BUDGET && eventfd_write(q->kick_fd, 1) < 0) {
+		/* counter full: a kick is pending anyway */
+	}
 	return ret;
 }
 
@@ -362,7 +421,7 @@ static void *ctrl_main(void *arg)
 				tap_gone(net, gone);
 		}
 		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn("%s: control queue kick eventfd unusable; device needs reset", net->name);
+			log_warn_limited(&net->log_limit, "%s: control queue kick eventfd unusable; device needs reset", net->name);
 			serving = false;
 			net->irq->needs_reset(net->irq);
 		} else if (serving && (fds[1].revents & POLLIN)) {
@@ -383,10 +442,12 @@ static void net_reset(void *dev)
 	if (!net->active)
 		return;
 	if (net->ctrl_started) {
+		atomic_store(&net->stopping, true);
 		if (write(net->stop_fd, &v, sizeof(v)) != sizeof(v))
 			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
 		pthread_join(net->ctrl_thread, NULL);
 		net->ctrl_started = false;
+		atomic_store(&net->stopping, false);
 		if (read(net->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
 	}
@@ -408,7 +469,7 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	struct virtio_net *net = dev;
 
 	if (net->active) {
-		log_warn("%s: activated twice without a reset", net->name);
+		log_warn_limited(&net->log_limit, "%s: activated twice without a reset", net->name);
 		return -1;
 	}
 	bool ctrl = features & F(VIRTIO_NET_F_CTRL_VQ);
@@ -429,7 +490,7 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	 * setting if this fails (a fake tap in tests): plain frames. */
 	int e = net_tap_set_offload(net->tap.fds[0], net_tap_offload_flags(features));
 	if (e < 0 && !atomic_load(&net->tap_gone))   /* a gone tap was reported once */
-		log_warn("%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name, strerror(-e));
+		log_warn_limited(&net->log_limit, "%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name, strerror(-e));
 
 	/* Multiqueue starts disabled: only pair 0 runs until VQ_PAIRS_SET. */
 	if (n_queues > 1 && queues[0].ready && queues[1].ready) {
@@ -438,7 +499,7 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 			return -1;
 		}
 	} else {
-		log_warn("%s: the driver did not set up queue pair 0; no traffic", net->name);
+		log_warn_limited(&net->log_limit, "%s: the driver did not set up queue pair 0; no traffic", net->name);
 	}
 
 	if (net->ctrl_index >= 0 && queues[net->ctrl_index].ready) {
@@ -448,7 +509,7 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		int err = thread_start(net->threads, &net->ctrl_thread, THREAD_ROLE_NET_CTRL, net->ctrl_thread_name,
 				       ctrl_main, net);
 		if (err) {
-			log_error("%s: cannot start the control queue thread: %s", net->name, strerror(err));
+			log_error_limited(&net->log_limit, "%s: cannot start the control queue thread: %s", net->name, strerror(err));
 			net_reset(net);
 			return -1;
 		}
@@ -592,6 +653,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	}
 	pthread_mutex_init(&net->lock, NULL);
 	snprintf(net->name, sizeof(net->name), "%s", name);
+	log_limit_init(&net->log_limit, net->name);
 	net->index = p->index;
 	net->max_pairs = p->queue_pairs;
 	net->choice = p->backend;
@@ -657,6 +719,7 @@ void virtio_net_destroy(struct virtio_net *net)
 	close(net->stop_fd);
 	net_tap_close(&net->tap);
 	pthread_mutex_destroy(&net->lock);
+	log_limit_destroy(&net->log_limit);
 	free(net);
 }
 

@@ -105,8 +105,9 @@ static int notifiers_sync(struct virtio_pci *vp)
 		vp->notifiers_live = false;
 	}
 	if (want && !vp->notifiers_live) {
-		if (notifiers_apply(vp, base, true))
-			return -1;
+		int e = notifiers_apply(vp, base, true);
+		if (e)
+			return e;
 		vp->notifiers_live = true;
 		vp->live_base = base;
 	}
@@ -129,9 +130,10 @@ static int wrap_set_notifiers(void *ctx, const struct host_notifier *n, unsigned
 	memcpy(vp->notifiers, n, count * sizeof(*n));
 	vp->n_notifiers = count;
 	vp->notifiers_wanted = true;
-	if (notifiers_sync(vp)) {
+	int e = notifiers_sync(vp);
+	if (e) {
 		vp->notifiers_wanted = false;
-		return -1;
+		return e;
 	}
 	return 0;
 }
@@ -431,9 +433,12 @@ static void pci_decode_changed(struct pci_device *d)
 {
 	struct virtio_pci *vp = d->ctx;
 	pthread_mutex_lock(&vp->t.lock);
-	if (notifiers_sync(vp))
-		log_warn("%s: cannot register queue notifiers at BAR 0 = 0x%llx; notifies take the exit path",
-			 vp->t.name, (unsigned long long)vp->pci.bars[VIRTIO_PCI_BAR].addr);
+	int e = notifiers_sync(vp);
+	if (e)
+		log_warn_limited(&vp->t.log_limit,
+				 "%s: cannot register queue notifiers at BAR 0 = 0x%llx: %s; notifies take the exit path",
+				 vp->t.name, (unsigned long long)vp->pci.bars[VIRTIO_PCI_BAR].addr,
+				 e < -1 ? strerror(-e) : "refused");
 	pthread_mutex_unlock(&vp->t.lock);
 }
 

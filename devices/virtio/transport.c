@@ -16,6 +16,7 @@ int virtio_transport_init(struct virtio_transport *t, const char *name, const st
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
+	log_limit_init(&t->log_limit, name);
 	t->ops = ops;
 	t->dev = dev;
 	t->name = name;
@@ -105,6 +106,7 @@ void virtio_transport_destroy(struct virtio_transport *t)
 		t->queues[i].kick_fd = t->queues[i].call_fd = -1;
 	}
 	pthread_mutex_destroy(&t->lock);
+	log_limit_destroy(&t->log_limit);
 }
 
 void virtio_transport_set_needs_reset(struct virtio_transport *t)
@@ -143,13 +145,16 @@ static void activate(struct virtio_transport *t)
 		if (virtq_init(&q->vq, t->mem, q->size, q->desc, q->avail, q->used, event_idx, indirect)) {
 			char why[160];
 			virtq_check_layout(t->mem, q->size, q->desc, q->avail, q->used, why, sizeof(why));
-			log_warn("%s: queue %u: %s; device needs reset", t->name, i, why);
+			log_warn_limited(&t->log_limit, "%s: queue %u: %s; device needs reset", t->name, i, why);
 			needs_reset_at_driver_ok(t);
 			return;
 		}
+		q->vq.log_limit = &t->log_limit;
 	}
-	if (set_notifiers(t, true)) {
-		log_warn("%s: cannot register queue notifiers; device needs reset", t->name);
+	int e = set_notifiers(t, true);
+	if (e) {
+		log_warn_limited(&t->log_limit, "%s: cannot register queue notifiers: %s; device needs reset", t->name,
+				 e < -1 ? strerror(-e) : "refused");
 		needs_reset_at_driver_ok(t);
 		return;
 	}
@@ -210,7 +215,8 @@ void virtio_transport_status_write(struct virtio_transport *t, uint8_t status)
 	t->status = (uint8_t)(status | (old & VIRTIO_STATUS_NEEDS_RESET));
 	if ((status & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK)) {
 		if (!(t->status & VIRTIO_STATUS_FEATURES_OK)) {
-			log_warn("%s: driver set DRIVER_OK without FEATURES_OK; device needs reset", t->name);
+			log_warn_limited(&t->log_limit, "%s: driver set DRIVER_OK without FEATURES_OK; device needs reset",
+					 t->name);
 			needs_reset_at_driver_ok(t);
 			return;
 		}

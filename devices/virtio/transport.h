@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "devices/virtio/virtio.h"
+#include "vmm/log_limit.h"
 #include "vmm/guest_mem.h"
 
 /* One queue-notify address as KVM_IOEVENTFD needs it. */
@@ -34,7 +35,9 @@ struct host_notifier {
 /* What a transport needs from the VM; the VM implements it with KVM, tests
  * with fakes. */
 struct virtio_host_ops {
-	/* Registers (assign) or removes n notifiers, all or none. */
+	/* Registers (assign) or removes n notifiers, all or none. Returns 0 or
+	 * a negative errno (-1 if none fits), without logging: the transport
+	 * says it, rate-limited, naming the device. */
 	int (*set_notifiers)(void *host, const struct host_notifier *n, unsigned count, bool assign);
 	/* Connects (assign) or disconnects an eventfd to an interrupt line. */
 	int (*set_irqfd)(void *host, int fd, unsigned gsi, bool assign);
@@ -71,6 +74,7 @@ struct virtio_transport {
 	bool active;                        /* device activated, notifiers assigned */
 	atomic_bool broken;                 /* set from device threads without the lock */
 	bool notifiers_assigned;
+	struct log_limit log_limit;         /* lines the guest can cause: its queues' too */
 };
 
 /* Creates the eventfds; returns -1 (logged) on failure. */

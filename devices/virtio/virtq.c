@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vmm/log.h"
+#include "vmm/log_limit.h"
 
 /* Ring fields are shared with the guest's CPUs: read and write each one with
  * a single (relaxed) atomic access, so the compiler can neither tear it nor
@@ -59,7 +60,7 @@ static int __attribute__((format(printf, 2, 3))) fail(struct virtq *q, const cha
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
-		log_warn("virtq%s%s: %s; queue stopped until the device is reset",
+		log_warn_limited(q->log_limit, "virtq%s%s: %s; queue stopped until the device is reset",
 			 q->name ? " " : "", q->name ? q->name : "", msg);
 		q->broken = true;
 	}

@@ -96,6 +96,8 @@ static inline bool virtq_need_event(uint16_t event, uint16_t new_idx, uint16_t o
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
 }
 
+struct log_limit;
+
 struct virtq {
 	const struct guest_mem *mem;
 	const char *name;              /* for the log line, e.g. "blk0 q0"; NULL: "virtq" */
@@ -115,6 +117,7 @@ struct virtq {
 	uint16_t signalled_used;       /* used_idx at the last notification decision */
 	bool signalled_used_valid;
 	bool broken;                   /* malformed input seen: the device must be reset */
+	struct log_limit *log_limit;   /* the device's, for the line saying why (NULL: none) */
 };
 
 /* One popped descriptor chain. iov[0..n_out) are the device-readable

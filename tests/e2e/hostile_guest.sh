@@ -35,6 +35,8 @@ for i in 0 1; do
 	printf 'HOSTILE-DISK-%s' $i | dd of=$img conv=notrunc 2>/dev/null
 done
 
+# Every warning counts here: no rate limit on those the guest causes.
+export MINIVMM_GUEST_WARNINGS=all
 run_guest hostile --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
 	--disk /tmp/hostile-disk0.img,transport=mmio --disk /tmp/hostile-disk1.img,transport=pci \
 	--net hostile0,vhost=off,transport=mmio --net hostile1,vhost=off,transport=pci \

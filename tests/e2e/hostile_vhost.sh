@@ -34,6 +34,8 @@ for t in hostile0 hostile1; do
 done
 
 GUEST_TIMEOUT=${HOSTILE_TIMEOUT:-300}
+# Every warning counts here: no rate limit on those the guest causes.
+export MINIVMM_GUEST_WARNINGS=all
 run_guest hostile-vhost --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
 	--net hostile0,vhost=on,transport=mmio --net hostile1,vhost=on,transport=pci \
 	--cmdline "console=ttyS0 panic=-1 iomem=relaxed mvtest=hostile mvcases=$CASES"

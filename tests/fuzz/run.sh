@@ -26,13 +26,14 @@ TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk)
 # fakes), its longest input, and how its seed inputs are written to $2.
 srcs() {
 	case $1 in
-	fuzz_virtq) echo devices/virtio/virtq.c vmm/guest_mem.c ;;
+	fuzz_virtq) echo devices/virtio/virtq.c vmm/guest_mem.c vmm/log_limit.c ;;
 	fuzz_config) echo devices/pci/pci_host.c devices/pci/pci_dev.c devices/pci/msix.c devices/virtio/pci.c \
-		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c ;;
+		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c \
+		vmm/log_limit.c ;;
 	fuzz_kernel) echo arch/x86/boot.c vmm/guest_mem.c ;;
 	fuzz_options) echo vmm/options.c ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c \
-		vmm/guest_mem.c ;;   # blk.c itself is included by the target
+		vmm/guest_mem.c vmm/log_limit.c ;;   # blk.c itself is included by the target
 	esac
 }
 max_len() {

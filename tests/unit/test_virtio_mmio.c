@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/mmio.h"
+#include "captured_log.h"
 #include "virtio_transport_fakes.h"
 
 #define BASE 0xd0000000ull
@@ -31,6 +32,7 @@ static void wr(uint64_t off, uint32_t v) { virtio_mmio_io_ops.write(&m, off, &v,
 
 static void setup(void)
 {
+	cr_redirect_stderr();   /* for the tests that count log lines (logged()) */
 	memset(&dev, 0, sizeof(dev));
 	memset(&host, 0, sizeof(host));
 	memset(&mem, 0, sizeof(mem));
@@ -267,6 +269,33 @@ Test(virtio_mmio, bad_queue_setup_at_driver_ok_sends_a_config_interrupt)
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
 	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
 	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+}
+
+/* Issue 13, item 2: broken rings at each DRIVER_OK gave one log line per
+ * reset cycle, for as long as the guest looped. */
+Test(virtio_mmio, broken_rings_in_a_reset_loop_log_a_few_lines)
+{
+	logged();
+	for (int i = 0; i < 200; i++) {
+		wr(VIRTIO_MMIO_STATUS, 0);
+		negotiate(0, 1);
+		wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+		wr(VIRTIO_MMIO_QUEUE_NUM, 16);
+		wr(VIRTIO_MMIO_QUEUE_DESC_LOW, 0xfffff000);
+		wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 7);
+		wr(VIRTIO_MMIO_QUEUE_READY, 1);
+		wr(VIRTIO_MMIO_STATUS, ALL_OK);
+		cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, "cycle %d", i);
+		/* and DRIVER_OK without FEATURES_OK, the other line a cycle can give */
+		wr(VIRTIO_MMIO_STATUS, 0);
+		wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	}
+	const char *l = logged();
+	int lines = 0;
+	for (const char *p = l; *p; p++)
+		lines += *p == '\n';
+	cr_assert_eq(lines, 5, "%s", l);
+	cr_assert(strstr(l, "fake0: queue 0: "), "%s", l);
 }
 
 Test(virtio_mmio, failed_notifier_registration_sets_needs_reset)
