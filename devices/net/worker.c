@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "devices/net/tap.h"
+#include "devices/net/net_hdr.h"
 #include "vmm/log.h"
 #include "vmm/log_limit.h"
 
@@ -56,7 +57,7 @@ struct worker {
 	bool rx_wait_tap;         /* RX buffers are there: wait for a frame */
 	bool tap_dead;            /* the tap is gone: TX is drained and dropped, RX idle */
 
-	_Atomic uint64_t tx_packets, tx_bytes, tx_dropped;
+	_Atomic uint64_t tx_packets, tx_bytes, tx_dropped, tx_bad_header;
 	_Atomic uint64_t rx_packets, rx_bytes, rx_dropped, rx_buffers;
 	_Atomic uint64_t wakeups;
 
@@ -131,6 +132,20 @@ static int tx_process(struct worker *w)
 				 c->n_in ? "has a device-writable buffer" : "is shorter than the 12-byte virtio-net header");
 			ret = PAIR_BROKEN;
 			break;
+		}
+		struct virtio_net_hdr h;
+		iov_to_buf(c->iov, c->n_out, 0, &h, sizeof(h));   /* out_len >= hdr_len > sizeof(h) */
+		const char *bad = net_tx_hdr_invalid(&h, p->features, c->out_len - w->hdr_len);
+		if (bad) {
+			/* Not for the host kernel to sort out: dropped, counted. */
+			log_warn_limited(p->log_limit, "%s: TX frame (head %u) dropped: %s", p->name, c->head, bad);
+			count(&w->tx_bad_header, 1);
+			count(&w->tx_dropped, 1);
+			if (virtq_push_used(vq, c->head, 0) < 0) {
+				ret = PAIR_BROKEN;
+				break;
+			}
+			continue;
 		}
 		ssize_t n = -1;
 		int e = EBADFD;   /* what a dead tap would say */
@@ -446,6 +461,7 @@ void net_worker_stats(const struct net_pair *p, struct net_worker_stats *out)
 	out->tx_packets = atomic_load_explicit(&w->tx_packets, memory_order_relaxed);
 	out->tx_bytes = atomic_load_explicit(&w->tx_bytes, memory_order_relaxed);
 	out->tx_dropped = atomic_load_explicit(&w->tx_dropped, memory_order_relaxed);
+	out->tx_bad_header = atomic_load_explicit(&w->tx_bad_header, memory_order_relaxed);
 	out->rx_packets = atomic_load_explicit(&w->rx_packets, memory_order_relaxed);
 	out->rx_bytes = atomic_load_explicit(&w->rx_bytes, memory_order_relaxed);
 	out->rx_dropped = atomic_load_explicit(&w->rx_dropped, memory_order_relaxed);
