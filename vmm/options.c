@@ -32,12 +32,16 @@ const char options_usage[] =
 "  --group GROUP         run as this group (default: the user's own, or the\n"
 "                        same number for a numeric --user)\n"
 "  --chroot DIR          change root to DIR once devices are open\n"
+"  --guest-exit          exit with the status the guest writes to the guest port\n"
+"                        (without it only 0 is taken: a guest cannot fake\n"
+"                        minivmm's own statuses)\n"
 "  --help                print this help and exit\n"
 "  --version             print the version and exit\n"
 "\n"
 "On an interactive console, type Ctrl-A x to stop the guest.\n"
-"Exit status: 0 when the guest powers off, the guest's status when it reports\n"
-"one, 1 on error.\n";
+"Exit status: 0 when the guest powers off, 1 on error, 128+N when stopped by\n"
+"signal N, 159 when a seccomp filter stopped it; with --guest-exit, the\n"
+"guest's status when it reports one (the last line on stderr tells which).\n";
 
 /* Strict unsigned decimal: no sign, no trailing junk, no overflow. */
 static int parse_u64(const char *s, uint64_t *out)
@@ -216,6 +220,12 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 
 		if (!strcmp(name, "--help")) {
 			o->help = true;
+			continue;
+		}
+		if (!strcmp(name, "--guest-exit")) {
+			if (eq)
+				return err_set(err, errlen, "option --guest-exit takes no value");
+			o->guest_exit = true;
 			continue;
 		}
 		if (!strcmp(name, "--version")) {

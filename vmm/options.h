@@ -54,6 +54,7 @@ struct vmm_options {
 	unsigned n_disks;
 	struct net_opt nets[MAX_NETS];
 	unsigned n_nets;
+	bool guest_exit;                  /* --guest-exit: the guest port's status is minivmm's */
 	bool help;
 	bool version;
 };

@@ -143,6 +143,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 		log_error("KVM_CREATE_VM: %s", strerror(errno));
 		return -1;
 	}
+	vm->debug.exit_allowed = opts->guest_exit;
 	if (setup_memory(vm, opts->mem_mib) || arch_vm_init(vm) || arch_platform_init(vm))
 		return -1;
 

@@ -22,7 +22,7 @@ t0=$(now)
 	--send 'echo hello-$((6*7))' \
 	--expect '^hello-42$' \
 	--send 'poweroff' \
-	-- "$MINIVMM" --console stdio --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+	-- "$MINIVMM" --console stdio --guest-exit --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
 	--cmdline "console=ttyS0 panic=-1" >/dev/null 2>"$LOGDIR/serial-interactive.ptydrive"
 rc=$?
 secs=$(elapsed "$t0")

@@ -95,7 +95,7 @@ run_cmd() {
 # run_guest NAME MINIVMM-ARGS...: run minivmm with the console on stdout.
 run_guest() {
 	_name=$1; shift
-	run_cmd "$_name" "$MINIVMM" --console stdio "$@"
+	run_cmd "$_name" "$MINIVMM" --console stdio --guest-exit "$@"
 }
 
 # expect_line LOG REGEX [WHAT]: fail (with the log's tail) unless a line of LOG
@@ -196,13 +196,13 @@ iperf_port_listening() {
 start_guest() {
 	_name=$1; shift
 	GUEST_LOG=$LOGDIR/$_name.log
-	note "start $_name: $MINIVMM --console stdio $* (log $GUEST_LOG)"
+	note "start $_name: $MINIVMM --console stdio --guest-exit $* (log $GUEST_LOG)"
 	_fifo=$LOGDIR/.$_name.fifo
 	rm -f "$_fifo"
 	mkfifo "$_fifo" || fail "cannot make the FIFO $_fifo"
 	: >"$GUEST_LOG"
 	GUEST_T0=$(now)
-	"$MINIVMM" --console stdio "$@" </dev/null >"$_fifo" 2>&1 &
+	"$MINIVMM" --console stdio --guest-exit "$@" </dev/null >"$_fifo" 2>&1 &
 	GUEST_PID=$!
 	exec 3<"$_fifo"
 	rm -f "$_fifo"

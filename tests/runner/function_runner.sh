@@ -132,7 +132,7 @@ run_vm() {
 	t0=$(now)
 	case $VMM in
 	minivmm)
-		timeout -s TERM -k 5 "$TIMEOUT" "$MINIVMM_BIN" --cpus 1 --mem "$MEM" \
+		timeout -s TERM -k 5 "$TIMEOUT" "$MINIVMM_BIN" --guest-exit --cpus 1 --mem "$MEM" \
 			--kernel "$KERNEL" --initrd "$INITRD" --cmdline "$cmdline" \
 			--console "$d/console.log" </dev/null >"$d/vmm.log" 2>&1
 		;;

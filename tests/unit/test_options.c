@@ -19,6 +19,14 @@ Test(options, defaults)
 	cr_assert_eq(o.seccomp, SECCOMP_ON);
 	cr_assert_str_eq(o.cmdline, "console=ttyS0");
 	cr_assert_null(o.initrd);
+	cr_assert_not(o.guest_exit, "the guest port's status is opt-in");
+}
+
+Test(options, guest_exit)
+{
+	cr_assert_eq(PARSE("--kernel", "bz", "--guest-exit"), 0, "%s", err);
+	cr_assert(o.guest_exit);
+	cr_assert_neq(PARSE("--kernel", "bz", "--guest-exit=1"), 0);
 }
 
 Test(options, all_values_both_spellings)

@@ -32,10 +32,10 @@ runs() { # runs NAME CMD...: one boot; sets R_W and R_R (MB/s)
 mw= mr= pw= pr= qw= qr=
 i=0
 while [ $i -lt "$RUNS" ]; do
-	runs "blkbench-minivmm-mmio-$i" "$MINIVMM" --console stdio --kernel "$DEBIAN_KERNEL" \
+	runs "blkbench-minivmm-mmio-$i" "$MINIVMM" --console stdio --guest-exit --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --disk "$img,transport=mmio" --cmdline "$CMDLINE"
 	mw="$mw $R_W"; mr="$mr $R_R"
-	runs "blkbench-minivmm-pci-$i" "$MINIVMM" --console stdio --kernel "$DEBIAN_KERNEL" \
+	runs "blkbench-minivmm-pci-$i" "$MINIVMM" --console stdio --guest-exit --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --disk "$img,transport=pci" --cmdline "$CMDLINE"
 	pw="$pw $R_W"; pr="$pr $R_R"
 	runs "blkbench-qemu-$i" "$QEMU" -enable-kvm -M microvm -cpu host -m 256 -nographic -no-reboot \

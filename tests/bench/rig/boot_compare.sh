@@ -18,7 +18,7 @@ CMDLINE="console=ttyS0 panic=-1 mvtest=marker"
 mv_init= mv_end= q_init= q_end=
 i=0
 while [ $i -lt "$RUNS" ]; do
-	set -- $(time_boot "bench-minivmm-$i" "$MINIVMM" --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" \
+	set -- $(time_boot "bench-minivmm-$i" "$MINIVMM" --guest-exit --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE")
 	mv_init="$mv_init $1"; mv_end="$mv_end $2"
 	set -- $(time_boot "bench-qemu-$i" "$QEMU" -enable-kvm -M microvm -cpu host -smp 1 -m 256 -nographic \

@@ -149,7 +149,7 @@ one() {
 		_env=
 		case $_vmm in minivmm/*) _env=${_vmm#minivmm/} ;; esac
 		# shellcheck disable=SC2086
-		run_cmd "$_name" env $_env "$MINIVMM" --console stdio --cpus "$_cpus" --mem $MEM --kernel "$DEBIAN_KERNEL" \
+		run_cmd "$_name" env $_env "$MINIVMM" --console stdio --guest-exit --cpus "$_cpus" --mem $MEM --kernel "$DEBIAN_KERNEL" \
 			--initrd "$GUEST_INITRD" --cmdline "$_cmd" $_mdev
 		;;
 	esac

@@ -28,10 +28,10 @@ one() { # one NAME CMD...: sets TX RX
 }
 out="iperf3 -P 4, 4 vCPUs, 4 queue pairs, in L1 (TCG); Mbit/s guest->host (tx) and host->guest (rx)"
 for vh in off on; do
-	one "netbench-minivmm-mmio-$vh" "$MINIVMM" --console stdio --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
+	one "netbench-minivmm-mmio-$vh" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --net "tap0,queues=4,vhost=$vh,transport=mmio" --cmdline "$CMDLINE"
 	mtx=$TX; mrx=$RX
-	one "netbench-minivmm-pci-$vh" "$MINIVMM" --console stdio --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
+	one "netbench-minivmm-pci-$vh" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --net "tap0,queues=4,vhost=$vh,transport=pci" --cmdline "$CMDLINE"
 	ptx=$TX; prx=$RX
 	one "netbench-qemu-$vh" "$QEMU" -enable-kvm -M microvm -cpu host -smp 4 -m 512 -nographic -no-reboot \

@@ -28,7 +28,7 @@ while [ $i -lt "$RUNS" ]; do
 	for mode in on off; do
 		# A boot of the emulated L1 hangs now and then whatever the mode (an L2
 		# that never reaches init): such a run is dropped and counted, not timed.
-		out=$(BOOT_LIMIT=180 time_boot "boot-$mode-$i" "$MINIVMM" --seccomp $mode --cpus 1 --mem 256 \
+		out=$(BOOT_LIMIT=180 time_boot "boot-$mode-$i" "$MINIVMM" --guest-exit --seccomp $mode --cpus 1 --mem 256 \
 			--kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" --cmdline "console=ttyS0 panic=-1 mvtest=marker")
 		case $out in
 		[0-9]*" "[0-9]*) set -- $out; eval "init_$mode=\"\$init_$mode $1\"" ;;
