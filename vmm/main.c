@@ -68,11 +68,14 @@ int main(int argc, char **argv)
 
 	/* --user/--group/--chroot are checked before anything is opened. */
 	struct sandbox_ids ids = { .chroot_dir = opts.chroot_dir };
-	if (sandbox_resolve_ids(opts.user, opts.group, &ids.uid, &ids.gid, &ids.has_uid, &ids.has_gid, err,
+	if (sandbox_resolve_ids(opts.user, opts.group, geteuid(), &ids.uid, &ids.gid, &ids.has_uid, &ids.has_gid, err,
 				sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
+	if (ids.has_uid && ids.uid == 0)
+		log_warn("--user %s: minivmm keeps uid 0 once devices are open (no capabilities, but root's files "
+			 "stay writable if a filter is off or bypassed)", opts.user);
 	struct stat st;
 	if (opts.chroot_dir) {
 		int bad = stat(opts.chroot_dir, &st) ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;

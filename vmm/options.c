@@ -29,6 +29,7 @@ const char options_usage[] =
 "  --seccomp on|log|off  system call filter per thread (default on; a violation\n"
 "                        stops minivmm with status 159 and names the call)\n"
 "  --user USER           run as this user (name or uid) once devices are open\n"
+"                        (started as root: default 65534, nobody)\n"
 "  --group GROUP         run as this group (default: the user's own, or the\n"
 "                        same number for a numeric --user)\n"
 "  --chroot DIR          change root to DIR once devices are open\n"

@@ -363,12 +363,22 @@ static int parse_id(const char *s, unsigned long *out)
 	return 0;
 }
 
-int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, bool *has_uid, bool *has_gid,
-			char *err, size_t errlen)
+int sandbox_resolve_ids(const char *user, const char *group, uid_t euid, uid_t *uid, gid_t *gid, bool *has_uid,
+			bool *has_gid, char *err, size_t errlen)
 {
 	unsigned long v;
 	*has_uid = *has_gid = false;
-	if (user) {
+	if (!user && euid == 0) {
+		/* Capabilities alone leave root owning root's files: with
+		 * --seccomp off or a filter bypass the guest's attacker would
+		 * still write them. --user root insists. */
+		*uid = SANDBOX_NOBODY;
+		*has_uid = true;
+		if (!group) {
+			*gid = SANDBOX_NOBODY;
+			*has_gid = true;
+		}
+	} else if (user) {
 		struct passwd *pw = getpwnam(user);
 		if (pw) {
 			*uid = pw->pw_uid;
@@ -378,8 +388,8 @@ int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *
 			}
 		} else if (parse_id(user, &v) == 0) {
 			*uid = (uid_t)v;
-			if (!group) {   /* never keep root's group: the same number */
-				*gid = (gid_t)v;
+			if (!group) {   /* never root's group, nor the same number (15 is kmem, 27 sudo) */
+				*gid = SANDBOX_NOBODY;
 				*has_gid = true;
 			}
 		} else {
@@ -421,7 +431,8 @@ int sandbox_drop_privileges(const char *chroot_dir, bool has_uid, uid_t uid, boo
 					       strerror(errno));
 	}
 	if (has_gid) {
-		if (setgroups(0, NULL) && errno != EPERM)
+		/* Root's supplementary groups must not outlive the switch. */
+		if (setgroups(0, NULL))
 			return err_set(err, errlen, "--group: setgroups: %s", strerror(errno));
 		if (setresgid(gid, gid, gid))
 			return err_set(err, errlen, "--group %u: %s", (unsigned)gid, strerror(errno));

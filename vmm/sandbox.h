@@ -43,9 +43,15 @@ void sandbox_destroy(struct sandbox *sb);
  * inherit it). */
 int sandbox_enter(const struct sandbox *sb, enum thread_role role);
 
-/* The ids --user/--group name: a name or a number. Returns -1 with err set. */
-int sandbox_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, bool *has_uid, bool *has_gid,
-			char *err, size_t errlen);
+/* The unprivileged ids minivmm runs as once devices are open, when started
+ * as root without --user, and the group of a numeric --user with no passwd
+ * entry (Debian's nobody and nogroup). */
+#define SANDBOX_NOBODY 65534u
+
+/* The ids --user/--group name: a name or a number. euid: who runs minivmm;
+ * root without --user gets SANDBOX_NOBODY. Returns -1 with err set. */
+int sandbox_resolve_ids(const char *user, const char *group, uid_t euid, uid_t *uid, gid_t *gid, bool *has_uid,
+			bool *has_gid, char *err, size_t errlen);
 
 /* What --user/--group/--chroot resolved to, checked before anything opens. */
 struct sandbox_ids {

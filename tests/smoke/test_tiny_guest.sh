@@ -106,8 +106,14 @@ sandbox_check() {   # NAME EXTRA-ARGS...
 		grep -q "^CapEff:[[:space:]]*0000000000000000" $t/status || bad="$bad $(cat $t/comm):caps"
 	done
 	[[ $n -eq 3 ]] || bad="$bad threads=$n"
-	if [[ $* == *--user* ]]; then
-		grep -q "^Uid:[[:space:]]*65534[[:space:]]*65534" /proc/$pid/status || bad="$bad uid"
+	# Issue 13, item 7: as root, with --user nobody or without --user, minivmm runs as
+	# 65534:65534 once devices are open (it kept uid 0 without --user).
+	if [[ $(id -u) -eq 0 ]]; then
+		grep -q "^Uid:[[:space:]]*65534[[:space:]]*65534[[:space:]]*65534" /proc/$pid/status || bad="$bad uid"
+		grep -q "^Gid:[[:space:]]*65534[[:space:]]*65534[[:space:]]*65534" /proc/$pid/status || bad="$bad gid"
+		grep -q "^Groups:[[:space:]]*$" /proc/$pid/status || bad="$bad groups"
+	fi
+	if [[ $* == *--chroot* ]]; then
 		[[ $(readlink /proc/$pid/root) == "${root:-}" ]] || bad="$bad root=$(readlink /proc/$pid/root)"
 	fi
 	kill -TERM $pid; wait $pid; local rc=$?
@@ -120,6 +126,13 @@ if [[ $(id -u) -eq 0 ]] && id nobody >/dev/null 2>&1; then
 	rmdir "$root"
 else
 	echo "NOT RUN: sandbox --user/--chroot needs root and a user nobody (uid $(id -u))"
+fi
+if [[ $(id -u) -eq 0 ]]; then
+	out=$(timeout 20 "$MINIVMM" --kernel "$TINY" --user root 2>&1 </dev/null); rc=$?
+	[[ $rc -eq 0 && $out == *"warning: --user root: minivmm keeps uid 0"* ]]
+	check "--user root insists, with a warning" $? "rc=$rc out=$out"
+else
+	echo "NOT RUN: --user root and the default ids need root (uid $(id -u))"
 fi
 
 echo "$pass passed, $fail failed"

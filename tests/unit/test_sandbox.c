@@ -227,17 +227,25 @@ Test(sandbox, user_and_group_names_and_numbers)
 	gid_t gid;
 	bool hu, hg;
 	char err[128];
-	cr_assert_eq(sandbox_resolve_ids("root", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert_eq(sandbox_resolve_ids("root", NULL, 0, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
 	cr_assert(hu && hg && uid == 0 && gid == 0, "root's own group comes with it");
-	cr_assert_eq(sandbox_resolve_ids("4321", "1234", &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert_eq(sandbox_resolve_ids("4321", "1234", 0, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
 	cr_assert(uid == 4321 && gid == 1234);
-	cr_assert_eq(sandbox_resolve_ids("4321", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
-	cr_assert(hg && gid == 4321, "a bare uid brings the same gid, never root's group");
-	cr_assert_eq(sandbox_resolve_ids(NULL, NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
-	cr_assert(!hu && !hg);
-	cr_assert_eq(sandbox_resolve_ids("no-such-user-minivmm", NULL, &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
+	/* Issue 13, item 7: a bare uid brought the same number as its gid (15 = kmem, 27 = sudo). */
+	cr_assert_eq(sandbox_resolve_ids("4321", NULL, 0, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(hg && gid == SANDBOX_NOBODY, "a bare uid gets nogroup, not the same number: gid %u", (unsigned)gid);
+	cr_assert_eq(sandbox_resolve_ids("27", NULL, 0, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(uid == 27 && gid == SANDBOX_NOBODY);
+	/* Issue 13, item 7: root without --user stayed uid 0 with its capabilities dropped. */
+	cr_assert_eq(sandbox_resolve_ids(NULL, NULL, 0, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(hu && hg && uid == SANDBOX_NOBODY && gid == SANDBOX_NOBODY, "root becomes nobody by default");
+	cr_assert_eq(sandbox_resolve_ids(NULL, "4000", 0, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(hu && hg && uid == SANDBOX_NOBODY && gid == 4000);
+	cr_assert_eq(sandbox_resolve_ids(NULL, NULL, 1000, &uid, &gid, &hu, &hg, err, sizeof(err)), 0);
+	cr_assert(!hu && !hg, "an unprivileged user keeps its ids");
+	cr_assert_eq(sandbox_resolve_ids("no-such-user-minivmm", NULL, 0, &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "--user no-such-user-minivmm: no such user");
-	cr_assert_eq(sandbox_resolve_ids(NULL, "12x", &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
+	cr_assert_eq(sandbox_resolve_ids(NULL, "12x", 0, &uid, &gid, &hu, &hg, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "--group 12x: no such group");
 }
 
