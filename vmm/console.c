@@ -26,6 +26,10 @@ int console_open(struct console *c, const struct vmm_options *o)
 			return -1;
 		}
 		c->own_out = true;
+		c->path = o->console_path;
+		c->max_mib = o->console_max_mib;
+		/* A guest printing for ever must not fill the host's disk. */
+		c->file_left = o->console_max_mib ? o->console_max_mib << 20 : UINT64_MAX;
 		return 0;
 	case CONSOLE_STDIO:
 		c->out_fd = STDOUT_FILENO;
@@ -62,6 +66,14 @@ void console_output(void *ctx, const uint8_t *buf, size_t len)
 	struct console *c = ctx;
 	if (c->out_fd < 0 || atomic_load(&c->out_gone))
 		return;
+	bool full = false;
+	if (c->own_out) {
+		if (len >= c->file_left) {
+			len = (size_t)c->file_left;
+			full = true;
+		}
+		c->file_left -= len;
+	}
 	while (len) {
 		ssize_t n = write(c->out_fd, buf, len);
 		if (n < 0 && errno == EINTR)
@@ -80,6 +92,9 @@ void console_output(void *ctx, const uint8_t *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 	}
+	if (full && !atomic_exchange(&c->out_gone, true))
+		log_warn("console: %s reached --console-max %llu MiB; guest output dropped from now on", c->path,
+			 (unsigned long long)c->max_mib);
 }
 
 static void push(struct console *c, uint8_t b)

@@ -18,6 +18,9 @@ struct console {
 	int out_fd;            /* -1: output discarded */
 	atomic_bool out_gone;  /* a write failed (reader gone, file too big): output dropped */
 	bool own_out;          /* out_fd is ours to close */
+	uint64_t file_left;    /* bytes a --console file may still take (--console-max) */
+	const char *path;      /* the --console file, for the line saying it is full */
+	uint64_t max_mib;
 	int in_fd;             /* -1: no input */
 	bool raw;              /* terminal attributes saved in saved_tio */
 	struct termios saved_tio;

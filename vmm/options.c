@@ -26,6 +26,8 @@ const char options_usage[] =
 "                        virtio-net on a tap device (repeatable)\n"
 "  --console stdio|none|PATH\n"
 "                        where the serial console goes (default stdio)\n"
+"  --console-max MiB     largest --console file; the rest of the guest's output\n"
+"                        is dropped (default 64, 0: no limit)\n"
 "  --seccomp on|log|off  system call filter per thread (default on; a violation\n"
 "                        stops minivmm with status 159 and names the call)\n"
 "  --user USER           run as this user (name or uid) once devices are open\n"
@@ -201,6 +203,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 	memset(o, 0, sizeof(*o));
 	o->cpus = 1;
 	o->mem_mib = DEFAULT_MEM_MIB;
+	o->console_max_mib = DEFAULT_CONSOLE_MAX_MIB;
 	o->console = CONSOLE_STDIO;
 	o->seccomp = SECCOMP_ON;
 	o->cmdline = "console=ttyS0";
@@ -236,7 +239,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 
 		static const char *const with_value[] = {
 			"--kernel", "--initrd", "--cmdline", "--cpus", "--mem",
-			"--disk", "--net", "--console", "--seccomp", "--user", "--group", "--chroot",
+			"--disk", "--net", "--console", "--console-max", "--seccomp", "--user", "--group", "--chroot",
 		};
 		bool known = false;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -297,6 +300,11 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 			} else {
 				return err_set(err, errlen, "--console: empty value (stdio, none or a file path)");
 			}
+		} else if (!strcmp(name, "--console-max")) {
+			uint64_t m;
+			if (parse_u64(val, &m) || m > (UINT64_MAX >> 20))
+				return err_set(err, errlen, "--console-max %s: not a number of MiB (0: no limit)", val);
+			o->console_max_mib = m;
 		} else if (!strcmp(name, "--seccomp")) {
 			if (!strcmp(val, "on"))
 				o->seccomp = SECCOMP_ON;

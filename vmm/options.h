@@ -12,6 +12,7 @@
 #define MAX_NET_QUEUE_PAIRS 16
 #define MAX_DISK_QUEUES 64          /* VIRTIO_MAX_QUEUES */
 #define DEFAULT_MEM_MIB 256
+#define DEFAULT_CONSOLE_MAX_MIB 64   /* --console-max */
 #define MIN_MEM_MIB 16
 #define MAX_MEM_MIB (1024u * 1024u)   /* 1 TiB; the host RAM check comes later */
 
@@ -46,6 +47,7 @@ struct vmm_options {
 	uint64_t mem_mib;
 	enum console_kind console;
 	const char *console_path;
+	uint64_t console_max_mib;  /* --console-max: cap of a --console file; 0: none */
 	enum seccomp_mode seccomp;
 	const char *user;          /* --user: name or uid; NULL keeps ours */
 	const char *group;         /* --group */

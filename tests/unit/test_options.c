@@ -184,3 +184,16 @@ Test(options, repeated_devices_limit)
 	cr_assert_eq(options_parse(argc, argv, &o, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "at most"));
 }
+
+Test(options, console_max)
+{
+	cr_assert_eq(PARSE("--kernel", "bz"), 0, "%s", err);
+	cr_assert_eq(o.console_max_mib, DEFAULT_CONSOLE_MAX_MIB);
+	cr_assert_eq(PARSE("--kernel", "bz", "--console-max", "0"), 0, "%s", err);
+	cr_assert_eq(o.console_max_mib, 0);
+	cr_assert_eq(PARSE("--kernel", "bz", "--console-max=4096"), 0, "%s", err);
+	cr_assert_eq(o.console_max_mib, 4096);
+	cr_assert_neq(PARSE("--kernel", "bz", "--console-max", "-1"), 0);
+	cr_assert_str_eq(err, "--console-max -1: not a number of MiB (0: no limit)");
+	cr_assert_neq(PARSE("--kernel", "bz", "--console-max", "18446744073709551615"), 0);
+}
