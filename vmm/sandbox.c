@@ -43,6 +43,7 @@ enum arg_rule {
 	NAME_ONLY,       /* prctl: PR_SET_NAME (a new thread names itself) */
 	GET_NAME_ONLY,   /* prctl: PR_GET_NAME (the SIGSYS handler names the thread) */
 	FILTER_ONLY,     /* seccomp: SECCOMP_SET_MODE_FILTER (a new thread narrows itself) */
+	FD_STAT,         /* newfstatat: AT_EMPTY_PATH (glibc's fstat), not a path lookup */
 };
 
 struct rule {
@@ -60,7 +61,7 @@ struct rule {
 static const struct rule common_rules[] = {
 	R(read), R(write), R(futex), R(exit), R(exit_group), R(rt_sigreturn), R(restart_syscall),
 	R(rt_sigprocmask), R(madvise), R(munmap), R(brk), R(clock_gettime), R(clock_nanosleep), R(nanosleep),
-	R(gettid), R(getpid), R(sched_yield), R(fstat), R(newfstatat), R(getrandom),
+	R(gettid), R(getpid), R(sched_yield), R(fstat), { SCMP_SYS(newfstatat), FD_STAT }, R(getrandom),
 	{ SCMP_SYS(mmap), NO_EXEC }, { SCMP_SYS(mprotect), NO_EXEC }, { SCMP_SYS(prctl), GET_NAME_ONLY },
 #if defined(__SANITIZE_ADDRESS__)
 	/* The sanitizer runtime's own calls: thread set-up, reports, and the
@@ -120,12 +121,18 @@ static const struct rule vhost_fwd_rules[] = {
 /* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */
 #define KVM_DEVICE_IOCTLS KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, \
 		KVM_SIGNAL_MSI
+#define TERMINAL_IOCTLS TCGETS, TCSETS, TCSETSW, TCSETSF
 
 static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, 0 };
 static const unsigned long net_ctrl_ioctls[] = { TAP_IOCTLS, VHOST_IOCTLS, 0 };
 /* Teardown runs device resets on the main thread; the console is restored. */
-static const unsigned long main_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, TCGETS, TCSETS,
-					     TCSETSW, TCSETSF, 0 };
+static const unsigned long main_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, TERMINAL_IOCTLS, 0 };
+
+/* The same, by the fd each belongs to (sandbox_init with fds). */
+static const unsigned long kvm_device_ioctls[] = { KVM_DEVICE_IOCTLS, 0 };
+static const unsigned long tap_queue_ioctls[] = { TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, 0 };
+static const unsigned long terminal_ioctls[] = { TERMINAL_IOCTLS, 0 };
+#define VHOST_IOCTL_TYPE VHOST_VIRTIO   /* every VHOST_* request: its _IOC type byte */
 
 struct role_list {
 	const struct rule *rules;
@@ -143,7 +150,69 @@ static const struct role_list role_lists[THREAD_ROLE_COUNT] = {
 
 /* ---- building a filter ---- */
 
-static int add_rule(scmp_filter_ctx ctx, const struct rule *r, const unsigned long *ioctls)
+#define SANDBOX_OWN_VCPU_FILTERS 64
+
+/* What a filter is built for: the role's ioctls by request number alone
+ * (fds NULL), or each on its own fds; vcpu: the vCPU whose fd KVM_RUN
+ * takes, -1 for all of them (the main thread's union). */
+struct build {
+	const struct sandbox_fds *fds;
+	int vcpu;
+};
+
+static int allow_ioctl(scmp_filter_ctx ctx, int fd, unsigned long req)
+{
+	if (fd < 0)   /* any fd */
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)req));
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2, SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)fd),
+				SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)req));
+}
+
+static int allow_ioctls_on(scmp_filter_ctx ctx, const int *fds, unsigned n, const unsigned long *reqs)
+{
+	int rc = 0;
+	for (unsigned f = 0; f < n && !rc; f++)
+		for (unsigned i = 0; reqs[i] && !rc; i++)
+			rc = allow_ioctl(ctx, fds[f], reqs[i]);
+	return rc;
+}
+
+/* A role's ioctls on their own fds. Taps and vhost-net: every pair can be
+ * started by a vCPU (DRIVER_OK) or the control thread (VQ_PAIRS_SET). The
+ * vhost requests by type, not one by one: each only reaches this process's
+ * own vhost instance, and 13 rules per fd would make large filters. */
+static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const struct build *b)
+{
+	const struct sandbox_fds *f = b->fds;
+	int rc = 0;
+	bool net = role == THREAD_ROLE_VCPU || role == THREAD_ROLE_NET_CTRL || role == THREAD_ROLE_MAIN;
+	if (role == THREAD_ROLE_VCPU) {
+		if (b->vcpu >= 0 && (unsigned)b->vcpu < f->n_vcpus)
+			rc = allow_ioctl(ctx, f->vcpu_fds[b->vcpu], KVM_RUN);
+		else
+			for (unsigned i = 0; i < f->n_vcpus && !rc; i++)
+				rc = allow_ioctl(ctx, f->vcpu_fds[i], KVM_RUN);
+	}
+	if (!rc && (role == THREAD_ROLE_VCPU || role == THREAD_ROLE_MAIN) && f->vm_fd >= 0)
+		rc = allow_ioctls_on(ctx, &f->vm_fd, 1, kvm_device_ioctls);
+	if (!rc && role == THREAD_ROLE_MAIN) {
+		const int in = STDIN_FILENO;
+		rc = allow_ioctls_on(ctx, &in, 1, terminal_ioctls);
+	}
+	if (!rc && net && f->n_taps) {
+		rc = allow_ioctls_on(ctx, f->tap_fds, f->n_taps, tap_queue_ioctls);
+		if (!rc)   /* the MTU, on a datagram socket of the moment */
+			rc = allow_ioctl(ctx, -1, SIOCGIFMTU);
+	}
+	for (unsigned i = 0; net && !rc && i < f->n_vhost; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+				      SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)f->vhost_fds[i]),
+				      SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xff00u, (uint32_t)VHOST_IOCTL_TYPE << 8));
+	return rc;
+}
+
+static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role role, const unsigned long *ioctls,
+		    const struct build *b)
 {
 	int rc = 0;
 	switch (r->args) {
@@ -152,9 +221,14 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, const unsigned lo
 	case NO_EXEC:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	case IOCTL_LIST:
+		if (b->fds)
+			return add_ioctls_by_fd(ctx, role, b);
 		for (unsigned i = 0; ioctls && ioctls[i] && !rc; i++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)ioctls[i]));
+			rc = allow_ioctl(ctx, -1, ioctls[i]);
 		return rc;
+	case FD_STAT:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
+					SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
 	case THREAD_CLONE:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
@@ -175,10 +249,11 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, const unsigned lo
 	return -EINVAL;
 }
 
-static int add_list(scmp_filter_ctx ctx, const struct role_list *l)
+static int add_list(scmp_filter_ctx ctx, const struct rule *rules, enum thread_role role, const unsigned long *ioctls,
+		    const struct build *b)
 {
-	for (const struct rule *r = l->rules; r->nr != RULES_END; r++) {
-		int rc = add_rule(ctx, r, l->ioctls);
+	for (const struct rule *r = rules; r->nr != RULES_END; r++) {
+		int rc = add_rule(ctx, r, role, ioctls, b);
 		if (rc)
 			return rc;
 	}
@@ -187,8 +262,8 @@ static int add_list(scmp_filter_ctx ctx, const struct role_list *l)
 
 /* Compiles role's filter into out (malloc'ed program). The main thread's
  * list is the union of every role's: it is the parent of all threads. */
-static int compile_role(enum thread_role role, enum seccomp_mode mode, struct sock_fprog *out, char *err,
-			size_t errlen)
+static int compile_role(enum thread_role role, enum seccomp_mode mode, const struct build *b, struct sock_fprog *out,
+			char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx = seccomp_init(mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
 	if (!ctx)
@@ -196,14 +271,13 @@ static int compile_role(enum thread_role role, enum seccomp_mode mode, struct so
 	/* glibc's pthread_create tries clone3 first, whose flags sit behind a
 	 * pointer no filter can read: ENOSYS makes it fall back to clone. */
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	const struct role_list common = { common_rules, NULL };
 	if (!rc)
-		rc = add_list(ctx, &common);
+		rc = add_list(ctx, common_rules, role, NULL, b);
 	if (!rc && role == THREAD_ROLE_MAIN) {
 		for (int r = 0; r < THREAD_ROLE_COUNT && !rc; r++)
-			rc = add_list(ctx, &role_lists[r]);
+			rc = add_list(ctx, role_lists[r].rules, (enum thread_role)r, role_lists[r].ioctls, b);
 	} else if (!rc) {
-		rc = add_list(ctx, &role_lists[role]);
+		rc = add_list(ctx, role_lists[role].rules, role, role_lists[role].ioctls, b);
 	}
 	/* Export the BPF once, so that each thread installs it without
 	 * libseccomp (which allocates and is not meant for concurrent use). */
@@ -279,7 +353,8 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
 
 /* ---- public ---- */
 
-int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, char *err, size_t errlen)
+int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, const struct sandbox_fds *fds, char *err,
+		 size_t errlen)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->mode = mode;
@@ -292,10 +367,29 @@ int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, char *err, size_t e
 	 * limit now, glibc's default of 8 per CPU, means it never asks. */
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	mallopt(M_ARENA_MAX, (int)(8 * (cpus > 0 && cpus < 4096 ? cpus : 1)));
+	const struct build all = { .fds = fds, .vcpu = -1 };
 	for (int r = 0; r < THREAD_ROLE_COUNT; r++) {
-		if (compile_role((enum thread_role)r, mode, &sb->filters[r], err, errlen)) {
+		if (compile_role((enum thread_role)r, mode, &all, &sb->filters[r], err, errlen)) {
 			sandbox_destroy(sb);
 			return -1;
+		}
+	}
+	/* Each vCPU's own: KVM_RUN on its fd only. A filter takes a few ms to
+	 * build with many NICs: past SANDBOX_OWN_VCPU_FILTERS vCPUs they share
+	 * one (KVM_RUN on any of the VM's vCPU fds), so a big VM starts fast. */
+	if (fds && fds->n_vcpus && fds->n_vcpus <= SANDBOX_OWN_VCPU_FILTERS) {
+		sb->vcpu_filters = calloc(fds->n_vcpus, sizeof(*sb->vcpu_filters));
+		if (!sb->vcpu_filters) {
+			sandbox_destroy(sb);
+			return err_set(err, errlen, "seccomp: out of memory");
+		}
+		sb->n_vcpu_filters = fds->n_vcpus;
+		for (unsigned i = 0; i < fds->n_vcpus; i++) {
+			const struct build one = { .fds = fds, .vcpu = (int)i };
+			if (compile_role(THREAD_ROLE_VCPU, mode, &one, &sb->vcpu_filters[i], err, errlen)) {
+				sandbox_destroy(sb);
+				return -1;
+			}
 		}
 	}
 	struct sigaction sa;
@@ -317,9 +411,14 @@ void sandbox_destroy(struct sandbox *sb)
 		free(sb->filters[r].filter);
 		sb->filters[r].filter = NULL;
 	}
+	for (unsigned i = 0; i < sb->n_vcpu_filters; i++)
+		free(sb->vcpu_filters[i].filter);
+	free(sb->vcpu_filters);
+	sb->vcpu_filters = NULL;
+	sb->n_vcpu_filters = 0;
 }
 
-int sandbox_enter(const struct sandbox *sb, enum thread_role role)
+static int enter(const struct sandbox *sb, enum thread_role role, const struct sock_fprog *prog)
 {
 	if (!sb->active)
 		return 0;
@@ -329,11 +428,23 @@ int sandbox_enter(const struct sandbox *sb, enum thread_role role)
 	sigaddset(&sys, SIGSYS);
 	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 	current_role = role;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sb->filters[role])) {
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog)) {
 		log_error("seccomp: cannot install the %s filter: %s", thread_role_names[role], strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+int sandbox_enter(const struct sandbox *sb, enum thread_role role)
+{
+	return enter(sb, role, &sb->filters[role]);
+}
+
+int sandbox_enter_vcpu(const struct sandbox *sb, unsigned index)
+{
+	if (index < sb->n_vcpu_filters)
+		return enter(sb, THREAD_ROLE_VCPU, &sb->vcpu_filters[index]);
+	return enter(sb, THREAD_ROLE_VCPU, &sb->filters[THREAD_ROLE_VCPU]);
 }
 
 bool sandbox_role_allows(enum thread_role role, int nr)

@@ -31,17 +31,37 @@ struct sandbox {
 	bool active;                                    /* filters compiled: threads install them */
 	enum seccomp_mode mode;
 	struct sock_fprog filters[THREAD_ROLE_COUNT];   /* compiled once; .filter is ours */
+	struct sock_fprog *vcpu_filters;                /* [n_vcpu_filters]: each vCPU's own (with fds) */
+	unsigned n_vcpu_filters;
+};
+
+/* The fds each ioctl belongs to, all open before the filters are built: an
+ * ioctl is then allowed only on its own fds (KVM_RUN on the calling vCPU's,
+ * the VM's requests on the VM fd, tap requests on the taps, vhost requests
+ * on the vhost-net fds, the terminal's on stdin). */
+struct sandbox_fds {
+	int vm_fd;
+	const int *vcpu_fds;   /* [n_vcpus], by vCPU index */
+	unsigned n_vcpus;
+	const int *tap_fds;
+	unsigned n_taps;
+	const int *vhost_fds;
+	unsigned n_vhost;
 };
 
 /* Compiles the per-role filters (nothing is installed yet) and sets up the
- * SIGSYS handler. With mode SECCOMP_OFF it only records the mode. */
-int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, char *err, size_t errlen);
+ * SIGSYS handler. With mode SECCOMP_OFF it only records the mode. fds NULL:
+ * ioctls are allowed by request number only, on any fd (tests). */
+int sandbox_init(struct sandbox *sb, enum seccomp_mode mode, const struct sandbox_fds *fds, char *err,
+		 size_t errlen);
 void sandbox_destroy(struct sandbox *sb);
 
 /* Installs role's filter on the calling thread (no-op when off). The thread
  * must have no_new_privs set (sandbox_drop_privileges sets it, and threads
  * inherit it). */
 int sandbox_enter(const struct sandbox *sb, enum thread_role role);
+/* The same for vCPU index's thread: its own filter when sandbox_init had fds. */
+int sandbox_enter_vcpu(const struct sandbox *sb, unsigned index);
 
 /* The unprivileged ids minivmm runs as once devices are open, when started
  * as root without --user, and the group of a numeric --user with no passwd

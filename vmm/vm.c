@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/virtio/net.h"
 #include "vmm/arch.h"
 #include "vmm/log.h"
 
@@ -381,7 +382,19 @@ void vm_destroy(struct vm *vm)
 int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandbox_ids *ids)
 {
 	char err[256];
-	if (sandbox_init(&vm->sandbox, opts->seccomp, err, sizeof(err)) ||
+	/* Every fd an ioctl may take is open by now: each request is allowed
+	 * on its own fds only. */
+	int vcpu_fds[256], taps[MAX_NETS * MAX_NET_QUEUE_PAIRS], vhost[MAX_NETS * MAX_NET_QUEUE_PAIRS];
+	_Static_assert(ARRAY_SIZE(vcpu_fds) > 255, "--cpus goes to 255");
+	struct sandbox_fds fds = { .vm_fd = vm->fd, .vcpu_fds = vcpu_fds, .n_vcpus = vm->n_vcpus,
+				   .tap_fds = taps, .vhost_fds = vhost };
+	for (unsigned i = 0; i < vm->n_vcpus && i < ARRAY_SIZE(vcpu_fds); i++)
+		vcpu_fds[i] = vm->vcpus[i].fd;
+	for (unsigned i = 0; i < vm->n_nets; i++) {
+		fds.n_taps += virtio_net_tap_fds(vm->nets[i], taps + fds.n_taps, ARRAY_SIZE(taps) - fds.n_taps);
+		fds.n_vhost += virtio_net_vhost_fds(vm->nets[i], vhost + fds.n_vhost, ARRAY_SIZE(vhost) - fds.n_vhost);
+	}
+	if (sandbox_init(&vm->sandbox, opts->seccomp, &fds, err, sizeof(err)) ||
 	    sandbox_drop_privileges(ids->chroot_dir, ids->has_uid, ids->uid, ids->has_gid, ids->gid, err, sizeof(err))) {
 		log_error("%s", err);
 		return -1;

@@ -28,6 +28,7 @@ struct spawn_request {
 struct role_thread {
 	struct vm *vm;
 	enum thread_role role;
+	unsigned vcpu;   /* with THREAD_ROLE_VCPU: its index, for its own filter */
 	char name[16];
 	void *(*fn)(void *);
 	void *arg;
@@ -40,20 +41,22 @@ static void *role_thread_main(void *p)
 	free(p);
 	if (rt.name[0])
 		prctl(PR_SET_NAME, rt.name, 0, 0, 0);
-	if (sandbox_enter(&rt.vm->sandbox, rt.role)) {
+	int rc = rt.role == THREAD_ROLE_VCPU ? sandbox_enter_vcpu(&rt.vm->sandbox, rt.vcpu)
+					     : sandbox_enter(&rt.vm->sandbox, rt.role);
+	if (rc) {
 		vm_request_stop(rt.vm, STOP_ERROR, 1);
 		return NULL;
 	}
 	return rt.fn(rt.arg);
 }
 
-int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
-		      void *(*fn)(void *), void *arg)
+static int spawn(struct vm *vm, pthread_t *thread, enum thread_role role, unsigned vcpu, const char *name,
+		 void *(*fn)(void *), void *arg)
 {
 	struct role_thread *rt = malloc(sizeof(*rt));
 	if (!rt)
 		return ENOMEM;
-	*rt = (struct role_thread){ .vm = vm, .role = role, .fn = fn, .arg = arg };
+	*rt = (struct role_thread){ .vm = vm, .role = role, .vcpu = vcpu, .fn = fn, .arg = arg };
 	if (name)
 		snprintf(rt->name, sizeof(rt->name), "%s", name);
 	/* The thread names itself (role_thread_main): naming it from here
@@ -63,6 +66,18 @@ int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, c
 	if (e)
 		free(rt);
 	return e;
+}
+
+int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
+		      void *(*fn)(void *), void *arg)
+{
+	return spawn(vm, thread, role, 0, name, fn, arg);
+}
+
+int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, const char *name,
+			   void *(*fn)(void *), void *arg)
+{
+	return spawn(vm, thread, THREAD_ROLE_VCPU, index, name, fn, arg);
 }
 
 static int start_for_device(const struct thread_starter *ts, pthread_t *thread, enum thread_role role,

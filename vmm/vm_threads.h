@@ -30,6 +30,9 @@ void vm_threads_destroy(struct vm *vm);
  * creator's signal mask (they take the kick signal); others block all. */
 int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
 		      void *(*fn)(void *), void *arg);
+/* The same for vCPU index: its thread takes that vCPU's own filter. */
+int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, const char *name,
+			   void *(*fn)(void *), void *arg);
 /* Main loop: create what other threads asked for. */
 void vm_threads_serve(struct vm *vm);
 /* Main loop is done: fail pending and later requests from other threads. */

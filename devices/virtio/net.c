@@ -708,6 +708,24 @@ struct virtio_net *virtio_net_create(const struct virtio_net_params *p, char *er
 	return virtio_net_create_on_tap(p, &tap, err, errlen);
 }
 
+unsigned virtio_net_tap_fds(const struct virtio_net *net, int *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < net->tap.n_fds && n < max; i++)
+		if (net->tap.fds[i] >= 0)
+			out[n++] = net->tap.fds[i];
+	return n;
+}
+
+unsigned virtio_net_vhost_fds(const struct virtio_net *net, int *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < net->max_pairs && n < max; i++)
+		if (net->qps[i].vhost_fd >= 0)
+			out[n++] = net->qps[i].vhost_fd;
+	return n;
+}
+
 void virtio_net_destroy(struct virtio_net *net)
 {
 	if (!net)

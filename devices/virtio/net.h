@@ -68,6 +68,11 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 
 /* Stops everything if active, closes the tap. NULL is accepted. */
 void virtio_net_destroy(struct virtio_net *net);
+/* The device's tap queue fds and /dev/vhost-net fds (-1 where none), for
+ * the sandbox: ioctls are allowed on these only. Returns the count of each
+ * written, at most max. */
+unsigned virtio_net_tap_fds(const struct virtio_net *net, int *out, unsigned max);
+unsigned virtio_net_vhost_fds(const struct virtio_net *net, int *out, unsigned max);
 
 /* A locally administered unicast MAC for NIC `index` of a VM:
  * 52:54:00:xx:yy:<index>, xx:yy derived from salt (minivmm passes its pid)

@@ -44,7 +44,7 @@ static double measure(bool filtered)
 		struct sandbox sb;
 		char err[256];
 		int fd = eventfd(0, EFD_CLOEXEC);   /* opened before the filter, as devices are */
-		if (filtered && (sandbox_init(&sb, SECCOMP_ON, err, sizeof(err)) ||
+		if (filtered && (sandbox_init(&sb, SECCOMP_ON, NULL, err, sizeof(err)) ||
 				 prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || sandbox_enter(&sb, THREAD_ROLE_MAIN) ||
 				 sandbox_enter(&sb, THREAD_ROLE_NET)))
 			_exit(1);

@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/vhost.h>
 #include <sys/capability.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -32,7 +35,8 @@ struct child_result {
 
 /* Runs body(arg) in a child with mode's filters compiled; the child exits
  * with body's return value. */
-static struct child_result in_child(enum seccomp_mode mode, int (*body)(struct sandbox *sb, void *arg), void *arg)
+static struct child_result in_child_fds(enum seccomp_mode mode, const struct sandbox_fds *fds,
+				       int (*body)(struct sandbox *sb, void *arg), void *arg)
 {
 	int pipefd[2];
 	cr_assert_eq(pipe(pipefd), 0);
@@ -43,7 +47,7 @@ static struct child_result in_child(enum seccomp_mode mode, int (*body)(struct s
 		close(pipefd[0]);
 		struct sandbox sb;
 		char err[256];
-		if (sandbox_init(&sb, mode, err, sizeof(err))) {
+		if (sandbox_init(&sb, mode, fds, err, sizeof(err))) {
 			fprintf(stderr, "init: %s\n", err);
 			_exit(90);
 		}
@@ -65,6 +69,11 @@ static struct child_result in_child(enum seccomp_mode mode, int (*body)(struct s
 	return r;
 }
 
+static struct child_result in_child(enum seccomp_mode mode, int (*body)(struct sandbox *sb, void *arg), void *arg)
+{
+	return in_child_fds(mode, NULL, body, arg);
+}
+
 static void assert_killed_for(const struct child_result *r, const char *role, const char *call)
 {
 	char want[160];
@@ -80,7 +89,7 @@ Test(sandbox, every_role_compiles_in_both_modes)
 	for (int m = SECCOMP_ON; m <= SECCOMP_LOG; m++) {
 		struct sandbox sb;
 		char err[256] = "";
-		cr_assert_eq(sandbox_init(&sb, (enum seccomp_mode)m, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(sandbox_init(&sb, (enum seccomp_mode)m, NULL, err, sizeof(err)), 0, "%s", err);
 		for (int r = 0; r < THREAD_ROLE_COUNT; r++)
 			cr_assert_gt(sb.filters[r].len, 4, "role %s", thread_role_names[r]);
 		/* The main thread's is the union: the largest. */
@@ -90,7 +99,7 @@ Test(sandbox, every_role_compiles_in_both_modes)
 	}
 	struct sandbox off;
 	char err[16];
-	cr_assert_eq(sandbox_init(&off, SECCOMP_OFF, err, sizeof(err)), 0);
+	cr_assert_eq(sandbox_init(&off, SECCOMP_OFF, NULL, err, sizeof(err)), 0);
 	cr_assert_not(off.active);
 	cr_assert_eq(sandbox_enter(&off, THREAD_ROLE_BLK), 0, "off: nothing to install");
 }
@@ -308,4 +317,128 @@ Test(sandbox, chroot_to_a_missing_directory_is_one_clear_error)
 	struct child_result r = in_child(SECCOMP_OFF, chroot_missing, NULL);
 	cr_assert_eq(r.status, 0);
 	cr_assert_str_eq(r.err, "--chroot /nonexistent-minivmm: No such file or directory\n");
+}
+
+/* ---- ioctls on their own fds only (issue 13: "ioctl is filtered by
+ * request number only": KVM_SET_GSI_ROUTING on stdin from a vCPU thread
+ * reached the kernel) ---- */
+
+/* Stand-ins for the VM's fds: eventfds, on which every ioctl fails with
+ * ENOTTY, so "allowed" shows as a return, "refused" as the SIGSYS exit. */
+struct fd_case {
+	struct sandbox_fds fds;
+	int vcpu_fds[2], taps[1], vhost[1], vm, foreign;
+	enum thread_role role;
+	int vcpu;                 /* with THREAD_ROLE_VCPU */
+	int fd;                   /* the call: ioctl(fd, req) */
+	unsigned long req;
+};
+
+static void fd_case_init(struct fd_case *c)
+{
+	memset(c, 0, sizeof(*c));
+	int *all[] = { &c->vcpu_fds[0], &c->vcpu_fds[1], &c->taps[0], &c->vhost[0], &c->vm, &c->foreign };
+	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		*all[i] = eventfd(0, EFD_CLOEXEC);
+		cr_assert_geq(*all[i], 0);
+	}
+	c->fds = (struct sandbox_fds){ .vm_fd = c->vm, .vcpu_fds = c->vcpu_fds, .n_vcpus = 2, .tap_fds = c->taps,
+				       .n_taps = 1, .vhost_fds = c->vhost, .n_vhost = 1 };
+}
+
+static int fd_case_body(struct sandbox *sb, void *arg)
+{
+	struct fd_case *c = arg;
+	if (sandbox_enter(sb, THREAD_ROLE_MAIN))
+		return 92;
+	int rc = c->role == THREAD_ROLE_VCPU ? sandbox_enter_vcpu(sb, (unsigned)c->vcpu) : sandbox_enter(sb, c->role);
+	if (rc)
+		return 93;
+	errno = 0;
+	if (ioctl(c->fd, c->req, 0) == 0 || errno == 0)
+		return 94;   /* an eventfd takes no ioctl: the call must fail */
+	return 0;        /* allowed by the filter, refused by the fd */
+}
+
+static struct child_result fd_case_run(struct fd_case *c, enum thread_role role, int vcpu, int fd, unsigned long req)
+{
+	c->role = role;
+	c->vcpu = vcpu;
+	c->fd = fd;
+	c->req = req;
+	return in_child_fds(SECCOMP_ON, &c->fds, fd_case_body, c);
+}
+
+Test(sandbox, ioctls_only_on_their_own_fds)
+{
+	struct fd_case c;
+	fd_case_init(&c);
+	struct child_result r;
+	/* allowed where they belong */
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 0, c.vcpu_fds[0], KVM_RUN);
+	cr_assert_eq(r.status, 0, "KVM_RUN on the vCPU's own fd: %d %s", r.status, r.err);
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 1, c.vm, KVM_IRQFD);
+	cr_assert_eq(r.status, 0, "KVM_IRQFD on the VM fd: %d %s", r.status, r.err);
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 0, c.taps[0], TUNSETQUEUE);
+	cr_assert_eq(r.status, 0, "TUNSETQUEUE on a tap: %d %s", r.status, r.err);
+	r = fd_case_run(&c, THREAD_ROLE_NET_CTRL, 0, c.vhost[0], VHOST_SET_VRING_KICK);
+	cr_assert_eq(r.status, 0, "a vhost request on a vhost fd: %d %s", r.status, r.err);
+	/* refused anywhere else */
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 0, c.vcpu_fds[1], KVM_RUN);
+	assert_killed_for(&r, "vcpu", "ioctl");   /* another vCPU's fd */
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 0, STDIN_FILENO, KVM_SET_GSI_ROUTING);
+	assert_killed_for(&r, "vcpu", "ioctl");   /* the issue's case: a VM request on stdin */
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 0, c.foreign, TUNSETQUEUE);
+	assert_killed_for(&r, "vcpu", "ioctl");   /* a tap request on a foreign fd */
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 0, c.taps[0], VHOST_SET_OWNER);
+	assert_killed_for(&r, "vcpu", "ioctl");   /* a vhost request on a tap */
+	r = fd_case_run(&c, THREAD_ROLE_NET_CTRL, 0, c.vm, KVM_IRQFD);
+	assert_killed_for(&r, "net ctrl", "ioctl");
+	r = fd_case_run(&c, THREAD_ROLE_MAIN, 0, c.vhost[0], TUNSETIFF);
+	assert_killed_for(&r, "main", "ioctl");   /* not a request of ours, on any fd */
+	r = fd_case_run(&c, THREAD_ROLE_MAIN, 0, c.foreign, TCGETS);
+	assert_killed_for(&r, "main", "ioctl");   /* the terminal's requests: on stdin only */
+}
+
+static int stat_path_body(struct sandbox *sb, void *arg)
+{
+	(void)arg;
+	if (sandbox_enter(sb, THREAD_ROLE_MAIN) || sandbox_enter(sb, THREAD_ROLE_BLK))
+		return 92;
+	struct stat st;
+	if (fstat(STDERR_FILENO, &st))   /* glibc: newfstatat(fd, "", st, AT_EMPTY_PATH) */
+		return 93;
+	stat("/etc/passwd", &st);        /* a path lookup: refused */
+	return 0;
+}
+
+/* Issue 13: "newfstatat accepts any path (a blk worker could stat /etc/shadow)". */
+Test(sandbox, stat_by_path_refused)
+{
+	struct child_result r = in_child(SECCOMP_ON, stat_path_body, NULL);
+	assert_killed_for(&r, "blk worker", "newfstatat");
+}
+
+/* The largest device set the options allow compiles into filters the kernel takes. */
+Test(sandbox, largest_fd_sets_compile)
+{
+	static int vcpus[255], taps[MAX_NETS * MAX_NET_QUEUE_PAIRS], vhost[MAX_NETS * MAX_NET_QUEUE_PAIRS];
+	for (int i = 0; i < 255; i++)
+		vcpus[i] = 1000 + i;
+	for (int i = 0; i < MAX_NETS * MAX_NET_QUEUE_PAIRS; i++) {
+		taps[i] = 2000 + i;
+		vhost[i] = 3000 + i;
+	}
+	struct fd_case c;
+	fd_case_init(&c);
+	c.fds = (struct sandbox_fds){ .vm_fd = c.vm, .vcpu_fds = vcpus, .n_vcpus = 255, .tap_fds = taps,
+				      .n_taps = MAX_NETS * MAX_NET_QUEUE_PAIRS, .vhost_fds = vhost,
+				      .n_vhost = MAX_NETS * MAX_NET_QUEUE_PAIRS };
+	/* the main thread's union and vCPU 254's (shared past 64 vCPUs), installed for real */
+	struct child_result r = fd_case_run(&c, THREAD_ROLE_VCPU, 254, c.vm, KVM_IRQFD);
+	cr_assert_eq(r.status, 0, "%d %s", r.status, r.err);
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 254, vcpus[3], KVM_RUN);
+	cr_assert_eq(r.status, 0, "shared: KVM_RUN on another vCPU's fd passes the filter: %d %s", r.status, r.err);
+	r = fd_case_run(&c, THREAD_ROLE_VCPU, 254, c.foreign, KVM_RUN);
+	assert_killed_for(&r, "vcpu", "ioctl");
 }
