@@ -17,6 +17,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--cmdline) cmdline=$2; shift 2 ;;
 	--console) console=$2; shift 2 ;;
+	--guest-exit) shift ;;
 	--*) shift 2 ;;
 	*) echo "fake_vmm: unexpected argument $1" >&2; exit 1 ;;
 	esac
