@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "devices/virtio/blk.c"
+#include "fuzz_check.h"
 
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -34,15 +35,6 @@ static uint8_t ram[RAM_SIZE];
 static struct virtio_blk *disks[2];   /* read-write, read-only */
 static int disk_fd = -1;
 static unsigned notified;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "fuzz_blk: check failed: %s (%s:%d)\n", #cond, \
-				__FILE__, __LINE__);                                  \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 static void irq_queue(const struct virtio_irq *irq, unsigned q)
 {

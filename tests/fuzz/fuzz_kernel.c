@@ -26,18 +26,10 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "vmm/guest_mem.h"
+#include "fuzz_check.h"
 
 #define HDR 4
 #define RAM_MAX (32u << 20)
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_kernel: check failed: %s (%s:%d)\n", #cond,    \
-				__FILE__, __LINE__);                                       \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
 
 static uint8_t *ram;
 

@@ -13,17 +13,9 @@
 #include <string.h>
 
 #include "vmm/options.h"
+#include "fuzz_check.h"
 
 #define MAX_ARGS 64
-
-#define CHECK(cond)                                                                         \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			fprintf(stderr, "fuzz_options: check failed: %s (%s:%d)\n", #cond,    \
-				__FILE__, __LINE__);                                        \
-			abort();                                                            \
-		}                                                                           \
-	} while (0)
 
 static struct vmm_options opts;
 

@@ -27,6 +27,7 @@
 
 #include "devices/virtio/virtq.h"
 #include "vmm/guest_mem.h"
+#include "fuzz_check.h"
 
 #define HDR        16
 #define RAM_A_GPA  0x0ull
@@ -39,15 +40,6 @@
 
 static uint8_t ram_a[RAM_A_SIZE], ram_b[RAM_B_SIZE], ram_c[RAM_C_SIZE];
 static struct virtq_chain chain;
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "fuzz_virtq: check failed: %s (%s:%d)\n", #cond, \
-				__FILE__, __LINE__);                                   \
-			abort();                                                       \
-		}                                                                      \
-	} while (0)
 
 static bool inside(const void *p, size_t len, const uint8_t *ram, size_t size)
 {

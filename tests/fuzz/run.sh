@@ -7,6 +7,8 @@
 #   fuzz_kernel  the x86 kernel image probe and loader (bzImage, ELF) on a
 #                fake guest RAM, with the initrd placement and boot_params
 #   fuzz_options the command-line parser
+#   fuzz_blk     virtio-blk's request path on hostile rings and buffers
+#   fuzz_platform the 8250 UART, i8042, ACPI power control and guest port
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk)
+TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -32,6 +34,8 @@ srcs() {
 		vmm/log_limit.c ;;
 	fuzz_kernel) echo arch/x86/boot.c vmm/guest_mem.c ;;
 	fuzz_options) echo vmm/options.c ;;
+	fuzz_platform) echo devices/serial_8250.c devices/i8042.c devices/power_ctl.c devices/debug_port.c \
+		vmm/io_bus.c ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c \
 		vmm/guest_mem.c vmm/log_limit.c ;;   # blk.c itself is included by the target
 	esac
@@ -43,6 +47,7 @@ max_len() {
 	fuzz_kernel) echo 65540 ;;  # header + a 64 KiB image
 	fuzz_options) echo 4096 ;;
 	fuzz_blk) echo 16388 ;;     # header + the guest RAM image
+	fuzz_platform) echo 4096 ;; # 1024 accesses
 	esac
 }
 make_seeds() {
@@ -52,6 +57,7 @@ make_seeds() {
 	fuzz_kernel) FUZZ_KERNEL_WRITE_SEEDS=$2 "$OUT/fuzz_kernel" ;;
 	fuzz_options) FUZZ_OPTIONS_WRITE_SEEDS=$2 "$OUT/fuzz_options" ;;
 	fuzz_blk) mkdir -p "$2" && FUZZ_BLK_WRITE_SEEDS=$2 "$OUT/fuzz_blk" ;;
+	fuzz_platform) mkdir -p "$2" && FUZZ_PLATFORM_WRITE_SEEDS=$2 "$OUT/fuzz_platform" ;;
 	esac
 }
 
