@@ -9,6 +9,8 @@
 #   fuzz_options the command-line parser
 #   fuzz_blk     virtio-blk's request path on hostile rings and buffers
 #   fuzz_platform the 8250 UART, i8042, ACPI power control and guest port
+#   fuzz_net_worker virtio-net's worker: TX chains to tap frames, tap frames
+#                to RX chains (mergeable or not), on hostile rings
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform)
+TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -36,6 +38,8 @@ srcs() {
 	fuzz_options) echo vmm/options.c ;;
 	fuzz_platform) echo devices/serial_8250.c devices/i8042.c devices/power_ctl.c devices/debug_port.c \
 		vmm/io_bus.c ;;
+	fuzz_net_worker) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c devices/net/tap.c \
+		devices/net/net_hdr.c vmm/guest_mem.c vmm/log_limit.c ;;   # worker.c is included by the target
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c \
 		vmm/guest_mem.c vmm/log_limit.c ;;   # blk.c itself is included by the target
 	esac
@@ -48,6 +52,7 @@ max_len() {
 	fuzz_options) echo 4096 ;;
 	fuzz_blk) echo 16388 ;;     # header + the guest RAM image
 	fuzz_platform) echo 4096 ;; # 1024 accesses
+	fuzz_net_worker) echo 16404 ;;   # header, 8 frame lengths, the guest RAM image
 	esac
 }
 make_seeds() {
@@ -58,6 +63,7 @@ make_seeds() {
 	fuzz_options) FUZZ_OPTIONS_WRITE_SEEDS=$2 "$OUT/fuzz_options" ;;
 	fuzz_blk) mkdir -p "$2" && FUZZ_BLK_WRITE_SEEDS=$2 "$OUT/fuzz_blk" ;;
 	fuzz_platform) mkdir -p "$2" && FUZZ_PLATFORM_WRITE_SEEDS=$2 "$OUT/fuzz_platform" ;;
+	fuzz_net_worker) mkdir -p "$2" && FUZZ_NET_WORKER_WRITE_SEEDS=$2 "$OUT/fuzz_net_worker" ;;
 	esac
 }
 
