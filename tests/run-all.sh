@@ -29,11 +29,14 @@ build() { # build DIR [cmake args...]
 		echo "BUILD FAILED ($dir):"; tail -n 30 "$dir/cmake.log" "$dir/build.log"; return 1; }
 }
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo || exit 1
-build build-asan -DCMAKE_BUILD_TYPE=Debug -DMINIVMM_SANITIZE=ON || exit 1
+# The sanitizer build with clang: gcc's UBSan does not instrument all that
+# clang's does (a NULL + 0 in blk.c showed only under clang), and the
+# release build above keeps gcc's warnings.
+build build-asan -DCMAKE_BUILD_TYPE=Debug -DMINIVMM_SANITIZE=ON -DCMAKE_C_COMPILER=clang || exit 1
 
 echo "== unit and process tests (release build)"
 (cd build && ctest --output-on-failure) || step_fail=1
-echo "== unit and process tests (ASan+UBSan build)"
+echo "== unit and process tests (ASan+UBSan build, clang)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ctest --output-on-failure -V >ctest-asan.log 2>&1; rc=$?; tail -n 25 ctest-asan.log; exit $rc) || step_fail=1
 # Criterion runs each test in a child whose sanitizer report does not always

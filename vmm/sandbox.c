@@ -63,7 +63,7 @@ static const struct rule common_rules[] = {
 	R(rt_sigprocmask), R(madvise), R(munmap), R(brk), R(clock_gettime), R(clock_nanosleep), R(nanosleep),
 	R(gettid), R(getpid), R(sched_yield), R(fstat), { SCMP_SYS(newfstatat), FD_STAT }, R(getrandom),
 	{ SCMP_SYS(mmap), NO_EXEC }, { SCMP_SYS(mprotect), NO_EXEC }, { SCMP_SYS(prctl), GET_NAME_ONLY },
-#if defined(__SANITIZE_ADDRESS__)
+#if SANDBOX_SANITIZER_BUILD
 	/* The sanitizer runtime's own calls: thread set-up, reports, and the
 	 * leak checker at exit, which stops the world from a ptrace()ing clone. */
 	R(sigaltstack), R(prctl), R(getrlimit), R(prlimit64), R(sched_getaffinity), R(readlink), R(openat),

@@ -27,6 +27,19 @@
 
 #define SANDBOX_VIOLATION_STATUS 159   /* 128 + SIGSYS */
 
+/* 1 in an AddressSanitizer build, with gcc (__SANITIZE_ADDRESS__) or clang
+ * (__has_feature): its runtime makes calls of its own the filters allow. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANDBOX_SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANDBOX_SANITIZER_BUILD 1
+#endif
+#endif
+#ifndef SANDBOX_SANITIZER_BUILD
+#define SANDBOX_SANITIZER_BUILD 0
+#endif
+
 struct sandbox {
 	bool active;                                    /* filters compiled: threads install them */
 	enum seccomp_mode mode;

@@ -301,7 +301,8 @@ static void *pair_main(void *arg)
 		}
 		if (work)
 			continue;
-		if (dq_arm(&p->rx) | dq_arm(&p->tx))
+		bool rx_more = dq_arm(&p->rx), tx_more = dq_arm(&p->tx);   /* both armed, whatever the first says */
+		if (rx_more || tx_more)
 			continue;
 		if (poll(fds, 2, 10) > 0) {
 			uint64_t v;

@@ -1382,7 +1382,6 @@ static unsigned gso_frames_seen(uint64_t features, uint8_t *gso_type)
 	inject_hdr(&h, frame, LEN);
 	unsigned frames = 0;
 	uint64_t payload = 0;
-	unsigned chain = 0;
 	while (payload < 3000) {
 		struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
 		const uint8_t *b = rx_buf(addrs[e.id]);
@@ -1393,7 +1392,6 @@ static unsigned gso_frames_seen(uint64_t features, uint8_t *gso_type)
 		uint64_t len = e.len;
 		for (unsigned k = 1; k < nb; k++)
 			len += virtq_driver_wait_used(&drv[0]).len;
-		chain += nb;
 		*gso_type = v.gso_type;
 		payload += len - HDR - 54;
 		frames++;
