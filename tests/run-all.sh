@@ -46,6 +46,16 @@ if grep -nE "ERROR: (Leak|Address)Sanitizer|runtime error:" build-asan/ctest-asa
 	step_fail=1
 fi
 
+echo "== threaded unit tests under ThreadSanitizer (clang; tests/tsan/)"
+rm -f build-tsan/tsan-report.*
+mkdir -p build-tsan
+if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMINIVMM_TSAN=ON -DCMAKE_C_COMPILER=clang \
+	>build-tsan/cmake.log 2>&1 && cmake --build build-tsan --target tsan_tests -j"$(nproc)" >build-tsan/build.log 2>&1; then
+	(cd build-tsan && ctest --output-on-failure -R '^tsan_') || { cat build-tsan/tsan-report.* 2>/dev/null; step_fail=1; }
+else
+	echo "BUILD FAILED (build-tsan):"; tail -n 30 build-tsan/cmake.log build-tsan/build.log; step_fail=1
+fi
+
 echo "== arm64: static cross build, and the arm64 binary's command-line checks under qemu-user"
 if bash arch/arm64/cross-build.sh build-arm64; then
 	bash tests/cli/test_arm64_cli.sh build-arm64/minivmm || step_fail=1

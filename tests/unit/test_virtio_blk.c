@@ -745,10 +745,14 @@ Test(virtio_blk, event_idx)
 	activate_with(ALL_FEATURES, true);
 	for (unsigned i = 0; i < 20; i++)
 		cr_assert_eq(blk_read(0, i, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
-	/* the device asked for a kick at the next entry before sleeping */
-	uint16_t avail_event;
-	memcpy(&avail_event, &virtq_driver_used(&drv[0])->ring[QSIZE], sizeof(avail_event));
-	cr_assert_eq(le16toh(avail_event), 20);
+	/* the device asks for a kick at the next entry before sleeping, which
+	 * it may do just after the last completion: wait for it (an atomic
+	 * load: the worker writes it) */
+	uint16_t *avail_event = (uint16_t *)&virtq_driver_used(&drv[0])->ring[QSIZE];
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	while (le16toh(__atomic_load_n(avail_event, __ATOMIC_ACQUIRE)) != 20 && now_ms() < deadline)
+		usleep(200);
+	cr_assert_eq(le16toh(__atomic_load_n(avail_event, __ATOMIC_ACQUIRE)), 20);
 }
 
 Test(virtio_blk, reset_and_activate_again)
