@@ -13,6 +13,7 @@
 #                to RX chains (mergeable or not), on hostile rings
 #   fuzz_net_ctrl virtio-net's control queue (RX mode, MAC table and address,
 #                VQ_PAIRS_SET) over a fake backend
+#   fuzz_arm64_boot the arm64 Image parser, RAM placement and device tree
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -26,7 +27,7 @@ cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker fuzz_net_ctrl)
+TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker fuzz_net_ctrl fuzz_arm64_boot)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -44,6 +45,7 @@ srcs() {
 		devices/net/net_hdr.c vmm/guest_mem.c vmm/log_limit.c ;;   # worker.c is included by the target
 	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c devices/net/tap.c \
 		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/guest_mem.c vmm/log_limit.c ;;   # net.c: included
+	fuzz_arm64_boot) echo arch/arm64/boot.c arch/arm64/fdt.c -lfdt ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c \
 		vmm/guest_mem.c vmm/log_limit.c ;;   # blk.c itself is included by the target
 	esac
@@ -58,6 +60,7 @@ max_len() {
 	fuzz_platform) echo 4096 ;; # 1024 accesses
 	fuzz_net_worker) echo 16404 ;;   # header, 8 frame lengths, the guest RAM image
 	fuzz_net_ctrl) echo 16388 ;;     # header + the guest RAM image
+	fuzz_arm64_boot) echo 8192 ;;    # header, command line, Image
 	esac
 }
 make_seeds() {
@@ -70,6 +73,7 @@ make_seeds() {
 	fuzz_platform) mkdir -p "$2" && FUZZ_PLATFORM_WRITE_SEEDS=$2 "$OUT/fuzz_platform" ;;
 	fuzz_net_worker) mkdir -p "$2" && FUZZ_NET_WORKER_WRITE_SEEDS=$2 "$OUT/fuzz_net_worker" ;;
 	fuzz_net_ctrl) mkdir -p "$2" && FUZZ_NET_CTRL_WRITE_SEEDS=$2 "$OUT/fuzz_net_ctrl" ;;
+	fuzz_arm64_boot) mkdir -p "$2" && FUZZ_ARM64_BOOT_WRITE_SEEDS=$2 "$OUT/fuzz_arm64_boot" ;;
 	esac
 }
 
