@@ -61,7 +61,13 @@ static int host_set_irqfd(void *host, int fd, unsigned gsi, bool assign)
 	return vm_set_irqfd(host, fd, gsi, assign);
 }
 
+static int host_run_control(void *host, int (*fn)(void *), void *arg)
+{
+	return vm_threads_call(host, fn, arg);
+}
+
 const struct virtio_host_ops vm_virtio_host_ops = {
+	.run_control = host_run_control,
 	.set_notifiers = host_set_notifiers,
 	.set_irqfd = host_set_irqfd,
 };

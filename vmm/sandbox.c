@@ -84,9 +84,13 @@ static const struct rule main_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
+/* Device activation and reset, with their tap and vhost-net calls and the
+ * tap MTU query's socket, run on the main thread (vm_threads_call): the vCPU
+ * keeps KVM_RUN and the interrupt and notifier requests of the registers
+ * it traps on. */
 static const struct rule vcpu_rules[] = {
 	R(close), R(eventfd2), R(poll), R(ppoll),
-	{ SCMP_SYS(ioctl), IOCTL_LIST }, { SCMP_SYS(socket), DGRAM_SOCKET },
+	{ SCMP_SYS(ioctl), IOCTL_LIST },
 	{ RULES_END, ANY_ARGS },
 };
 
@@ -123,7 +127,7 @@ static const struct rule vhost_fwd_rules[] = {
 		KVM_SIGNAL_MSI
 #define TERMINAL_IOCTLS TCGETS, TCSETS, TCSETSW, TCSETSF
 
-static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, 0 };
+static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, 0 };
 static const unsigned long net_ctrl_ioctls[] = { TAP_IOCTLS, VHOST_IOCTLS, 0 };
 /* Teardown runs device resets on the main thread; the console is restored. */
 static const unsigned long main_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, TERMINAL_IOCTLS, 0 };
@@ -177,15 +181,15 @@ static int allow_ioctls_on(scmp_filter_ctx ctx, const int *fds, unsigned n, cons
 	return rc;
 }
 
-/* A role's ioctls on their own fds. Taps and vhost-net: every pair can be
- * started by a vCPU (DRIVER_OK) or the control thread (VQ_PAIRS_SET). The
+/* A role's ioctls on their own fds. Taps and vhost-net: pairs are started by
+ * the main thread (activation) or the control thread (VQ_PAIRS_SET). The
  * vhost requests by type, not one by one: each only reaches this process's
  * own vhost instance, and 13 rules per fd would make large filters. */
 static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const struct build *b)
 {
 	const struct sandbox_fds *f = b->fds;
 	int rc = 0;
-	bool net = role == THREAD_ROLE_VCPU || role == THREAD_ROLE_NET_CTRL || role == THREAD_ROLE_MAIN;
+	bool net = role == THREAD_ROLE_NET_CTRL || role == THREAD_ROLE_MAIN;
 	if (role == THREAD_ROLE_VCPU) {
 		if (b->vcpu >= 0 && (unsigned)b->vcpu < f->n_vcpus)
 			rc = allow_ioctl(ctx, f->vcpu_fds[b->vcpu], KVM_RUN);

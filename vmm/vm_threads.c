@@ -14,7 +14,10 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
+/* A thread to create, or (call set) a function to run, on the main thread
+ * for another thread, which waits. */
 struct spawn_request {
+	int (*call)(void *arg);
 	enum thread_role role;
 	const char *name;
 	void *(*fn)(void *);
@@ -80,6 +83,27 @@ int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, con
 	return spawn(vm, thread, THREAD_ROLE_VCPU, index, name, fn, arg);
 }
 
+/* Queues req for the main loop and waits until it is done. */
+static int ask_main(struct vm_threads *t, struct spawn_request *req)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->closed) {
+		pthread_mutex_unlock(&t->lock);
+		return ESHUTDOWN;
+	}
+	req->next = t->pending;
+	t->pending = req;
+	pthread_mutex_unlock(&t->lock);
+	uint64_t one = 1;
+	if (write(t->efd, &one, sizeof(one)) != sizeof(one))
+		log_warn("thread request eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&t->lock);
+	while (!req->done)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	return req->err;
+}
+
 static int start_for_device(const struct thread_starter *ts, pthread_t *thread, enum thread_role role,
 			    const char *name, void *(*fn)(void *), void *arg)
 {
@@ -89,22 +113,17 @@ static int start_for_device(const struct thread_starter *ts, pthread_t *thread, 
 		return vm_threads_create(vm, thread, role, name, fn, arg);
 
 	struct spawn_request req = { .role = role, .name = name, .fn = fn, .arg = arg, .thread = thread };
-	pthread_mutex_lock(&t->lock);
-	if (t->closed) {
-		pthread_mutex_unlock(&t->lock);
-		return ESHUTDOWN;
-	}
-	req.next = t->pending;
-	t->pending = &req;
-	pthread_mutex_unlock(&t->lock);
-	uint64_t one = 1;
-	if (write(t->efd, &one, sizeof(one)) != sizeof(one))
-		log_warn("thread request eventfd: %s", strerror(errno));
-	pthread_mutex_lock(&t->lock);
-	while (!req.done)
-		pthread_cond_wait(&t->cond, &t->lock);
-	pthread_mutex_unlock(&t->lock);
-	return req.err;
+	return ask_main(t, &req);
+}
+
+int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg)
+{
+	struct vm_threads *t = &vm->threads;
+	if (!t->starter.start || pthread_equal(pthread_self(), t->main_thread))
+		return fn(arg);
+	struct spawn_request req = { .call = fn, .arg = arg };
+	int e = ask_main(t, &req);
+	return e == ESHUTDOWN && !req.done ? -ESHUTDOWN : req.err;
 }
 
 int vm_threads_init(struct vm *vm)
@@ -127,12 +146,23 @@ static void finish_pending(struct vm_threads *t, bool create, struct vm *vm)
 	pthread_mutex_lock(&t->lock);
 	struct spawn_request *r = t->pending;
 	t->pending = NULL;
-	for (; r; r = r->next) {
-		r->err = create ? vm_threads_create(vm, r->thread, r->role, r->name, r->fn, r->arg) : ESHUTDOWN;
-		r->done = true;
-	}
-	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	/* Served without the lock: a call may itself ask for threads, which on
+	 * this thread are created directly. */
+	while (r) {
+		struct spawn_request *next = r->next;
+		if (!create)
+			r->err = r->call ? -ESHUTDOWN : ESHUTDOWN;
+		else if (r->call)
+			r->err = r->call(r->arg);
+		else
+			r->err = vm_threads_create(vm, r->thread, r->role, r->name, r->fn, r->arg);
+		pthread_mutex_lock(&t->lock);
+		r->done = true;
+		pthread_cond_broadcast(&t->cond);
+		pthread_mutex_unlock(&t->lock);
+		r = next;
+	}
 }
 
 void vm_threads_serve(struct vm *vm)

@@ -33,6 +33,11 @@ int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, c
 /* The same for vCPU index: its thread takes that vCPU's own filter. */
 int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, const char *name,
 			   void *(*fn)(void *), void *arg);
+/* Runs fn(arg) on the main thread and returns what it returns: at once on
+ * the main thread, else the caller waits for the main loop (-ESHUTDOWN once
+ * it no longer serves). Device activation and reset go through here, so
+ * that vCPU threads never need the tap and vhost calls they make. */
+int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg);
 /* Main loop: create what other threads asked for. */
 void vm_threads_serve(struct vm *vm);
 /* Main loop is done: fail pending and later requests from other threads. */

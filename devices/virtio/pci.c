@@ -144,7 +144,14 @@ static int wrap_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 	return vp->host->set_irqfd(vp->host_ctx, fd, gsi, assign);
 }
 
+static int wrap_run_control(void *ctx, int (*fn)(void *), void *arg)
+{
+	struct virtio_pci *vp = ctx;
+	return vp->host->run_control ? vp->host->run_control(vp->host_ctx, fn, arg) : fn(arg);
+}
+
 static const struct virtio_host_ops wrap_host_ops = {
+	.run_control = wrap_run_control,
 	.set_notifiers = wrap_set_notifiers,
 	.set_irqfd = wrap_set_irqfd,
 };

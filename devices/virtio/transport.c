@@ -63,10 +63,32 @@ static int set_notifiers(struct virtio_transport *t, bool assign)
 }
 
 /* Stops the device and removes its notifiers; the register state stays. */
+static int call_device_activate(void *arg)
+{
+	struct virtio_transport *t = arg;
+	return t->ops->activate(t->dev, t->driver_features, t->queues, t->n_queues, &t->hooks->irq);
+}
+
+static int call_device_reset(void *arg)
+{
+	struct virtio_transport *t = arg;
+	t->ops->reset(t->dev);
+	return 0;
+}
+
+/* The device's activate and reset, where the host runs them (see
+ * virtio_host_ops.run_control). The caller holds t->lock and waits. */
+static int on_control_thread(struct virtio_transport *t, int (*fn)(void *))
+{
+	return t->host->run_control ? t->host->run_control(t->host_ctx, fn, t) : fn(t);
+}
+
 static void deactivate(struct virtio_transport *t)
 {
-	if (t->active)
-		t->ops->reset(t->dev);
+	/* A reset that could not run (the VMM shutting down) leaves the device
+	 * active: destroy, on the control thread, resets it. */
+	if (t->active && on_control_thread(t, call_device_reset) < 0)
+		return;
 	t->active = false;
 	if (t->notifiers_assigned)
 		set_notifiers(t, false);
@@ -159,7 +181,7 @@ static void activate(struct virtio_transport *t)
 		return;
 	}
 	t->notifiers_assigned = true;
-	if (t->ops->activate(t->dev, t->driver_features, t->queues, t->n_queues, &t->hooks->irq)) {
+	if (on_control_thread(t, call_device_activate)) {
 		set_notifiers(t, false);
 		t->notifiers_assigned = false;
 		needs_reset_at_driver_ok(t);

@@ -41,6 +41,12 @@ struct virtio_host_ops {
 	int (*set_notifiers)(void *host, const struct host_notifier *n, unsigned count, bool assign);
 	/* Connects (assign) or disconnects an eventfd to an interrupt line. */
 	int (*set_irqfd)(void *host, int fd, unsigned gsi, bool assign);
+	/* Optional (NULL: on the calling thread). Runs fn(arg) where device
+	 * activation and reset belong, and returns its result (negative when
+	 * it could not run): they open tap queues, set up vhost-net and start
+	 * threads, which the vCPU that wrote the status must not be allowed
+	 * to do (its seccomp filter). minivmm runs them on its main thread. */
+	int (*run_control)(void *host, int (*fn)(void *), void *arg);
 };
 
 struct virtio_transport;

@@ -309,7 +309,7 @@ static int fh_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 	return 0;
 }
 
-static const struct virtio_host_ops fake_host_ops = { fh_set_notifiers, fh_set_irqfd };
+static const struct virtio_host_ops fake_host_ops = { fh_set_notifiers, fh_set_irqfd, NULL };
 
 /* ---- fake VM: MSI routes and irqfds ---- */
 

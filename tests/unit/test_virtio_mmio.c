@@ -2,6 +2,7 @@
  * feature negotiation, queue setup, activation with notifiers assigned in
  * one batch, notify before/after, interrupts and ISR, reset, hostile values. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,7 +15,8 @@
 #define RAM (1u << 20)
 
 static const struct virtio_dev_ops fake_ops = FAKE_VIRTIO_DEV_OPS(42);
-static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, fake_virtio_host_set_irqfd };
+static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, fake_virtio_host_set_irqfd,
+						      fake_virtio_host_run_control };
 
 static struct virtio_mmio m;
 static struct fake_virtio_dev dev;
@@ -296,6 +298,34 @@ Test(virtio_mmio, broken_rings_in_a_reset_loop_log_a_few_lines)
 		lines += *p == '\n';
 	cr_assert_eq(lines, 5, "%s", l);
 	cr_assert(strstr(l, "fake0: queue 0: "), "%s", l);
+}
+
+/* Issue 13: device activation and reset ran on the vCPU that wrote the
+ * status, so vCPU threads needed the tap and vhost calls. They go through
+ * the host's run_control (minivmm's main thread) now. */
+Test(virtio_mmio, activation_and_reset_run_where_the_host_says)
+{
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert_eq(dev.activations, 1);
+	cr_assert_eq(host.control_calls, 1, "activate went through run_control");
+	wr(VIRTIO_MMIO_STATUS, 0);
+	cr_assert_eq(dev.resets, 1);
+	cr_assert_eq(host.control_calls, 2, "reset went through run_control");
+	/* A VMM shutting down runs nothing more: the device stays active (not
+	 * reset behind the host's back) and destroy resets it. */
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	cr_assert_eq(dev.activations, 2);
+	host.control_refuse = -ESHUTDOWN;
+	wr(VIRTIO_MMIO_STATUS, 0);
+	cr_assert_eq(dev.resets, 1, "the refused reset did not run");
+	host.control_refuse = 0;
+	virtio_mmio_destroy(&m);
+	cr_assert_eq(dev.resets, 2, "destroy reset the device");
+	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, BASE, 5), 0);
 }
 
 Test(virtio_mmio, failed_notifier_registration_sets_needs_reset)

@@ -30,7 +30,8 @@ static int no_irqfd(void *h, int fd, unsigned gsi, bool assign)
 	cr_assert_fail("virtio-pci uses the MSI host for irqfds");
 	return -1;
 }
-static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, no_irqfd };
+static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, no_irqfd,
+						      fake_virtio_host_run_control };
 
 /* ---- the machine ---- */
 

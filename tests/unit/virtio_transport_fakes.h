@@ -92,6 +92,8 @@ struct fake_virtio_host {
 	unsigned last_count;
 	int fail_assign;                 /* registering fails */
 	int irqfd_gsi;                   /* where set_irqfd() connected the irqfd; -1: nowhere */
+	int control_calls;               /* run_control() calls */
+	int control_refuse;              /* run_control() does not run fn, returns this (if nonzero) */
 };
 
 static inline int fake_virtio_host_set_notifiers(void *h, const struct host_notifier *n, unsigned count, bool assign)
@@ -113,6 +115,15 @@ static inline int fake_virtio_host_set_notifiers(void *h, const struct host_noti
 		f->assigned -= (int)count;
 	}
 	return 0;
+}
+
+/* Where the VMM runs device activation and reset (its main thread):
+ * counted, and refused on demand as a VMM shutting down does. */
+static inline int fake_virtio_host_run_control(void *h, int (*fn)(void *), void *arg)
+{
+	struct fake_virtio_host *f = h;
+	f->control_calls++;
+	return f->control_refuse ? f->control_refuse : fn(arg);
 }
 
 static inline int fake_virtio_host_set_irqfd(void *h, int fd, unsigned gsi, bool assign)
