@@ -177,10 +177,9 @@ __attribute__((constructor)) static void maybe_write_seeds(void)
 		memcpy(img + 24, &flags, 8);
 		uint32_t magic = ARM64_IMAGE_MAGIC;
 		memcpy(img + 56, &magic, 4);
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/image-%d", dir, v);
-		FILE *f = fopen(path, "wb");
-		CHECK(f && fwrite(in, 1, sizeof(in), f) == sizeof(in) && fclose(f) == 0);
+		char name[16];
+		snprintf(name, sizeof(name), "image-%d", v);
+		fuzz_write_seed(dir, name, in, sizeof(in));
 	}
 	exit(0);
 }

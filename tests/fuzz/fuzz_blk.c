@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "devices/virtio/blk.c"
 #include "fuzz_check.h"
+#include "fuzz_ram.h"
 
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -104,10 +105,7 @@ static void write_seeds(const char *dir)
 		put64(r + 0x3008, 8);                             /* sector */
 		put16(r + AVAIL_GPA + 2, 1);                      /* avail->idx */
 		put16(r + AVAIL_GPA + 4, 0);                      /* ring[0] = head 0 */
-		char path[512];
-		snprintf(path, sizeof(path), "%s/%s", dir, reqs[i].name);
-		FILE *f = fopen(path, "wb");
-		CHECK(f && fwrite(in, 1, sizeof(in), f) == sizeof(in) && fclose(f) == 0);
+		fuzz_write_seed(dir, reqs[i].name, in, sizeof(in));
 	}
 }
 
@@ -127,13 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup_once();
 	uint8_t h[HDR] = { 0 };
 	memcpy(h, data, size < HDR ? size : HDR);
-	memset(ram, 0, sizeof(ram));
-	if (size > HDR)
-		memcpy(ram, data + HDR, size - HDR < RAM_SIZE ? size - HDR : RAM_SIZE);
-
 	struct guest_mem mem;
-	memset(&mem, 0, sizeof(mem));
-	CHECK(guest_mem_add_region(&mem, 0, RAM_SIZE, ram) == 0);
+	fuzz_ram_load(&mem, ram, RAM_SIZE, data, size, HDR);
 	uint16_t qsize = (uint16_t)(1u << (h[0] % 9));
 	struct virtio_queue queue;
 	memset(&queue, 0, sizeof(queue));

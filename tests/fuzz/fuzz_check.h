@@ -4,6 +4,7 @@
 #define MINIVMM_FUZZ_CHECK_H
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #define CHECK(cond)                                                                             \
@@ -13,5 +14,14 @@
 			abort();                                                                \
 		}                                                                               \
 	} while (0)
+
+/* Writes a seed input DIR/NAME (FUZZ_*_WRITE_SEEDS), or aborts. */
+static inline void fuzz_write_seed(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	CHECK(f && fwrite(data, 1, len, f) == len && fclose(f) == 0);
+}
 
 #endif

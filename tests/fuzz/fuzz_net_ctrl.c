@@ -22,6 +22,7 @@
 #define PAIRS_CHANGE_NS 0ull
 #include "devices/virtio/net.c"
 #include "fuzz_check.h"
+#include "fuzz_ram.h"
 
 #include <sys/socket.h>
 
@@ -95,12 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup_once();
 	uint8_t h[HDR] = { 0 };
 	memcpy(h, data, size < HDR ? size : HDR);
-	memset(ram, 0, RAM_SIZE);
-	if (size > HDR)
-		memcpy(ram, data + HDR, size - HDR < RAM_SIZE ? size - HDR : RAM_SIZE);
 	struct guest_mem mem;
-	memset(&mem, 0, sizeof(mem));
-	CHECK(guest_mem_add_region(&mem, 0, RAM_SIZE, ram) == 0);
+	fuzz_ram_load(&mem, ram, RAM_SIZE, data, size, HDR);
 
 	static struct virtio_queue queues[2 * PAIRS + 1];
 	memset(queues, 0, sizeof(queues));
@@ -191,10 +188,7 @@ static void write_seed(const char *dir, const char *name, uint8_t cls, uint8_t c
 	r[0x1001] = cmd;
 	memcpy(r + 0x1100, d, len);
 	put16(r + C_AVAIL + 2, 1);
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	CHECK(f && fwrite(in, 1, sizeof(in), f) == sizeof(in) && fclose(f) == 0);
+	fuzz_write_seed(dir, name, in, sizeof(in));
 }
 
 __attribute__((constructor)) static void maybe_write_seeds(void)

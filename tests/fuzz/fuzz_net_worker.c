@@ -22,6 +22,7 @@
  * FUZZ_NET_WORKER_WRITE_SEEDS=DIR writes seed inputs there and exits. */
 #include "devices/net/worker.c"
 #include "fuzz_check.h"
+#include "fuzz_ram.h"
 
 #include <sys/socket.h>
 
@@ -102,13 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t lens[MAX_FRAMES] = { 0 };
 	for (unsigned i = 0; i < n_frames; i++, at += 2)
 		lens[i] = at + 1 < size ? (uint16_t)(data[at] | data[at + 1] << 8) : 60;
-	memset(ram, 0, RAM_SIZE);
-	if (size > at)
-		memcpy(ram, data + at, size - at < RAM_SIZE ? size - at : RAM_SIZE);
-
 	struct guest_mem mem;
-	memset(&mem, 0, sizeof(mem));
-	CHECK(guest_mem_add_region(&mem, 0, RAM_SIZE, ram) == 0);
+	fuzz_ram_load(&mem, ram, RAM_SIZE, data, size, at);
 	bool event_idx = h[0] & 0x20, indirect = h[0] & 0x40;
 	struct virtio_queue rxq, txq;
 	if (!queue_init(&rxq, &mem, (uint16_t)(1u << (h[1] % 9)), RX_DESC, RX_AVAIL, RX_USED, event_idx, indirect) ||
@@ -216,11 +212,7 @@ static void write_seed(const char *dir, const char *name, uint8_t flags, bool cs
 	put16(r + RX_AVAIL + 2, 2);
 	put16(r + RX_AVAIL + 4, 0);
 	put16(r + RX_AVAIL + 6, 1);
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	CHECK(f && fwrite(in, 1, sizeof(in) - (2 * MAX_FRAMES - 4), f) == sizeof(in) - (2 * MAX_FRAMES - 4) &&
-	      fclose(f) == 0);
+	fuzz_write_seed(dir, name, in, sizeof(in) - (2 * MAX_FRAMES - 4));   /* two frame lengths, not eight */
 }
 
 __attribute__((constructor)) static void maybe_write_seeds(void)

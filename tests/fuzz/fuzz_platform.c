@@ -163,16 +163,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* Seeds: a Linux-like UART probe and console write, a reset through the
  * i8042, an ACPI S5 write, the guest port's exit and marker. */
-static void write_seed(const char *dir, const char *name, const uint8_t *rec, size_t n)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	CHECK(f);
-	CHECK(fwrite(rec, 1, n, f) == n);
-	fclose(f);
-}
-
 __attribute__((constructor)) static void maybe_write_seeds(void)
 {
 	const char *dir = getenv("FUZZ_PLATFORM_WRITE_SEEDS");
@@ -190,9 +180,9 @@ __attribute__((constructor)) static void maybe_write_seeds(void)
 	static const uint8_t reset[] = { RD(1, 1), W(1, 1, 0xfe) };
 	static const uint8_t poweroff[] = { RD(2, 1), W(2, 0, 0x34) };
 	static const uint8_t port[] = { 0x80 | 4 | 3, 1, 3, 0, W(3, 0, 7) };
-	write_seed(dir, "uart", uart, sizeof(uart));
-	write_seed(dir, "reset", reset, sizeof(reset));
-	write_seed(dir, "poweroff", poweroff, sizeof(poweroff));
-	write_seed(dir, "port", port, sizeof(port));
+	fuzz_write_seed(dir, "uart", uart, sizeof(uart));
+	fuzz_write_seed(dir, "reset", reset, sizeof(reset));
+	fuzz_write_seed(dir, "poweroff", poweroff, sizeof(poweroff));
+	fuzz_write_seed(dir, "port", port, sizeof(port));
 	exit(0);
 }
