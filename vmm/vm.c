@@ -28,8 +28,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	if (vm->stop_reason == STOP_NONE) {
 		vm->stop_reason = reason;
 		vm->stop_status = status;
-		uint64_t one = 1;
-		if (write(vm->stop_efd, &one, sizeof(one)) < 0) {
+		if (eventfd_write(vm->stop_efd, 1) < 0) {
 			/* eventfd counter cannot overflow with one write per VM */
 		}
 	}

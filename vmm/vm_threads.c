@@ -94,8 +94,7 @@ static int ask_main(struct vm_threads *t, struct spawn_request *req)
 	req->next = t->pending;
 	t->pending = req;
 	pthread_mutex_unlock(&t->lock);
-	uint64_t one = 1;
-	if (write(t->efd, &one, sizeof(one)) != sizeof(one))
+	if (eventfd_write(t->efd, 1) < 0)
 		log_warn("thread request eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&t->lock);
 	while (!req->done)

@@ -310,8 +310,7 @@ static void release(struct vhost_pair *v)
 		close(v->fd);   /* vhost drops its kick, call and tap references */
 	}
 	if (v->watching) {
-		uint64_t one = 1;
-		if (write(v->stop_fd, &one, sizeof(one)) != sizeof(one))
+		if (eventfd_write(v->stop_fd, 1) < 0)
 			log_error("%s: vhost-net: cannot stop the pair's watcher thread", v->p->name);
 		pthread_join(v->watcher, NULL);
 		forward_pending(v);   /* what vhost signalled last */

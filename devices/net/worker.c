@@ -438,11 +438,10 @@ static int worker_start(struct net_pair *p)
 static void worker_stop(struct net_pair *p)
 {
 	struct worker *w = p->backend_state;
-	uint64_t one = 1;
 
 	if (!w)
 		return;
-	if (write(w->stop_fd, &one, sizeof(one)) != sizeof(one))
+	if (eventfd_write(w->stop_fd, 1) < 0)
 		log_warn("%s: stop eventfd: %s", p->name, strerror(errno));
 	pthread_join(w->thread, NULL);
 	/* The thread gave its RX chains back before sleeping: the rings are

@@ -302,8 +302,7 @@ static int drain(struct blk_worker *w)
 	if (served == BLK_DRAIN_BUDGET) {
 		/* More may be waiting: come back after poll. Only this thread
 		 * reads the eventfd; a full counter means a kick is pending. */
-		uint64_t one = 1;
-		if (w->queue->kick_fd >= 0 && write(w->queue->kick_fd, &one, sizeof(one)) < 0) {
+		if (w->queue->kick_fd >= 0 && eventfd_write(w->queue->kick_fd, 1) < 0) {
 			/* counter full: a kick is pending anyway */
 		}
 	}
@@ -358,7 +357,7 @@ static void blk_reset(void *dev)
 		return;
 	atomic_store(&blk->stopping, true);
 	/* Cannot fail: the counter is 0 here (read back below each time). */
-	if (write(blk->stop_fd, &v, sizeof(v)) != sizeof(v))
+	if (eventfd_write(blk->stop_fd, 1) < 0)
 		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
 	for (unsigned i = 0; i < blk->num_queues; i++) {
 		struct blk_worker *w = &blk->workers[i];

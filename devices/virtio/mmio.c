@@ -18,8 +18,7 @@ static struct virtio_mmio *from_irq(const struct virtio_irq *irq)
 static void raise(struct virtio_mmio *m, unsigned bit)
 {
 	atomic_fetch_or(&m->isr, bit);
-	uint64_t one = 1;
-	if (write(m->irq_fd, &one, sizeof(one)) < 0) {
+	if (eventfd_write(m->irq_fd, 1) < 0) {
 		/* counter full: an interrupt is pending anyway */
 	}
 }

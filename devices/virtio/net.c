@@ -445,7 +445,7 @@ static void net_reset(void *dev)
 		return;
 	if (net->ctrl_started) {
 		atomic_store(&net->stopping, true);
-		if (write(net->stop_fd, &v, sizeof(v)) != sizeof(v))
+		if (eventfd_write(net->stop_fd, 1) < 0)
 			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
 		pthread_join(net->ctrl_thread, NULL);
 		net->ctrl_started = false;

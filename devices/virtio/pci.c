@@ -20,8 +20,7 @@ static uint32_t get32(const uint8_t *p)
 
 static void signal_fd(int fd)
 {
-	uint64_t one = 1;
-	if (write(fd, &one, sizeof(one)) < 0) {
+	if (eventfd_write(fd, 1) < 0) {
 		/* counter full: an interrupt is pending anyway */
 	}
 }

@@ -190,9 +190,8 @@ static void activate(struct virtio_transport *t)
 	t->active = true;
 	/* A notify written before the ioeventfds existed went through the exit
 	 * path while the device was not running: kick every queue once. */
-	uint64_t one = 1;
 	for (unsigned i = 0; i < t->n_queues; i++)
-		if (t->queues[i].ready && write(t->queues[i].kick_fd, &one, sizeof(one)) < 0) {
+		if (t->queues[i].ready && eventfd_write(t->queues[i].kick_fd, 1) < 0) {
 			/* counter full means a kick is pending anyway */
 		}
 }
@@ -263,8 +262,7 @@ void virtio_transport_notify(struct virtio_transport *t, uint32_t queue)
 {
 	if (queue >= t->n_queues || !t->active)
 		return;
-	uint64_t one = 1;
-	if (write(t->queues[queue].kick_fd, &one, sizeof(one)) < 0) {
+	if (eventfd_write(t->queues[queue].kick_fd, 1) < 0) {
 		/* counter full: a kick is pending anyway */
 	}
 }
