@@ -11,12 +11,13 @@
 
 /* What a thread does, which decides its seccomp allow list. */
 enum thread_role {
-	THREAD_ROLE_MAIN,        /* event loop, setup and teardown */
+	THREAD_ROLE_MAIN,        /* after start-up: the event loop (signals, console) and the end of teardown */
 	THREAD_ROLE_VCPU,        /* KVM_RUN and the device registers it traps on */
 	THREAD_ROLE_BLK,         /* virtio-blk queue worker: file I/O on the image */
 	THREAD_ROLE_NET,         /* virtio-net queue pair worker: tap I/O */
 	THREAD_ROLE_NET_CTRL,    /* virtio-net control queue: starts/stops pairs, vhost set-up */
 	THREAD_ROLE_VHOST_FWD,   /* vhost-net pair watcher: error eventfds, interrupt forwarding (mmio) */
+	THREAD_ROLE_CONTROL,     /* creates every thread, activates, resets and removes devices */
 	THREAD_ROLE_COUNT
 };
 

@@ -76,7 +76,19 @@ static const struct rule common_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
+/* The main thread after start-up: signals and console input in, stop
+ * requests, kicking and joining the other threads, the terminal restored,
+ * and freeing what is left once the control thread removed the devices. */
 static const struct rule main_rules[] = {
+	R(poll), R(ppoll), R(close), R(tgkill), R(rt_sigaction),
+	{ SCMP_SYS(ioctl), IOCTL_LIST },
+	{ RULES_END, ANY_ARGS },
+};
+
+/* The control thread: the parent of every later thread (so its filter is
+ * the union of all roles', see compile_role), and where devices are
+ * activated, reset and removed (vm_threads_call). */
+static const struct rule control_rules[] = {
 	R(poll), R(ppoll), R(close), R(eventfd2), R(tgkill), R(set_robust_list), R(rseq), R(sched_getaffinity),
 	R(rt_sigaction),   /* glibc sets its cancellation handler at the first pthread_create */
 	{ SCMP_SYS(clone), THREAD_CLONE }, { SCMP_SYS(prctl), NAME_ONLY }, { SCMP_SYS(seccomp), FILTER_ONLY },
@@ -129,8 +141,9 @@ static const struct rule vhost_fwd_rules[] = {
 
 static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, 0 };
 static const unsigned long net_ctrl_ioctls[] = { TAP_IOCTLS, VHOST_IOCTLS, 0 };
-/* Teardown runs device resets on the main thread; the console is restored. */
-static const unsigned long main_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, TERMINAL_IOCTLS, 0 };
+/* The main thread restores the terminal; the control thread resets devices. */
+static const unsigned long main_ioctls[] = { TERMINAL_IOCTLS, 0 };
+static const unsigned long control_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, 0 };
 
 /* The same, by the fd each belongs to (sandbox_init with fds). */
 static const unsigned long kvm_device_ioctls[] = { KVM_DEVICE_IOCTLS, 0 };
@@ -150,6 +163,7 @@ static const struct role_list role_lists[THREAD_ROLE_COUNT] = {
 	[THREAD_ROLE_NET] = { net_rules, NULL },
 	[THREAD_ROLE_NET_CTRL] = { net_ctrl_rules, net_ctrl_ioctls },
 	[THREAD_ROLE_VHOST_FWD] = { vhost_fwd_rules, NULL },
+	[THREAD_ROLE_CONTROL] = { control_rules, control_ioctls },
 };
 
 /* ---- building a filter ---- */
@@ -189,7 +203,7 @@ static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const st
 {
 	const struct sandbox_fds *f = b->fds;
 	int rc = 0;
-	bool net = role == THREAD_ROLE_NET_CTRL || role == THREAD_ROLE_MAIN;
+	bool net = role == THREAD_ROLE_NET_CTRL || role == THREAD_ROLE_CONTROL;
 	if (role == THREAD_ROLE_VCPU) {
 		if (b->vcpu >= 0 && (unsigned)b->vcpu < f->n_vcpus)
 			rc = allow_ioctl(ctx, f->vcpu_fds[b->vcpu], KVM_RUN);
@@ -197,7 +211,7 @@ static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const st
 			for (unsigned i = 0; i < f->n_vcpus && !rc; i++)
 				rc = allow_ioctl(ctx, f->vcpu_fds[i], KVM_RUN);
 	}
-	if (!rc && (role == THREAD_ROLE_VCPU || role == THREAD_ROLE_MAIN) && f->vm_fd >= 0)
+	if (!rc && (role == THREAD_ROLE_VCPU || role == THREAD_ROLE_CONTROL) && f->vm_fd >= 0)
 		rc = allow_ioctls_on(ctx, &f->vm_fd, 1, kvm_device_ioctls);
 	if (!rc && role == THREAD_ROLE_MAIN) {
 		const int in = STDIN_FILENO;
@@ -264,8 +278,9 @@ static int add_list(scmp_filter_ctx ctx, const struct rule *rules, enum thread_r
 	return 0;
 }
 
-/* Compiles role's filter into out (malloc'ed program). The main thread's
- * list is the union of every role's: it is the parent of all threads. */
+/* Compiles role's filter into out (malloc'ed program). The control
+ * thread's list is the union of every role's: it is the parent of all
+ * threads (the main thread installs it first, then its own narrow one). */
 static int compile_role(enum thread_role role, enum seccomp_mode mode, const struct build *b, struct sock_fprog *out,
 			char *err, size_t errlen)
 {
@@ -277,7 +292,7 @@ static int compile_role(enum thread_role role, enum seccomp_mode mode, const str
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	if (!rc)
 		rc = add_list(ctx, common_rules, role, NULL, b);
-	if (!rc && role == THREAD_ROLE_MAIN) {
+	if (!rc && role == THREAD_ROLE_CONTROL) {
 		for (int r = 0; r < THREAD_ROLE_COUNT && !rc; r++)
 			rc = add_list(ctx, role_lists[r].rules, (enum thread_role)r, role_lists[r].ioctls, b);
 	} else if (!rc) {
@@ -439,6 +454,11 @@ static int enter(const struct sandbox *sb, enum thread_role role, const struct s
 	return 0;
 }
 
+void sandbox_note_role(enum thread_role role)
+{
+	current_role = role;
+}
+
 int sandbox_enter(const struct sandbox *sb, enum thread_role role)
 {
 	return enter(sb, role, &sb->filters[role]);
@@ -458,9 +478,9 @@ bool sandbox_role_allows(enum thread_role role, int nr)
 		for (const struct rule *r = lists[l]; r->nr != RULES_END; r++)
 			if (r->nr == nr && r->args == ANY_ARGS)
 				return true;
-	if (role == THREAD_ROLE_MAIN)
-		for (int o = 1; o < THREAD_ROLE_COUNT; o++)
-			if (sandbox_role_allows((enum thread_role)o, nr))
+	if (role == THREAD_ROLE_CONTROL)
+		for (int o = 0; o < THREAD_ROLE_COUNT; o++)
+			if (o != THREAD_ROLE_CONTROL && sandbox_role_allows((enum thread_role)o, nr))
 				return true;
 	return false;
 }

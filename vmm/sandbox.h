@@ -73,6 +73,9 @@ void sandbox_destroy(struct sandbox *sb);
  * must have no_new_privs set (sandbox_drop_privileges sets it, and threads
  * inherit it). */
 int sandbox_enter(const struct sandbox *sb, enum thread_role role);
+/* Names role in this thread's violation messages, for a thread that keeps
+ * the filter it inherited (the control thread). */
+void sandbox_note_role(enum thread_role role);
 /* The same for vCPU index's thread: its own filter when sandbox_init had fds. */
 int sandbox_enter_vcpu(const struct sandbox *sb, unsigned index);
 

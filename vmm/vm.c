@@ -264,6 +264,16 @@ static int exit_status_for(struct vm *vm)
 	}
 }
 
+/* On the control thread: the vCPUs are its children. */
+static int start_vcpus(void *arg)
+{
+	struct vm *vm = arg;
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vcpu_start(&vm->vcpus[i]))
+			return -1;
+	return 0;
+}
+
 int vm_run(struct vm *vm)
 {
 	sigset_t sigs;
@@ -289,18 +299,16 @@ int vm_run(struct vm *vm)
 	sigaddset(&kick, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &kick, NULL);   /* only vCPU threads take kicks */
 
-	/* The main thread's filter before any other thread exists: each one
-	 * starts from it and narrows it to its role. */
-	if (sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN)) {
+	/* The control role's filter (the union of all roles) before any other
+	 * thread exists; the control thread inherits it and creates every
+	 * later thread, each narrowing it to its role. Then the main thread
+	 * narrows its own to the event loop's calls. */
+	if (sandbox_enter(&vm->sandbox, THREAD_ROLE_CONTROL) || vm_threads_start_control(vm)) {
 		close(sfd);
 		return 1;
 	}
-	for (unsigned i = 0; i < vm->n_vcpus; i++) {
-		if (vcpu_start(&vm->vcpus[i])) {
-			vm_request_stop(vm, STOP_ERROR, 1);
-			break;
-		}
-	}
+	if (vm_threads_call(vm, start_vcpus, vm) || sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN))
+		vm_request_stop(vm, STOP_ERROR, 1);
 
 	for (;;) {
 		pthread_mutex_lock(&vm->lock);
@@ -310,14 +318,13 @@ int vm_run(struct vm *vm)
 			break;
 
 		bool backlog = flush_console_input(vm);
-		struct pollfd fds[4] = {
+		struct pollfd fds[3] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = vm->stop_efd, .events = POLLIN },
 			{ .fd = backlog ? -1 : vm->console.in_fd, .events = POLLIN },
-			{ .fd = vm->threads.efd, .events = POLLIN },
 		};
 		/* With input waiting for UART room, look again soon. */
-		int r = poll(fds, 4, backlog ? 10 : -1);
+		int r = poll(fds, 3, backlog ? 10 : -1);
 		if (r < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			vm_request_stop(vm, STOP_ERROR, 1);
@@ -334,12 +341,11 @@ int vm_run(struct vm *vm)
 		}
 		if (fds[2].revents & (POLLIN | POLLHUP | POLLERR))
 			read_console_input(vm);
-		if (fds[3].revents & POLLIN)
-			vm_threads_serve(vm);
 	}
 
 	vm_threads_close(vm);   /* a vCPU waiting for a device thread must not hold up the stop */
 	stop_all_vcpus(vm);
+	vm_threads_stop_control(vm);   /* which removes the devices */
 	close(sfd);
 	/* Teardown from here: a second Ctrl-C or a SIGTERM ends the process
 	 * the default way rather than waiting in a signalfd nobody reads. */

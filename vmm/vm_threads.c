@@ -2,6 +2,7 @@
 #include "vmm/vm_threads.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -172,6 +173,60 @@ void vm_threads_serve(struct vm *vm)
 	finish_pending(&vm->threads, true, vm);
 }
 
+static void *control_main(void *arg)
+{
+	struct vm *vm = arg;
+	struct vm_threads *t = &vm->threads;
+	prctl(PR_SET_NAME, "control", 0, 0, 0);
+	sandbox_note_role(THREAD_ROLE_CONTROL);   /* its filter: the one it inherited */
+	for (;;) {
+		struct pollfd pfd = { .fd = t->efd, .events = POLLIN };
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			log_error("control thread: poll: %s", strerror(errno));
+			vm_request_stop(vm, STOP_ERROR, 1);
+			break;
+		}
+		vm_threads_serve(vm);
+		pthread_mutex_lock(&t->lock);
+		bool done = t->teardown;
+		pthread_mutex_unlock(&t->lock);
+		if (done)
+			break;
+	}
+	vm_remove_devices(vm);
+	return NULL;
+}
+
+int vm_threads_start_control(struct vm *vm)
+{
+	struct vm_threads *t = &vm->threads;
+	/* Named by itself: naming it from here opens /proc/self/task/N/comm. */
+	int e = thread_start_plain(&t->control, NULL, control_main, vm);
+	if (e) {
+		log_error("cannot start the control thread: %s", strerror(e));
+		return -1;
+	}
+	pthread_mutex_lock(&t->lock);
+	t->control_started = true;
+	t->main_thread = t->control;   /* requests go to it from now on */
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+void vm_threads_stop_control(struct vm *vm)
+{
+	struct vm_threads *t = &vm->threads;
+	if (!t->control_started)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->teardown = true;
+	pthread_mutex_unlock(&t->lock);
+	if (eventfd_write(t->efd, 1) < 0)
+		log_warn("thread request eventfd: %s", strerror(errno));
+	pthread_join(t->control, NULL);
+	t->control_started = false;
+}
+
 void vm_threads_close(struct vm *vm)
 {
 	struct vm_threads *t = &vm->threads;
@@ -187,6 +242,7 @@ void vm_threads_destroy(struct vm *vm)
 	if (!t->starter.start)
 		return;   /* never initialised */
 	vm_threads_close(vm);
+	vm_threads_stop_control(vm);
 	if (t->efd >= 0)
 		close(t->efd);
 	t->efd = -1;

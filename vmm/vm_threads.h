@@ -16,7 +16,10 @@ struct spawn_request;
 
 struct vm_threads {
 	struct thread_starter starter;   /* handed to devices */
-	pthread_t main_thread;
+	pthread_t main_thread;           /* the thread that serves requests: main, then control */
+	pthread_t control;
+	bool control_started;
+	bool teardown;                   /* under lock: the control thread removes the devices and ends */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct spawn_request *pending;   /* under lock */
@@ -38,6 +41,14 @@ int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, con
  * it no longer serves). Device activation and reset go through here, so
  * that vCPU threads never need the tap and vhost calls they make. */
 int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg);
+/* Starts the control thread (on the main thread, which has installed the
+ * control role's filter, the union of all: the new thread inherits it).
+ * From then on it serves thread creation and vm_threads_call. */
+int vm_threads_start_control(struct vm *vm);
+/* After vm_threads_close and with the vCPUs joined: the control thread
+ * removes the devices (their resets make tap and vhost calls the main
+ * thread's filter does not allow) and ends; joins it. */
+void vm_threads_stop_control(struct vm *vm);
 /* Main loop: create what other threads asked for. */
 void vm_threads_serve(struct vm *vm);
 /* Main loop is done: fail pending and later requests from other threads. */

@@ -45,7 +45,7 @@ static double measure(bool filtered)
 		char err[256];
 		int fd = eventfd(0, EFD_CLOEXEC);   /* opened before the filter, as devices are */
 		if (filtered && (sandbox_init(&sb, SECCOMP_ON, NULL, err, sizeof(err)) ||
-				 prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || sandbox_enter(&sb, THREAD_ROLE_MAIN) ||
+				 prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || sandbox_enter(&sb, THREAD_ROLE_CONTROL) ||
 				 sandbox_enter(&sb, THREAD_ROLE_NET)))
 			_exit(1);
 		double ns = ns_per_pair(fd);

@@ -2,8 +2,9 @@
 # The sandbox in use: a guest with a disk and a 2-pair NIC under
 # --user 65534 --group 65534 (nobody; L1 has no passwd file) --chroot DIR and the default --seccomp on, for each
 # transport (pci with vhost-net, mmio with worker threads). While the guest
-# runs, every thread of minivmm must have the seccomp filter (main: 1 filter,
-# the others: 2, their own on top), no capabilities, uid/gid 65534, and the
+# runs, every thread of minivmm must have the seccomp filter (the control
+# thread: 1 filter, the union of all roles; the others, main included: 2,
+# their own on top), no capabilities, uid/gid 65534, and the
 # chroot as its root; the expected threads (vcpus, blk queue workers, net
 # pair threads: workers, or watchers with vhost; the control queue thread)
 # must be there.
@@ -52,7 +53,7 @@ X
 		capeff=$(sed -n 's/^CapEff:[[:space:]]*//p' $task/status)
 		capbnd=$(sed -n 's/^CapBnd:[[:space:]]*//p' $task/status)
 		uids=$(sed -n 's/^Uid:[[:space:]]*//p' $task/status | tr -s '\t ' ' ')
-		want=2; [ "$task" = "/proc/$pid/task/$pid" ] && want=1
+		want=2; [ "$comm" = control ] && want=1   # the union; every other thread adds its own
 		[ "$mode" = 2 ] || fail "$name: thread $comm runs without a seccomp filter (Seccomp: $mode)"
 		[ "$filters" = "$want" ] || fail "$name: thread $comm has $filters filters, want $want"
 		[ "$capeff" = 0000000000000000 ] && [ "$capbnd" = 0000000000000000 ] ||
@@ -61,7 +62,7 @@ X
 		threads="$threads $comm"
 	done
 	[ "$(readlink /proc/$pid/root)" = "$root" ] || fail "$name: root is $(readlink /proc/$pid/root), want $root"
-	for want in vcpu0 vcpu1 blk0-q0 blk0-q1 net0-ctrl; do
+	for want in control vcpu0 vcpu1 blk0-q0 blk0-q1 net0-ctrl; do
 		case " $threads " in *" $want "*) ;; *) fail "$name: no thread $want among:$threads" ;; esac
 	done
 	# net0-qpN: the pair's worker, or with vhost the pair's watcher thread
