@@ -141,14 +141,16 @@ static const struct rule vhost_fwd_rules[] = {
 
 static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, 0 };
 static const unsigned long net_ctrl_ioctls[] = { TAP_IOCTLS, VHOST_IOCTLS, 0 };
-/* The main thread restores the terminal; the control thread resets devices. */
-static const unsigned long main_ioctls[] = { TERMINAL_IOCTLS, 0 };
+/* The main thread restores the terminal and, passing console input to the
+ * UART, raises its interrupt line; the control thread resets devices. */
+static const unsigned long main_ioctls[] = { TERMINAL_IOCTLS, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, 0 };
 static const unsigned long control_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, 0 };
 
 /* The same, by the fd each belongs to (sandbox_init with fds). */
 static const unsigned long kvm_device_ioctls[] = { KVM_DEVICE_IOCTLS, 0 };
 static const unsigned long tap_queue_ioctls[] = { TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, 0 };
 static const unsigned long terminal_ioctls[] = { TERMINAL_IOCTLS, 0 };
+static const unsigned long irq_line_ioctls[] = { KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, 0 };
 #define VHOST_IOCTL_TYPE VHOST_VIRTIO   /* every VHOST_* request: its _IOC type byte */
 
 struct role_list {
@@ -216,6 +218,8 @@ static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const st
 	if (!rc && role == THREAD_ROLE_MAIN) {
 		const int in = STDIN_FILENO;
 		rc = allow_ioctls_on(ctx, &in, 1, terminal_ioctls);
+		if (!rc && f->vm_fd >= 0)   /* console input raises the UART's interrupt */
+			rc = allow_ioctls_on(ctx, &f->vm_fd, 1, irq_line_ioctls);
 	}
 	if (!rc && net && f->n_taps) {
 		rc = allow_ioctls_on(ctx, f->tap_fds, f->n_taps, tap_queue_ioctls);

@@ -411,6 +411,12 @@ Test(sandbox, ioctls_only_on_their_own_fds)
 	assert_killed_for(&r, "main", "ioctl");   /* not a request of ours, on any fd */
 	r = fd_case_run(&c, THREAD_ROLE_MAIN, 0, c.foreign, TCGETS);
 	assert_killed_for(&r, "main", "ioctl");   /* the terminal's requests: on stdin only */
+	/* Console input on the main thread raises the UART's line (found by
+	 * serial_interactive when main's filter was first narrowed). */
+	r = fd_case_run(&c, THREAD_ROLE_MAIN, 0, c.vm, KVM_IRQ_LINE);
+	cr_assert_eq(r.status, 0, "KVM_IRQ_LINE on the VM fd from main: %d %s", r.status, r.err);
+	r = fd_case_run(&c, THREAD_ROLE_MAIN, 0, c.vm, KVM_IRQFD);
+	assert_killed_for(&r, "main", "ioctl");
 }
 
 static int stat_path_body(struct sandbox *sb, void *arg)
