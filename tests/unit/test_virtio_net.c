@@ -716,7 +716,7 @@ Test(virtio_net, reset_stops_the_control_queue_between_commands)
 	struct reset_call r = { 0 };
 	pthread_t resetter;
 	cr_assert_eq(pthread_create(&resetter, NULL, reset_main, &r), 0);
-	usleep(100 * 1000);   /* reset is waiting for the control thread */
+	usleep(300 * 1000);   /* reset has asked the control thread to stop and waits for it */
 	atomic_store(&fb.release, true);
 	pthread_join(resetter, NULL);
 	uint16_t served = virtq_driver_used_idx(&drv[q]);
