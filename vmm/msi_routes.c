@@ -16,6 +16,7 @@ int msi_routes_init(struct msi_routes *r, int vm_fd, const struct kvm_irq_routin
 		return -1;
 	}
 	pthread_mutex_init(&r->lock, NULL);
+	log_limit_init(&r->log_limit, "MSI routes");
 	r->vm_fd = vm_fd;
 	memcpy(r->defaults, defaults, n * sizeof(*defaults));
 	r->n_defaults = n;
@@ -34,6 +35,7 @@ void msi_routes_destroy(struct msi_routes *r)
 	r->table = NULL;
 	r->n_slots = r->table_cap = 0;
 	pthread_mutex_destroy(&r->lock);
+	log_limit_destroy(&r->log_limit);
 }
 
 int msi_routes_alloc_gsi(struct msi_routes *r)
@@ -115,7 +117,7 @@ static int commit(struct msi_routes *r)
 	}
 	r->commits++;
 	if (ioctl(r->vm_fd, KVM_SET_GSI_ROUTING, t) < 0) {
-		log_error("KVM_SET_GSI_ROUTING (%u routes): %s", n, strerror(errno));
+		log_error_limited(&r->log_limit, "KVM_SET_GSI_ROUTING (%u routes): %s", n, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -170,7 +172,8 @@ static int host_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 	struct msi_routes *r = ctx;
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
 	if (ioctl(r->vm_fd, KVM_IRQFD, &irqfd) < 0) {
-		log_error("KVM_IRQFD (gsi %u%s): %s", gsi, assign ? "" : ", deassign", strerror(errno));
+		log_error_limited(&r->log_limit, "KVM_IRQFD (gsi %u%s): %s", gsi, assign ? "" : ", deassign",
+				  strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "devices/pci/msix.h"
+#include "vmm/log_limit.h"
 
 #define MSI_ROUTES_MAX_GSI 4096     /* KVM_MAX_IRQ_ROUTES */
 #define MSI_ROUTES_MAX_DEFAULTS 128
@@ -51,6 +52,7 @@ struct msi_routes {
 	void *table;                     /* struct kvm_irq_routing, rebuilt at each commit */
 	unsigned table_cap;
 	unsigned commits;                /* KVM_SET_GSI_ROUTING calls so far */
+	struct log_limit log_limit;      /* failures a guest's MSI-X writes can repeat */
 };
 
 /* vm_fd: a VM with its in-kernel irqchip created (and on arm64 its ITS, if
