@@ -668,7 +668,9 @@ watch_l1() {
 			l=${l%$'\r'}
 			now=$(date +%s)
 			case $l in
-			L1-ALIVE*) alive=$now ;;
+			# The heartbeat, and anything from L1's init before it starts
+			# (a wedge before the first heartbeat counts too).
+			L1-ALIVE*|*RIG-L1:*) alive=$now ;;
 			*RIG-START*)
 				if [[ $l =~ RIG-START\ ([^ ]+)\ \(limit\ ([0-9]+)s\) ]]; then
 					cur=${BASH_REMATCH[1]}
