@@ -1,6 +1,6 @@
 /* How device code starts its threads without knowing who really creates
- * them. minivmm's VM creates every thread on its main thread, so that each
- * new thread starts from the main thread's seccomp filter and narrows it to
+ * them. minivmm's VM creates every thread on its control thread, so that
+ * each new thread starts from that thread's seccomp filter and narrows it to
  * its role (vmm/sandbox.h): seccomp filters stack and can only narrow, so a
  * thread created by a vCPU would be stuck inside the vCPU's list. Unit tests
  * pass no starter and get a plain pthread_create. */

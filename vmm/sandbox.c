@@ -97,7 +97,7 @@ static const struct rule control_rules[] = {
 };
 
 /* Device activation and reset, with their tap and vhost-net calls and the
- * tap MTU query's socket, run on the main thread (vm_threads_call): the vCPU
+ * tap MTU query's socket, run on the control thread (vm_threads_call): the vCPU
  * keeps KVM_RUN and the interrupt and notifier requests of the registers
  * it traps on. */
 static const struct rule vcpu_rules[] = {
@@ -198,7 +198,7 @@ static int allow_ioctls_on(scmp_filter_ctx ctx, const int *fds, unsigned n, cons
 }
 
 /* A role's ioctls on their own fds. Taps and vhost-net: pairs are started by
- * the main thread (activation) or the control thread (VQ_PAIRS_SET). The
+ * the control thread (activation) or the net control thread (VQ_PAIRS_SET). The
  * vhost requests by type, not one by one: each only reaches this process's
  * own vhost instance, and 13 rules per fd would make large filters. */
 static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const struct build *b)

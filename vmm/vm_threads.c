@@ -15,8 +15,8 @@
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
-/* A thread to create, or (call set) a function to run, on the main thread
- * for another thread, which waits. */
+/* A thread to create, or (call set) a function to run, on the serving
+ * thread (vm_threads.server) for another thread, which waits. */
 struct spawn_request {
 	int (*call)(void *arg);
 	enum thread_role role;
@@ -84,13 +84,15 @@ int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, con
 	return spawn(vm, thread, THREAD_ROLE_VCPU, index, name, fn, arg);
 }
 
-/* Queues req for the main loop and waits until it is done. */
-static int ask_main(struct vm_threads *t, struct spawn_request *req)
+/* Queues req for the serving thread and waits until it is done. Returns
+ * req->err: what the call returned, or the thread creation's errno value
+ * (-ESHUTDOWN, ESHUTDOWN once no longer served, as finish_pending says). */
+static int ask_server(struct vm_threads *t, struct spawn_request *req)
 {
 	pthread_mutex_lock(&t->lock);
 	if (t->closed) {
 		pthread_mutex_unlock(&t->lock);
-		return ESHUTDOWN;
+		return req->err = req->call ? -ESHUTDOWN : ESHUTDOWN;
 	}
 	req->next = t->pending;
 	t->pending = req;
@@ -109,27 +111,26 @@ static int start_for_device(const struct thread_starter *ts, pthread_t *thread, 
 {
 	struct vm *vm = ts->ctx;
 	struct vm_threads *t = &vm->threads;
-	if (pthread_equal(pthread_self(), t->main_thread))
+	if (pthread_equal(pthread_self(), t->server))
 		return vm_threads_create(vm, thread, role, name, fn, arg);
 
 	struct spawn_request req = { .role = role, .name = name, .fn = fn, .arg = arg, .thread = thread };
-	return ask_main(t, &req);
+	return ask_server(t, &req);
 }
 
 int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg)
 {
 	struct vm_threads *t = &vm->threads;
-	if (!t->starter.start || pthread_equal(pthread_self(), t->main_thread))
+	if (!t->starter.start || pthread_equal(pthread_self(), t->server))
 		return fn(arg);
 	struct spawn_request req = { .call = fn, .arg = arg };
-	int e = ask_main(t, &req);
-	return e == ESHUTDOWN && !req.done ? -ESHUTDOWN : req.err;
+	return ask_server(t, &req);
 }
 
 int vm_threads_init(struct vm *vm)
 {
 	struct vm_threads *t = &vm->threads;
-	t->main_thread = pthread_self();
+	t->server = pthread_self();
 	t->starter = (struct thread_starter){ start_for_device, vm };
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
@@ -208,7 +209,7 @@ int vm_threads_start_control(struct vm *vm)
 	}
 	pthread_mutex_lock(&t->lock);
 	t->control_started = true;
-	t->main_thread = t->control;   /* requests go to it from now on */
+	t->server = t->control;   /* requests go to it from now on */
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }

@@ -1,8 +1,9 @@
-/* Thread creation for the VM: every thread is created by the main thread and
- * narrows its seccomp filter to its role before it runs (vmm/sandbox.h).
- * Device threads asked for on another thread (a vCPU that sees DRIVER_OK, a
- * net control queue) are created by the main loop on its behalf, the way
- * Cloud Hypervisor activates devices on its VMM thread. */
+/* Thread creation for the VM: once the VM runs, every thread is created by
+ * the control thread and narrows its seccomp filter to its role before it
+ * runs (vmm/sandbox.h). Threads asked for, and device activation and reset
+ * asked for, on another thread (a vCPU that sees DRIVER_OK, a net control
+ * queue) are done by the control thread on its behalf, the way Cloud
+ * Hypervisor activates devices on its VMM thread. */
 #ifndef MINIVMM_VM_THREADS_H
 #define MINIVMM_VM_THREADS_H
 
@@ -16,30 +17,31 @@ struct spawn_request;
 
 struct vm_threads {
 	struct thread_starter starter;   /* handed to devices */
-	pthread_t main_thread;           /* the thread that serves requests: main, then control */
+	pthread_t server;                /* the thread that serves requests: main, then control */
 	pthread_t control;
 	bool control_started;
 	bool teardown;                   /* under lock: the control thread removes the devices and ends */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct spawn_request *pending;   /* under lock */
-	bool closed;                     /* under lock: the main loop no longer serves */
-	int efd;                         /* wakes the main loop */
+	bool closed;                     /* under lock: requests are no longer served */
+	int efd;                         /* wakes the serving thread */
 };
 
 int vm_threads_init(struct vm *vm);
 void vm_threads_destroy(struct vm *vm);
-/* On the main thread: creates fn(arg) as a thread of role. vCPUs keep the
+/* On the serving thread: creates fn(arg) as a thread of role. vCPUs keep the
  * creator's signal mask (they take the kick signal); others block all. */
 int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
 		      void *(*fn)(void *), void *arg);
 /* The same for vCPU index: its thread takes that vCPU's own filter. */
 int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, const char *name,
 			   void *(*fn)(void *), void *arg);
-/* Runs fn(arg) on the main thread and returns what it returns: at once on
- * the main thread, else the caller waits for the main loop (-ESHUTDOWN once
- * it no longer serves). Device activation and reset go through here, so
- * that vCPU threads never need the tap and vhost calls they make. */
+/* Runs fn(arg) on the serving thread (the control thread once the VM runs)
+ * and returns what it returns: at once on that thread, else the caller
+ * waits for it (-ESHUTDOWN once it no longer serves). Device activation and
+ * reset go through here, so that vCPU threads never need the tap and vhost
+ * calls they make. */
 int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg);
 /* Starts the control thread (on the main thread, which has installed the
  * control role's filter, the union of all: the new thread inherits it).
@@ -49,9 +51,9 @@ int vm_threads_start_control(struct vm *vm);
  * removes the devices (their resets make tap and vhost calls the main
  * thread's filter does not allow) and ends; joins it. */
 void vm_threads_stop_control(struct vm *vm);
-/* Main loop: create what other threads asked for. */
+/* Serving thread: create and run what other threads asked for. */
 void vm_threads_serve(struct vm *vm);
-/* Main loop is done: fail pending and later requests from other threads. */
+/* The VM is stopping: fail pending and later requests from other threads. */
 void vm_threads_close(struct vm *vm);
 
 #endif

@@ -45,7 +45,7 @@ struct virtio_host_ops {
 	 * activation and reset belong, and returns its result (negative when
 	 * it could not run): they open tap queues, set up vhost-net and start
 	 * threads, which the vCPU that wrote the status must not be allowed
-	 * to do (its seccomp filter). minivmm runs them on its main thread. */
+	 * to do (its seccomp filter). minivmm runs them on its control thread. */
 	int (*run_control)(void *host, int (*fn)(void *), void *arg);
 };
 

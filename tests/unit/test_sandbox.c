@@ -228,7 +228,7 @@ static int threads_by_role(struct sandbox *sb, void *arg)
 
 /* glibc blocks every signal around clone, so the kernel cannot deliver the
  * SIGSYS to our handler: it kills the process with it, without a line. */
-Test(sandbox, only_the_main_thread_creates_threads)
+Test(sandbox, only_the_control_thread_creates_threads)
 {
 	struct child_result r = in_child(SECCOMP_ON, threads_by_role, NULL);
 	cr_assert(r.signaled && r.status == 128 + SIGSYS, "status %d (signaled %d), stderr: %s", r.status, r.signaled,

@@ -117,7 +117,7 @@ static inline int fake_virtio_host_set_notifiers(void *h, const struct host_noti
 	return 0;
 }
 
-/* Where the VMM runs device activation and reset (its main thread):
+/* Where the VMM runs device activation and reset (its control thread):
  * counted, and refused on demand as a VMM shutting down does. */
 static inline int fake_virtio_host_run_control(void *h, int (*fn)(void *), void *arg)
 {
