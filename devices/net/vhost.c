@@ -155,7 +155,8 @@ static int vhost_ioctl(struct vhost_pair *v, unsigned long request, const char *
 		return 0;
 	int e = errno;
 	if (vq >= 0)
-		log_error_limited(v->p->log_limit, "%s: vhost-net: %s (vq %d, %s): %s", v->p->name, what, vq, vq_names[vq], strerror(e));
+		log_error_limited(v->p->log_limit, "%s: vhost-net: %s (vq %d, %s): %s", v->p->name, what, vq,
+				  vq_names[vq], strerror(e));
 	else
 		log_error_limited(v->p->log_limit, "%s: vhost-net: %s: %s", v->p->name, what, strerror(e));
 	return -1;
@@ -204,8 +205,9 @@ static void report_errors(struct vhost_pair *v)
 		if (v->err_reported)
 			continue;
 		v->err_reported = true;
-		log_warn_limited(v->p->log_limit, "%s: vhost-net stopped the %s queue %u: the guest's ring is malformed; device needs reset",
-			 v->p->name, vq_names[i], v->queue[i]);
+		log_warn_limited(v->p->log_limit,
+				 "%s: vhost-net stopped the %s queue %u: the guest's ring is malformed; device needs reset",
+				 v->p->name, vq_names[i], v->queue[i]);
 		v->p->irq->needs_reset(v->p->irq);
 	}
 }
@@ -286,7 +288,8 @@ static void take_back(struct vhost_pair *v)
 		    guest_mem_read(p->mem, vq->used_gpa + 2, &used_idx, sizeof(used_idx))) {
 			/* Where vhost stopped is unknown: restarting from a guess
 			 * would hand the guest's buffers out twice. */
-			log_error_limited(p->log_limit, "%s: vhost-net: %s queue position lost; device needs reset", p->name, vq_names[i]);
+			log_error_limited(p->log_limit, "%s: vhost-net: %s queue position lost; device needs reset",
+					  p->name, vq_names[i]);
 			vq->broken = true;
 			continue;
 		}
@@ -333,8 +336,8 @@ static int setup_vq(struct vhost_pair *v, int i)
 	struct virtq *vq = &q->vq;
 	struct vhost_vring_addr addr;
 	if (net_vhost_vring_addr(p->mem, vq, (unsigned)i, &addr)) {
-		log_error_limited(p->log_limit, "%s: vhost-net: %s queue %u (size %u): rings not in guest RAM", p->name, vq_names[i],
-			  v->queue[i], vq->size);
+		log_error_limited(p->log_limit, "%s: vhost-net: %s queue %u (size %u): rings not in guest RAM", p->name,
+				  vq_names[i], v->queue[i], vq->size);
 		return -1;
 	}
 	int call = call_fd_for(v, i);

@@ -128,8 +128,9 @@ static int tx_process(struct worker *w)
 			break;
 		}
 		if (c->n_in || c->out_len < w->hdr_len) {
-			log_warn_limited(p->log_limit, "%s: TX chain (head %u) %s; pair stopped, device needs reset", p->name, c->head,
-				 c->n_in ? "has a device-writable buffer" : "is shorter than the 12-byte virtio-net header");
+			log_warn_limited(p->log_limit, "%s: TX chain (head %u) %s; pair stopped, device needs reset",
+					 p->name, c->head,
+					 c->n_in ? "has a device-writable buffer" : "is shorter than the 12-byte virtio-net header");
 			ret = PAIR_BROKEN;
 			break;
 		}
@@ -208,8 +209,9 @@ static int rx_fill(struct worker *w)
 		if (r < 0)
 			return PAIR_BROKEN;
 		if (c->n_out || c->in_len < w->hdr_len) {
-			log_warn_limited(w->p->log_limit, "%s: RX chain (head %u) %s; pair stopped, device needs reset", w->p->name, c->head,
-				 c->n_out ? "has a device-readable buffer" : "is shorter than the 12-byte virtio-net header");
+			log_warn_limited(w->p->log_limit, "%s: RX chain (head %u) %s; pair stopped, device needs reset",
+					 w->p->name, c->head,
+					 c->n_out ? "has a device-readable buffer" : "is shorter than the 12-byte virtio-net header");
 			/* Not ours to push: the device is going to be reset anyway. */
 			return PAIR_BROKEN;
 		}
@@ -381,7 +383,9 @@ static void *worker_main(void *arg)
 		for (int i = 1; i <= 2; i++) {
 			uint64_t kicks;
 			if (fds[i].revents & (POLLERR | POLLNVAL)) {
-				log_warn_limited(p->log_limit, "%s: kick eventfd %d unusable; pair stopped, device needs reset", p->name, fds[i].fd);
+				log_warn_limited(p->log_limit,
+						 "%s: kick eventfd %d unusable; pair stopped, device needs reset",
+						 p->name, fds[i].fd);
 				serving = false;
 				p->irq->needs_reset(p->irq);
 			} else if ((fds[i].revents & POLLIN) && read(fds[i].fd, &kicks, sizeof(kicks)) < 0 &&

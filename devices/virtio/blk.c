@@ -151,10 +151,12 @@ static void warn_io(struct virtio_blk *blk, int err, const char *what, uint64_t 
 	if (atomic_exchange(&blk->warned_io, true))
 		return;
 	if (len)
-		log_warn_limited(&blk->log_limit, "%s: %s of %" PRIu64 " bytes at sector %" PRIu64 " failed: %s (further errors not logged)",
-			 blk->name, what, len, sector, strerror(err));
+		log_warn_limited(&blk->log_limit,
+				 "%s: %s of %" PRIu64 " bytes at sector %" PRIu64 " failed: %s (further errors not logged)",
+				 blk->name, what, len, sector, strerror(err));
 	else
-		log_warn_limited(&blk->log_limit, "%s: %s failed: %s (further errors not logged)", blk->name, what, strerror(err));
+		log_warn_limited(&blk->log_limit, "%s: %s failed: %s (further errors not logged)", blk->name, what,
+				 strerror(err));
 }
 
 static uint8_t do_read(struct blk_worker *w, uint64_t sector)
@@ -211,8 +213,9 @@ static void warn_malformed(struct blk_worker *w, const char *what)
 {
 	struct virtio_blk *blk = w->blk;
 	if (!atomic_exchange(&blk->warned_malformed, true))
-		log_warn_limited(&blk->log_limit, "%s q%u: request (head %u) %s; completed with nothing written (further ones not logged)",
-			 blk->name, w->queue_index, w->chain.head, what);
+		log_warn_limited(&blk->log_limit,
+				 "%s q%u: request (head %u) %s; completed with nothing written (further ones not logged)",
+				 blk->name, w->queue_index, w->chain.head, what);
 }
 
 /* Serves the request in w->chain: a 16-byte header (type, reserved,
@@ -336,7 +339,8 @@ static void *worker_main(void *arg)
 		if (fds[0].revents)
 			return NULL;   /* reset() */
 		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn_limited(&blk->log_limit, "%s q%u: kick eventfd %d unusable; queue stopped", blk->name, w->queue_index, fds[1].fd);
+			log_warn_limited(&blk->log_limit, "%s q%u: kick eventfd %d unusable; queue stopped", blk->name,
+					 w->queue_index, fds[1].fd);
 			serving = false;
 			blk->irq->needs_reset(blk->irq);
 		} else if (serving && (fds[1].revents & POLLIN)) {

@@ -123,17 +123,23 @@ static void pair_tap_gone(struct net_pair *p, int err)
 
 /* ---- queue pairs ---- */
 
-/* Pairs 0..n-1 have their queues set up by the driver; logs the first one
- * that has not. */
+/* Pair i has its queues set up by the driver; logs it when not. */
+static bool pair_set_up(struct virtio_net *net, unsigned i)
+{
+	if (2 * i + 1 >= net->n_queues || !net->queues[2 * i].ready || !net->queues[2 * i + 1].ready) {
+		log_warn_limited(&net->log_limit, "%s: queue pair %u was not set up by the driver; not started",
+				 net->name, i);
+		return false;
+	}
+	return true;
+}
+
+/* Pairs 0..n-1 have their queues set up; logs the first one that has not. */
 static bool pairs_set_up(struct virtio_net *net, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++) {
-		if (2 * i + 1 >= net->n_queues || !net->queues[2 * i].ready || !net->queues[2 * i + 1].ready) {
-			log_warn_limited(&net->log_limit, "%s: queue pair %u was not set up by the driver; not started",
-					 net->name, i);
+	for (unsigned i = 0; i < n; i++)
+		if (!pair_set_up(net, i))
 			return false;
-		}
-	}
 	return true;
 }
 
@@ -142,13 +148,14 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	struct net_qp *qp = &net->qps[i];
 	if (qp->backend)
 		return 0;
-	if (!pairs_set_up(net, i + 1))
+	if (!pair_set_up(net, i))
 		return -1;
 	/* A gone tap has no queues to attach: the backend drops its frames. */
 	if (!qp->attached && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, true);
 		if (e < 0) {
-			log_warn_limited(&net->log_limit, "%s: cannot attach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
+			log_warn_limited(&net->log_limit, "%s: cannot attach queue %u of tap %s: %s", net->name, i,
+					 net->tap.name, strerror(-e));
 			return -1;
 		}
 		qp->attached = true;
@@ -181,7 +188,8 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	if (b->start(p) < 0) {
 		if (b == &net_worker_backend || net->choice != VIRTIO_NET_BACKEND_AUTO)
 			goto fail;
-		log_warn_limited(&net->log_limit, "%s: %s backend failed for queue pair %u; using a worker thread", net->name, b->name, i);
+		log_warn_limited(&net->log_limit, "%s: %s backend failed for queue pair %u; using a worker thread",
+				 net->name, b->name, i);
 		b = &net_worker_backend;
 		if (b->start(p) < 0)
 			goto fail;
@@ -205,7 +213,8 @@ static void pair_stop(struct virtio_net *net, unsigned i)
 	if (i > 0 && qp->attached && net->tap.multi_queue && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, false);
 		if (e < 0)
-			log_warn_limited(&net->log_limit, "%s: cannot detach queue %u of tap %s: %s", net->name, i, net->tap.name, strerror(-e));
+			log_warn_limited(&net->log_limit, "%s: cannot detach queue %u of tap %s: %s", net->name, i,
+					 net->tap.name, strerror(-e));
 		else
 			qp->attached = false;
 	}
@@ -423,7 +432,8 @@ static void *ctrl_main(void *arg)
 				tap_gone(net, gone);
 		}
 		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn_limited(&net->log_limit, "%s: control queue kick eventfd unusable; device needs reset", net->name);
+			log_warn_limited(&net->log_limit, "%s: control queue kick eventfd unusable; device needs reset",
+					 net->name);
 			serving = false;
 			net->irq->needs_reset(net->irq);
 		} else if (serving && (fds[1].revents & POLLIN)) {
@@ -492,7 +502,8 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	 * setting if this fails (a fake tap in tests): plain frames. */
 	int e = net_tap_set_offload(net->tap.fds[0], net_tap_offload_flags(features));
 	if (e < 0 && !atomic_load(&net->tap_gone))   /* a gone tap was reported once */
-		log_warn_limited(&net->log_limit, "%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name, strerror(-e));
+		log_warn_limited(&net->log_limit, "%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name,
+				 strerror(-e));
 
 	/* Multiqueue starts disabled: only pair 0 runs until VQ_PAIRS_SET. */
 	if (n_queues > 1 && queues[0].ready && queues[1].ready) {
@@ -511,7 +522,8 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		int err = thread_start(net->threads, &net->ctrl_thread, THREAD_ROLE_NET_CTRL, net->ctrl_thread_name,
 				       ctrl_main, net);
 		if (err) {
-			log_error_limited(&net->log_limit, "%s: cannot start the control queue thread: %s", net->name, strerror(err));
+			log_error_limited(&net->log_limit, "%s: cannot start the control queue thread: %s", net->name,
+					  strerror(err));
 			net_reset(net);
 			return -1;
 		}

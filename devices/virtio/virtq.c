@@ -61,7 +61,7 @@ static int __attribute__((format(printf, 2, 3))) fail(struct virtq *q, const cha
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 		log_warn_limited(q->log_limit, "virtq%s%s: %s; queue stopped until the device is reset",
-			 q->name ? " " : "", q->name ? q->name : "", msg);
+				 q->name ? " " : "", q->name ? q->name : "", msg);
 		q->broken = true;
 	}
 	return -1;
