@@ -127,45 +127,31 @@ static const struct rule vhost_fwd_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
-/* vhost-net set-up and tear-down, from whichever thread starts a pair. */
-#define VHOST_IOCTLS                                                                                        \
-	VHOST_SET_OWNER, VHOST_RESET_OWNER, VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE,       \
-		VHOST_SET_VRING_NUM, VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_ADDR,         \
-		VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_SET_VRING_ERR, VHOST_NET_SET_BACKEND
-/* Queue pair start/stop: tap queues, offloads, the MTU for RX buffers. */
-#define TAP_IOCTLS TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, SIOCGIFMTU
+/* The ioctl groups; which role gets which is add_ioctls(). */
 /* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */
-#define KVM_DEVICE_IOCTLS KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, \
-		KVM_SIGNAL_MSI
-#define TERMINAL_IOCTLS TCGETS, TCSETS, TCSETSW, TCSETSF
-
-static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_DEVICE_IOCTLS, 0 };
-static const unsigned long net_ctrl_ioctls[] = { TAP_IOCTLS, VHOST_IOCTLS, 0 };
-/* The main thread restores the terminal and, passing console input to the
- * UART, raises its interrupt line; the control thread resets devices. */
-static const unsigned long main_ioctls[] = { TERMINAL_IOCTLS, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, 0 };
-static const unsigned long control_ioctls[] = { KVM_DEVICE_IOCTLS, TAP_IOCTLS, VHOST_IOCTLS, 0 };
-
-/* The same, by the fd each belongs to (sandbox_init with fds). */
-static const unsigned long kvm_device_ioctls[] = { KVM_DEVICE_IOCTLS, 0 };
-static const unsigned long tap_queue_ioctls[] = { TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, 0 };
-static const unsigned long terminal_ioctls[] = { TERMINAL_IOCTLS, 0 };
+static const unsigned long kvm_device_ioctls[] = { KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD,
+						   KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI, 0 };
+/* Console input raising the UART's interrupt line. */
 static const unsigned long irq_line_ioctls[] = { KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, 0 };
+/* Queue pair start/stop: tap queues, offloads (the MTU for RX buffers: SIOCGIFMTU). */
+static const unsigned long tap_queue_ioctls[] = { TUNSETQUEUE, TUNSETOFFLOAD, TUNGETIFF, 0 };
+/* vhost-net set-up and tear-down, from whichever thread starts a pair. */
+static const unsigned long vhost_ioctls[] = { VHOST_SET_OWNER, VHOST_RESET_OWNER, VHOST_GET_FEATURES,
+					      VHOST_SET_FEATURES, VHOST_SET_MEM_TABLE, VHOST_SET_VRING_NUM,
+					      VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE, VHOST_SET_VRING_ADDR,
+					      VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_SET_VRING_ERR,
+					      VHOST_NET_SET_BACKEND, 0 };
+static const unsigned long terminal_ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, 0 };
 #define VHOST_IOCTL_TYPE VHOST_VIRTIO   /* every VHOST_* request: its _IOC type byte */
 
-struct role_list {
-	const struct rule *rules;
-	const unsigned long *ioctls;
-};
-
-static const struct role_list role_lists[THREAD_ROLE_COUNT] = {
-	[THREAD_ROLE_MAIN] = { main_rules, main_ioctls },
-	[THREAD_ROLE_VCPU] = { vcpu_rules, vcpu_ioctls },
-	[THREAD_ROLE_BLK] = { blk_rules, NULL },
-	[THREAD_ROLE_NET] = { net_rules, NULL },
-	[THREAD_ROLE_NET_CTRL] = { net_ctrl_rules, net_ctrl_ioctls },
-	[THREAD_ROLE_VHOST_FWD] = { vhost_fwd_rules, NULL },
-	[THREAD_ROLE_CONTROL] = { control_rules, control_ioctls },
+static const struct rule *const role_rules[THREAD_ROLE_COUNT] = {
+	[THREAD_ROLE_MAIN] = main_rules,
+	[THREAD_ROLE_VCPU] = vcpu_rules,
+	[THREAD_ROLE_BLK] = blk_rules,
+	[THREAD_ROLE_NET] = net_rules,
+	[THREAD_ROLE_NET_CTRL] = net_ctrl_rules,
+	[THREAD_ROLE_VHOST_FWD] = vhost_fwd_rules,
+	[THREAD_ROLE_CONTROL] = control_rules,
 };
 
 /* ---- building a filter ---- */
@@ -188,8 +174,16 @@ static int allow_ioctl(scmp_filter_ctx ctx, int fd, unsigned long req)
 				SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)req));
 }
 
-static int allow_ioctls_on(scmp_filter_ctx ctx, const int *fds, unsigned n, const unsigned long *reqs)
+/* One group of requests on the fds it belongs to, or, when the filter is
+ * built without fds (tests), on any fd. */
+static int allow_group(scmp_filter_ctx ctx, const struct build *b, const int *fds, unsigned n,
+		       const unsigned long *reqs)
 {
+	static const int any = -1;
+	if (!b->fds) {
+		fds = &any;
+		n = 1;
+	}
 	int rc = 0;
 	for (unsigned f = 0; f < n && !rc; f++)
 		for (unsigned i = 0; reqs[i] && !rc; i++)
@@ -197,44 +191,54 @@ static int allow_ioctls_on(scmp_filter_ctx ctx, const int *fds, unsigned n, cons
 	return rc;
 }
 
-/* A role's ioctls on their own fds. Taps and vhost-net: pairs are started by
- * the control thread (activation) or the net control thread (VQ_PAIRS_SET). The
- * vhost requests by type, not one by one: each only reaches this process's
- * own vhost instance, and 13 rules per fd would make large filters. */
-static int add_ioctls_by_fd(scmp_filter_ctx ctx, enum thread_role role, const struct build *b)
+/* A role's ioctls, each on its own fds (any fd without them). Taps and
+ * vhost-net: pairs are started by the control thread (activation) or the net
+ * control thread (VQ_PAIRS_SET). With fds, the vhost requests go by type,
+ * not one by one: each only reaches this process's own vhost instance, and
+ * 13 rules per fd would make large filters. */
+static int add_ioctls(scmp_filter_ctx ctx, enum thread_role role, const struct build *b)
 {
 	const struct sandbox_fds *f = b->fds;
+	const int in = STDIN_FILENO;
+	int vm_fd = f ? f->vm_fd : -1;
+	unsigned n_vm = !f || vm_fd >= 0;
 	int rc = 0;
-	bool net = role == THREAD_ROLE_NET_CTRL || role == THREAD_ROLE_CONTROL;
-	if (role == THREAD_ROLE_VCPU) {
-		if (b->vcpu >= 0 && (unsigned)b->vcpu < f->n_vcpus)
-			rc = allow_ioctl(ctx, f->vcpu_fds[b->vcpu], KVM_RUN);
+	switch (role) {
+	case THREAD_ROLE_VCPU: {
+		static const unsigned long run[] = { KVM_RUN, 0 };
+		if (f && b->vcpu >= 0 && (unsigned)b->vcpu < f->n_vcpus)
+			rc = allow_group(ctx, b, &f->vcpu_fds[b->vcpu], 1, run);
 		else
-			for (unsigned i = 0; i < f->n_vcpus && !rc; i++)
-				rc = allow_ioctl(ctx, f->vcpu_fds[i], KVM_RUN);
+			rc = allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, run);
+		return rc ? rc : allow_group(ctx, b, &vm_fd, n_vm, kvm_device_ioctls);
 	}
-	if (!rc && (role == THREAD_ROLE_VCPU || role == THREAD_ROLE_CONTROL) && f->vm_fd >= 0)
-		rc = allow_ioctls_on(ctx, &f->vm_fd, 1, kvm_device_ioctls);
-	if (!rc && role == THREAD_ROLE_MAIN) {
-		const int in = STDIN_FILENO;
-		rc = allow_ioctls_on(ctx, &in, 1, terminal_ioctls);
-		if (!rc && f->vm_fd >= 0)   /* console input raises the UART's interrupt */
-			rc = allow_ioctls_on(ctx, &f->vm_fd, 1, irq_line_ioctls);
+	case THREAD_ROLE_MAIN:
+		rc = allow_group(ctx, b, &in, 1, terminal_ioctls);
+		return rc ? rc : allow_group(ctx, b, &vm_fd, n_vm, irq_line_ioctls);
+	case THREAD_ROLE_CONTROL:
+		rc = allow_group(ctx, b, &vm_fd, n_vm, kvm_device_ioctls);
+		break;
+	case THREAD_ROLE_NET_CTRL:
+		break;
+	default:
+		return 0;
 	}
-	if (!rc && net && f->n_taps) {
-		rc = allow_ioctls_on(ctx, f->tap_fds, f->n_taps, tap_queue_ioctls);
+	/* control and net ctrl: pair start and stop */
+	if (!rc && (!f || f->n_taps)) {
+		rc = allow_group(ctx, b, f ? f->tap_fds : NULL, f ? f->n_taps : 0, tap_queue_ioctls);
 		if (!rc)   /* the MTU, on a datagram socket of the moment */
 			rc = allow_ioctl(ctx, -1, SIOCGIFMTU);
 	}
-	for (unsigned i = 0; net && !rc && i < f->n_vhost; i++)
+	if (!f)
+		return rc ? rc : allow_group(ctx, b, NULL, 0, vhost_ioctls);
+	for (unsigned i = 0; !rc && i < f->n_vhost; i++)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
 				      SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)f->vhost_fds[i]),
 				      SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xff00u, (uint32_t)VHOST_IOCTL_TYPE << 8));
 	return rc;
 }
 
-static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role role, const unsigned long *ioctls,
-		    const struct build *b)
+static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role role, const struct build *b)
 {
 	int rc = 0;
 	switch (r->args) {
@@ -243,11 +247,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role 
 	case NO_EXEC:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	case IOCTL_LIST:
-		if (b->fds)
-			return add_ioctls_by_fd(ctx, role, b);
-		for (unsigned i = 0; ioctls && ioctls[i] && !rc; i++)
-			rc = allow_ioctl(ctx, -1, ioctls[i]);
-		return rc;
+		return add_ioctls(ctx, role, b);
 	case FD_STAT:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
 					SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
@@ -271,11 +271,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role 
 	return -EINVAL;
 }
 
-static int add_list(scmp_filter_ctx ctx, const struct rule *rules, enum thread_role role, const unsigned long *ioctls,
-		    const struct build *b)
+static int add_list(scmp_filter_ctx ctx, const struct rule *rules, enum thread_role role, const struct build *b)
 {
 	for (const struct rule *r = rules; r->nr != RULES_END; r++) {
-		int rc = add_rule(ctx, r, role, ioctls, b);
+		int rc = add_rule(ctx, r, role, b);
 		if (rc)
 			return rc;
 	}
@@ -295,12 +294,12 @@ static int compile_role(enum thread_role role, enum seccomp_mode mode, const str
 	 * pointer no filter can read: ENOSYS makes it fall back to clone. */
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	if (!rc)
-		rc = add_list(ctx, common_rules, role, NULL, b);
+		rc = add_list(ctx, common_rules, role, b);
 	if (!rc && role == THREAD_ROLE_CONTROL) {
 		for (int r = 0; r < THREAD_ROLE_COUNT && !rc; r++)
-			rc = add_list(ctx, role_lists[r].rules, (enum thread_role)r, role_lists[r].ioctls, b);
+			rc = add_list(ctx, role_rules[r], (enum thread_role)r, b);
 	} else if (!rc) {
-		rc = add_list(ctx, role_lists[role].rules, role, role_lists[role].ioctls, b);
+		rc = add_list(ctx, role_rules[role], role, b);
 	}
 	/* Export the BPF once, so that each thread installs it without
 	 * libseccomp (which allocates and is not meant for concurrent use). */
@@ -477,7 +476,7 @@ int sandbox_enter_vcpu(const struct sandbox *sb, unsigned index)
 
 bool sandbox_role_allows(enum thread_role role, int nr)
 {
-	const struct rule *lists[] = { common_rules, role_lists[role].rules };
+	const struct rule *lists[] = { common_rules, role_rules[role] };
 	for (unsigned l = 0; l < ARRAY_SIZE(lists); l++)
 		for (const struct rule *r = lists[l]; r->nr != RULES_END; r++)
 			if (r->nr == nr && r->args == ANY_ARGS)
