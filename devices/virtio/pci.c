@@ -146,7 +146,7 @@ static int wrap_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 static int wrap_run_control(void *ctx, int (*fn)(void *), void *arg)
 {
 	struct virtio_pci *vp = ctx;
-	return vp->host->run_control ? vp->host->run_control(vp->host_ctx, fn, arg) : fn(arg);
+	return virtio_host_run_control(vp->host, vp->host_ctx, fn, arg);
 }
 
 static const struct virtio_host_ops wrap_host_ops = {
@@ -444,7 +444,7 @@ static void pci_decode_changed(struct pci_device *d)
 		log_warn_limited(&vp->t.log_limit,
 				 "%s: cannot register queue notifiers at BAR 0 = 0x%llx: %s; notifies take the exit path",
 				 vp->t.name, (unsigned long long)vp->pci.bars[VIRTIO_PCI_BAR].addr,
-				 e < -1 ? strerror(-e) : "refused");
+				 virtio_host_error(e));
 	pthread_mutex_unlock(&vp->t.lock);
 }
 

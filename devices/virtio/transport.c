@@ -80,7 +80,7 @@ static int call_device_reset(void *arg)
  * virtio_host_ops.run_control). The caller holds t->lock and waits. */
 static int on_control_thread(struct virtio_transport *t, int (*fn)(void *))
 {
-	return t->host->run_control ? t->host->run_control(t->host_ctx, fn, t) : fn(t);
+	return virtio_host_run_control(t->host, t->host_ctx, fn, t);
 }
 
 static void deactivate(struct virtio_transport *t)
@@ -176,7 +176,7 @@ static void activate(struct virtio_transport *t)
 	int e = set_notifiers(t, true);
 	if (e) {
 		log_warn_limited(&t->log_limit, "%s: cannot register queue notifiers: %s; device needs reset", t->name,
-				 e < -1 ? strerror(-e) : "refused");
+				 virtio_host_error(e));
 		needs_reset_at_driver_ok(t);
 		return;
 	}

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "devices/virtio/virtio.h"
 #include "vmm/log_limit.h"
@@ -48,6 +49,18 @@ struct virtio_host_ops {
 	 * to do (its seccomp filter). minivmm runs them on its control thread. */
 	int (*run_control)(void *host, int (*fn)(void *), void *arg);
 };
+
+/* host->run_control(ctx, fn, arg), or fn(arg) where the host has none. */
+static inline int virtio_host_run_control(const struct virtio_host_ops *host, void *ctx, int (*fn)(void *), void *arg)
+{
+	return host->run_control ? host->run_control(ctx, fn, arg) : fn(arg);
+}
+
+/* What a host op's failure says in a log line: its errno, or -1's "refused". */
+static inline const char *virtio_host_error(int e)
+{
+	return e < -1 ? strerror(-e) : "refused";
+}
 
 struct virtio_transport;
 
