@@ -1,6 +1,6 @@
 #include "devices/debug_port.h"
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 #include <stdio.h>
 #include <string.h>

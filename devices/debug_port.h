@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/io_bus.h"
-#include "vmm/stop.h"
+#include "vmm/base/io_bus.h"
+#include "vmm/base/stop.h"
 
 #define DEBUG_PORT_BASE 0x4f0
 #define DEBUG_PORT_LEN 2

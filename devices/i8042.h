@@ -3,8 +3,8 @@
 #ifndef MINIVMM_I8042_H
 #define MINIVMM_I8042_H
 
-#include "vmm/io_bus.h"
-#include "vmm/stop.h"
+#include "vmm/base/io_bus.h"
+#include "vmm/base/stop.h"
 
 #define I8042_DATA_PORT 0x60
 #define I8042_CMD_PORT 0x64

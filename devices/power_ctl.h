@@ -4,8 +4,8 @@
 #ifndef MINIVMM_POWER_CTL_H
 #define MINIVMM_POWER_CTL_H
 
-#include "vmm/io_bus.h"
-#include "vmm/stop.h"
+#include "vmm/base/io_bus.h"
+#include "vmm/base/stop.h"
 
 #define POWER_CTL_SLEEP_CONTROL 0   /* offsets within the port range */
 #define POWER_CTL_SLEEP_STATUS 1

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/io_bus.h"
+#include "vmm/base/io_bus.h"
 
 #define SERIAL_RX_FIFO 64
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 int console_open(struct console *c, const struct vmm_options *o)
 {

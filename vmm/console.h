@@ -10,7 +10,7 @@
 #include <termios.h>
 
 #include "vmm/options.h"
-#include "vmm/stop.h"
+#include "vmm/base/stop.h"
 
 #define CONSOLE_ESCAPE 0x01   /* Ctrl-A */
 

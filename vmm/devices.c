@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
-#include "devices/virtio/net.h"
+#include "devices/net/virtio_net.h"
 #include "vmm/arch.h"
 #include "vmm/kvm_notify.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 _Static_assert(MAX_DISK_QUEUES == VIRTIO_MAX_QUEUES, "--disk queues= limit is the transport's");

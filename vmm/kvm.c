@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "vmm/arch.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 static const struct kvm_cap_need generic_caps[] = {
 	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },

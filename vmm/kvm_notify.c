@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 static int ioeventfd(struct vm *vm, const struct host_notifier *n, bool assign)

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "vmm/arch.h"
-#include "vmm/file_util.h"
-#include "vmm/log.h"
+#include "vmm/base/file_util.h"
+#include "vmm/base/log.h"
 #include "vmm/options.h"
 #include "vmm/vm.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 int msi_routes_init(struct msi_routes *r, int vm_fd, const struct kvm_irq_routing_entry *defaults, unsigned n)
 {

@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #include "devices/pci/msix.h"
-#include "vmm/log_limit.h"
+#include "vmm/base/log_limit.h"
 
 #define MSI_ROUTES_MAX_GSI 4096     /* KVM_MAX_IRQ_ROUTES */
 #define MSI_ROUTES_MAX_DEFAULTS 128

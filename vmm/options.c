@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"

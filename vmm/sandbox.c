@@ -25,7 +25,7 @@
 #include <sys/ioctl.h>   /* TCGETS, TCSETS* */
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "syscall_names.h"   /* generated: static const char *const syscall_names[] */
 
 /* ---- the allow lists ----

@@ -7,7 +7,7 @@
  *   2. sandbox_enter(role) on each thread before it touches guest data:
  *      installs that role's seccomp filter. Filters stack and only narrow,
  *      so the main thread (the parent of every later thread, see
- *      devices/thread_start.h) allows the union of all roles plus its own.
+ *      vmm/base/thread_start.h) allows the union of all roles plus its own.
  *
  * A violation with --seccomp on: the thread gets SIGSYS, its handler prints
  * one line naming the thread, its role and the system call, and the whole
@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "devices/thread_start.h"
+#include "vmm/base/thread_start.h"
 #include "vmm/options.h"
 
 #define SANDBOX_VIOLATION_STATUS 159   /* 128 + SIGSYS */

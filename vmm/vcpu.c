@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "vmm/arch.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 /* vCPUs are pulled out of KVM_RUN with this signal plus run->immediate_exit,

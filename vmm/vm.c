@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/virtio/net.h"
+#include "devices/net/virtio_net.h"
 #include "vmm/arch.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 static void stop_sink_cb(void *ctx, enum vm_stop_reason reason, int status)
 {

@@ -15,13 +15,13 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/pci.h"
 #include "vmm/console.h"
-#include "vmm/guest_mem.h"
-#include "vmm/io_bus.h"
+#include "vmm/base/guest_mem.h"
+#include "vmm/base/io_bus.h"
 #include "vmm/kvm.h"
 #include "vmm/msi_routes.h"
 #include "vmm/options.h"
 #include "vmm/sandbox.h"
-#include "vmm/stop.h"
+#include "vmm/base/stop.h"
 #include "vmm/vm_threads.h"
 
 struct kvm_run;

@@ -12,7 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 /* A thread to create, or (call set) a function to run, on the serving

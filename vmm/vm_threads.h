@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "devices/thread_start.h"
+#include "vmm/base/thread_start.h"
 
 struct vm;
 struct spawn_request;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "arch/arm64/layout.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 static uint32_t le32(const uint8_t *p)
 {

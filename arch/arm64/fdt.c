@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "arch/arm64/layout.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 /* The sequential-write API with the first error kept: every call after a
  * failure is skipped, and arm64_fdt_build reports that one. */

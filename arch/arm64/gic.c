@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "arch/arm64/layout.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 static int set_attr(int fd, uint32_t group, uint64_t attr, const void *val)
 {

@@ -14,8 +14,8 @@
 #include "arch/arm64/gic.h"
 #include "arch/arm64/layout.h"
 #include "vmm/arch.h"
-#include "vmm/file_util.h"
-#include "vmm/log.h"
+#include "vmm/base/file_util.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 /* vm->arch on arm64. */

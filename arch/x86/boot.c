@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "arch/x86/layout.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 #define SETUP_HDR_OFFSET 0x1f1
 #define BOOT_FLAG_MAGIC 0xaa55

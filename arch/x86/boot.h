@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 enum x86_kernel_kind { X86_KERNEL_BZIMAGE, X86_KERNEL_ELF };
 

@@ -7,7 +7,7 @@
 
 #include "arch/x86/layout.h"
 #include "vmm/arch.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 #define MAX_CPUID_ENTRIES 256

@@ -10,8 +10,8 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "vmm/arch.h"
-#include "vmm/file_util.h"
-#include "vmm/log.h"
+#include "vmm/base/file_util.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 const struct kvm_cap_need arch_required_caps[] = {

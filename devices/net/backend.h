@@ -1,6 +1,6 @@
 /* How virtio-net hands a queue pair to whatever moves its packets: an
  * in-process worker thread (worker.c) or the kernel's vhost-net (vhost.c).
- * The net device (devices/virtio/net.c) owns the tap fds and the control
+ * The net device (devices/net/virtio_net.c) owns the tap fds and the control
  * queue; a backend owns only what it creates to serve one pair. */
 #ifndef MINIVMM_NET_BACKEND_H
 #define MINIVMM_NET_BACKEND_H
@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "devices/virtio/virtio.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 /* One RX/TX queue pair, as given to a backend's start(). */
 struct thread_starter;

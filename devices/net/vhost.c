@@ -1,7 +1,7 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/net/vhost.h"
 #include "devices/net/tap.h"
-#include "devices/thread_start.h"
+#include "vmm/base/thread_start.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -16,8 +16,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
-#include "vmm/log_limit.h"
+#include "vmm/base/log.h"
+#include "vmm/base/log_limit.h"
 
 #ifndef VIRTIO_F_NOTIFICATION_DATA
 #define VIRTIO_F_NOTIFICATION_DATA 38

@@ -46,7 +46,7 @@
 
 #include "devices/net/backend.h"
 #include "devices/virtio/virtq.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 #define NET_VHOST_DEV "/dev/vhost-net"
 

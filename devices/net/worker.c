@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/net/worker.h"
-#include "devices/thread_start.h"
+#include "vmm/base/thread_start.h"
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
@@ -19,8 +19,8 @@
 
 #include "devices/net/tap.h"
 #include "devices/net/net_hdr.h"
-#include "vmm/log.h"
-#include "vmm/log_limit.h"
+#include "vmm/base/log.h"
+#include "vmm/base/log_limit.h"
 
 /* Frames served per direction before the thread looks at its other
  * direction and at the stop eventfd again. */

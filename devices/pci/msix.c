@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "devices/pci/pci_dev.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 int msix_init(struct msix *m, const char *name, unsigned n_vectors, unsigned n_users,
 	      const struct pci_msi_host_ops *host, void *host_ctx)

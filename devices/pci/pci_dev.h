@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/io_bus.h"
+#include "vmm/base/io_bus.h"
 
 #define PCI_CFG_SIZE 256
 #define PCI_NUM_BARS 6

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "devices/pci/msix.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 #define CONFIG_ENABLE 0x80000000u
 /* Bits the CONFIG_ADDRESS latch keeps: enable, bus, device, function,

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "devices/pci/pci_dev.h"
-#include "vmm/io_bus.h"
+#include "vmm/base/io_bus.h"
 
 #define PCI_HOST_PIO_BASE 0xcf8
 #define PCI_HOST_PIO_LEN 8

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "devices/virtio/blk.h"
-#include "devices/thread_start.h"
+#include "vmm/base/thread_start.h"
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
@@ -22,8 +22,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
-#include "vmm/log_limit.h"
+#include "vmm/base/log.h"
+#include "vmm/base/log_limit.h"
 
 #define SECTOR_SIZE 512u
 #define BLK_QUEUE_MAX_SIZE 256

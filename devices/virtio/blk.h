@@ -34,7 +34,7 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
  * before activation. */
 void virtio_blk_set_index(struct virtio_blk *blk, unsigned index);
 
-/* Who creates the queue workers (devices/thread_start.h); default: plain
+/* Who creates the queue workers (vmm/base/thread_start.h); default: plain
  * pthread_create. Call before activation. */
 struct thread_starter;
 void virtio_blk_set_threads(struct virtio_blk *blk, const struct thread_starter *threads);

@@ -5,7 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 #define MMIO_MAGIC_VALUE 0x74726976      /* "virt" */
 #define MMIO_VENDOR_ID 0x4d564d4d        /* "MMVM" */

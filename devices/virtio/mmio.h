@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 
 #include "devices/virtio/transport.h"
-#include "vmm/io_bus.h"
+#include "vmm/base/io_bus.h"
 
 #define VIRTIO_MMIO_SIZE 0x200
 

@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "devices/virtio/virtio.h"
-#include "vmm/log_limit.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/log_limit.h"
+#include "vmm/base/guest_mem.h"
 
 /* One queue-notify address as KVM_IOEVENTFD needs it. */
 struct host_notifier {

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/log.h"
-#include "vmm/log_limit.h"
+#include "vmm/base/log.h"
+#include "vmm/base/log_limit.h"
 
 /* Ring fields are shared with the guest's CPUs: read and write each one with
  * a single (relaxed) atomic access, so the compiler can neither tear it nor

@@ -1,4 +1,4 @@
-/* Userspace virtio-net datapath (devices/virtio/net.c + the worker backend)
+/* Userspace virtio-net datapath (devices/net/virtio_net.c + the worker backend)
  * over a real multiqueue tap, with an in-process synthetic guest driver and
  * no VM: what the device costs per frame, and how it scales with pairs.
  *
@@ -55,8 +55,8 @@
 #include <unistd.h>
 
 #include "devices/net/worker.h"
-#include "devices/virtio/net.h"
-#include "vmm/guest_mem.h"
+#include "devices/net/virtio_net.h"
+#include "vmm/base/guest_mem.h"
 #include "tests/unit/udp_frame.h"
 
 #define TAP       "bnet0"

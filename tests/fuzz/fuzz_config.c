@@ -82,8 +82,8 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/pci.h"
 #include "devices/virtio/virtq.h"
-#include "vmm/guest_mem.h"
-#include "vmm/io_bus.h"
+#include "vmm/base/guest_mem.h"
+#include "vmm/base/io_bus.h"
 
 #define WIN_BASE  0xe0000000ull               /* as arch/x86/layout.h */
 #define WIN_SIZE  (0xfec00000ull - WIN_BASE)

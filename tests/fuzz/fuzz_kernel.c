@@ -25,7 +25,7 @@
 
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 #include "fuzz_check.h"
 
 #define HDR 4

@@ -1,8 +1,8 @@
-/* libFuzzer target for virtio-net's control queue (devices/virtio/net.c):
+/* libFuzzer target for virtio-net's control queue (devices/net/virtio_net.c):
  * RX mode, MAC table, MAC address and VQ_PAIRS_SET commands, split across
  * descriptors however the guest likes, on hostile rings in 16 KiB of fake
  * guest RAM. A 4-pair device over a fake backend (pair start/stop counted)
- * and fake tap fds; net.c is included, not linked, to reach ctrl_drain()
+ * and fake tap fds; virtio_net.c is included, not linked, to reach ctrl_drain()
  * without the control thread (and with no pause between pair changes).
  * Build and run: tests/fuzz/run.sh.
  *
@@ -20,7 +20,7 @@
  *   4  RAM image (16 KiB; the control queue's rings at 0x0/0x400/0x800)
  * FUZZ_NET_CTRL_WRITE_SEEDS=DIR writes seed inputs there and exits. */
 #define PAIRS_CHANGE_NS 0ull
-#include "devices/virtio/net.c"
+#include "devices/net/virtio_net.c"
 #include "fuzz_check.h"
 #include "fuzz_ram.h"
 

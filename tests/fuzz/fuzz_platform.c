@@ -29,7 +29,7 @@
 #include "devices/power_ctl.h"
 #include "devices/serial_8250.h"
 #include "fuzz_check.h"
-#include "vmm/io_bus.h"
+#include "vmm/base/io_bus.h"
 
 #define COM1 0x3f8
 #define I8042_DATA 0x60

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 static inline void fuzz_ram_load(struct guest_mem *mem, uint8_t *ram, size_t ram_size, const uint8_t *data,
 				 size_t size, size_t at)

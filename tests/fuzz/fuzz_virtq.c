@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "devices/virtio/virtq.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 #include "fuzz_check.h"
 
 #define HDR        16

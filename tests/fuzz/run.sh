@@ -33,21 +33,21 @@ TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform 
 # fakes), its longest input, and how its seed inputs are written to $2.
 srcs() {
 	case $1 in
-	fuzz_virtq) echo devices/virtio/virtq.c vmm/guest_mem.c vmm/log_limit.c ;;
+	fuzz_virtq) echo devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;
 	fuzz_config) echo devices/pci/pci_host.c devices/pci/pci_dev.c devices/pci/msix.c devices/virtio/pci.c \
-		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/guest_mem.c vmm/io_bus.c \
-		vmm/log_limit.c ;;
-	fuzz_kernel) echo arch/x86/boot.c vmm/guest_mem.c ;;
+		devices/virtio/mmio.c devices/virtio/transport.c devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/io_bus.c \
+		vmm/base/log_limit.c ;;
+	fuzz_kernel) echo arch/x86/boot.c vmm/base/guest_mem.c ;;
 	fuzz_options) echo vmm/options.c ;;
 	fuzz_platform) echo devices/serial_8250.c devices/i8042.c devices/power_ctl.c devices/debug_port.c \
-		vmm/io_bus.c ;;
-	fuzz_net_worker) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c devices/net/tap.c \
-		devices/net/net_hdr.c vmm/guest_mem.c vmm/log_limit.c ;;   # worker.c is included by the target
-	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c devices/net/tap.c \
-		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/guest_mem.c vmm/log_limit.c ;;   # net.c: included
+		vmm/base/io_bus.c ;;
+	fuzz_net_worker) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c devices/net/tap.c \
+		devices/net/net_hdr.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # worker.c is included by the target
+	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c devices/net/tap.c \
+		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # virtio_net.c: included
 	fuzz_arm64_boot) echo arch/arm64/boot.c arch/arm64/fdt.c -lfdt ;;
-	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/thread_start.c \
-		vmm/guest_mem.c vmm/log_limit.c ;;   # blk.c itself is included by the target
+	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c \
+		vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # blk.c itself is included by the target
 	esac
 }
 max_len() {

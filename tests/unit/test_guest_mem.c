@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 static uint8_t low[0x10000], high[0x1000];
 static struct guest_mem m;

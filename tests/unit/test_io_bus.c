@@ -1,7 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "vmm/io_bus.h"
+#include "vmm/base/io_bus.h"
 
 struct rec {
 	uint64_t off;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/log_limit.h"
+#include "../../vmm/base/log_limit.h"
 #include "captured_log.h"
 
 #define S 1000000000ull

@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
-#include "vmm/guest_mem.h"
-#include "vmm/log.h"
+#include "vmm/base/guest_mem.h"
+#include "vmm/base/log.h"
 #include "captured_log.h"
 #include "proc_census.h"
 #include "virtq_driver.h"

@@ -38,8 +38,8 @@
 
 #include "devices/net/net_hdr.h"
 #include "devices/net/worker.h"
-#include "devices/virtio/net.h"
-#include "vmm/guest_mem.h"
+#include "devices/net/virtio_net.h"
+#include "vmm/base/guest_mem.h"
 #include "captured_log.h"
 #include "proc_census.h"
 #include "udp_frame.h"

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtq.h"
-#include "vmm/guest_mem.h"
-#include "vmm/log.h"
+#include "vmm/base/guest_mem.h"
+#include "vmm/base/log.h"
 #include "captured_log.h"
 
 /* Fake guest RAM: 2 MiB at 0, a hole, 64 KiB at 16 MiB. The test plays the

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "vmm/arch.h"
-#include "vmm/file_util.h"
+#include "vmm/base/file_util.h"
 #include "vmm/vm.h"
 #include "proc_census.h"
 

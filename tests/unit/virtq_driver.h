@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
-#include "vmm/guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 /* How long a test waits for a device's threads before it fails: far more
  * than they need, even in the sanitizer build on a busy host. */

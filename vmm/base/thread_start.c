@@ -1,5 +1,5 @@
 #define _GNU_SOURCE /* pthread_setname_np */
-#include "devices/thread_start.h"
+#include "vmm/base/thread_start.h"
 
 #include <signal.h>
 

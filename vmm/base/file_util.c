@@ -1,4 +1,4 @@
-#include "vmm/file_util.h"
+#include "vmm/base/file_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 int open_input_file(const char *what, const char *path, uint64_t *size)
 {

@@ -1,4 +1,4 @@
-#include "log_limit.h"
+#include "vmm/base/log_limit.h"
 
 #define WINDOW_NS ((uint64_t)LOG_LIMIT_WINDOW_S * 1000000000ull)
 

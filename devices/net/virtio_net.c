@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* pthread_setname_np */
-#include "devices/virtio/net.h"
-#include "devices/thread_start.h"
+#include "devices/net/virtio_net.h"
+#include "vmm/base/thread_start.h"
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
@@ -18,8 +18,8 @@
 
 #include "devices/net/vhost.h"
 #include "devices/net/worker.h"
-#include "vmm/log.h"
-#include "vmm/log_limit.h"
+#include "vmm/base/log.h"
+#include "vmm/base/log_limit.h"
 
 #define NET_QUEUE_MAX_SIZE 256
 /* How often the control thread checks that the tap still exists (ms). */

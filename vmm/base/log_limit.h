@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "vmm/base/log.h"
 
 #define LOG_LIMIT_BURST 5u
 #define LOG_LIMIT_WINDOW_S 10u
