@@ -63,7 +63,8 @@ static int host_set_irqfd(void *host, int fd, unsigned gsi, bool assign)
 
 static int host_run_control(void *host, int (*fn)(void *), void *arg)
 {
-	return vm_threads_call(host, fn, arg);
+	struct vm *vm = host;
+	return vm_threads_call(&vm->threads, fn, arg);
 }
 
 const struct virtio_host_ops vm_virtio_host_ops = {

@@ -163,7 +163,7 @@ int vcpu_start(struct vcpu *v)
 {
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
-	int e = vm_threads_create_vcpu(v->vm, &v->thread, v->id, name, vcpu_thread, v);
+	int e = vm_threads_create_vcpu(&v->vm->threads, &v->thread, v->id, name, vcpu_thread, v);
 	if (e) {
 		log_error("vcpu%u: cannot start thread: %s", v->id, strerror(e));
 		return -1;

@@ -110,6 +110,29 @@ static int setup_memory(struct vm *vm, uint64_t mem_mib)
 	return 0;
 }
 
+/* How the VM's threads start (their seccomp role) and end. */
+static int thread_enter_role(void *ctx, enum thread_role role, unsigned vcpu)
+{
+	struct vm *vm = ctx;
+	return role == THREAD_ROLE_VCPU ? sandbox_enter_vcpu(&vm->sandbox, vcpu) : sandbox_enter(&vm->sandbox, role);
+}
+
+static void thread_failed(void *ctx)
+{
+	vm_request_stop(ctx, STOP_ERROR, 1);
+}
+
+static void thread_teardown(void *ctx)
+{
+	vm_remove_devices(ctx);
+}
+
+static const struct vm_threads_hooks vm_thread_hooks = {
+	.enter_role = thread_enter_role,
+	.failed = thread_failed,
+	.teardown = thread_teardown,
+};
+
 int vm_create(struct vm *vm, const struct vmm_options *opts)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -121,7 +144,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 	pthread_cond_init(&vm->cond, NULL);
 	vm->stop_sink = (struct stop_sink){ stop_sink_cb, vm };
 	vm->threads.efd = -1;
-	if (vm_threads_init(vm))
+	if (vm_threads_init(&vm->threads, &vm_thread_hooks, vm))
 		return -1;
 
 	if (console_open(&vm->console, opts))
@@ -303,11 +326,11 @@ int vm_run(struct vm *vm)
 	 * thread exists; the control thread inherits it and creates every
 	 * later thread, each narrowing it to its role. Then the main thread
 	 * narrows its own to the event loop's calls. */
-	if (sandbox_enter(&vm->sandbox, THREAD_ROLE_CONTROL) || vm_threads_start_control(vm)) {
+	if (sandbox_enter(&vm->sandbox, THREAD_ROLE_CONTROL) || vm_threads_start_control(&vm->threads)) {
 		close(sfd);
 		return 1;
 	}
-	if (vm_threads_call(vm, start_vcpus, vm) || sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN))
+	if (vm_threads_call(&vm->threads, start_vcpus, vm) || sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN))
 		vm_request_stop(vm, STOP_ERROR, 1);
 
 	for (;;) {
@@ -343,9 +366,9 @@ int vm_run(struct vm *vm)
 			read_console_input(vm);
 	}
 
-	vm_threads_close(vm);   /* a vCPU waiting for a device thread must not hold up the stop */
+	vm_threads_close(&vm->threads);   /* a vCPU waiting for a device thread must not hold up the stop */
 	stop_all_vcpus(vm);
-	vm_threads_stop_control(vm);   /* which removes the devices */
+	vm_threads_stop_control(&vm->threads);   /* which removes the devices */
 	close(sfd);
 	/* Teardown from here: a second Ctrl-C or a SIGTERM ends the process
 	 * the default way rather than waiting in a signalfd nobody reads. */
@@ -378,7 +401,7 @@ void vm_destroy(struct vm *vm)
 	vm->stop_efd = -1;
 	console_close(&vm->console);
 	serial_8250_destroy(&vm->uart);
-	vm_threads_destroy(vm);
+	vm_threads_destroy(&vm->threads);
 	sandbox_destroy(&vm->sandbox);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "vmm/base/log.h"
-#include "vmm/vm.h"
+#include "vmm/sandbox.h"
 
 /* A thread to create, or (call set) a function to run, on the serving
  * thread (vm_threads.server) for another thread, which waits. */
@@ -30,7 +30,7 @@ struct spawn_request {
 };
 
 struct role_thread {
-	struct vm *vm;
+	struct vm_threads *t;
 	enum thread_role role;
 	unsigned vcpu;   /* with THREAD_ROLE_VCPU: its index, for its own filter */
 	char name[16];
@@ -45,22 +45,20 @@ static void *role_thread_main(void *p)
 	free(p);
 	if (rt.name[0])
 		prctl(PR_SET_NAME, rt.name, 0, 0, 0);
-	int rc = rt.role == THREAD_ROLE_VCPU ? sandbox_enter_vcpu(&rt.vm->sandbox, rt.vcpu)
-					     : sandbox_enter(&rt.vm->sandbox, rt.role);
-	if (rc) {
-		vm_request_stop(rt.vm, STOP_ERROR, 1);
+	if (rt.t->hooks->enter_role(rt.t->ctx, rt.role, rt.vcpu)) {
+		rt.t->hooks->failed(rt.t->ctx);
 		return NULL;
 	}
 	return rt.fn(rt.arg);
 }
 
-static int spawn(struct vm *vm, pthread_t *thread, enum thread_role role, unsigned vcpu, const char *name,
+static int spawn(struct vm_threads *t, pthread_t *thread, enum thread_role role, unsigned vcpu, const char *name,
 		 void *(*fn)(void *), void *arg)
 {
 	struct role_thread *rt = malloc(sizeof(*rt));
 	if (!rt)
 		return ENOMEM;
-	*rt = (struct role_thread){ .vm = vm, .role = role, .vcpu = vcpu, .fn = fn, .arg = arg };
+	*rt = (struct role_thread){ .t = t, .role = role, .vcpu = vcpu, .fn = fn, .arg = arg };
 	if (name)
 		snprintf(rt->name, sizeof(rt->name), "%s", name);
 	/* The thread names itself (role_thread_main): naming it from here
@@ -72,16 +70,16 @@ static int spawn(struct vm *vm, pthread_t *thread, enum thread_role role, unsign
 	return e;
 }
 
-int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
+int vm_threads_create(struct vm_threads *t, pthread_t *thread, enum thread_role role, const char *name,
 		      void *(*fn)(void *), void *arg)
 {
-	return spawn(vm, thread, role, 0, name, fn, arg);
+	return spawn(t, thread, role, 0, name, fn, arg);
 }
 
-int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, const char *name,
+int vm_threads_create_vcpu(struct vm_threads *t, pthread_t *thread, unsigned index, const char *name,
 			   void *(*fn)(void *), void *arg)
 {
-	return spawn(vm, thread, THREAD_ROLE_VCPU, index, name, fn, arg);
+	return spawn(t, thread, THREAD_ROLE_VCPU, index, name, fn, arg);
 }
 
 /* Queues req for the serving thread and waits until it is done. Returns
@@ -109,29 +107,28 @@ static int ask_server(struct vm_threads *t, struct spawn_request *req)
 static int start_for_device(const struct thread_starter *ts, pthread_t *thread, enum thread_role role,
 			    const char *name, void *(*fn)(void *), void *arg)
 {
-	struct vm *vm = ts->ctx;
-	struct vm_threads *t = &vm->threads;
+	struct vm_threads *t = ts->ctx;
 	if (pthread_equal(pthread_self(), t->server))
-		return vm_threads_create(vm, thread, role, name, fn, arg);
+		return vm_threads_create(t, thread, role, name, fn, arg);
 
 	struct spawn_request req = { .role = role, .name = name, .fn = fn, .arg = arg, .thread = thread };
 	return ask_server(t, &req);
 }
 
-int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg)
+int vm_threads_call(struct vm_threads *t, int (*fn)(void *), void *arg)
 {
-	struct vm_threads *t = &vm->threads;
 	if (!t->starter.start || pthread_equal(pthread_self(), t->server))
 		return fn(arg);
 	struct spawn_request req = { .call = fn, .arg = arg };
 	return ask_server(t, &req);
 }
 
-int vm_threads_init(struct vm *vm)
+int vm_threads_init(struct vm_threads *t, const struct vm_threads_hooks *hooks, void *ctx)
 {
-	struct vm_threads *t = &vm->threads;
+	t->hooks = hooks;
+	t->ctx = ctx;
 	t->server = pthread_self();
-	t->starter = (struct thread_starter){ start_for_device, vm };
+	t->starter = (struct thread_starter){ start_for_device, t };
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
 	t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -142,7 +139,7 @@ int vm_threads_init(struct vm *vm)
 	return 0;
 }
 
-static void finish_pending(struct vm_threads *t, bool create, struct vm *vm)
+static void finish_pending(struct vm_threads *t, bool create)
 {
 	pthread_mutex_lock(&t->lock);
 	struct spawn_request *r = t->pending;
@@ -157,7 +154,7 @@ static void finish_pending(struct vm_threads *t, bool create, struct vm *vm)
 		else if (r->call)
 			r->err = r->call(r->arg);
 		else
-			r->err = vm_threads_create(vm, r->thread, r->role, r->name, r->fn, r->arg);
+			r->err = vm_threads_create(t, r->thread, r->role, r->name, r->fn, r->arg);
 		pthread_mutex_lock(&t->lock);
 		r->done = true;
 		pthread_cond_broadcast(&t->cond);
@@ -166,43 +163,41 @@ static void finish_pending(struct vm_threads *t, bool create, struct vm *vm)
 	}
 }
 
-void vm_threads_serve(struct vm *vm)
+void vm_threads_serve(struct vm_threads *t)
 {
 	uint64_t n;
-	if (read(vm->threads.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (read(t->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("thread request eventfd: %s", strerror(errno));
-	finish_pending(&vm->threads, true, vm);
+	finish_pending(t, true);
 }
 
 static void *control_main(void *arg)
 {
-	struct vm *vm = arg;
-	struct vm_threads *t = &vm->threads;
+	struct vm_threads *t = arg;
 	prctl(PR_SET_NAME, "control", 0, 0, 0);
 	sandbox_note_role(THREAD_ROLE_CONTROL);   /* its filter: the one it inherited */
 	for (;;) {
 		struct pollfd pfd = { .fd = t->efd, .events = POLLIN };
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			log_error("control thread: poll: %s", strerror(errno));
-			vm_request_stop(vm, STOP_ERROR, 1);
+			t->hooks->failed(t->ctx);
 			break;
 		}
-		vm_threads_serve(vm);
+		vm_threads_serve(t);
 		pthread_mutex_lock(&t->lock);
 		bool done = t->teardown;
 		pthread_mutex_unlock(&t->lock);
 		if (done)
 			break;
 	}
-	vm_remove_devices(vm);
+	t->hooks->teardown(t->ctx);
 	return NULL;
 }
 
-int vm_threads_start_control(struct vm *vm)
+int vm_threads_start_control(struct vm_threads *t)
 {
-	struct vm_threads *t = &vm->threads;
 	/* Named by itself: naming it from here opens /proc/self/task/N/comm. */
-	int e = thread_start_plain(&t->control, NULL, control_main, vm);
+	int e = thread_start_plain(&t->control, NULL, control_main, t);
 	if (e) {
 		log_error("cannot start the control thread: %s", strerror(e));
 		return -1;
@@ -214,9 +209,8 @@ int vm_threads_start_control(struct vm *vm)
 	return 0;
 }
 
-void vm_threads_stop_control(struct vm *vm)
+void vm_threads_stop_control(struct vm_threads *t)
 {
-	struct vm_threads *t = &vm->threads;
 	if (!t->control_started)
 		return;
 	pthread_mutex_lock(&t->lock);
@@ -228,22 +222,20 @@ void vm_threads_stop_control(struct vm *vm)
 	t->control_started = false;
 }
 
-void vm_threads_close(struct vm *vm)
+void vm_threads_close(struct vm_threads *t)
 {
-	struct vm_threads *t = &vm->threads;
 	pthread_mutex_lock(&t->lock);
 	t->closed = true;
 	pthread_mutex_unlock(&t->lock);
-	finish_pending(t, false, vm);
+	finish_pending(t, false);
 }
 
-void vm_threads_destroy(struct vm *vm)
+void vm_threads_destroy(struct vm_threads *t)
 {
-	struct vm_threads *t = &vm->threads;
 	if (!t->starter.start)
 		return;   /* never initialised */
-	vm_threads_close(vm);
-	vm_threads_stop_control(vm);
+	vm_threads_close(t);
+	vm_threads_stop_control(t);
 	if (t->efd >= 0)
 		close(t->efd);
 	t->efd = -1;

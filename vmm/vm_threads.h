@@ -12,8 +12,19 @@
 
 #include "vmm/base/thread_start.h"
 
-struct vm;
 struct spawn_request;
+
+/* What thread creation needs from its owner (the VM), so this module knows
+ * nothing else of it. */
+struct vm_threads_hooks {
+	/* On each new thread, before its work: its seccomp filter (vcpu: the
+	 * vCPU index, with THREAD_ROLE_VCPU). Non-zero: the thread ends. */
+	int (*enter_role)(void *ctx, enum thread_role role, unsigned vcpu);
+	/* A thread could not enter its role, or the control thread failed. */
+	void (*failed)(void *ctx);
+	/* On the control thread as it ends: what only it may do (device removal). */
+	void (*teardown)(void *ctx);
+};
 
 struct vm_threads {
 	struct thread_starter starter;   /* handed to devices */
@@ -26,34 +37,37 @@ struct vm_threads {
 	struct spawn_request *pending;   /* under lock */
 	bool closed;                     /* under lock: requests are no longer served */
 	int efd;                         /* wakes the serving thread */
+	const struct vm_threads_hooks *hooks;
+	void *ctx;
 };
 
-int vm_threads_init(struct vm *vm);
-void vm_threads_destroy(struct vm *vm);
+/* hooks and ctx: what threads do at their start and at teardown. */
+int vm_threads_init(struct vm_threads *t, const struct vm_threads_hooks *hooks, void *ctx);
+void vm_threads_destroy(struct vm_threads *t);
 /* On the serving thread: creates fn(arg) as a thread of role. vCPUs keep the
  * creator's signal mask (they take the kick signal); others block all. */
-int vm_threads_create(struct vm *vm, pthread_t *thread, enum thread_role role, const char *name,
+int vm_threads_create(struct vm_threads *t, pthread_t *thread, enum thread_role role, const char *name,
 		      void *(*fn)(void *), void *arg);
 /* The same for vCPU index: its thread takes that vCPU's own filter. */
-int vm_threads_create_vcpu(struct vm *vm, pthread_t *thread, unsigned index, const char *name,
+int vm_threads_create_vcpu(struct vm_threads *t, pthread_t *thread, unsigned index, const char *name,
 			   void *(*fn)(void *), void *arg);
 /* Runs fn(arg) on the serving thread (the control thread once the VM runs)
  * and returns what it returns: at once on that thread, else the caller
  * waits for it (-ESHUTDOWN once it no longer serves). Device activation and
  * reset go through here, so that vCPU threads never need the tap and vhost
  * calls they make. */
-int vm_threads_call(struct vm *vm, int (*fn)(void *), void *arg);
+int vm_threads_call(struct vm_threads *t, int (*fn)(void *), void *arg);
 /* Starts the control thread (on the main thread, which has installed the
  * control role's filter, the union of all: the new thread inherits it).
  * From then on it serves thread creation and vm_threads_call. */
-int vm_threads_start_control(struct vm *vm);
+int vm_threads_start_control(struct vm_threads *t);
 /* After vm_threads_close and with the vCPUs joined: the control thread
  * removes the devices (their resets make tap and vhost calls the main
  * thread's filter does not allow) and ends; joins it. */
-void vm_threads_stop_control(struct vm *vm);
+void vm_threads_stop_control(struct vm_threads *t);
 /* Serving thread: create and run what other threads asked for. */
-void vm_threads_serve(struct vm *vm);
+void vm_threads_serve(struct vm_threads *t);
 /* The VM is stopping: fail pending and later requests from other threads. */
-void vm_threads_close(struct vm *vm);
+void vm_threads_close(struct vm_threads *t);
 
 #endif
