@@ -6,8 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/virtio/blk.h"
+#include "vmm/devices.h"
+
 #include "devices/net/virtio_net.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/pci.h"
 #include "vmm/arch.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/base/log.h"
@@ -17,8 +21,9 @@ _Static_assert(MAX_DISK_QUEUES == VIRTIO_MAX_QUEUES, "--disk queues= limit is th
 
 static const char *dev_name(struct vm *vm, const char *kind, unsigned index)
 {
-	char *name = vm->dev_names[vm->n_dev_names++];
-	snprintf(name, sizeof(vm->dev_names[0]), "%s%u", kind, index);
+	struct vm_devices *d = &vm->devices;
+	char *name = d->names[d->n_names++];
+	snprintf(name, sizeof(d->names[0]), "%s%u", kind, index);
 	return name;
 }
 
@@ -26,7 +31,7 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 {
 	uint64_t base;
 	unsigned gsi;
-	if (vm->n_mmio == VM_MAX_VIRTIO || arch_virtio_mmio_slot(vm->n_mmio, &base, &gsi)) {
+	if (vm->devices.n_mmio == VM_MAX_VIRTIO || arch_virtio_mmio_slot(vm->devices.n_mmio, &base, &gsi)) {
 		log_error("%s: no room for another virtio-mmio device", name);
 		return -1;
 	}
@@ -35,7 +40,7 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 		log_error("%s: out of memory", name);
 		return -1;
 	}
-	vm->mmio[vm->n_mmio++] = m;   /* owned from here on, even half set up */
+	vm->devices.mmio[vm->devices.n_mmio++] = m;   /* owned from here on, even half set up */
 	m->irq_fd = -1;
 	if (virtio_mmio_init(m, name, ops, dev, &vm->mem, &vm_virtio_host_ops, vm, base, gsi))
 		return -1;
@@ -48,7 +53,7 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 
 static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_ops *ops, void *dev)
 {
-	if (vm->n_vpci == VM_MAX_VIRTIO) {
+	if (vm->devices.n_vpci == VM_MAX_VIRTIO) {
 		log_error("%s: no room for another virtio-pci device", name);
 		return -1;
 	}
@@ -57,12 +62,12 @@ static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_o
 		log_error("%s: out of memory", name);
 		return -1;
 	}
-	vm->vpci[vm->n_vpci++] = p;   /* owned from here on, even half set up */
+	vm->devices.vpci[vm->devices.n_vpci++] = p;   /* owned from here on, even half set up */
 	p->config_fd = -1;
 	if (virtio_pci_init(p, name, ops, dev, &vm->mem, &vm_virtio_host_ops, vm, &vm_msi_host_ops,
-			    &vm->msi_routes))
+			    &vm->devices.msi_routes))
 		return -1;
-	return pci_host_add(&vm->pci, &p->pci) < 0 ? -1 : 0;
+	return pci_host_add(&vm->devices.pci, &p->pci) < 0 ? -1 : 0;
 }
 
 static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
@@ -94,7 +99,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			log_error("%s", err);   /* names the --disk path itself */
 			return -1;
 		}
-		vm->blks[vm->n_blks++] = b;
+		vm->devices.blks[vm->devices.n_blks++] = b;
 		virtio_blk_set_index(b, i);
 		virtio_blk_set_threads(b, &vm->threads.starter);
 		if (attach(vm, name, d->transport, &virtio_blk_ops, b))
@@ -121,7 +126,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			log_error("%s", err);   /* names the --net tap itself */
 			return -1;
 		}
-		vm->nets[vm->n_nets++] = dev;
+		vm->devices.nets[vm->devices.n_nets++] = dev;
 		if (attach(vm, name, n->transport, &virtio_net_ops, dev))
 			return -1;
 	}
@@ -132,20 +137,36 @@ void vm_remove_devices(struct vm *vm)
 {
 	/* Transports first: their teardown resets the device, which joins its
 	 * worker threads; only then can the device itself go. */
-	for (unsigned i = 0; i < vm->n_mmio; i++) {
-		virtio_mmio_destroy(vm->mmio[i]);
-		free(vm->mmio[i]);
+	for (unsigned i = 0; i < vm->devices.n_mmio; i++) {
+		virtio_mmio_destroy(vm->devices.mmio[i]);
+		free(vm->devices.mmio[i]);
 	}
-	vm->n_mmio = 0;
-	for (unsigned i = 0; i < vm->n_vpci; i++) {
-		virtio_pci_destroy(vm->vpci[i]);
-		free(vm->vpci[i]);
+	vm->devices.n_mmio = 0;
+	for (unsigned i = 0; i < vm->devices.n_vpci; i++) {
+		virtio_pci_destroy(vm->devices.vpci[i]);
+		free(vm->devices.vpci[i]);
 	}
-	vm->n_vpci = 0;
-	for (unsigned i = 0; i < vm->n_blks; i++)
-		virtio_blk_destroy(vm->blks[i]);
-	vm->n_blks = 0;
-	for (unsigned i = 0; i < vm->n_nets; i++)
-		virtio_net_destroy(vm->nets[i]);
-	vm->n_nets = 0;
+	vm->devices.n_vpci = 0;
+	for (unsigned i = 0; i < vm->devices.n_blks; i++)
+		virtio_blk_destroy(vm->devices.blks[i]);
+	vm->devices.n_blks = 0;
+	for (unsigned i = 0; i < vm->devices.n_nets; i++)
+		virtio_net_destroy(vm->devices.nets[i]);
+	vm->devices.n_nets = 0;
+}
+
+void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps, unsigned *n_taps, int *vhost,
+			unsigned max_vhost, unsigned *n_vhost)
+{
+	*n_taps = *n_vhost = 0;
+	for (unsigned i = 0; i < d->n_nets; i++) {
+		*n_taps += virtio_net_tap_fds(d->nets[i], taps + *n_taps, max_taps - *n_taps);
+		*n_vhost += virtio_net_vhost_fds(d->nets[i], vhost + *n_vhost, max_vhost - *n_vhost);
+	}
+}
+
+void vm_devices_destroy(struct vm_devices *d)
+{
+	pci_host_destroy(&d->pci);
+	msi_routes_destroy(&d->msi_routes);
 }

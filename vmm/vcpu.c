@@ -10,6 +10,7 @@
 
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 /* vCPUs are pulled out of KVM_RUN with this signal plus run->immediate_exit,

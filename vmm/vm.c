@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/net/virtio_net.h"
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
+#include "vmm/vcpu.h"
 
 static void stop_sink_cb(void *ctx, enum vm_stop_reason reason, int status)
 {
@@ -381,8 +381,7 @@ void vm_destroy(struct vm *vm)
 {
 	stop_all_vcpus(vm);
 	vm_remove_devices(vm);
-	pci_host_destroy(&vm->pci);
-	msi_routes_destroy(&vm->msi_routes);
+	vm_devices_destroy(&vm->devices);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
@@ -418,10 +417,7 @@ int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandb
 				   .tap_fds = taps, .vhost_fds = vhost };
 	for (unsigned i = 0; i < vm->n_vcpus && i < ARRAY_SIZE(vcpu_fds); i++)
 		vcpu_fds[i] = vm->vcpus[i].fd;
-	for (unsigned i = 0; i < vm->n_nets; i++) {
-		fds.n_taps += virtio_net_tap_fds(vm->nets[i], taps + fds.n_taps, ARRAY_SIZE(taps) - fds.n_taps);
-		fds.n_vhost += virtio_net_vhost_fds(vm->nets[i], vhost + fds.n_vhost, ARRAY_SIZE(vhost) - fds.n_vhost);
-	}
+	vm_devices_net_fds(&vm->devices, taps, ARRAY_SIZE(taps), &fds.n_taps, vhost, ARRAY_SIZE(vhost), &fds.n_vhost);
 	if (sandbox_init(&vm->sandbox, opts->seccomp, &fds, err, sizeof(err)) ||
 	    sandbox_drop_privileges(ids->chroot_dir, ids->has_uid, ids->uid, ids->has_gid, ids->gid, err, sizeof(err))) {
 		log_error("%s", err);

@@ -11,33 +11,17 @@
 #include "devices/i8042.h"
 #include "devices/power_ctl.h"
 #include "devices/serial_8250.h"
-#include "devices/pci/pci_host.h"
-#include "devices/virtio/mmio.h"
-#include "devices/virtio/pci.h"
 #include "vmm/console.h"
+#include "vmm/devices.h"
 #include "vmm/base/guest_mem.h"
 #include "vmm/base/io_bus.h"
 #include "vmm/kvm.h"
-#include "vmm/msi_routes.h"
 #include "vmm/options.h"
 #include "vmm/sandbox.h"
 #include "vmm/base/stop.h"
 #include "vmm/vm_threads.h"
 
-struct kvm_run;
-struct virtio_blk;
-struct virtio_net;
-
-#define VM_MAX_VIRTIO 16
-
-struct vcpu {
-	struct vm *vm;
-	unsigned id;
-	int fd;
-	struct kvm_run *run;
-	pthread_t thread;
-	bool thread_started;
-};
+struct vcpu;
 
 /* Files named on the command line, opened and checked before KVM is touched. */
 struct boot_files {
@@ -83,23 +67,12 @@ struct vm {
 	struct power_ctl power;
 	struct debug_port debug;
 
-	/* virtio devices (vmm/devices.c) and their transports. */
-	struct virtio_blk *blks[VM_MAX_VIRTIO];
-	unsigned n_blks;
-	struct virtio_net *nets[VM_MAX_VIRTIO];
-	unsigned n_nets;
-	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
-	unsigned n_mmio;
-	struct virtio_pci *vpci[VM_MAX_VIRTIO];
-	unsigned n_vpci;
-	struct pci_host pci;              /* bus 0: config mechanism 1 + the BAR window */
-	struct msi_routes msi_routes;     /* the VM's whole GSI routing table */
+	/* virtio devices, their transports, the PCI bus and the GSI routes. */
+	struct vm_devices devices;
 
 	/* Threads and what they may do (vmm/vm_threads.h, vmm/sandbox.h). */
 	struct vm_threads threads;
 	struct sandbox sandbox;
-	char dev_names[VM_MAX_VIRTIO * 2][16];
-	unsigned n_dev_names;
 };
 
 /* Creates the VM: KVM, memory, irqchip, platform devices, vCPUs. Logs and
@@ -122,19 +95,9 @@ void vm_resume(struct vm *vm);
 /* Asserts or deasserts an interrupt line (GSI) of the in-kernel irqchip. */
 int vm_set_irq_line(struct vm *vm, unsigned gsi, int level);
 
-/* devices.c: creates the --disk/--net devices on their transports (before
- * vm_load, which announces them to the guest); stops and frees them. */
+/* Creates the --disk/--net devices on their transports (vmm/devices.c),
+ * before vm_load, which announces them to the guest; stops and frees them. */
 int vm_add_devices(struct vm *vm, const struct vmm_options *opts);
 void vm_remove_devices(struct vm *vm);
-
-/* vcpu.c */
-int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id);
-int vcpu_start(struct vcpu *v);
-void vcpu_kick(struct vcpu *v);
-void vcpu_join(struct vcpu *v);
-void vcpu_destroy(struct vcpu *v);
-/* One-time process setup for kicking vCPUs with a signal. */
-int vcpu_signal_setup(void);
-
 
 #endif

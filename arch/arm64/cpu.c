@@ -9,6 +9,7 @@
 #include "arch/arm64/fdt.h"
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define CORE_REG(name) (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(name))

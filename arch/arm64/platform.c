@@ -13,6 +13,7 @@
 #include "arch/arm64/fdt.h"
 #include "arch/arm64/gic.h"
 #include "arch/arm64/layout.h"
+#include "devices/virtio/mmio.h"
 #include "vmm/arch.h"
 #include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
@@ -82,7 +83,7 @@ int arch_vm_late_init(struct vm *vm)
 	 * device ID (KVM_CAP_MSI_DEVID), which msi_routes checks. */
 	struct kvm_irq_routing_entry defaults[ARM64_GIC_NR_SPIS];
 	unsigned n = arch_default_irq_routes(defaults, ARM64_GIC_NR_SPIS);
-	return msi_routes_init(&vm->msi_routes, vm->fd, defaults, n);
+	return msi_routes_init(&vm->devices.msi_routes, vm->fd, defaults, n);
 }
 
 void arch_vm_destroy(struct vm *vm)
@@ -130,13 +131,13 @@ int arch_platform_init(struct vm *vm)
 	/* The UART's eight 1-byte registers; the rest of its page reads as
 	 * unmapped. The guest port takes its whole page (offsets 0 and 1 mean
 	 * something, as on the x86 ports). */
-	pci_host_init(&vm->pci, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE);
+	pci_host_init(&vm->devices.pci, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE);
 	if (io_bus_register(&vm->mmio_bus, ARM64_UART_BASE, 8, &serial_8250_io_ops, &vm->uart, "uart") ||
 	    io_bus_register(&vm->mmio_bus, ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE, &debug_port_io_ops,
 			    &vm->debug, "guest-port") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE, &pci_host_ecam_ops, &vm->pci,
+	    io_bus_register(&vm->mmio_bus, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE, &pci_host_ecam_ops, &vm->devices.pci,
 			    "pci-ecam") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->pci,
+	    io_bus_register(&vm->mmio_bus, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->devices.pci,
 			    "pci-bars")) {
 		log_error("internal: platform MMIO ranges overlap");
 		return -1;
@@ -167,8 +168,8 @@ static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct
 {
 	struct arm64_vm *a = vm->arch;
 	struct arm64_fdt_mmio_dev mmio[VM_MAX_VIRTIO];
-	for (unsigned i = 0; i < vm->n_mmio; i++)
-		mmio[i] = (struct arm64_fdt_mmio_dev){ vm->mmio[i]->base, VIRTIO_MMIO_SIZE, vm->mmio[i]->gsi };
+	for (unsigned i = 0; i < vm->devices.n_mmio; i++)
+		mmio[i] = (struct arm64_fdt_mmio_dev){ vm->devices.mmio[i]->base, VIRTIO_MMIO_SIZE, vm->devices.mmio[i]->gsi };
 	bool its = arm64_gic_has_its(&a->gic);
 	struct arm64_fdt_config c = {
 		.ram = { vm->mem.regions[0].gpa, vm->mem.regions[0].size },
@@ -186,7 +187,7 @@ static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct
 		.uart_clock_hz = ARM64_UART_CLOCK_HZ,
 		.guest_port = { ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE },
 		.mmio = mmio,
-		.n_mmio = vm->n_mmio,
+		.n_mmio = vm->devices.n_mmio,
 		.has_pci = its,
 		.pci_ecam = { ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE },
 		.pci_mmio = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },

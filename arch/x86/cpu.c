@@ -8,6 +8,7 @@
 #include "arch/x86/layout.h"
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define MAX_CPUID_ENTRIES 256

@@ -9,6 +9,7 @@
 #include "arch/x86/acpi.h"
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
+#include "devices/virtio/mmio.h"
 #include "vmm/arch.h"
 #include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
@@ -56,7 +57,7 @@ int arch_vm_init(struct vm *vm)
 	/* From here on only msi_routes writes the GSI routing table. */
 	struct kvm_irq_routing_entry defaults[X86_N_DEFAULT_ROUTES];
 	unsigned n = arch_default_irq_routes(defaults, X86_N_DEFAULT_ROUTES);
-	if (msi_routes_init(&vm->msi_routes, vm->fd, defaults, n))
+	if (msi_routes_init(&vm->devices.msi_routes, vm->fd, defaults, n))
 		return -1;
 	vm->pci_msi = true;   /* MSIs go straight to the local APICs */
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -135,10 +136,10 @@ int arch_platform_init(struct vm *vm)
 		log_error("internal: platform I/O ports overlap");
 		return -1;
 	}
-	pci_host_init(&vm->pci, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE);
-	if (io_bus_register(&vm->pio_bus, PCI_HOST_PIO_BASE, PCI_HOST_PIO_LEN, &pci_host_pio_ops, &vm->pci,
+	pci_host_init(&vm->devices.pci, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE);
+	if (io_bus_register(&vm->pio_bus, PCI_HOST_PIO_BASE, PCI_HOST_PIO_LEN, &pci_host_pio_ops, &vm->devices.pci,
 			    "pci-config") ||
-	    io_bus_register(&vm->mmio_bus, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->pci,
+	    io_bus_register(&vm->mmio_bus, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->devices.pci,
 			    "pci-bars")) {
 		log_error("internal: PCI host ranges overlap");
 		return -1;
@@ -193,8 +194,8 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 	}
 
 	struct acpi_mmio_dev mmio[VM_MAX_VIRTIO];
-	for (unsigned i = 0; i < vm->n_mmio; i++)
-		mmio[i] = (struct acpi_mmio_dev){ vm->mmio[i]->base, VIRTIO_MMIO_SIZE, vm->mmio[i]->gsi };
+	for (unsigned i = 0; i < vm->devices.n_mmio; i++)
+		mmio[i] = (struct acpi_mmio_dev){ vm->devices.mmio[i]->base, VIRTIO_MMIO_SIZE, vm->devices.mmio[i]->gsi };
 	uint8_t *acpi = guest_mem_ptr(&vm->mem, X86_ACPI_GPA, X86_ACPI_SIZE);
 	struct acpi_config acfg = {
 		.n_cpus = vm->n_vcpus,
@@ -202,7 +203,7 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 		.com1_port = X86_COM1_PORT,
 		.com1_irq = X86_COM1_IRQ,
 		.mmio_devs = mmio,
-		.n_mmio_devs = vm->n_mmio,
+		.n_mmio_devs = vm->devices.n_mmio,
 		.pci_mmio_base = (uint32_t)X86_PCI_MMIO_BASE,
 		.pci_mmio_size = (uint32_t)X86_PCI_MMIO_SIZE,
 		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,

@@ -1,0 +1,41 @@
+/* The device manager: the VM's virtio devices, the transport each sits on,
+ * the PCI bus and the GSI routing table their interrupts use. vmm/devices.c
+ * owns them: it builds the devices named on the command line and removes
+ * them (joining their threads) before guest memory goes away. */
+#ifndef MINIVMM_DEVICES_H
+#define MINIVMM_DEVICES_H
+
+#include "devices/pci/pci_host.h"
+#include "vmm/msi_routes.h"
+
+#define VM_MAX_VIRTIO 16
+
+struct virtio_blk;
+struct virtio_mmio;
+struct virtio_net;
+struct virtio_pci;
+
+struct vm_devices {
+	struct virtio_blk *blks[VM_MAX_VIRTIO];
+	unsigned n_blks;
+	struct virtio_net *nets[VM_MAX_VIRTIO];
+	unsigned n_nets;
+	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
+	unsigned n_mmio;
+	struct virtio_pci *vpci[VM_MAX_VIRTIO];
+	unsigned n_vpci;
+	struct pci_host pci;              /* bus 0: config mechanism 1 or ECAM + the BAR window */
+	struct msi_routes msi_routes;     /* the VM's whole GSI routing table */
+	char names[VM_MAX_VIRTIO * 2][16];
+	unsigned n_names;
+};
+
+/* The fds each tap queue and vhost-net instance of every NIC uses (the
+ * sandbox allows their ioctls on exactly these): fills at most max of each,
+ * sets *n_taps and *n_vhost. */
+void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps, unsigned *n_taps, int *vhost,
+			unsigned max_vhost, unsigned *n_vhost);
+/* Frees the PCI bus and the routing table (after vm_remove_devices). */
+void vm_devices_destroy(struct vm_devices *d);
+
+#endif
