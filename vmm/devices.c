@@ -42,7 +42,8 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 	}
 	vm->devices.mmio[vm->devices.n_mmio++] = m;   /* owned from here on, even half set up */
 	m->irq_fd = -1;
-	if (virtio_mmio_init(m, name, ops, dev, &vm->mem, &vm_virtio_host_ops, vm, base, gsi))
+	const struct device_host host = vm_device_host(vm);
+	if (virtio_mmio_init(m, name, ops, dev, &vm->mem, &host, base, gsi))
 		return -1;
 	if (io_bus_register(&vm->mmio_bus, base, VIRTIO_MMIO_SIZE, &virtio_mmio_io_ops, m, name)) {
 		log_error("%s: MMIO window 0x%llx overlaps another device", name, (unsigned long long)base);
@@ -64,8 +65,8 @@ static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_o
 	}
 	vm->devices.vpci[vm->devices.n_vpci++] = p;   /* owned from here on, even half set up */
 	p->config_fd = -1;
-	if (virtio_pci_init(p, name, ops, dev, &vm->mem, &vm_virtio_host_ops, vm, &vm_msi_host_ops,
-			    &vm->devices.msi_routes))
+	const struct device_host host = vm_device_host(vm);
+	if (virtio_pci_init(p, name, ops, dev, &vm->mem, &host))
 		return -1;
 	return pci_host_add(&vm->devices.pci, &p->pci) < 0 ? -1 : 0;
 }

@@ -86,3 +86,9 @@ void kvm_host_close(struct kvm_host *h)
 		close(h->fd);
 	h->fd = -1;
 }
+
+int kvm_irqfd(int vm_fd, int fd, unsigned gsi, bool assign)
+{
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+	return ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}

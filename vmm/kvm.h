@@ -20,4 +20,8 @@ void kvm_host_close(struct kvm_host *h);
  * unmodified Linux guests. */
 bool kvm_host_is_pvm(void);
 
+/* KVM_IRQFD on a VM: connects (assign) or disconnects eventfd fd to gsi.
+ * Returns 0 or -errno, not logged. */
+int kvm_irqfd(int vm_fd, int fd, unsigned gsi, bool assign);
+
 #endif

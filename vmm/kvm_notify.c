@@ -41,34 +41,51 @@ int vm_set_ioeventfds(struct vm *vm, const struct host_notifier *n, unsigned cou
 	return 0;
 }
 
-int vm_set_irqfd(struct vm *vm, int fd, unsigned gsi, bool assign)
+static int host_set_notifiers(void *ctx, const struct host_notifier *n, unsigned count, bool assign)
 {
-	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
-	if (ioctl(vm->fd, KVM_IRQFD, &irqfd) < 0) {
-		log_error("KVM_IRQFD (gsi %u): %s", gsi, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return vm_set_ioeventfds(ctx, n, count, assign);
 }
 
-static int host_set_notifiers(void *host, const struct host_notifier *n, unsigned count, bool assign)
+static int host_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 {
-	return vm_set_ioeventfds(host, n, count, assign);
+	struct vm *vm = ctx;
+	return kvm_irqfd(vm->fd, fd, gsi, assign);
 }
 
-static int host_set_irqfd(void *host, int fd, unsigned gsi, bool assign)
+static int host_alloc_gsi(void *ctx)
 {
-	return vm_set_irqfd(host, fd, gsi, assign);
+	struct vm *vm = ctx;
+	return msi_routes_alloc_gsi(&vm->devices.msi_routes);
 }
 
-static int host_run_control(void *host, int (*fn)(void *), void *arg)
+static void host_free_gsi(void *ctx, unsigned gsi)
 {
-	struct vm *vm = host;
+	struct vm *vm = ctx;
+	msi_routes_free_gsi(&vm->devices.msi_routes, gsi);
+}
+
+static int host_set_msi_routes(void *ctx, const unsigned *gsi, const struct msi_msg *msg, unsigned count)
+{
+	struct vm *vm = ctx;
+	return msi_routes_set(&vm->devices.msi_routes, gsi, msg, count);
+}
+
+static int host_run_control(void *ctx, int (*fn)(void *), void *arg)
+{
+	struct vm *vm = ctx;
 	return vm_threads_call(&vm->threads, fn, arg);
 }
 
-const struct virtio_host_ops vm_virtio_host_ops = {
-	.run_control = host_run_control,
+static const struct device_host_ops vm_device_host_ops = {
 	.set_notifiers = host_set_notifiers,
 	.set_irqfd = host_set_irqfd,
+	.alloc_gsi = host_alloc_gsi,
+	.free_gsi = host_free_gsi,
+	.set_msi_routes = host_set_msi_routes,
+	.run_control = host_run_control,
 };
+
+struct device_host vm_device_host(struct vm *vm)
+{
+	return (struct device_host){ &vm_device_host_ops, vm };
+}

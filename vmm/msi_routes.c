@@ -151,37 +151,3 @@ int msi_routes_set(struct msi_routes *r, const unsigned *gsi, const struct msi_m
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
-
-static int host_alloc_gsi(void *ctx)
-{
-	return msi_routes_alloc_gsi(ctx);
-}
-
-static void host_free_gsi(void *ctx, unsigned gsi)
-{
-	msi_routes_free_gsi(ctx, gsi);
-}
-
-static int host_set_routes(void *ctx, const unsigned *gsi, const struct msi_msg *msg, unsigned count)
-{
-	return msi_routes_set(ctx, gsi, msg, count);
-}
-
-static int host_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
-{
-	struct msi_routes *r = ctx;
-	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
-	if (ioctl(r->vm_fd, KVM_IRQFD, &irqfd) < 0) {
-		log_error_limited(&r->log_limit, "KVM_IRQFD (gsi %u%s): %s", gsi, assign ? "" : ", deassign",
-				  strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-const struct pci_msi_host_ops vm_msi_host_ops = {
-	.alloc_gsi = host_alloc_gsi,
-	.free_gsi = host_free_gsi,
-	.set_routes = host_set_routes,
-	.set_irqfd = host_set_irqfd,
-};

@@ -18,8 +18,8 @@
  * drops its route at the next commit (nothing may still use it: MSI-X
  * removes its irqfds first).
  *
- * It also implements struct pci_msi_host_ops (devices/pci/msix.h) for the
- * real VM: GSIs, routes, and KVM_IRQFD on the VM fd. */
+ * The VM's device host (vmm/kvm_notify.c) hands its GSIs and routes to the
+ * PCI functions' MSI-X. */
 #ifndef MINIVMM_MSI_ROUTES_H
 #define MINIVMM_MSI_ROUTES_H
 
@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/pci/msix.h"
+#include "vmm/base/device_host.h"
 #include "vmm/base/log_limit.h"
 
 #define MSI_ROUTES_MAX_GSI 4096     /* KVM_MAX_IRQ_ROUTES */
@@ -69,8 +69,5 @@ void msi_routes_free_gsi(struct msi_routes *r, unsigned gsi);
  * once. Returns 0, or -1 (logged) when KVM refused it; KVM then keeps its
  * previous table, and so does this object. */
 int msi_routes_set(struct msi_routes *r, const unsigned *gsi, const struct msi_msg *msg, unsigned count);
-
-/* The pci_msi_host_ops of the real VM; ctx is the struct msi_routes. */
-extern const struct pci_msi_host_ops vm_msi_host_ops;
 
 #endif

@@ -8,13 +8,12 @@
 #include "vmm/base/log.h"
 
 int msix_init(struct msix *m, const char *name, unsigned n_vectors, unsigned n_users,
-	      const struct pci_msi_host_ops *host, void *host_ctx)
+	      const struct device_host *host)
 {
 	memset(m, 0, sizeof(*m));
 	pthread_mutex_init(&m->lock, NULL);
 	m->name = name;
-	m->host = host;
-	m->host_ctx = host_ctx;
+	m->host = *host;
 	if (n_vectors == 0 || n_vectors > MSIX_MAX_VECTORS) {
 		log_error("%s: %u MSI-X vectors (1 to %d supported)", name, n_vectors, MSIX_MAX_VECTORS);
 		return -1;
@@ -32,7 +31,7 @@ int msix_init(struct msix *m, const char *name, unsigned n_vectors, unsigned n_u
 	for (unsigned u = 0; u < n_users; u++)
 		m->users[u] = (struct msix_user){ .fd = -1, .vector = MSIX_NO_VECTOR, .attached_gsi = -1 };
 	for (unsigned v = 0; v < n_vectors; v++) {
-		int gsi = host->alloc_gsi(host_ctx);
+		int gsi = host->ops->alloc_gsi(host->ctx);
 		if (gsi < 0) {
 			log_error("%s: no free GSI for MSI-X vector %u", name, v);
 			return -1;
@@ -48,8 +47,10 @@ static void detach(struct msix *m, struct msix_user *u)
 {
 	if (u->attached_gsi < 0)
 		return;
-	if (m->host->set_irqfd(m->host_ctx, u->fd, (unsigned)u->attached_gsi, false))
-		log_warn("%s: cannot disconnect an interrupt from GSI %d", m->name, u->attached_gsi);
+	int e = m->host.ops->set_irqfd(m->host.ctx, u->fd, (unsigned)u->attached_gsi, false);
+	if (e)
+		log_warn("%s: cannot disconnect an interrupt from GSI %d: %s", m->name, u->attached_gsi,
+			 device_host_error(e));
 	u->attached_gsi = -1;
 }
 
@@ -60,7 +61,7 @@ void msix_destroy(struct msix *m)
 			detach(m, &m->users[u]);
 	if (m->vectors)
 		for (unsigned v = 0; v < m->n_vectors; v++)
-			m->host->free_gsi(m->host_ctx, m->vectors[v].gsi);
+			m->host.ops->free_gsi(m->host.ctx, m->vectors[v].gsi);
 	free(m->vectors);
 	free(m->users);
 	free(m->scratch_gsi);
@@ -109,7 +110,7 @@ static void sync(struct msix *m)
 		n++;
 	}
 	if (n) {
-		bool ok = m->host->set_routes(m->host_ctx, m->scratch_gsi, m->scratch_msg, n) == 0;
+		bool ok = m->host.ops->set_msi_routes(m->host.ctx, m->scratch_gsi, m->scratch_msg, n) == 0;
 		if (!ok && !m->warned) {
 			log_warn("%s: cannot set MSI routes; the interrupts stay pending", m->name);
 			m->warned = true;
@@ -132,10 +133,12 @@ static void sync(struct msix *m)
 		if (u->attached_gsi != want)
 			detach(m, u);
 		if (want >= 0 && u->attached_gsi < 0) {
-			if (m->host->set_irqfd(m->host_ctx, u->fd, (unsigned)want, true) == 0) {
+			int e = m->host.ops->set_irqfd(m->host.ctx, u->fd, (unsigned)want, true);
+			if (e == 0) {
 				u->attached_gsi = want;
 			} else if (!m->warned) {
-				log_warn("%s: cannot connect an interrupt to GSI %d; it stays pending", m->name, want);
+				log_warn("%s: cannot connect an interrupt to GSI %d (%s); it stays pending", m->name, want,
+					 device_host_error(e));
 				m->warned = true;
 			}
 		}

@@ -36,6 +36,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/base/device_host.h"
+
 #define MSIX_NO_VECTOR 0xffff
 #define MSIX_ENTRY_SIZE 16
 #define MSIX_MAX_VECTORS 2048
@@ -46,25 +48,6 @@
 #define MSIX_ENTRY_DATA 8
 #define MSIX_ENTRY_CTRL 12
 #define MSIX_ENTRY_CTRL_MASKBIT 1
-
-struct msi_msg {
-	uint64_t addr;
-	uint32_t data;
-	uint32_t devid;             /* requester ID (bus << 8 | devfn): the ITS device ID on arm64 */
-};
-
-/* What MSI-X delivery needs from the VM. vmm/msi_routes.c implements it
- * with KVM (KVM_SET_GSI_ROUTING, KVM_IRQFD); tests use a fake. */
-struct pci_msi_host_ops {
-	/* A free GSI for an MSI route, or -1. */
-	int (*alloc_gsi)(void *ctx);
-	/* Gives the GSI back (its irqfds are already removed). */
-	void (*free_gsi)(void *ctx, unsigned gsi);
-	/* Points each of count GSIs at its MSI message, in one routing update. */
-	int (*set_routes)(void *ctx, const unsigned *gsi, const struct msi_msg *msg, unsigned count);
-	/* Connects (assign) or disconnects an eventfd to a GSI. */
-	int (*set_irqfd)(void *ctx, int fd, unsigned gsi, bool assign);
-};
 
 struct msix_vector {
 	uint32_t entry[4];          /* addr lo, addr hi, data, vector control, as the guest wrote them */
@@ -89,8 +72,7 @@ struct msix {
 	uint32_t devid;                  /* requester ID every message carries (pci_host_add sets it) */
 	bool enabled, function_masked;   /* message control */
 	atomic_bool enabled_flag;        /* same as enabled, readable without the lock */
-	const struct pci_msi_host_ops *host;
-	void *host_ctx;
+	struct device_host host;         /* GSIs, MSI routes and irqfds */
 	/* scratch for one routing update */
 	unsigned *scratch_gsi;
 	struct msi_msg *scratch_msg;
@@ -102,7 +84,7 @@ struct msix {
  * Allocates one GSI per vector. Returns -1 (logged) on failure; call
  * msix_destroy either way. */
 int msix_init(struct msix *m, const char *name, unsigned n_vectors, unsigned n_users,
-	      const struct pci_msi_host_ops *host, void *host_ctx);
+	      const struct device_host *host);
 /* Removes every irqfd and gives the GSIs back. Call while the user fds are
  * still open. */
 void msix_destroy(struct msix *m);

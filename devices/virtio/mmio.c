@@ -54,7 +54,7 @@ static void mmio_notifier_for(struct virtio_transport *t, unsigned q, struct hos
 }
 
 int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virtio_dev_ops *ops, void *dev,
-		     const struct guest_mem *mem, const struct virtio_host_ops *host, void *host_ctx,
+		     const struct guest_mem *mem, const struct device_host *host,
 		     uint64_t base, unsigned gsi)
 {
 	m->base = base;
@@ -66,15 +66,16 @@ int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virti
 		/* no queue_notifier: a queue interrupt must set InterruptStatus first */
 		.irq = { irq_queue, irq_config, irq_needs_reset, m },
 	};
-	if (virtio_transport_init(&m->t, name, ops, dev, mem, host, host_ctx, &m->hooks))
+	if (virtio_transport_init(&m->t, name, ops, dev, mem, host, &m->hooks))
 		return -1;
 	m->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->irq_fd < 0) {
 		log_error("%s: eventfd: %s", name, strerror(errno));
 		return -1;
 	}
-	if (host->set_irqfd(host_ctx, m->irq_fd, gsi, true)) {
-		log_error("%s: cannot connect the interrupt to GSI %u", name, gsi);
+	int e = host->ops->set_irqfd(host->ctx, m->irq_fd, gsi, true);
+	if (e) {
+		log_error("%s: cannot connect the interrupt to GSI %u: %s", name, gsi, device_host_error(e));
 		return -1;
 	}
 	return 0;
@@ -84,7 +85,7 @@ void virtio_mmio_destroy(struct virtio_mmio *m)
 {
 	virtio_transport_destroy(&m->t);
 	if (m->irq_fd >= 0) {
-		m->t.host->set_irqfd(m->t.host_ctx, m->irq_fd, m->gsi, false);
+		m->t.host.ops->set_irqfd(m->t.host.ctx, m->irq_fd, m->gsi, false);
 		close(m->irq_fd);
 	}
 	m->irq_fd = -1;

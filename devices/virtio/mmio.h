@@ -50,7 +50,7 @@ struct virtio_mmio {
 };
 
 int virtio_mmio_init(struct virtio_mmio *m, const char *name, const struct virtio_dev_ops *ops, void *dev,
-		     const struct guest_mem *mem, const struct virtio_host_ops *host, void *host_ctx,
+		     const struct guest_mem *mem, const struct device_host *host,
 		     uint64_t base, unsigned gsi);
 void virtio_mmio_destroy(struct virtio_mmio *m);
 

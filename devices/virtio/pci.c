@@ -89,7 +89,7 @@ static int notifiers_apply(struct virtio_pci *vp, uint64_t base, bool assign)
 		n[i] = vp->notifiers[i];
 		n[i].addr += base;
 	}
-	return vp->host->set_notifiers(vp->host_ctx, n, vp->n_notifiers, assign);
+	return vp->host.ops->set_notifiers(vp->host.ctx, n, vp->n_notifiers, assign);
 }
 
 /* Registers the wanted notifiers where BAR 0 decodes now, and only there.
@@ -140,19 +140,21 @@ static int wrap_set_notifiers(void *ctx, const struct host_notifier *n, unsigned
 static int wrap_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 {
 	struct virtio_pci *vp = ctx;
-	return vp->host->set_irqfd(vp->host_ctx, fd, gsi, assign);
+	return vp->host.ops->set_irqfd(vp->host.ctx, fd, gsi, assign);
 }
 
 static int wrap_run_control(void *ctx, int (*fn)(void *), void *arg)
 {
 	struct virtio_pci *vp = ctx;
-	return virtio_host_run_control(vp->host, vp->host_ctx, fn, arg);
+	return device_host_run_control(&vp->host, fn, arg);
 }
 
-static const struct virtio_host_ops wrap_host_ops = {
-	.run_control = wrap_run_control,
+/* MSI-X talks to the VM directly (vp->host); the common transport needs
+ * only these. */
+static const struct device_host_ops wrap_host_ops = {
 	.set_notifiers = wrap_set_notifiers,
 	.set_irqfd = wrap_set_irqfd,
+	.run_control = wrap_run_control,
 };
 
 /* ---- common configuration ---- */
@@ -444,7 +446,7 @@ static void pci_decode_changed(struct pci_device *d)
 		log_warn_limited(&vp->t.log_limit,
 				 "%s: cannot register queue notifiers at BAR 0 = 0x%llx: %s; notifies take the exit path",
 				 vp->t.name, (unsigned long long)vp->pci.bars[VIRTIO_PCI_BAR].addr,
-				 virtio_host_error(e));
+				 device_host_error(e));
 	pthread_mutex_unlock(&vp->t.lock);
 }
 
@@ -480,19 +482,19 @@ static uint32_t class_for(uint32_t device_id)
 }
 
 int virtio_pci_init(struct virtio_pci *vp, const char *name, const struct virtio_dev_ops *ops, void *dev,
-		    const struct guest_mem *mem, const struct virtio_host_ops *host, void *host_ctx,
-		    const struct pci_msi_host_ops *msi, void *msi_ctx)
+		    const struct guest_mem *mem, const struct device_host *host)
 {
 	memset(vp, 0, sizeof(*vp));
 	vp->config_fd = -1;
-	vp->host = host;
-	vp->host_ctx = host_ctx;
+	vp->host = *host;
 	vp->msix_config = MSIX_NO_VECTOR;
+	/* The common transport reaches the VM through us: notifiers follow BAR 0. */
+	const struct device_host transport_host = { &wrap_host_ops, vp };
 	vp->hooks = (struct virtio_transport_hooks){
 		.notifier_for = pci_notifier_for,
 		.irq = { irq_queue, irq_config, irq_needs_reset, vp, irq_queue_notifier },
 	};
-	if (virtio_transport_init(&vp->t, name, ops, dev, mem, &wrap_host_ops, vp, &vp->hooks))
+	if (virtio_transport_init(&vp->t, name, ops, dev, mem, &transport_host, &vp->hooks))
 		return -1;
 	unsigned nq = vp->t.n_queues;
 	if (VIRTIO_PCI_NOTIFY_MULT * nq > VIRTIO_PCI_REGION_SIZE ||
@@ -547,7 +549,7 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, const struct virtio
 		return -1;
 	}
 	vp->msix_initialized = true;
-	if (msix_init(&vp->msix, name, nq + 1, nq + 1, msi, msi_ctx))
+	if (msix_init(&vp->msix, name, nq + 1, nq + 1, &vp->host))
 		return -1;
 	if (!pci_dev_add_msix_cap(d, &vp->msix, nq + 1, VIRTIO_PCI_BAR, VIRTIO_PCI_MSIX_TABLE_OFF,
 				  VIRTIO_PCI_MSIX_PBA_OFF)) {

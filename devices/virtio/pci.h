@@ -103,8 +103,7 @@
 struct virtio_pci {
 	struct virtio_transport t;          /* first: the hooks cast back */
 	struct virtio_transport_hooks hooks;
-	const struct virtio_host_ops *host; /* the VM's ioeventfd/irqfd ops */
-	void *host_ctx;
+	struct device_host host;            /* the VM: notifiers, GSIs, routes, irqfds */
 	struct pci_device pci;
 	struct msix msix;
 	bool msix_initialized;
@@ -127,8 +126,7 @@ struct virtio_pci {
  * vCPUs start. Returns -1 (logged) on failure; virtio_pci_destroy is safe
  * afterwards either way. */
 int virtio_pci_init(struct virtio_pci *vp, const char *name, const struct virtio_dev_ops *ops, void *dev,
-		    const struct guest_mem *mem, const struct virtio_host_ops *host, void *host_ctx,
-		    const struct pci_msi_host_ops *msi, void *msi_ctx);
+		    const struct guest_mem *mem, const struct device_host *host);
 /* Stops the device, removes notifiers, irqfds and routes, closes the fds.
  * Call with the vCPUs stopped. */
 void virtio_pci_destroy(struct virtio_pci *vp);

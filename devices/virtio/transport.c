@@ -11,8 +11,8 @@
 			    (1ull << VIRTIO_F_EVENT_IDX))
 
 int virtio_transport_init(struct virtio_transport *t, const char *name, const struct virtio_dev_ops *ops,
-			  void *dev, const struct guest_mem *mem, const struct virtio_host_ops *host,
-			  void *host_ctx, const struct virtio_transport_hooks *hooks)
+			  void *dev, const struct guest_mem *mem, const struct device_host *host,
+			  const struct virtio_transport_hooks *hooks)
 {
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
@@ -21,8 +21,7 @@ int virtio_transport_init(struct virtio_transport *t, const char *name, const st
 	t->dev = dev;
 	t->name = name;
 	t->mem = mem;
-	t->host = host;
-	t->host_ctx = host_ctx;
+	t->host = *host;
 	t->hooks = hooks;
 	t->n_queues = ops->num_queues(dev);
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
@@ -59,7 +58,7 @@ static int set_notifiers(struct virtio_transport *t, bool assign)
 	}
 	if (!count)
 		return 0;
-	return t->host->set_notifiers(t->host_ctx, n, count, assign);
+	return t->host.ops->set_notifiers(t->host.ctx, n, count, assign);
 }
 
 /* Stops the device and removes its notifiers; the register state stays. */
@@ -77,10 +76,10 @@ static int call_device_reset(void *arg)
 }
 
 /* The device's activate and reset, where the host runs them (see
- * virtio_host_ops.run_control). The caller holds t->lock and waits. */
+ * device_host_ops.run_control). The caller holds t->lock and waits. */
 static int on_control_thread(struct virtio_transport *t, int (*fn)(void *))
 {
-	return virtio_host_run_control(t->host, t->host_ctx, fn, t);
+	return device_host_run_control(&t->host, fn, t);
 }
 
 static void deactivate(struct virtio_transport *t)
@@ -176,7 +175,7 @@ static void activate(struct virtio_transport *t)
 	int e = set_notifiers(t, true);
 	if (e) {
 		log_warn_limited(&t->log_limit, "%s: cannot register queue notifiers: %s; device needs reset", t->name,
-				 virtio_host_error(e));
+				 device_host_error(e));
 		needs_reset_at_driver_ok(t);
 		return;
 	}

@@ -20,47 +20,9 @@
 #include <string.h>
 
 #include "devices/virtio/virtio.h"
-#include "vmm/base/log_limit.h"
+#include "vmm/base/device_host.h"
 #include "vmm/base/guest_mem.h"
-
-/* One queue-notify address as KVM_IOEVENTFD needs it. */
-struct host_notifier {
-	uint64_t addr;
-	uint32_t len;          /* access width the guest uses: 2 or 4 */
-	bool pio;
-	bool datamatch;
-	uint64_t data;         /* the queue index, with datamatch */
-	int fd;
-};
-
-/* What a transport needs from the VM; the VM implements it with KVM, tests
- * with fakes. */
-struct virtio_host_ops {
-	/* Registers (assign) or removes n notifiers, all or none. Returns 0 or
-	 * a negative errno (-1 if none fits), without logging: the transport
-	 * says it, rate-limited, naming the device. */
-	int (*set_notifiers)(void *host, const struct host_notifier *n, unsigned count, bool assign);
-	/* Connects (assign) or disconnects an eventfd to an interrupt line. */
-	int (*set_irqfd)(void *host, int fd, unsigned gsi, bool assign);
-	/* Optional (NULL: on the calling thread). Runs fn(arg) where device
-	 * activation and reset belong, and returns its result (negative when
-	 * it could not run): they open tap queues, set up vhost-net and start
-	 * threads, which the vCPU that wrote the status must not be allowed
-	 * to do (its seccomp filter). minivmm runs them on its control thread. */
-	int (*run_control)(void *host, int (*fn)(void *), void *arg);
-};
-
-/* host->run_control(ctx, fn, arg), or fn(arg) where the host has none. */
-static inline int virtio_host_run_control(const struct virtio_host_ops *host, void *ctx, int (*fn)(void *), void *arg)
-{
-	return host->run_control ? host->run_control(ctx, fn, arg) : fn(arg);
-}
-
-/* What a host op's failure says in a log line: its errno, or -1's "refused". */
-static inline const char *virtio_host_error(int e)
-{
-	return e < -1 ? strerror(-e) : "refused";
-}
+#include "vmm/base/log_limit.h"
 
 struct virtio_transport;
 
@@ -78,8 +40,7 @@ struct virtio_transport {
 	void *dev;
 	const char *name;                   /* "blk0" */
 	const struct guest_mem *mem;
-	const struct virtio_host_ops *host;
-	void *host_ctx;
+	struct device_host host;            /* the VM: notifiers, irqfds, control thread */
 	const struct virtio_transport_hooks *hooks;
 
 	uint64_t device_features;           /* device's plus the transport's */
@@ -98,8 +59,8 @@ struct virtio_transport {
 
 /* Creates the eventfds; returns -1 (logged) on failure. */
 int virtio_transport_init(struct virtio_transport *t, const char *name, const struct virtio_dev_ops *ops,
-			  void *dev, const struct guest_mem *mem, const struct virtio_host_ops *host,
-			  void *host_ctx, const struct virtio_transport_hooks *hooks);
+			  void *dev, const struct guest_mem *mem, const struct device_host *host,
+			  const struct virtio_transport_hooks *hooks);
 void virtio_transport_destroy(struct virtio_transport *t);
 
 /* Register-level operations; call with t->lock held. */

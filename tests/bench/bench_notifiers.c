@@ -92,8 +92,9 @@ int main(int argc, char **argv)
 						     (uint64_t)q, eventfd(0, EFD_CLOEXEC) };
 		}
 	static struct virtio_mmio devs[DEVICES];
+	const struct device_host host = vm_device_host(&vm);
 	for (int d = 0; d < DEVICES; d++) {
-		if (virtio_mmio_init(&devs[d], "null", &null_ops, NULL, &vm.mem, &vm_virtio_host_ops, &vm,
+		if (virtio_mmio_init(&devs[d], "null", &null_ops, NULL, &vm.mem, &host,
 				     BASE + d * 0x1000, 5 + d % 10)) {
 			fprintf(stderr, "transport init failed\n");
 			return 1;

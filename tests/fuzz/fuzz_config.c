@@ -241,8 +241,11 @@ static void fake_dev_init(struct fake_dev *f, const char *name, uint8_t params)
 
 /* ---- fake VM: ioeventfds (and the virtio-mmio irqfd) ---- */
 
+struct fake_msi;
+
 struct fake_host {
 	bool is_pci;
+	struct fake_msi *msi;      /* is_pci: GSIs, routes and irqfds of MSI-X */
 	struct fake_dev *dev;
 	struct virtio_pci *vp;     /* is_pci */
 	struct host_notifier live[VIRTIO_MAX_QUEUES];
@@ -294,10 +297,13 @@ static int fh_set_notifiers(void *ctx, const struct host_notifier *n, unsigned c
 	return 0;
 }
 
+static int fm_irqfd(void *c, int fd, unsigned gsi, bool assign);
+
 static int fh_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 {
 	struct fake_host *h = ctx;
-	CHECK(!h->is_pci);   /* virtio-pci interrupts go through the MSI host */
+	if (h->is_pci)   /* virtio-pci's interrupts are MSI-X vectors' */
+		return fm_irqfd(h->msi, fd, gsi, assign);
 	if (assign) {
 		CHECK(h->irqfd_fd < 0);
 		h->irqfd_fd = fd;
@@ -309,7 +315,6 @@ static int fh_set_irqfd(void *ctx, int fd, unsigned gsi, bool assign)
 	return 0;
 }
 
-static const struct virtio_host_ops fake_host_ops = { fh_set_notifiers, fh_set_irqfd, NULL };
 
 /* ---- fake VM: MSI routes and irqfds ---- */
 
@@ -383,7 +388,28 @@ static int fm_irqfd(void *c, int fd, unsigned gsi, bool assign)
 	return 0;
 }
 
-static const struct pci_msi_host_ops fake_msi_ops = { fm_alloc, fm_free, fm_routes, fm_irqfd };
+static int fh_alloc_gsi(void *ctx)
+{
+	return fm_alloc(((struct fake_host *)ctx)->msi);
+}
+
+static void fh_free_gsi(void *ctx, unsigned gsi)
+{
+	fm_free(((struct fake_host *)ctx)->msi, gsi);
+}
+
+static int fh_set_msi_routes(void *ctx, const unsigned *gsi, const struct msi_msg *msg, unsigned n)
+{
+	return fm_routes(((struct fake_host *)ctx)->msi, gsi, msg, n);
+}
+
+static const struct device_host_ops fake_host_ops = {
+	.set_notifiers = fh_set_notifiers,
+	.set_irqfd = fh_set_irqfd,
+	.alloc_gsi = fh_alloc_gsi,
+	.free_gsi = fh_free_gsi,
+	.set_msi_routes = fh_set_msi_routes,
+};
 
 /* ---- the machine ---- */
 
@@ -572,16 +598,15 @@ static void build(const uint8_t *data, size_t size)
 	fake_dev_init(&mdev, "mmio", size > 1 ? data[1] : 0);
 	pdev.t = &vp.t;
 	mdev.t = &vm.t;
-	phost = (struct fake_host){ .is_pci = true, .dev = &pdev, .vp = &vp, .irqfd_fd = -1, .irqfd_gsi = -1 };
+	phost = (struct fake_host){ .is_pci = true, .msi = &msi, .dev = &pdev, .vp = &vp, .irqfd_fd = -1, .irqfd_gsi = -1 };
 	mhost = (struct fake_host){ .is_pci = false, .dev = &mdev, .irqfd_fd = -1, .irqfd_gsi = -1 };
 	memset(&msi, 0, sizeof(msi));
 	msi.next_gsi = FIRST_GSI;
 
 	pci_host_init(&host, WIN_BASE, WIN_SIZE);
-	CHECK(virtio_pci_init(&vp, "fuzz-pci", &pdev.ops, &pdev, &mem, &fake_host_ops, &phost, &fake_msi_ops,
-			      &msi) == 0);
+	CHECK(virtio_pci_init(&vp, "fuzz-pci", &pdev.ops, &pdev, &mem, &(struct device_host){ &fake_host_ops, &phost }) == 0);
 	CHECK(pci_host_add(&host, &vp.pci) == 1);
-	CHECK(virtio_mmio_init(&vm, "fuzz-mmio", &mdev.ops, &mdev, &mem, &fake_host_ops, &mhost, MMIO_BASE,
+	CHECK(virtio_mmio_init(&vm, "fuzz-mmio", &mdev.ops, &mdev, &mem, &(struct device_host){ &fake_host_ops, &mhost }, MMIO_BASE,
 			       MMIO_GSI) == 0);
 
 	memset(&pio_bus, 0, sizeof(pio_bus));

@@ -1,4 +1,4 @@
-/* The VM's MSI side as a PCI device sees it (struct pci_msi_host_ops), faked
+/* The VM's MSI side as a PCI device sees it (struct device_host_ops), faked
  * for the MSI-X and virtio-pci tests: GSIs handed out from next_gsi, every
  * routing commit recorded, and the irqfds attached, checked the way KVM
  * checks them (no fd attached twice, detached from the GSI it is on). */
@@ -71,8 +71,13 @@ static inline int fake_msi_irqfd(void *c, int fd, unsigned gsi, bool assign)
 	return 0;
 }
 
-static const struct pci_msi_host_ops fake_msi_host_ops = { fake_msi_alloc, fake_msi_free, fake_msi_routes,
-							   fake_msi_irqfd };
+/* The fake VM as MSI-X's device host (ctx: a struct fake_msi_host). */
+static const struct device_host_ops fake_msi_host_ops = {
+	.set_irqfd = fake_msi_irqfd,
+	.alloc_gsi = fake_msi_alloc,
+	.free_gsi = fake_msi_free,
+	.set_msi_routes = fake_msi_routes,
+};
 
 /* The GSI fd is attached to, -1 if none. */
 static inline int fake_msi_gsi_of(const struct fake_msi_host *f, int fd)

@@ -13,6 +13,7 @@
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_dev.h"
 #include "vmm/arch.h"
+#include "vmm/kvm.h"
 #include "vmm/msi_routes.h"
 #include "fake_msi_host.h"
 
@@ -26,7 +27,7 @@ static void setup(void)
 {
 	memset(&host, 0, sizeof(host));
 	host.next_gsi = 24;
-	cr_assert_eq(msix_init(&m, "msix-test", 3, 3, &fake_msi_host_ops, &host), 0);
+	cr_assert_eq(msix_init(&m, "msix-test", 3, 3, &(struct device_host){ &fake_msi_host_ops, &host }), 0);
 	for (int i = 0; i < 3; i++) {
 		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		msix_set_user_fd(&m, (unsigned)i, fds[i]);
@@ -265,18 +266,18 @@ Test(pci_msix, destroy_detaches_and_frees)
 	msix_destroy(&m);
 	cr_assert_eq(host.n_irqfds, 0);
 	cr_assert_eq(host.frees, 3);
-	cr_assert_eq(msix_init(&m, "again", 3, 3, &fake_msi_host_ops, &host), 0);   /* for teardown */
+	cr_assert_eq(msix_init(&m, "again", 3, 3, &(struct device_host){ &fake_msi_host_ops, &host }), 0);   /* for teardown */
 }
 
 Test(pci_msix_init, bad_sizes_and_gsi_exhaustion)
 {
 	struct fake_msi_host h = { .next_gsi = FAKE_MSI_MAX_GSI - 2 };
 	struct msix x;
-	cr_assert_eq(msix_init(&x, "zero", 0, 1, &fake_msi_host_ops, &h), -1);
+	cr_assert_eq(msix_init(&x, "zero", 0, 1, &(struct device_host){ &fake_msi_host_ops, &h }), -1);
 	msix_destroy(&x);
-	cr_assert_eq(msix_init(&x, "huge", MSIX_MAX_VECTORS + 1, 1, &fake_msi_host_ops, &h), -1);
+	cr_assert_eq(msix_init(&x, "huge", MSIX_MAX_VECTORS + 1, 1, &(struct device_host){ &fake_msi_host_ops, &h }), -1);
 	msix_destroy(&x);
-	cr_assert_eq(msix_init(&x, "three", 3, 1, &fake_msi_host_ops, &h), -1, "only 2 GSIs left");
+	cr_assert_eq(msix_init(&x, "three", 3, 1, &(struct device_host){ &fake_msi_host_ops, &h }), -1, "only 2 GSIs left");
 	msix_destroy(&x);
 	cr_assert_eq(h.frees, 2, "the two it got are given back");
 }
@@ -342,12 +343,12 @@ Test(msi_routes, full_table_on_real_kvm)
 	cr_assert_eq(pic, 16);
 	cr_assert_eq(msi, 2);
 
-	/* an irqfd on the MSI GSI, through the ops MSI-X uses */
+	/* an irqfd on the MSI GSI, as the VM's device host connects MSI-X vectors */
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	cr_assert_eq(vm_msi_host_ops.set_irqfd(&r, efd, (unsigned)g0, true), 0);
+	cr_assert_eq(kvm_irqfd(vm, efd, (unsigned)g0, true), 0);
 	uint64_t one = 1;
 	cr_assert_eq(write(efd, &one, 8), 8);   /* an MSI to a VM with no vCPU: dropped by KVM */
-	cr_assert_eq(vm_msi_host_ops.set_irqfd(&r, efd, (unsigned)g0, false), 0);
+	cr_assert_eq(kvm_irqfd(vm, efd, (unsigned)g0, false), 0);
 	/* the legacy lines still work after our table replaced KVM's */
 	struct kvm_irq_level line = { .irq = 4, .level = 1 };
 	cr_assert_eq(ioctl(vm, KVM_IRQ_LINE, &line), 0);

@@ -15,8 +15,6 @@
 #define RAM (1u << 20)
 
 static const struct virtio_dev_ops fake_ops = FAKE_VIRTIO_DEV_OPS(42);
-static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, fake_virtio_host_set_irqfd,
-						      fake_virtio_host_run_control };
 
 static struct virtio_mmio m;
 static struct fake_virtio_dev dev;
@@ -40,7 +38,7 @@ static void setup(void)
 	memset(&mem, 0, sizeof(mem));
 	ram = calloc(1, RAM);
 	guest_mem_add_region(&mem, 0, RAM, ram);
-	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, BASE, 5), 0);
+	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_virtio_host_ops, &host }, BASE, 5), 0);
 }
 
 static void teardown(void)
@@ -325,7 +323,7 @@ Test(virtio_mmio, activation_and_reset_run_where_the_host_says)
 	host.control_refuse = 0;
 	virtio_mmio_destroy(&m);
 	cr_assert_eq(dev.resets, 2, "destroy reset the device");
-	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, BASE, 5), 0);
+	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_virtio_host_ops, &host }, BASE, 5), 0);
 }
 
 Test(virtio_mmio, failed_notifier_registration_sets_needs_reset)

@@ -22,16 +22,42 @@
 
 static const struct virtio_dev_ops fake_ops = FAKE_VIRTIO_DEV_OPS(VIRTIO_ID_BLOCK);
 
-/* The fake VM's irqfds: virtio-pci connects its interrupts through the MSI
- * host, never through set_irqfd(). */
-static int no_irqfd(void *h, int fd, unsigned gsi, bool assign)
+/* The fake VM as one device host: notifiers and the control thread from
+ * the fake transport host, GSIs, routes and irqfds from the fake MSI host
+ * (virtio-pci's interrupts are MSI-X only, so every irqfd is an MSI's). */
+struct fake_pci_vm {
+	struct fake_virtio_host *host;
+	struct fake_msi_host *msi;
+};
+
+static int pv_set_notifiers(void *c, const struct host_notifier *n, unsigned count, bool assign)
 {
-	(void)h, (void)fd, (void)gsi, (void)assign;
-	cr_assert_fail("virtio-pci uses the MSI host for irqfds");
-	return -1;
+	return fake_virtio_host_set_notifiers(((struct fake_pci_vm *)c)->host, n, count, assign);
 }
-static const struct virtio_host_ops fake_host_ops = { fake_virtio_host_set_notifiers, no_irqfd,
-						      fake_virtio_host_run_control };
+static int pv_run_control(void *c, int (*fn)(void *), void *arg)
+{
+	return fake_virtio_host_run_control(((struct fake_pci_vm *)c)->host, fn, arg);
+}
+static int pv_set_irqfd(void *c, int fd, unsigned gsi, bool assign)
+{
+	return fake_msi_irqfd(((struct fake_pci_vm *)c)->msi, fd, gsi, assign);
+}
+static int pv_alloc_gsi(void *c)
+{
+	return fake_msi_alloc(((struct fake_pci_vm *)c)->msi);
+}
+static void pv_free_gsi(void *c, unsigned gsi)
+{
+	fake_msi_free(((struct fake_pci_vm *)c)->msi, gsi);
+}
+static int pv_set_msi_routes(void *c, const unsigned *gsi, const struct msi_msg *msg, unsigned n)
+{
+	return fake_msi_routes(((struct fake_pci_vm *)c)->msi, gsi, msg, n);
+}
+static const struct device_host_ops fake_pci_vm_ops = {
+	.set_notifiers = pv_set_notifiers, .set_irqfd = pv_set_irqfd,   .alloc_gsi = pv_alloc_gsi,
+	.free_gsi = pv_free_gsi,           .set_msi_routes = pv_set_msi_routes, .run_control = pv_run_control,
+};
 
 /* ---- the machine ---- */
 
@@ -88,8 +114,9 @@ static void setup(void)
 	ram = calloc(1, RAM);
 	guest_mem_add_region(&mem, 0, RAM, ram);
 	pci_host_init(&bus, WIN_BASE, WIN_SIZE);
-	cr_assert_eq(virtio_pci_init(&vp, "fake0", &fake_ops, &dev, &mem, &fake_host_ops, &host, &fake_msi_host_ops,
-				     &msi), 0);
+	static struct fake_pci_vm pv = { &host, &msi };
+	cr_assert_eq(virtio_pci_init(&vp, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_pci_vm_ops, &pv }),
+		     0);
 	int s = pci_host_add(&bus, &vp.pci);
 	cr_assert_eq(s, 1);
 	cr_assert_eq(vp.msix.devid, 1 << 3, "MSIs carry the requester ID of bus 0, slot 1, function 0");
@@ -685,7 +712,8 @@ Test(virtio_pci_ids, net_identity)
 	struct fake_msi_host m2 = { .next_gsi = 24 };
 	struct virtio_pci p;
 	struct guest_mem gm = { 0 };
-	cr_assert_eq(virtio_pci_init(&p, "net0", &ops, &dev, &gm, &fake_host_ops, &h, &fake_msi_host_ops, &m2), 0);
+	struct fake_pci_vm pv = { &h, &m2 };
+	cr_assert_eq(virtio_pci_init(&p, "net0", &ops, &dev, &gm, &(struct device_host){ &fake_pci_vm_ops, &pv }), 0);
 	cr_assert_eq(pci_dev_config_read(&p.pci, PCI_DEVICE_ID, 2), 0x1041);
 	cr_assert_eq(pci_dev_config_read(&p.pci, PCI_CLASS_DEVICE, 2), 0x0200);
 	virtio_pci_destroy(&p);

@@ -133,4 +133,11 @@ static inline int fake_virtio_host_set_irqfd(void *h, int fd, unsigned gsi, bool
 	return 0;
 }
 
+/* The fake VM as a transport's device host (ctx: a struct fake_virtio_host). */
+static const struct device_host_ops fake_virtio_host_ops = {
+	.set_notifiers = fake_virtio_host_set_notifiers,
+	.set_irqfd = fake_virtio_host_set_irqfd,
+	.run_control = fake_virtio_host_run_control,
+};
+
 #endif
