@@ -569,6 +569,7 @@ LIST=$WORK/list-run; : >"$LIST"
 add "$RIG_SRC/l1-init.sh" /init
 add "$RIG_SRC/runner.sh" /rig/tests/rig/runner.sh
 add "$RIG_SRC/lib.sh" /rig/tests/rig/lib.sh
+add "$ROOT/guest-images/run-default.sh" /rig/guest-images/run-default.sh
 add "$PTYDRIVE" /rig/bin/ptydrive
 L1_KVM_CHECK=
 [ "$ARCH" = arm64 ] && { add "$WORK/kvm-check" /rig/bin/kvm-check; L1_KVM_CHECK=/rig/bin/kvm-check; }
