@@ -14,12 +14,25 @@ set -u
 [ $# = 3 ] || { echo "usage: $0 MINIVMM KERNEL INITRD" >&2; exit 2; }
 MINIVMM=$1 KERNEL=$2 INITRD=$3
 
+# iproute2's ip and e2fsprogs' mke2fs by path: a busybox shell (L1's, started
+# through busybox setsid/cttyhack) runs its own applets for bare names, and
+# busybox's ip has no tuntap.
+tool() {
+	for d in /usr/sbin /sbin /usr/bin /bin; do
+		[ -x "$d/$1" ] && [ "$(readlink -f "$d/$1")" != "$(readlink -f /bin/busybox 2>/dev/null)" ] \
+			&& { echo "$d/$1"; return; }
+	done
+	echo "$1"
+}
+IP=$(tool ip)
+MKE2FS=$(tool mke2fs)
+
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/minivmm-default.XXXXXX") || exit 1
 DISK=$DIR/disk.img
 TAP=mvtap$$
 tap_made=0
 cleanup() {
-	[ $tap_made = 1 ] && ip tuntap del dev "$TAP" mode tap multi_queue 2>/dev/null
+	[ $tap_made = 1 ] && "$IP" tuntap del dev "$TAP" mode tap multi_queue 2>/dev/null
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -28,9 +41,9 @@ trap 'exit 143' TERM
 
 truncate -s 64M "$DISK" 2>/dev/null || dd if=/dev/zero of="$DISK" bs=1M count=0 seek=64 2>/dev/null \
 	|| { echo "cannot make the disk image $DISK" >&2; exit 1; }
-mke2fs -q -F -t ext4 -L minivmm "$DISK" >/dev/null 2>&1 || true
+"$MKE2FS" -q -F -t ext4 -L minivmm "$DISK" >/dev/null 2>&1 || true
 set -- --disk "$DISK"
-if ip tuntap add dev "$TAP" mode tap multi_queue 2>"$DIR/tap.err" && ip link set "$TAP" up; then
+if "$IP" tuntap add dev "$TAP" mode tap multi_queue 2>"$DIR/tap.err" && "$IP" link set "$TAP" up; then
 	tap_made=1
 	set -- "$@" --net "$TAP,queues=2"
 	nic="eth0 with 2 queue pairs on tap $TAP"
