@@ -7,7 +7,7 @@
 #   tests/rig/check-boot-default.sh [LOG]    (default build/check-boot-default.log)
 # Takes a few minutes in the nested rig (install check, build, L1 boot).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 LOG=${1:-build/check-boot-default.log}
 mkdir -p build/rig "$(dirname "$LOG")"
 PTYDRIVE=build/rig/ptydrive
