@@ -1,7 +1,10 @@
 #!/bin/bash
 # The README's first command: installs what is missing, builds minivmm and
 # the default guest image (Debian's kernel + the busybox initramfs), and
-# boots it to a shell on this terminal. Type 'poweroff' (or Ctrl-A x) to leave.
+# boots it to a shell on this terminal, with a 64 MiB disk (/dev/vda) and a
+# NIC with 2 queue pairs (eth0) on a multiqueue tap made for it; the disk
+# image and the tap are removed when the VM ends (guest-images/run-default.sh).
+# Type 'poweroff' (or Ctrl-A x) to leave.
 #
 # With hardware KVM minivmm runs right here. On a host whose /dev/kvm is PVM
 # (or missing) Linux cannot run directly, so the guest boots under minivmm
@@ -23,8 +26,7 @@ hardware_kvm() {
 }
 
 if hardware_kvm; then
-	echo "booting: build/minivmm --kernel $KERNEL --initrd $INITRD --cpus 2 --mem 512" >&2
-	exec build/minivmm --kernel "$KERNEL" --initrd "$INITRD" --cpus 2 --mem 512 --cmdline "console=ttyS0 quiet"
+	exec sh guest-images/run-default.sh build/minivmm "$KERNEL" "$INITRD"
 fi
 echo "no hardware KVM here ($( [[ -e /sys/module/kvm_pvm ]] && echo "host KVM is PVM" || echo "no usable /dev/kvm")):" \
 	"booting inside the nested rig (QEMU TCG L1 with kvm-amd)" >&2

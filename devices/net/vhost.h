@@ -2,9 +2,10 @@
  * packets between the guest's rings and the pair's tap queue, with no VMM
  * thread on the datapath.
  *
- * Per pair, at start():
- *   open("/dev/vhost-net", O_RDWR | O_CLOEXEC)   one vhost fd per pair; its vq 0 is
- *                                                the pair's RX, vq 1 its TX
+ * Per pair, at start(), on the pair's vhost fd: opened by the device when it
+ * is created, before the sandbox (net_vhost_open() in virtio_net.c; start()
+ * opens /dev/vhost-net itself only for a pair without one); its vq 0 is the
+ * pair's RX, vq 1 its TX:
  *   VHOST_SET_OWNER
  *   VHOST_GET_FEATURES, VHOST_SET_FEATURES       see net_vhost_features()
  *   VHOST_SET_MEM_TABLE                          every guest RAM region (net_vhost_mem_table())
@@ -29,7 +30,8 @@
  * returns vhost has flushed its work and no longer touches the rings),
  * VHOST_GET_VRING_BASE into vq.last_avail_idx, vq.used_idx re-read from
  * used->idx in guest memory, the pair's watcher thread stopped after a last
- * forward, every fd closed. The pair can then be started again by
+ * forward, every fd of its own closed (the device's vhost fd stays open and
+ * is handed back with VHOST_RESET_OWNER). The pair can then be started again by
  * either backend (device reset, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET).
  *
  * Errors: one line naming the pair and the ioctl, -1 from start(), nothing

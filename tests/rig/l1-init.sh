@@ -51,8 +51,8 @@ if [ "${INTERACTIVE:-0}" = 1 ]; then
 	# guest-images/boot-default.sh on a PVM host: the user's terminal is our
 	# console; hand it to minivmm (a session of its own, ttyS0 as its tty).
 	echo "RIG-L1: starting minivmm with the default guest; Ctrl-A x or 'poweroff' in the guest to leave"
-	setsid cttyhack "$MINIVMM" --cpus 2 --mem 512 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
-		--cmdline "console=ttyS0 quiet"
+	# run-default.sh adds a disk and a 2-queue NIC on a tap it makes here.
+	setsid cttyhack sh /rig/guest-images/run-default.sh "$MINIVMM" "$DEBIAN_KERNEL" "$GUEST_INITRD"
 	echo "RIG-L1: minivmm exited with status $?"
 	poweroff -f
 fi

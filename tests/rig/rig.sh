@@ -388,7 +388,7 @@ else
 	# (kernel stack overflow at error_entry in a vCPU thread's KVM_RUN, right
 	# after a VM exit) in 4 of 6 runs of net_iperf's traffic on 2026-11-22;
 	# with mitigations=off in 0 of 2 (12 guest boots), and net_iperf took
-	# 125 s instead of 167 s. See "Known problems" in the README.
+	# 125 s instead of 167 s. See "Known problems" in docs/testing.md.
 	L1_APPEND=${L1_APPEND-mitigations=off}
 	# L1's KVM runs its guests with shadow paging, not on the emulated CPU's
 	# nested paging: with NPT, L2 guests under fio load triple-faulted in 12
@@ -569,6 +569,7 @@ LIST=$WORK/list-run; : >"$LIST"
 add "$RIG_SRC/l1-init.sh" /init
 add "$RIG_SRC/runner.sh" /rig/tests/rig/runner.sh
 add "$RIG_SRC/lib.sh" /rig/tests/rig/lib.sh
+add "$ROOT/guest-images/run-default.sh" /rig/guest-images/run-default.sh
 add "$PTYDRIVE" /rig/bin/ptydrive
 L1_KVM_CHECK=
 [ "$ARCH" = arm64 ] && { add "$WORK/kvm-check" /rig/bin/kvm-check; L1_KVM_CHECK=/rig/bin/kvm-check; }
