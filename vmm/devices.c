@@ -8,9 +8,9 @@
 
 #include "devices/virtio/blk.h"
 #include "devices/net/virtio_net.h"
-#include "vmm/arch.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/base/log.h"
+#include "vmm/machine.h"
 #include "vmm/vm.h"
 
 _Static_assert(MAX_DISK_QUEUES == VIRTIO_MAX_QUEUES, "--disk queues= limit is the transport's");
@@ -26,7 +26,7 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 {
 	uint64_t base;
 	unsigned gsi;
-	if (vm->n_mmio == VM_MAX_VIRTIO || arch_virtio_mmio_slot(vm->n_mmio, &base, &gsi)) {
+	if (machine_virtio_mmio_slot(vm->n_mmio, &base, &gsi)) {
 		log_error("%s: no room for another virtio-mmio device", name);
 		return -1;
 	}

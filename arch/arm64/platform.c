@@ -1,7 +1,7 @@
-/* arm64 machine: RAM layout, vGICv3 + ITS, platform devices on the MMIO bus
- * (8250 UART, guest port, PCI ECAM and BAR window), and the kernel loader
- * glue (Image, initrd, device tree). Everything is MMIO; power-off and
- * reboot are PSCI calls KVM turns into KVM_EXIT_SYSTEM_EVENT. */
+/* arm64 machine: RAM layout, vGICv3 + ITS, where the platform devices sit
+ * (8250 UART, guest port, PCI ECAM and BAR window, all MMIO), and the kernel
+ * loader glue (Image, initrd placement, device tree). Power-off and reboot
+ * are PSCI calls KVM turns into KVM_EXIT_SYSTEM_EVENT. */
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
@@ -96,61 +96,31 @@ void arch_vm_destroy(struct vm *vm)
 	vm->arch = NULL;
 }
 
-/* KVM_IRQ_LINE on arm64 names an SPI by type and INTID, not by GSI. */
-static void uart_set_irq(void *ctx, int level)
-{
-	struct vm *vm = ctx;
-	struct kvm_irq_level irq = {
-		.irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (32 + ARM64_UART_SPI),
-		.level = level,
-	};
-	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
-		log_warn("KVM_IRQ_LINE (UART, SPI %d): %s", ARM64_UART_SPI, strerror(errno));
-}
-
-static void uart_output(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct vm *vm = ctx;
-	console_output(&vm->console, buf, len);
-}
-
-static const struct serial_8250_ops uart_ops = {
-	.output = uart_output,
-	.set_irq = uart_set_irq,
+/* Everything on MMIO (layout.h has the map); PCI config by ECAM. */
+const struct arch_layout arch_layout = {
+	.platform_pio = false,
+	.uart_base = ARM64_UART_BASE,
+	.uart_gsi = ARM64_UART_SPI,             /* GSI n = SPI n (arch_default_irq_routes) */
+	/* The guest port takes its whole page (offsets 0 and 1 mean something,
+	 * as on the x86 ports). */
+	.guest_port = { ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE },
+	.has_i8042 = false,
+	.power_ctl_port = 0,                    /* power-off and reboot are PSCI calls */
+	.pci_ecam = { ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE },
+	.pci_bars = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },
+	.virtio_mmio = {
+		.base = ARM64_VIRTIO_MMIO_BASE,
+		.stride = ARM64_VIRTIO_MMIO_STRIDE,
+		.count = ARM64_VIRTIO_MMIO_MAX,
+		.first_gsi = ARM64_VIRTIO_MMIO_FIRST_SPI,
+	},
 };
 
-int arch_platform_init(struct vm *vm)
+/* KVM_IRQ_LINE on arm64 names an SPI by type and INTID, not by GSI; GSI n
+ * is SPI n, INTID 32 + n. */
+uint32_t arch_irq_line(unsigned gsi)
 {
-	serial_8250_init(&vm->uart, &uart_ops, vm);
-	vm->debug.stop = vm->stop_sink;
-	vm->debug.start_ns = vm->start_ns;
-	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
-	vm->debug.log_markers = markers && *markers == '1';
-
-	/* The UART's eight 1-byte registers; the rest of its page reads as
-	 * unmapped. The guest port takes its whole page (offsets 0 and 1 mean
-	 * something, as on the x86 ports). */
-	pci_host_init(&vm->pci, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE);
-	if (io_bus_register(&vm->mmio_bus, ARM64_UART_BASE, 8, &serial_8250_io_ops, &vm->uart, "uart") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE, &debug_port_io_ops,
-			    &vm->debug, "guest-port") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE, &pci_host_ecam_ops, &vm->pci,
-			    "pci-ecam") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->pci,
-			    "pci-bars")) {
-		log_error("internal: platform MMIO ranges overlap");
-		return -1;
-	}
-	return 0;
-}
-
-int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
-{
-	if (index >= ARM64_VIRTIO_MMIO_MAX)
-		return -1;
-	*base = ARM64_VIRTIO_MMIO_BASE + index * ARM64_VIRTIO_MMIO_STRIDE;
-	*gsi = ARM64_VIRTIO_MMIO_FIRST_SPI + index;   /* GSI n = SPI n (arch_default_irq_routes) */
-	return 0;
+	return (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (32 + gsi);
 }
 
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen)

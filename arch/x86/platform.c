@@ -1,8 +1,8 @@
-/* x86 machine: RAM layout, in-kernel irqchip and PIT, platform devices, and
- * the kernel loader glue (boot_params, ACPI tables, page tables). */
+/* x86 machine: RAM layout, in-kernel irqchip and PIT, where the platform
+ * devices sit, and the kernel loader glue (boot_params, ACPI tables, page
+ * tables). */
 #include <errno.h>
 #include <linux/kvm.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -98,61 +98,28 @@ unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max
 	return n;
 }
 
-static void uart_set_irq(void *ctx, int level)
-{
-	struct vm *vm = ctx;
-	vm_set_irq_line(vm, X86_COM1_IRQ, level);
-}
-
-static void uart_output(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct vm *vm = ctx;
-	console_output(&vm->console, buf, len);
-}
-
-static const struct serial_8250_ops uart_ops = {
-	.output = uart_output,
-	.set_irq = uart_set_irq,
+/* COM1 and the guest port on port I/O, the virtio-mmio windows and the PCI
+ * BAR window in the MMIO hole below 4 GiB. */
+const struct arch_layout arch_layout = {
+	.platform_pio = true,
+	.uart_base = X86_COM1_PORT,
+	.uart_gsi = X86_COM1_IRQ,
+	.guest_port = { DEBUG_PORT_BASE, DEBUG_PORT_LEN },
+	.has_i8042 = true,
+	.power_ctl_port = X86_POWER_CTL_PORT,
+	.pci_ecam = { 0, 0 },   /* config mechanism 1 */
+	.pci_bars = { X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE },
+	.virtio_mmio = {
+		.base = X86_VIRTIO_MMIO_BASE,
+		.stride = X86_VIRTIO_MMIO_STRIDE,
+		.count = X86_VIRTIO_MMIO_MAX,
+		.first_gsi = X86_VIRTIO_MMIO_FIRST_GSI,
+	},
 };
 
-int arch_platform_init(struct vm *vm)
+uint32_t arch_irq_line(unsigned gsi)
 {
-	serial_8250_init(&vm->uart, &uart_ops, vm);
-	vm->i8042.stop = vm->stop_sink;
-	vm->power.stop = vm->stop_sink;
-	vm->debug.stop = vm->stop_sink;
-	vm->debug.start_ns = vm->start_ns;
-	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
-	vm->debug.log_markers = markers && *markers == '1';
-
-	if (io_bus_register(&vm->pio_bus, X86_COM1_PORT, 8, &serial_8250_io_ops, &vm->uart, "com1") ||
-	    io_bus_register(&vm->pio_bus, I8042_DATA_PORT, 1, &i8042_data_io_ops, &vm->i8042, "i8042") ||
-	    io_bus_register(&vm->pio_bus, I8042_CMD_PORT, 1, &i8042_cmd_io_ops, &vm->i8042, "i8042") ||
-	    io_bus_register(&vm->pio_bus, X86_POWER_CTL_PORT, POWER_CTL_LEN, &power_ctl_io_ops, &vm->power,
-			    "power") ||
-	    io_bus_register(&vm->pio_bus, DEBUG_PORT_BASE, DEBUG_PORT_LEN, &debug_port_io_ops, &vm->debug,
-			    "debug")) {
-		log_error("internal: platform I/O ports overlap");
-		return -1;
-	}
-	pci_host_init(&vm->pci, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE);
-	if (io_bus_register(&vm->pio_bus, PCI_HOST_PIO_BASE, PCI_HOST_PIO_LEN, &pci_host_pio_ops, &vm->pci,
-			    "pci-config") ||
-	    io_bus_register(&vm->mmio_bus, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->pci,
-			    "pci-bars")) {
-		log_error("internal: PCI host ranges overlap");
-		return -1;
-	}
-	return 0;
-}
-
-int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
-{
-	if (index >= X86_VIRTIO_MMIO_MAX)
-		return -1;
-	*base = X86_VIRTIO_MMIO_BASE + index * X86_VIRTIO_MMIO_STRIDE;
-	*gsi = X86_VIRTIO_MMIO_FIRST_GSI + index;
-	return 0;
+	return gsi;   /* KVM_IRQ_LINE takes the GSI on x86 */
 }
 
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen)
