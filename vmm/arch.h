@@ -8,10 +8,8 @@
 #include <stdint.h>
 
 struct vm;
-struct boot_files;
 struct kvm_irq_routing_entry;
 struct vcpu;
-struct vmm_options;
 
 /* Guest RAM layout for mem_bytes of RAM: fills at most max regions of
  * (gpa, size) and returns how many, or -1 when it cannot be laid out. */
@@ -76,9 +74,26 @@ uint32_t arch_irq_line(unsigned gsi);
  * *is_linux tells whether it is a Linux kernel (as opposed to a bare test
  * guest), which matters on PVM hosts. */
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen);
-/* Loads kernel + initrd and builds the boot structures (boot_params, ACPI,
- * device tree...). Sets vm->boot.entry and friends. */
-int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files);
+/* What arch_load_kernel is given: no option names or paths, which the
+ * caller adds to an error (arch_boot_error.part says which). */
+struct arch_boot_in {
+	const uint8_t *kernel;
+	size_t kernel_len;
+	uint64_t initrd_size;          /* 0: no initrd */
+	const char *cmdline;
+};
+/* What a boot error is about. */
+enum arch_boot_part { ARCH_BOOT_INTERNAL, ARCH_BOOT_KERNEL, ARCH_BOOT_INITRD, ARCH_BOOT_CMDLINE };
+struct arch_boot_error {
+	enum arch_boot_part part;
+	char msg[256];                 /* one line about that part, without its name */
+};
+/* Loads the kernel into guest RAM (vm->mem), chooses where the initrd goes
+ * (*initrd_gpa; the caller reads it in) and builds the boot structures for
+ * vm->n_vcpus and the virtio-mmio devices (boot_params and ACPI, device
+ * tree...). Sets vm->boot. Returns -1 with *e filled on failure. */
+int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
+		     struct arch_boot_error *e);
 /* Per-vCPU state before the first KVM_RUN. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
 

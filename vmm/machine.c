@@ -1,10 +1,12 @@
 #include "vmm/machine.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vmm/arch.h"
+#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -82,5 +84,51 @@ int machine_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
 		return -1;
 	*base = arch_layout.virtio_mmio.base + index * arch_layout.virtio_mmio.stride;
 	*gsi = arch_layout.virtio_mmio.first_gsi + index;
+	return 0;
+}
+
+/* Prefixes an arch boot error with the option its part came from. */
+static void log_boot_error(const struct arch_boot_error *e, const struct vmm_options *opts)
+{
+	switch (e->part) {
+	case ARCH_BOOT_KERNEL:
+		log_error("--kernel %s: %s", opts->kernel, e->msg);
+		break;
+	case ARCH_BOOT_INITRD:
+		log_error("--initrd %s: %s", opts->initrd, e->msg);
+		break;
+	case ARCH_BOOT_CMDLINE:
+		log_error("--cmdline: %s", e->msg);
+		break;
+	case ARCH_BOOT_INTERNAL:
+	default:
+		log_error("%s", e->msg);
+		break;
+	}
+}
+
+int machine_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+{
+	struct arch_boot_in in = {
+		.kernel = files->kernel,
+		.kernel_len = files->kernel_len,
+		.initrd_size = files->initrd_fd >= 0 ? files->initrd_size : 0,
+		.cmdline = opts->cmdline,
+	};
+	struct arch_boot_error e = { ARCH_BOOT_INTERNAL, "" };
+	uint64_t initrd_gpa = 0;
+	if (arch_load_kernel(vm, &in, &initrd_gpa, &e)) {
+		log_boot_error(&e, opts);
+		return -1;
+	}
+	if (in.initrd_size) {
+		void *dst = guest_mem_ptr(&vm->mem, initrd_gpa, in.initrd_size);
+		if (!dst || read_full(files->initrd_fd, dst, in.initrd_size)) {
+			e.part = ARCH_BOOT_INITRD;
+			snprintf(e.msg, sizeof(e.msg), "read failed: %s", dst ? strerror(errno) : "outside guest memory");
+			log_boot_error(&e, opts);
+			return -1;
+		}
+	}
 	return 0;
 }

@@ -166,7 +166,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 
 int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
 {
-	if (arch_load_kernel(vm, opts, files))
+	if (machine_load_kernel(vm, opts, files))
 		return -1;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (arch_vcpu_init(vm, &vm->vcpus[i]))

@@ -2,11 +2,9 @@
  * (8250 UART, guest port, PCI ECAM and BAR window, all MMIO), and the kernel
  * loader glue (Image, initrd placement, device tree). Power-off and reboot
  * are PSCI calls KVM turns into KVM_EXIT_SYSTEM_EVENT. */
-#include <errno.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "arch/arm64/boot.h"
 #include "arch/arm64/cpu.h"
@@ -14,7 +12,6 @@
 #include "arch/arm64/gic.h"
 #include "arch/arm64/layout.h"
 #include "vmm/arch.h"
-#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -132,8 +129,8 @@ int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err,
 	return 0;
 }
 
-static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct arm64_boot_plan *plan,
-		     uint64_t initrd_size)
+static int build_fdt(struct vm *vm, const char *cmdline, const struct arm64_boot_plan *plan,
+		     uint64_t initrd_size, char *err, size_t errlen)
 {
 	struct arm64_vm *a = vm->arch;
 	struct arm64_fdt_mmio_dev mmio[VM_MAX_VIRTIO];
@@ -144,7 +141,7 @@ static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct
 		.ram = { vm->mem.regions[0].gpa, vm->mem.regions[0].size },
 		.n_cpus = vm->n_vcpus,
 		.mpidr = a->mpidr,
-		.cmdline = opts->cmdline,
+		.cmdline = cmdline,
 		.initrd_gpa = plan->initrd_gpa,
 		.initrd_size = initrd_size,
 		.gicd = { ARM64_GICD_BASE, ARM64_GICD_SIZE },
@@ -162,41 +159,33 @@ static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct
 		.pci_mmio = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },
 	};
 	void *dst = guest_mem_ptr(&vm->mem, plan->fdt_gpa, ARM64_FDT_MAX_SIZE);
-	char err[256];
-	if (!dst || arm64_fdt_build(dst, ARM64_FDT_MAX_SIZE, &c, err, sizeof(err))) {
-		log_error("%s", dst ? err : "internal: device tree outside guest memory");
-		return -1;
-	}
-	return 0;
+	if (!dst)
+		return err_set(err, errlen, "internal: device tree outside guest memory");
+	return arm64_fdt_build(dst, ARM64_FDT_MAX_SIZE, &c, err, errlen);
 }
 
-int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
+		     struct arch_boot_error *e)
 {
-	char err[256];
 	struct arm64_image k;
 	struct arm64_boot_plan plan;
-	uint64_t initrd_size = files->initrd_fd >= 0 ? files->initrd_size : 0;
 	const struct guest_region *ram = &vm->mem.regions[0];
+	char *err = e->msg;
+	size_t errlen = sizeof(e->msg);
 
-	if (arm64_parse_image(files->kernel, files->kernel_len, &k, err, sizeof(err)) ||
-	    arm64_plan_boot(&k, ram->gpa, ram->size, initrd_size, &plan, err, sizeof(err))) {
-		log_error("--kernel %s: %s", opts->kernel, err);
+	/* The plan places the initrd too; a failure to fit it is reported
+	 * against the kernel, whose size decides as much as the initrd's. */
+	e->part = ARCH_BOOT_KERNEL;
+	if (arm64_parse_image(in->kernel, in->kernel_len, &k, err, errlen) ||
+	    arm64_plan_boot(&k, ram->gpa, ram->size, in->initrd_size, &plan, err, errlen))
 		return -1;
-	}
-	if (guest_mem_write(&vm->mem, plan.kernel_gpa, files->kernel, k.file_size)) {
-		log_error("internal: kernel outside guest memory");
-		return -1;
-	}
-	if (initrd_size) {
-		void *dst = guest_mem_ptr(&vm->mem, plan.initrd_gpa, initrd_size);
-		if (!dst || read_full(files->initrd_fd, dst, initrd_size)) {
-			log_error("--initrd %s: read failed: %s", opts->initrd, strerror(errno));
-			return -1;
-		}
-	}
-	if (build_fdt(vm, opts, &plan, initrd_size))
+	e->part = ARCH_BOOT_INTERNAL;
+	if (guest_mem_write(&vm->mem, plan.kernel_gpa, in->kernel, k.file_size))
+		return err_set(err, errlen, "internal: kernel outside guest memory");
+	if (build_fdt(vm, in->cmdline, &plan, in->initrd_size, err, errlen))
 		return -1;
 	vm->boot.entry = plan.kernel_gpa;
 	vm->boot.params = plan.fdt_gpa;
+	*initrd_gpa = plan.initrd_gpa;
 	return 0;
 }

@@ -10,7 +10,6 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "vmm/arch.h"
-#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -132,33 +131,31 @@ int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err,
 	return 0;
 }
 
-int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
+		     struct arch_boot_error *e)
 {
-	char err[256];
 	struct x86_kernel k;
 	uint64_t entry, kernel_end;
+	char *err = e->msg;
+	size_t errlen = sizeof(e->msg);
 
-	if (x86_probe_kernel(files->kernel, files->kernel_len, &k, err, sizeof(err)) ||
-	    x86_load_kernel(&vm->mem, &k, &entry, &kernel_end, err, sizeof(err))) {
-		log_error("--kernel %s: %s", opts->kernel, err);
+	e->part = ARCH_BOOT_KERNEL;
+	if (x86_probe_kernel(in->kernel, in->kernel_len, &k, err, errlen) ||
+	    x86_load_kernel(&vm->mem, &k, &entry, &kernel_end, err, errlen))
 		return -1;
+	e->part = ARCH_BOOT_CMDLINE;
+	if (x86_check_cmdline(&k, in->cmdline, err, errlen))
+		return -1;
+
+	struct x86_boot_config cfg = { .cmdline = in->cmdline };
+	if (in->initrd_size) {
+		e->part = ARCH_BOOT_INITRD;
+		if (x86_place_initrd(&vm->mem, &k, kernel_end, in->initrd_size, &cfg.initrd_gpa, err, errlen))
+			return -1;
+		cfg.initrd_size = in->initrd_size;
 	}
 
-	struct x86_boot_config cfg = { .cmdline = opts->cmdline };
-	if (files->initrd_fd >= 0) {
-		if (x86_place_initrd(&vm->mem, &k, kernel_end, files->initrd_size, &cfg.initrd_gpa,
-				     err, sizeof(err))) {
-			log_error("--initrd %s: %s", opts->initrd, err);
-			return -1;
-		}
-		void *dst = guest_mem_ptr(&vm->mem, cfg.initrd_gpa, files->initrd_size);
-		if (!dst || read_full(files->initrd_fd, dst, files->initrd_size)) {
-			log_error("--initrd %s: read failed: %s", opts->initrd, strerror(errno));
-			return -1;
-		}
-		cfg.initrd_size = files->initrd_size;
-	}
-
+	e->part = ARCH_BOOT_INTERNAL;
 	struct acpi_mmio_dev mmio[VM_MAX_VIRTIO];
 	for (unsigned i = 0; i < vm->n_mmio; i++)
 		mmio[i] = (struct acpi_mmio_dev){ vm->mmio[i]->base, VIRTIO_MMIO_SIZE, vm->mmio[i]->gsi };
@@ -175,21 +172,16 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,
 		.lapic_addr = (uint32_t)X86_LAPIC_GPA,
 	};
-	if (!acpi || !acpi_build_tables(acpi, X86_ACPI_SIZE, X86_ACPI_GPA, &acfg)) {
-		log_error("internal: ACPI tables do not fit");
-		return -1;
-	}
+	if (!acpi || !acpi_build_tables(acpi, X86_ACPI_SIZE, X86_ACPI_GPA, &acfg))
+		return err_set(err, errlen, "internal: ACPI tables do not fit");
 	cfg.rsdp_gpa = X86_ACPI_GPA;   /* the RSDP is the first table written */
 
-	if (x86_write_boot_params(&vm->mem, &k, &cfg, err, sizeof(err))) {
-		log_error("%s", err);
+	if (x86_write_boot_params(&vm->mem, &k, &cfg, err, errlen))
 		return -1;
-	}
-	if (x86_write_boot_page_tables(&vm->mem) || x86_write_reset_vector(&vm->mem)) {
-		log_error("internal: boot page tables do not fit in guest memory");
-		return -1;
-	}
+	if (x86_write_boot_page_tables(&vm->mem) || x86_write_reset_vector(&vm->mem))
+		return err_set(err, errlen, "internal: boot page tables do not fit in guest memory");
 	vm->boot.entry = entry;
 	vm->boot.params = X86_ZERO_PAGE_GPA;
+	*initrd_gpa = cfg.initrd_gpa;
 	return 0;
 }
