@@ -41,6 +41,7 @@ void arch_vm_destroy(struct vm *vm);
  * table minivmm writes keeps (vmm/msi_routes.h). Fills at most max entries
  * of out and returns how many. */
 unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max);
+
 /* An address range: MMIO, or port I/O where a field says so. */
 struct arch_range {
 	uint64_t base;
@@ -70,10 +71,12 @@ extern const struct arch_layout arch_layout;
 /* KVM_IRQ_LINE's irq field for a GSI of arch_default_irq_routes: the GSI
  * itself on x86; on arm64 the SPI's type and INTID. */
 uint32_t arch_irq_line(unsigned gsi);
+
 /* Checks that img is a kernel this architecture boots, before KVM is opened.
  * *is_linux tells whether it is a Linux kernel (as opposed to a bare test
  * guest), which matters on PVM hosts. */
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen);
+
 /* What arch_load_kernel is given: no option names or paths, which the
  * caller adds to an error (arch_boot_error.part says which). */
 struct arch_boot_in {
@@ -94,6 +97,7 @@ struct arch_boot_error {
  * tree...). Sets vm->boot. Returns -1 with *e filled on failure. */
 int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
 		     struct arch_boot_error *e);
+
 /* Per-vCPU state before the first KVM_RUN. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
 
