@@ -8,10 +8,8 @@
 #include <stdint.h>
 
 struct vm;
-struct boot_files;
 struct kvm_irq_routing_entry;
 struct vcpu;
-struct vmm_options;
 
 /* Guest RAM layout for mem_bytes of RAM: fills at most max regions of
  * (gpa, size) and returns how many, or -1 when it cannot be laid out. */
@@ -43,18 +41,63 @@ void arch_vm_destroy(struct vm *vm);
  * table minivmm writes keeps (vmm/msi_routes.h). Fills at most max entries
  * of out and returns how many. */
 unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max);
-/* Platform devices (console UART, reset/power controls) on the I/O buses. */
-int arch_platform_init(struct vm *vm);
+
+/* An address range: MMIO, or port I/O where a field says so. */
+struct arch_range {
+	uint64_t base;
+	uint64_t size;
+};
+
+/* Where this machine's platform devices sit and which GSIs they raise.
+ * vmm/machine.c wires the devices from it; arch code describes them to
+ * the guest (ACPI, device tree) from the same numbers. */
+struct arch_layout {
+	bool platform_pio;             /* UART and guest port on port I/O (x86), else MMIO */
+	uint64_t uart_base;            /* 8250: eight 1-byte registers */
+	unsigned uart_gsi;
+	struct arch_range guest_port;
+	bool has_i8042;                /* the PC keyboard controller, for its reset line */
+	uint16_t power_ctl_port;       /* ACPI sleep and reset registers; 0: none (arm64 has PSCI) */
+	struct arch_range pci_ecam;    /* PCI config space on MMIO; size 0: mechanism 1 on port I/O */
+	struct arch_range pci_bars;    /* the MMIO window every BAR is placed in */
+	struct {
+		uint64_t base, stride;     /* slot i at base + i * stride */
+		unsigned count;
+		unsigned first_gsi;        /* slot i raises first_gsi + i */
+	} virtio_mmio;
+};
+extern const struct arch_layout arch_layout;
+
+/* KVM_IRQ_LINE's irq field for a GSI of arch_default_irq_routes: the GSI
+ * itself on x86; on arm64 the SPI's type and INTID. */
+uint32_t arch_irq_line(unsigned gsi);
+
 /* Checks that img is a kernel this architecture boots, before KVM is opened.
  * *is_linux tells whether it is a Linux kernel (as opposed to a bare test
  * guest), which matters on PVM hosts. */
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen);
-/* Loads kernel + initrd and builds the boot structures (boot_params, ACPI,
- * device tree...). Sets vm->boot.entry and friends. */
-int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files);
-/* Where the index-th virtio-mmio device sits: MMIO base and GSI. Returns -1
- * when there is no room for another one. */
-int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi);
+
+/* What arch_load_kernel is given: no option names or paths, which the
+ * caller adds to an error (arch_boot_error.part says which). */
+struct arch_boot_in {
+	const uint8_t *kernel;
+	size_t kernel_len;
+	uint64_t initrd_size;          /* 0: no initrd */
+	const char *cmdline;
+};
+/* What a boot error is about. */
+enum arch_boot_part { ARCH_BOOT_INTERNAL, ARCH_BOOT_KERNEL, ARCH_BOOT_INITRD, ARCH_BOOT_CMDLINE };
+struct arch_boot_error {
+	enum arch_boot_part part;
+	char msg[256];                 /* one line about that part, without its name */
+};
+/* Loads the kernel into guest RAM (vm->mem), chooses where the initrd goes
+ * (*initrd_gpa; the caller reads it in) and builds the boot structures for
+ * vm->n_vcpus and the virtio-mmio devices (boot_params and ACPI, device
+ * tree...). Sets vm->boot. Returns -1 with *e filled on failure. */
+int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
+		     struct arch_boot_error *e);
+
 /* Per-vCPU state before the first KVM_RUN. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
 

@@ -12,9 +12,9 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/pci.h"
-#include "vmm/arch.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/base/log.h"
+#include "vmm/machine.h"
 #include "vmm/vm.h"
 
 _Static_assert(MAX_DISK_QUEUES == VIRTIO_MAX_QUEUES, "--disk queues= limit is the transport's");
@@ -31,7 +31,7 @@ static int attach_mmio(struct vm *vm, const char *name, const struct virtio_dev_
 {
 	uint64_t base;
 	unsigned gsi;
-	if (vm->devices.n_mmio == VM_MAX_VIRTIO || arch_virtio_mmio_slot(vm->devices.n_mmio, &base, &gsi)) {
+	if (vm->devices.n_mmio == VM_MAX_VIRTIO || machine_virtio_mmio_slot(vm->devices.n_mmio, &base, &gsi)) {
 		log_error("%s: no room for another virtio-mmio device", name);
 		return -1;
 	}

@@ -16,6 +16,7 @@
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
 #include "vmm/vcpu.h"
+#include "vmm/machine.h"
 
 static void stop_sink_cb(void *ctx, enum vm_stop_reason reason, int status)
 {
@@ -37,7 +38,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 
 int vm_set_irq_line(struct vm *vm, unsigned gsi, int level)
 {
-	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	struct kvm_irq_level irq = { .irq = arch_irq_line(gsi), .level = level };
 	return ioctl(vm->fd, KVM_IRQ_LINE, &irq);
 }
 
@@ -167,7 +168,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 		return -1;
 	}
 	vm->debug.exit_allowed = opts->guest_exit;
-	if (setup_memory(vm, opts->mem_mib) || arch_vm_init(vm) || arch_platform_init(vm))
+	if (setup_memory(vm, opts->mem_mib) || arch_vm_init(vm) || machine_platform_init(vm))
 		return -1;
 
 	vm->vcpus = calloc(opts->cpus, sizeof(*vm->vcpus));
@@ -188,7 +189,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 
 int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
 {
-	if (arch_load_kernel(vm, opts, files))
+	if (machine_load_kernel(vm, opts, files))
 		return -1;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (arch_vcpu_init(vm, &vm->vcpus[i]))

@@ -92,7 +92,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 /* Brings every vCPU out of KVM_RUN and holds it; vm_resume lets them go. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
-/* Asserts or deasserts an interrupt line (GSI) of the in-kernel irqchip. */
+/* Asserts or deasserts an interrupt line (GSI) of the in-kernel irqchip;
+ * -1 with errno when KVM refuses. */
 int vm_set_irq_line(struct vm *vm, unsigned gsi, int level);
 
 /* Creates the --disk/--net devices on their transports (vmm/devices.c),

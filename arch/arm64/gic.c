@@ -52,8 +52,10 @@ static int create_its(int vm_fd)
 int arm64_gic_create(struct arm64_gic *g, int vm_fd, unsigned n_cpus)
 {
 	g->fd = g->its_fd = -1;
+	/* Unreachable from the command line (vm_create allows at most 254
+	 * vCPUs): a layout that no longer fits them is a bug here. */
 	if (n_cpus > ARM64_GICR_MAX_CPUS) {
-		log_error("--cpus %u: the redistributor region holds at most %d vCPUs", n_cpus, ARM64_GICR_MAX_CPUS);
+		log_error("internal: %u vCPUs; the redistributor region holds at most %d", n_cpus, ARM64_GICR_MAX_CPUS);
 		return -1;
 	}
 	g->fd = create_device(vm_fd, KVM_DEV_TYPE_ARM_VGIC_V3);

@@ -1,12 +1,10 @@
-/* arm64 machine: RAM layout, vGICv3 + ITS, platform devices on the MMIO bus
- * (8250 UART, guest port, PCI ECAM and BAR window), and the kernel loader
- * glue (Image, initrd, device tree). Everything is MMIO; power-off and
- * reboot are PSCI calls KVM turns into KVM_EXIT_SYSTEM_EVENT. */
-#include <errno.h>
+/* arm64 machine: RAM layout, vGICv3 + ITS, where the platform devices sit
+ * (8250 UART, guest port, PCI ECAM and BAR window, all MMIO), and the kernel
+ * loader glue (Image, initrd placement, device tree). Power-off and reboot
+ * are PSCI calls KVM turns into KVM_EXIT_SYSTEM_EVENT. */
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "arch/arm64/boot.h"
 #include "arch/arm64/cpu.h"
@@ -15,7 +13,6 @@
 #include "arch/arm64/layout.h"
 #include "devices/virtio/mmio.h"
 #include "vmm/arch.h"
-#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -97,61 +94,31 @@ void arch_vm_destroy(struct vm *vm)
 	vm->arch = NULL;
 }
 
-/* KVM_IRQ_LINE on arm64 names an SPI by type and INTID, not by GSI. */
-static void uart_set_irq(void *ctx, int level)
-{
-	struct vm *vm = ctx;
-	struct kvm_irq_level irq = {
-		.irq = (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (32 + ARM64_UART_SPI),
-		.level = level,
-	};
-	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
-		log_warn("KVM_IRQ_LINE (UART, SPI %d): %s", ARM64_UART_SPI, strerror(errno));
-}
-
-static void uart_output(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct vm *vm = ctx;
-	console_output(&vm->console, buf, len);
-}
-
-static const struct serial_8250_ops uart_ops = {
-	.output = uart_output,
-	.set_irq = uart_set_irq,
+/* Everything on MMIO (layout.h has the map); PCI config by ECAM. */
+const struct arch_layout arch_layout = {
+	.platform_pio = false,
+	.uart_base = ARM64_UART_BASE,
+	.uart_gsi = ARM64_UART_SPI,             /* GSI n = SPI n (arch_default_irq_routes) */
+	/* The guest port takes its whole page (offsets 0 and 1 mean something,
+	 * as on the x86 ports). */
+	.guest_port = { ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE },
+	.has_i8042 = false,
+	.power_ctl_port = 0,                    /* power-off and reboot are PSCI calls */
+	.pci_ecam = { ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE },
+	.pci_bars = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },
+	.virtio_mmio = {
+		.base = ARM64_VIRTIO_MMIO_BASE,
+		.stride = ARM64_VIRTIO_MMIO_STRIDE,
+		.count = ARM64_VIRTIO_MMIO_MAX,
+		.first_gsi = ARM64_VIRTIO_MMIO_FIRST_SPI,
+	},
 };
 
-int arch_platform_init(struct vm *vm)
+/* KVM_IRQ_LINE on arm64 names an SPI by type and INTID, not by GSI; GSI n
+ * is SPI n, INTID 32 + n. */
+uint32_t arch_irq_line(unsigned gsi)
 {
-	serial_8250_init(&vm->uart, &uart_ops, vm);
-	vm->debug.stop = vm->stop_sink;
-	vm->debug.start_ns = vm->start_ns;
-	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
-	vm->debug.log_markers = markers && *markers == '1';
-
-	/* The UART's eight 1-byte registers; the rest of its page reads as
-	 * unmapped. The guest port takes its whole page (offsets 0 and 1 mean
-	 * something, as on the x86 ports). */
-	pci_host_init(&vm->devices.pci, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE);
-	if (io_bus_register(&vm->mmio_bus, ARM64_UART_BASE, 8, &serial_8250_io_ops, &vm->uart, "uart") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_GUEST_PORT_BASE, ARM64_GUEST_PORT_SIZE, &debug_port_io_ops,
-			    &vm->debug, "guest-port") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE, &pci_host_ecam_ops, &vm->devices.pci,
-			    "pci-ecam") ||
-	    io_bus_register(&vm->mmio_bus, ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->devices.pci,
-			    "pci-bars")) {
-		log_error("internal: platform MMIO ranges overlap");
-		return -1;
-	}
-	return 0;
-}
-
-int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
-{
-	if (index >= ARM64_VIRTIO_MMIO_MAX)
-		return -1;
-	*base = ARM64_VIRTIO_MMIO_BASE + index * ARM64_VIRTIO_MMIO_STRIDE;
-	*gsi = ARM64_VIRTIO_MMIO_FIRST_SPI + index;   /* GSI n = SPI n (arch_default_irq_routes) */
-	return 0;
+	return (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (32 + gsi);
 }
 
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen)
@@ -163,8 +130,8 @@ int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err,
 	return 0;
 }
 
-static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct arm64_boot_plan *plan,
-		     uint64_t initrd_size)
+static int build_fdt(struct vm *vm, const char *cmdline, const struct arm64_boot_plan *plan,
+		     uint64_t initrd_size, char *err, size_t errlen)
 {
 	struct arm64_vm *a = vm->arch;
 	struct arm64_fdt_mmio_dev mmio[VM_MAX_VIRTIO];
@@ -175,7 +142,7 @@ static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct
 		.ram = { vm->mem.regions[0].gpa, vm->mem.regions[0].size },
 		.n_cpus = vm->n_vcpus,
 		.mpidr = a->mpidr,
-		.cmdline = opts->cmdline,
+		.cmdline = cmdline,
 		.initrd_gpa = plan->initrd_gpa,
 		.initrd_size = initrd_size,
 		.gicd = { ARM64_GICD_BASE, ARM64_GICD_SIZE },
@@ -193,41 +160,33 @@ static int build_fdt(struct vm *vm, const struct vmm_options *opts, const struct
 		.pci_mmio = { ARM64_PCI_MMIO_BASE, ARM64_PCI_MMIO_SIZE },
 	};
 	void *dst = guest_mem_ptr(&vm->mem, plan->fdt_gpa, ARM64_FDT_MAX_SIZE);
-	char err[256];
-	if (!dst || arm64_fdt_build(dst, ARM64_FDT_MAX_SIZE, &c, err, sizeof(err))) {
-		log_error("%s", dst ? err : "internal: device tree outside guest memory");
-		return -1;
-	}
-	return 0;
+	if (!dst)
+		return err_set(err, errlen, "internal: device tree outside guest memory");
+	return arm64_fdt_build(dst, ARM64_FDT_MAX_SIZE, &c, err, errlen);
 }
 
-int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
+		     struct arch_boot_error *e)
 {
-	char err[256];
 	struct arm64_image k;
 	struct arm64_boot_plan plan;
-	uint64_t initrd_size = files->initrd_fd >= 0 ? files->initrd_size : 0;
 	const struct guest_region *ram = &vm->mem.regions[0];
+	char *err = e->msg;
+	size_t errlen = sizeof(e->msg);
 
-	if (arm64_parse_image(files->kernel, files->kernel_len, &k, err, sizeof(err)) ||
-	    arm64_plan_boot(&k, ram->gpa, ram->size, initrd_size, &plan, err, sizeof(err))) {
-		log_error("--kernel %s: %s", opts->kernel, err);
+	/* The plan places the initrd too; a failure to fit it is reported
+	 * against the kernel, whose size decides as much as the initrd's. */
+	e->part = ARCH_BOOT_KERNEL;
+	if (arm64_parse_image(in->kernel, in->kernel_len, &k, err, errlen) ||
+	    arm64_plan_boot(&k, ram->gpa, ram->size, in->initrd_size, &plan, err, errlen))
 		return -1;
-	}
-	if (guest_mem_write(&vm->mem, plan.kernel_gpa, files->kernel, k.file_size)) {
-		log_error("internal: kernel outside guest memory");
-		return -1;
-	}
-	if (initrd_size) {
-		void *dst = guest_mem_ptr(&vm->mem, plan.initrd_gpa, initrd_size);
-		if (!dst || read_full(files->initrd_fd, dst, initrd_size)) {
-			log_error("--initrd %s: read failed: %s", opts->initrd, strerror(errno));
-			return -1;
-		}
-	}
-	if (build_fdt(vm, opts, &plan, initrd_size))
+	e->part = ARCH_BOOT_INTERNAL;
+	if (guest_mem_write(&vm->mem, plan.kernel_gpa, in->kernel, k.file_size))
+		return err_set(err, errlen, "internal: kernel outside guest memory");
+	if (build_fdt(vm, in->cmdline, &plan, in->initrd_size, err, errlen))
 		return -1;
 	vm->boot.entry = plan.kernel_gpa;
 	vm->boot.params = plan.fdt_gpa;
+	*initrd_gpa = plan.initrd_gpa;
 	return 0;
 }

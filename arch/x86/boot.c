@@ -157,7 +157,7 @@ int x86_place_initrd(const struct guest_mem *m, const struct x86_kernel *k, uint
 	uint64_t start = (limit > size) ? ((limit - size) & ~0xfffull) : 0;
 	if (size >= limit || start < kernel_end)
 		return err_set(err, errlen, "initrd of %llu MiB does not fit in guest memory above the kernel "
-			    "(raise --mem)", (unsigned long long)(size >> 20) + 1);
+			    "(give the guest more memory)", (unsigned long long)(size >> 20) + 1);
 	*gpa = start;
 	return 0;
 }
@@ -185,6 +185,16 @@ static void fill_e820(struct boot_params *bp, const struct guest_mem *m)
 	}
 }
 
+int x86_check_cmdline(const struct x86_kernel *k, const char *cmdline, char *err, size_t errlen)
+{
+	size_t cmdlen = strlen(cmdline);
+	uint64_t max = k->cmdline_max < X86_CMDLINE_MAX - 1 ? k->cmdline_max : X86_CMDLINE_MAX - 1;
+	if (cmdlen > max)
+		return err_set(err, errlen, "%zu bytes; this kernel accepts at most %llu", cmdlen,
+			       (unsigned long long)max);
+	return 0;
+}
+
 int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 			  const struct x86_boot_config *cfg, char *err, size_t errlen)
 {
@@ -192,10 +202,6 @@ int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 	memset(&bp, 0, sizeof(bp));
 
 	size_t cmdlen = strlen(cfg->cmdline);
-	uint64_t max = k->cmdline_max < X86_CMDLINE_MAX - 1 ? k->cmdline_max : X86_CMDLINE_MAX - 1;
-	if (cmdlen > max)
-		return err_set(err, errlen, "--cmdline is %zu bytes; this kernel accepts at most %llu",
-			    cmdlen, (unsigned long long)max);
 	if (guest_mem_write(m, X86_CMDLINE_GPA, cfg->cmdline, cmdlen + 1))
 		return err_set(err, errlen, "guest memory too small for the command line");
 

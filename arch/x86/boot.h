@@ -46,7 +46,12 @@ struct x86_boot_config {
 	uint64_t rsdp_gpa;
 };
 
-/* Writes boot_params (zero page), the command line and the e820 map. */
+/* Checks the kernel command line fits what this kernel and the layout
+ * take; the error is about the command line, without naming it. */
+int x86_check_cmdline(const struct x86_kernel *k, const char *cmdline, char *err, size_t errlen);
+
+/* Writes boot_params (zero page), the command line (which must pass
+ * x86_check_cmdline) and the e820 map. */
 int x86_write_boot_params(const struct guest_mem *m, const struct x86_kernel *k,
 			  const struct x86_boot_config *cfg, char *err, size_t errlen);
 

@@ -1,8 +1,8 @@
-/* x86 machine: RAM layout, in-kernel irqchip and PIT, platform devices, and
- * the kernel loader glue (boot_params, ACPI tables, page tables). */
+/* x86 machine: RAM layout, in-kernel irqchip and PIT, where the platform
+ * devices sit, and the kernel loader glue (boot_params, ACPI tables, page
+ * tables). */
 #include <errno.h>
 #include <linux/kvm.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -11,7 +11,6 @@
 #include "arch/x86/layout.h"
 #include "devices/virtio/mmio.h"
 #include "vmm/arch.h"
-#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -99,61 +98,28 @@ unsigned arch_default_irq_routes(struct kvm_irq_routing_entry *out, unsigned max
 	return n;
 }
 
-static void uart_set_irq(void *ctx, int level)
-{
-	struct vm *vm = ctx;
-	vm_set_irq_line(vm, X86_COM1_IRQ, level);
-}
-
-static void uart_output(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct vm *vm = ctx;
-	console_output(&vm->console, buf, len);
-}
-
-static const struct serial_8250_ops uart_ops = {
-	.output = uart_output,
-	.set_irq = uart_set_irq,
+/* COM1 and the guest port on port I/O, the virtio-mmio windows and the PCI
+ * BAR window in the MMIO hole below 4 GiB. */
+const struct arch_layout arch_layout = {
+	.platform_pio = true,
+	.uart_base = X86_COM1_PORT,
+	.uart_gsi = X86_COM1_IRQ,
+	.guest_port = { DEBUG_PORT_BASE, DEBUG_PORT_LEN },
+	.has_i8042 = true,
+	.power_ctl_port = X86_POWER_CTL_PORT,
+	.pci_ecam = { 0, 0 },   /* config mechanism 1 */
+	.pci_bars = { X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE },
+	.virtio_mmio = {
+		.base = X86_VIRTIO_MMIO_BASE,
+		.stride = X86_VIRTIO_MMIO_STRIDE,
+		.count = X86_VIRTIO_MMIO_MAX,
+		.first_gsi = X86_VIRTIO_MMIO_FIRST_GSI,
+	},
 };
 
-int arch_platform_init(struct vm *vm)
+uint32_t arch_irq_line(unsigned gsi)
 {
-	serial_8250_init(&vm->uart, &uart_ops, vm);
-	vm->i8042.stop = vm->stop_sink;
-	vm->power.stop = vm->stop_sink;
-	vm->debug.stop = vm->stop_sink;
-	vm->debug.start_ns = vm->start_ns;
-	const char *markers = getenv("MINIVMM_BOOT_MARKERS");
-	vm->debug.log_markers = markers && *markers == '1';
-
-	if (io_bus_register(&vm->pio_bus, X86_COM1_PORT, 8, &serial_8250_io_ops, &vm->uart, "com1") ||
-	    io_bus_register(&vm->pio_bus, I8042_DATA_PORT, 1, &i8042_data_io_ops, &vm->i8042, "i8042") ||
-	    io_bus_register(&vm->pio_bus, I8042_CMD_PORT, 1, &i8042_cmd_io_ops, &vm->i8042, "i8042") ||
-	    io_bus_register(&vm->pio_bus, X86_POWER_CTL_PORT, POWER_CTL_LEN, &power_ctl_io_ops, &vm->power,
-			    "power") ||
-	    io_bus_register(&vm->pio_bus, DEBUG_PORT_BASE, DEBUG_PORT_LEN, &debug_port_io_ops, &vm->debug,
-			    "debug")) {
-		log_error("internal: platform I/O ports overlap");
-		return -1;
-	}
-	pci_host_init(&vm->devices.pci, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE);
-	if (io_bus_register(&vm->pio_bus, PCI_HOST_PIO_BASE, PCI_HOST_PIO_LEN, &pci_host_pio_ops, &vm->devices.pci,
-			    "pci-config") ||
-	    io_bus_register(&vm->mmio_bus, X86_PCI_MMIO_BASE, X86_PCI_MMIO_SIZE, &pci_host_mmio_ops, &vm->devices.pci,
-			    "pci-bars")) {
-		log_error("internal: PCI host ranges overlap");
-		return -1;
-	}
-	return 0;
-}
-
-int arch_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
-{
-	if (index >= X86_VIRTIO_MMIO_MAX)
-		return -1;
-	*base = X86_VIRTIO_MMIO_BASE + index * X86_VIRTIO_MMIO_STRIDE;
-	*gsi = X86_VIRTIO_MMIO_FIRST_GSI + index;
-	return 0;
+	return gsi;   /* KVM_IRQ_LINE takes the GSI on x86 */
 }
 
 int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err, size_t errlen)
@@ -166,33 +132,31 @@ int arch_probe_kernel(const uint8_t *img, size_t len, bool *is_linux, char *err,
 	return 0;
 }
 
-int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files)
+int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *initrd_gpa,
+		     struct arch_boot_error *e)
 {
-	char err[256];
 	struct x86_kernel k;
 	uint64_t entry, kernel_end;
+	char *err = e->msg;
+	size_t errlen = sizeof(e->msg);
 
-	if (x86_probe_kernel(files->kernel, files->kernel_len, &k, err, sizeof(err)) ||
-	    x86_load_kernel(&vm->mem, &k, &entry, &kernel_end, err, sizeof(err))) {
-		log_error("--kernel %s: %s", opts->kernel, err);
+	e->part = ARCH_BOOT_KERNEL;
+	if (x86_probe_kernel(in->kernel, in->kernel_len, &k, err, errlen) ||
+	    x86_load_kernel(&vm->mem, &k, &entry, &kernel_end, err, errlen))
 		return -1;
+	e->part = ARCH_BOOT_CMDLINE;
+	if (x86_check_cmdline(&k, in->cmdline, err, errlen))
+		return -1;
+
+	struct x86_boot_config cfg = { .cmdline = in->cmdline };
+	if (in->initrd_size) {
+		e->part = ARCH_BOOT_INITRD;
+		if (x86_place_initrd(&vm->mem, &k, kernel_end, in->initrd_size, &cfg.initrd_gpa, err, errlen))
+			return -1;
+		cfg.initrd_size = in->initrd_size;
 	}
 
-	struct x86_boot_config cfg = { .cmdline = opts->cmdline };
-	if (files->initrd_fd >= 0) {
-		if (x86_place_initrd(&vm->mem, &k, kernel_end, files->initrd_size, &cfg.initrd_gpa,
-				     err, sizeof(err))) {
-			log_error("--initrd %s: %s", opts->initrd, err);
-			return -1;
-		}
-		void *dst = guest_mem_ptr(&vm->mem, cfg.initrd_gpa, files->initrd_size);
-		if (!dst || read_full(files->initrd_fd, dst, files->initrd_size)) {
-			log_error("--initrd %s: read failed: %s", opts->initrd, strerror(errno));
-			return -1;
-		}
-		cfg.initrd_size = files->initrd_size;
-	}
-
+	e->part = ARCH_BOOT_INTERNAL;
 	struct acpi_mmio_dev mmio[VM_MAX_VIRTIO];
 	for (unsigned i = 0; i < vm->devices.n_mmio; i++)
 		mmio[i] = (struct acpi_mmio_dev){ vm->devices.mmio[i]->base, VIRTIO_MMIO_SIZE, vm->devices.mmio[i]->gsi };
@@ -209,21 +173,16 @@ int arch_load_kernel(struct vm *vm, const struct vmm_options *opts, const struct
 		.ioapic_addr = (uint32_t)X86_IOAPIC_GPA,
 		.lapic_addr = (uint32_t)X86_LAPIC_GPA,
 	};
-	if (!acpi || !acpi_build_tables(acpi, X86_ACPI_SIZE, X86_ACPI_GPA, &acfg)) {
-		log_error("internal: ACPI tables do not fit");
-		return -1;
-	}
+	if (!acpi || !acpi_build_tables(acpi, X86_ACPI_SIZE, X86_ACPI_GPA, &acfg))
+		return err_set(err, errlen, "internal: ACPI tables do not fit");
 	cfg.rsdp_gpa = X86_ACPI_GPA;   /* the RSDP is the first table written */
 
-	if (x86_write_boot_params(&vm->mem, &k, &cfg, err, sizeof(err))) {
-		log_error("%s", err);
+	if (x86_write_boot_params(&vm->mem, &k, &cfg, err, errlen))
 		return -1;
-	}
-	if (x86_write_boot_page_tables(&vm->mem) || x86_write_reset_vector(&vm->mem)) {
-		log_error("internal: boot page tables do not fit in guest memory");
-		return -1;
-	}
+	if (x86_write_boot_page_tables(&vm->mem) || x86_write_reset_vector(&vm->mem))
+		return err_set(err, errlen, "internal: boot page tables do not fit in guest memory");
 	vm->boot.entry = entry;
 	vm->boot.params = X86_ZERO_PAGE_GPA;
+	*initrd_gpa = cfg.initrd_gpa;
 	return 0;
 }

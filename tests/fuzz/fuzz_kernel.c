@@ -97,7 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct x86_boot_config cfg = { .cmdline = "console=ttyS0 panic=-1", .initrd_gpa = initrd_gpa,
 				       .initrd_size = initrd_size };
 	memset(err, 0, sizeof(err));
-	if (x86_write_boot_params(&mem, &k, &cfg, err, sizeof(err)))
+	if (x86_check_cmdline(&k, cfg.cmdline, err, sizeof(err)))
+		check_err(err, sizeof(err));
+	else if (x86_write_boot_params(&mem, &k, &cfg, err, sizeof(err)))
 		check_err(err, sizeof(err));
 	CHECK(x86_write_boot_page_tables(&mem) == 0);
 out:

@@ -163,9 +163,9 @@ Test(x86_boot, kernel_too_big_for_memory_and_cmdline_too_long)
 	char *longline = malloc(3000);
 	memset(longline, 'a', 2999);
 	longline[2999] = 0;
-	struct x86_boot_config cfg = { longline, 0, 0, 0 };
-	cr_assert_eq(x86_write_boot_params(&m, &k, &cfg, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "--cmdline"), "%s", err);
+	cr_assert_eq(x86_check_cmdline(&k, longline, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "2999 bytes; this kernel accepts at most"), "%s", err);
+	cr_assert_eq(x86_check_cmdline(&k, "console=ttyS0", err, sizeof(err)), 0);
 	free(longline);
 	free(img);
 }
