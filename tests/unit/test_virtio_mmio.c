@@ -38,7 +38,9 @@ static void setup(void)
 	memset(&mem, 0, sizeof(mem));
 	ram = calloc(1, RAM);
 	guest_mem_add_region(&mem, 0, RAM, ram);
-	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_virtio_host_ops, &host }, BASE, 5), 0);
+	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_virtio_host_ops, &host },
+				      BASE, 5),
+		     0);
 }
 
 static void teardown(void)
@@ -323,7 +325,9 @@ Test(virtio_mmio, activation_and_reset_run_where_the_host_says)
 	host.control_refuse = 0;
 	virtio_mmio_destroy(&m);
 	cr_assert_eq(dev.resets, 2, "destroy reset the device");
-	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_virtio_host_ops, &host }, BASE, 5), 0);
+	cr_assert_eq(virtio_mmio_init(&m, "fake0", &fake_ops, &dev, &mem, &(struct device_host){ &fake_virtio_host_ops, &host },
+				      BASE, 5),
+		     0);
 }
 
 Test(virtio_mmio, failed_notifier_registration_sets_needs_reset)
