@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -97,8 +98,9 @@ static int ask_server(struct vm_threads *t, struct spawn_request *req)
 	req->next = t->pending;
 	t->pending = req;
 	pthread_mutex_unlock(&t->lock);
-	if (eventfd_write(t->efd, 1) < 0)
-		log_warn("thread request eventfd: %s", strerror(errno));
+	int e = eventfd_signal(t->efd);
+	if (e)
+		log_warn("thread request eventfd: %s", strerror(e));
 	pthread_mutex_lock(&t->lock);
 	while (!req->done)
 		pthread_cond_wait(&t->cond, &t->lock);
@@ -168,9 +170,9 @@ static void finish_pending(struct vm_threads *t, bool create, struct vm *vm)
 
 void vm_threads_serve(struct vm *vm)
 {
-	uint64_t n;
-	if (read(vm->threads.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("thread request eventfd: %s", strerror(errno));
+	int e = eventfd_drain(vm->threads.efd);
+	if (e < 0)
+		log_warn("thread request eventfd: %s", strerror(-e));
 	finish_pending(&vm->threads, true, vm);
 }
 
@@ -222,8 +224,9 @@ void vm_threads_stop_control(struct vm *vm)
 	pthread_mutex_lock(&t->lock);
 	t->teardown = true;
 	pthread_mutex_unlock(&t->lock);
-	if (eventfd_write(t->efd, 1) < 0)
-		log_warn("thread request eventfd: %s", strerror(errno));
+	int e = eventfd_signal(t->efd);
+	if (e)
+		log_warn("thread request eventfd: %s", strerror(e));
 	pthread_join(t->control, NULL);
 	t->control_started = false;
 }
