@@ -9,19 +9,17 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <linux/virtio_blk.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "devices/virtio/queue_worker.h"
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 
@@ -42,8 +40,6 @@ struct blk_worker {
 	struct virtio_blk *blk;
 	unsigned queue_index;
 	struct virtio_queue *queue;      /* the transport's; valid from activate() to reset() */
-	pthread_t thread;
-	bool started;                    /* thread runs and must be joined */
 	char thread_name[16];            /* "blk0-q1": the kernel keeps 15 characters */
 	char vq_name[32];                /* "blk0 q1", in virtq's log lines */
 	/* One request at a time: kept here rather than on the thread's stack
@@ -54,7 +50,6 @@ struct blk_worker {
 
 struct virtio_blk {
 	int fd;                          /* the image */
-	int stop_fd;                     /* eventfd: wakes every worker for reset() */
 	bool readonly;
 	unsigned num_queues;
 	uint64_t capacity;               /* in 512-byte sectors */
@@ -73,6 +68,7 @@ struct virtio_blk {
 	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
 	atomic_bool warned_io;
 	struct log_limit log_limit;      /* the lines the guest can cause, across activations */
+	struct queue_worker *queue_threads;   /* one per ready queue, from activate() to reset() */
 	struct blk_worker workers[];     /* [num_queues] */
 };
 
@@ -305,73 +301,30 @@ static int drain(struct blk_worker *w)
 	if (served == BLK_DRAIN_BUDGET) {
 		/* More may be waiting: come back after poll. Only this thread
 		 * reads the eventfd; a full counter means a kick is pending. */
-		if (w->queue->kick_fd >= 0 && eventfd_write(w->queue->kick_fd, 1) < 0) {
-			/* counter full: a kick is pending anyway */
-		}
+		if (w->queue->kick_fd >= 0)
+			eventfd_signal(w->queue->kick_fd);
 	}
 	return r < 0 ? -1 : 0;
 }
 
-static void *worker_main(void *arg)
+static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 {
-	struct blk_worker *w = arg;
-	struct virtio_blk *blk = w->blk;
-	bool serving = true;   /* false once the queue broke: only wait for reset() */
-	struct pollfd fds[2] = {
-		{ .fd = blk->stop_fd, .events = POLLIN },
-		{ .fd = w->queue->kick_fd, .events = POLLIN },
-	};
-
-	for (;;) {
-		/* Drain before waiting: buffers may be there before the first
-		 * kick, and a kick that came in while draining keeps the eventfd
-		 * readable, so none is lost. */
-		if (serving && drain(w) < 0) {
-			serving = false;
-			blk->irq->needs_reset(blk->irq);
-		}
-		if (poll(fds, serving ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("%s q%u: poll: %s; worker stopped", blk->name, w->queue_index, strerror(errno));
-			return NULL;
-		}
-		if (fds[0].revents)
-			return NULL;   /* reset() */
-		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn_limited(&blk->log_limit, "%s q%u: kick eventfd %d unusable; queue stopped", blk->name,
-					 w->queue_index, fds[1].fd);
-			serving = false;
-			blk->irq->needs_reset(blk->irq);
-		} else if (serving && (fds[1].revents & POLLIN)) {
-			uint64_t kicks;
-			/* Clears the eventfd; only this thread reads it. */
-			if (read(fds[1].fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN && errno != EINTR)
-				log_warn("%s q%u: kick eventfd: %s", blk->name, w->queue_index, strerror(errno));
-		}
-	}
+	return drain(ctx);
 }
+
+static const struct queue_worker_ops blk_worker_ops = { .serve = worker_serve };
 
 static void blk_reset(void *dev)
 {
 	struct virtio_blk *blk = dev;
-	uint64_t v = 1;
 
 	if (!blk->active)
 		return;
+	/* Every worker ends its batch now, not when its turn to be joined comes. */
 	atomic_store(&blk->stopping, true);
-	/* Cannot fail: the counter is 0 here (read back below each time). */
-	if (eventfd_write(blk->stop_fd, 1) < 0)
-		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
-	for (unsigned i = 0; i < blk->num_queues; i++) {
-		struct blk_worker *w = &blk->workers[i];
-		if (w->started)
-			pthread_join(w->thread, NULL);
-		w->started = false;
-		w->queue = NULL;
-	}
-	if (read(blk->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
+	queue_worker_stop(blk->queue_threads);
+	for (unsigned i = 0; i < blk->num_queues; i++)
+		blk->workers[i].queue = NULL;
 	blk->irq = NULL;
 	blk->active = false;
 }
@@ -402,14 +355,25 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		w->queue = &queues[i];
 		if (!w->queue->vq.name)
 			w->queue->vq.name = w->vq_name;
-		int e = thread_start(blk->threads, &w->thread, THREAD_ROLE_BLK, w->thread_name, worker_main, w);
+		struct queue_worker_params qp = {
+			.name = w->vq_name,
+			.thread_name = w->thread_name,
+			.role = THREAD_ROLE_BLK,
+			.threads = blk->threads,
+			.kick_fds = { w->queue->kick_fd },
+			.n_kicks = 1,
+			.irq = irq,
+			.log_limit = &blk->log_limit,
+			.ops = &blk_worker_ops,
+			.ctx = w,
+		};
+		int e = queue_worker_start(blk->queue_threads, &qp);
 		if (e) {
 			log_error_limited(&blk->log_limit, "%s: cannot start the thread of queue %u: %s", blk->name, i,
 					  strerror(e));
 			failed = -1;
 			break;
 		}
-		w->started = true;
 	}
 	if (failed)
 		blk_reset(blk);   /* the transport only sets NEEDS_RESET: nothing may keep running */
@@ -558,13 +522,6 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 		return NULL;
 	}
 	blk->fd = fd;
-	blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (blk->stop_fd < 0) {
-		snprintf(err, errlen, "--disk %s: eventfd: %s", path, strerror(errno));
-		close(fd);
-		free(blk);
-		return NULL;
-	}
 	log_limit_init(&blk->log_limit, blk->name);
 	blk->readonly = readonly;
 	blk->num_queues = num_queues;
@@ -572,6 +529,12 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 	for (unsigned i = 0; i < num_queues; i++) {
 		blk->workers[i].blk = blk;
 		blk->workers[i].queue_index = i;
+	}
+	blk->queue_threads = queue_worker_create(num_queues);
+	if (!blk->queue_threads) {
+		snprintf(err, errlen, "--disk %s: eventfd: %s", path, strerror(errno));
+		virtio_blk_destroy(blk);
+		return NULL;
 	}
 	virtio_blk_set_index(blk, 0);
 
@@ -587,7 +550,7 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	if (!blk)
 		return;
 	blk_reset(blk);
-	close(blk->stop_fd);
+	queue_worker_destroy(blk->queue_threads);
 	close(blk->fd);
 	log_limit_destroy(&blk->log_limit);
 	free(blk);

@@ -8,9 +8,9 @@
  * Threads: activate() starts one worker per ready queue ("blk<index>-q<i>"),
  * which waits on that queue's kick eventfd and does the I/O with
  * preadv/pwritev/fdatasync, so a vCPU never blocks on the disk. reset() stops
- * and joins them all. The device owns the image fd, one stop eventfd and the
- * worker threads; the transport owns the queues, their eventfds and the
- * interrupt handle. */
+ * and joins them all. The device owns the image fd and a queue worker
+ * (devices/virtio/queue_worker.h: the threads and their stop eventfd); the
+ * transport owns the queues, their eventfds and the interrupt handle. */
 #ifndef MINIVMM_VIRTIO_BLK_H
 #define MINIVMM_VIRTIO_BLK_H
 

@@ -46,7 +46,7 @@ srcs() {
 	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c devices/net/tap.c \
 		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # virtio_net.c: included
 	fuzz_arm64_boot) echo arch/arm64/boot.c arch/arm64/fdt.c -lfdt ;;
-	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c \
+	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
 		vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # blk.c itself is included by the target
 	esac
 }
