@@ -20,9 +20,9 @@
  * the device (DEVICE_NEEDS_RESET). No thread of the device ever runs on a
  * vCPU.
  *
- * The device owns the tap fds (one per pair, devices/net/tap.h), its control
- * thread and one stop eventfd; the transport owns the queues, their eventfds
- * and the interrupt handle. */
+ * The device owns the tap fds (one per pair, devices/net/tap.h) and the
+ * queue worker of its control thread (devices/virtio/queue_worker.h); the
+ * transport owns the queues, their eventfds and the interrupt handle. */
 #ifndef MINIVMM_VIRTIO_NET_H
 #define MINIVMM_VIRTIO_NET_H
 
