@@ -2,7 +2,8 @@
  * the pair ("net0-qp2"), moving frames between the pair's two virtqueues and
  * its tap queue fd.
  *
- * The thread polls {stop eventfd, TX kick eventfd, RX kick eventfd, tap fd}.
+ * The thread, a queue worker's (devices/virtio/queue_worker.h), polls {stop
+ * eventfd, TX kick eventfd, RX kick eventfd, tap fd}.
  *  - TX: pop a chain, writev() its device-readable buffers to the tap as
  *    they are (the guest's 12-byte virtio_net_hdr_v1 is what the tap expects,
  *    TUNSETVNETHDRSZ 12), push it used with length 0. A chain with a
