@@ -762,6 +762,16 @@ const struct net_pair *virtio_net_pair(const struct virtio_net *net, unsigned i)
 	return &net->qps[i].pair;
 }
 
+void virtio_net_pair_stats(const struct virtio_net *net, unsigned i, struct net_pair_stats *out)
+{
+	const struct net_qp *qp = i < net->max_pairs ? &net->qps[i] : NULL;
+	if (qp && qp->backend && qp->backend->stats) {
+		qp->backend->stats(&qp->pair, out);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+}
+
 void virtio_net_rx_filter(struct virtio_net *net, struct virtio_net_rx_filter *out)
 {
 	pthread_mutex_lock(&net->lock);

@@ -94,6 +94,10 @@ unsigned virtio_net_active_pairs(const struct virtio_net *net);
 /* Pair i as handed to its backend (valid while it runs), or NULL. */
 const struct net_pair *virtio_net_pair(const struct virtio_net *net, unsigned i);
 
+/* Pair i's counters, as its backend keeps them (net_pair_stats.available
+ * false and all 0 when it keeps none or the pair does not run). */
+void virtio_net_pair_stats(const struct virtio_net *net, unsigned i, struct net_pair_stats *out);
+
 /* What the driver asked of the receive filter (stored, not enforced). */
 struct virtio_net_rx_filter {
 	bool promisc, allmulti;

@@ -434,12 +434,13 @@ static void worker_stop(struct net_pair *p)
 	p->backend_state = NULL;
 }
 
-void net_worker_stats(const struct net_pair *p, struct net_worker_stats *out)
+static void worker_stats(const struct net_pair *p, struct net_pair_stats *out)
 {
 	const struct worker *w = p->backend_state;
 	memset(out, 0, sizeof(*out));
-	if (!w || w->p != p)
+	if (!w)
 		return;
+	out->available = true;
 	out->tx_packets = atomic_load_explicit(&w->tx_packets, memory_order_relaxed);
 	out->tx_bytes = atomic_load_explicit(&w->tx_bytes, memory_order_relaxed);
 	out->tx_dropped = atomic_load_explicit(&w->tx_dropped, memory_order_relaxed);
@@ -455,4 +456,5 @@ const struct net_backend_ops net_worker_backend = {
 	.name = "worker",
 	.start = worker_start,
 	.stop = worker_stop,
+	.stats = worker_stats,
 };
