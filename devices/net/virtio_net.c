@@ -592,7 +592,7 @@ static const struct net_backend_ops *choose_backend(const struct virtio_net_para
 		return &net_worker_backend;
 	case VIRTIO_NET_BACKEND_VHOST:
 		if (!net_vhost_available()) {
-			snprintf(err, errlen, "--net %s: vhost=on but %s cannot be opened (modprobe vhost_net, or "
+			snprintf(err, errlen, "tap %s: vhost=on but %s cannot be opened (modprobe vhost_net, or "
 				 "use vhost=off)", p->tap, NET_VHOST_DEV);
 			return NULL;
 		}
@@ -616,13 +616,13 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	char name[16];
 	snprintf(name, sizeof(name), "net%u", p->index % 1000);
 	if (p->queue_pairs < 1 || p->queue_pairs > VIRTIO_NET_MAX_PAIRS) {
-		snprintf(err, errlen, "--net %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
+		snprintf(err, errlen, "tap %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
 			 VIRTIO_NET_MAX_PAIRS);
 		net_tap_close(tap);
 		return NULL;
 	}
 	if (tap->n_fds != p->queue_pairs) {
-		snprintf(err, errlen, "--net %s: %u tap queues open for %u queue pairs", p->tap, tap->n_fds,
+		snprintf(err, errlen, "tap %s: %u tap queues open for %u queue pairs", p->tap, tap->n_fds,
 			 p->queue_pairs);
 		net_tap_close(tap);
 		return NULL;
@@ -634,7 +634,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	}
 	struct virtio_net *net = calloc(1, sizeof(*net) + p->queue_pairs * sizeof(struct net_qp));
 	if (!net) {
-		snprintf(err, errlen, "--net %s: out of memory", p->tap);
+		snprintf(err, errlen, "tap %s: out of memory", p->tap);
 		net_tap_close(tap);
 		return NULL;
 	}
@@ -642,7 +642,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	tap->n_fds = 0;   /* ours now */
 	net->ctrl_worker = queue_worker_create(1);
 	if (!net->ctrl_worker) {
-		snprintf(err, errlen, "--net %s: eventfd: %s", p->tap, strerror(errno));
+		snprintf(err, errlen, "tap %s: eventfd: %s", p->tap, strerror(errno));
 		net_tap_close(&net->tap);
 		free(net);
 		return NULL;
@@ -672,7 +672,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	for (unsigned i = 0; i < net->max_pairs && backend == &net_vhost_backend; i++) {
 		net->qps[i].vhost_fd = net_vhost_open();
 		if (net->qps[i].vhost_fd < 0) {
-			snprintf(err, errlen, "--net %s: cannot open %s for queue pair %u: %s", p->tap, NET_VHOST_DEV, i,
+			snprintf(err, errlen, "tap %s: cannot open %s for queue pair %u: %s", p->tap, NET_VHOST_DEV, i,
 				 strerror(errno));
 			virtio_net_destroy(net);
 			return NULL;
@@ -682,7 +682,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	for (unsigned i = 1; i < net->max_pairs && net->tap.multi_queue; i++) {
 		int e = net_tap_set_queue(&net->tap, i, false);
 		if (e < 0) {
-			snprintf(err, errlen, "--net %s: cannot detach queue %u of the tap: %s", p->tap, i, strerror(-e));
+			snprintf(err, errlen, "tap %s: cannot detach queue %u of the tap: %s", p->tap, i, strerror(-e));
 			virtio_net_destroy(net);
 			return NULL;
 		}
@@ -695,7 +695,7 @@ struct virtio_net *virtio_net_create(const struct virtio_net_params *p, char *er
 {
 	struct net_tap tap;
 	if (p->queue_pairs < 1 || p->queue_pairs > VIRTIO_NET_MAX_PAIRS) {
-		snprintf(err, errlen, "--net %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
+		snprintf(err, errlen, "tap %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
 			 VIRTIO_NET_MAX_PAIRS);
 		return NULL;
 	}

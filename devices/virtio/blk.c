@@ -429,11 +429,6 @@ const struct virtio_dev_ops virtio_blk_ops = {
 
 /* ---- life cycle ---- */
 
-void virtio_blk_set_threads(struct virtio_blk *blk, const struct thread_starter *threads)
-{
-	blk->threads = threads;
-}
-
 void virtio_blk_set_index(struct virtio_blk *blk, unsigned index)
 {
 	char serial[32];
@@ -457,37 +452,40 @@ static int64_t image_size(int fd, const char *path, char *err, size_t errlen)
 	uint64_t size;
 
 	if (fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			snprintf(err, errlen, "--disk %s: cannot get the size of the block device: %s", path,
+			snprintf(err, errlen, "image %s: cannot get the size of the block device: %s", path,
 				 strerror(errno));
 			return -1;
 		}
 	} else {
-		snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+		snprintf(err, errlen, "image %s: not a regular file or block device", path);
 		return -1;
 	}
 	if (size % SECTOR_SIZE) {
-		snprintf(err, errlen, "--disk %s: size %" PRIu64 " bytes is not a multiple of 512", path, size);
+		snprintf(err, errlen, "image %s: size %" PRIu64 " bytes is not a multiple of 512", path, size);
 		return -1;
 	}
 	if (size > INT64_MAX) {
-		snprintf(err, errlen, "--disk %s: size %" PRIu64 " bytes is too large", path, size);
+		snprintf(err, errlen, "image %s: size %" PRIu64 " bytes is too large", path, size);
 		return -1;
 	}
 	return (int64_t)size;
 }
 
-struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned num_queues, char *err,
-				     size_t errlen)
+struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *err, size_t errlen)
 {
+	const char *path = p->path;
+	bool readonly = p->readonly;
+	unsigned num_queues = p->num_queues;
+
 	if (num_queues < 1 || num_queues > VIRTIO_MAX_QUEUES) {
-		snprintf(err, errlen, "--disk %s: %u queues: must be 1 to %u", path, num_queues, VIRTIO_MAX_QUEUES);
+		snprintf(err, errlen, "image %s: %u queues: must be 1 to %u", path, num_queues, VIRTIO_MAX_QUEUES);
 		return NULL;
 	}
 	/* O_NONBLOCK: a FIFO named by mistake must fail the check below, not
@@ -495,12 +493,12 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == EISDIR)
-			snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+			snprintf(err, errlen, "image %s: not a regular file or block device", path);
 		else if (!readonly && (errno == EACCES || errno == EROFS || errno == EPERM))
-			snprintf(err, errlen, "--disk %s: cannot open it read-write: %s (add ,ro for a read-only disk)",
+			snprintf(err, errlen, "image %s: cannot open it read-write: %s (add ,ro for a read-only disk)",
 				 path, strerror(errno));
 		else
-			snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	int64_t size = image_size(fd, path, err, errlen);
@@ -510,14 +508,14 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		close(fd);
 		return NULL;
 	}
 
 	struct virtio_blk *blk = calloc(1, sizeof(*blk) + num_queues * sizeof(struct blk_worker));
 	if (!blk) {
-		snprintf(err, errlen, "--disk %s: out of memory", path);
+		snprintf(err, errlen, "image %s: out of memory", path);
 		close(fd);
 		return NULL;
 	}
@@ -532,11 +530,12 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 	}
 	blk->queue_threads = queue_worker_create(num_queues);
 	if (!blk->queue_threads) {
-		snprintf(err, errlen, "--disk %s: eventfd: %s", path, strerror(errno));
+		snprintf(err, errlen, "image %s: eventfd: %s", path, strerror(errno));
 		virtio_blk_destroy(blk);
 		return NULL;
 	}
-	virtio_blk_set_index(blk, 0);
+	blk->threads = p->threads;
+	virtio_blk_set_index(blk, p->index);
 
 	blk->config.capacity = htole64(blk->capacity);
 	blk->config.seg_max = htole32(BLK_SEG_MAX);

@@ -445,7 +445,7 @@ Test(virtio_net, create_errors)
 	char err[256] = "";
 	struct virtio_net_params p = params(0, VIRTIO_NET_BACKEND_WORKER);
 	cr_assert_null(virtio_net_create(&p, err, sizeof(err)));
-	cr_assert(strstr(err, "--net " TAP ": 0 queue pairs"), "%s", err);
+	cr_assert(strstr(err, "tap " TAP ": 0 queue pairs"), "%s", err);
 	p.queue_pairs = VIRTIO_NET_MAX_PAIRS + 1;
 	cr_assert_null(virtio_net_create(&p, err, sizeof(err)));
 	cr_assert(strstr(err, "queue pairs: must be 1 to"), "%s", err);
@@ -466,7 +466,7 @@ Test(virtio_net, vhost_on_without_vhost_net)
 	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
 	unsigned fds = census_fds();
 	cr_assert_null(virtio_net_create_on_tap(&p, &t, err, sizeof(err)));
-	cr_assert(strstr(err, "--net " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
+	cr_assert(strstr(err, "tap " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
 	cr_assert_eq(census_fds(), fds - 1, "the tap fd is closed on failure");
 	peer_fds[0] = sv[1];
 
