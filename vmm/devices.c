@@ -95,14 +95,19 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		unsigned queues = d->queues ? d->queues : vm->n_vcpus;
 		if (queues > VIRTIO_MAX_QUEUES)
 			queues = VIRTIO_MAX_QUEUES;
-		struct virtio_blk *b = virtio_blk_create(d->path, d->readonly, queues, err, sizeof(err));
+		struct virtio_blk_params p = {
+			.path = d->path,
+			.readonly = d->readonly,
+			.num_queues = queues,
+			.index = i,
+			.threads = &vm->threads.starter,
+		};
+		struct virtio_blk *b = virtio_blk_create(&p, err, sizeof(err));
 		if (!b) {
-			log_error("%s", err);   /* names the --disk path itself */
+			log_error("--disk: %s", err);   /* the device names the image, not the option */
 			return -1;
 		}
 		vm->devices.blks[vm->devices.n_blks++] = b;
-		virtio_blk_set_index(b, i);
-		virtio_blk_set_threads(b, &vm->threads.starter);
 		if (attach(vm, name, d->transport, &virtio_blk_ops, b))
 			return -1;
 	}
@@ -124,7 +129,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			virtio_net_default_mac(i, (unsigned long)getpid(), p.mac);
 		struct virtio_net *dev = virtio_net_create(&p, err, sizeof(err));
 		if (!dev) {
-			log_error("%s", err);   /* names the --net tap itself */
+			log_error("--net: %s", err);   /* the device names the tap, not the option */
 			return -1;
 		}
 		vm->devices.nets[vm->devices.n_nets++] = dev;

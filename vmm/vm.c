@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "vmm/arch.h"
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/machine.h"
@@ -29,9 +30,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	if (vm->stop_reason == STOP_NONE) {
 		vm->stop_reason = reason;
 		vm->stop_status = status;
-		if (eventfd_write(vm->stop_efd, 1) < 0) {
-			/* eventfd counter cannot overflow with one write per VM */
-		}
+		eventfd_signal(vm->stop_efd);   /* one write per VM: cannot fail */
 	}
 	pthread_mutex_unlock(&vm->lock);
 }

@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/sandbox.h"
 
@@ -95,8 +96,9 @@ static int ask_server(struct vm_threads *t, struct spawn_request *req)
 	req->next = t->pending;
 	t->pending = req;
 	pthread_mutex_unlock(&t->lock);
-	if (eventfd_write(t->efd, 1) < 0)
-		log_warn("thread request eventfd: %s", strerror(errno));
+	int e = eventfd_signal(t->efd);
+	if (e)
+		log_warn("thread request eventfd: %s", strerror(e));
 	pthread_mutex_lock(&t->lock);
 	while (!req->done)
 		pthread_cond_wait(&t->cond, &t->lock);
@@ -165,9 +167,9 @@ static void finish_pending(struct vm_threads *t, bool create)
 
 void vm_threads_serve(struct vm_threads *t)
 {
-	uint64_t n;
-	if (read(t->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("thread request eventfd: %s", strerror(errno));
+	int e = eventfd_drain(t->efd);
+	if (e < 0)
+		log_warn("thread request eventfd: %s", strerror(-e));
 	finish_pending(t, true);
 }
 
@@ -216,8 +218,9 @@ void vm_threads_stop_control(struct vm_threads *t)
 	pthread_mutex_lock(&t->lock);
 	t->teardown = true;
 	pthread_mutex_unlock(&t->lock);
-	if (eventfd_write(t->efd, 1) < 0)
-		log_warn("thread request eventfd: %s", strerror(errno));
+	int e = eventfd_signal(t->efd);
+	if (e)
+		log_warn("thread request eventfd: %s", strerror(e));
 	pthread_join(t->control, NULL);
 	t->control_started = false;
 }

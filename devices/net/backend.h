@@ -41,6 +41,18 @@ struct net_pair {
 	struct log_limit *log_limit;
 };
 
+/* A pair's counters, as its backend keeps them. */
+struct net_pair_stats {
+	bool available;                  /* false: the backend keeps none (vhost-net: the kernel moves the frames); all 0 */
+	uint64_t tx_packets, tx_bytes;   /* frames the tap took (bytes without the header) */
+	uint64_t tx_dropped;             /* frames the tap refused, or with a bad header */
+	uint64_t tx_bad_header;          /* of those: a virtio-net header not negotiated or out of the frame */
+	uint64_t rx_packets, rx_bytes;   /* frames given to the guest (bytes without the header) */
+	uint64_t rx_dropped;             /* frames larger than the guest's buffers */
+	uint64_t rx_buffers;             /* RX chains used (> rx_packets with MRG_RXBUF) */
+	uint64_t wakeups;                /* times the pair's thread woke up to look at its fds */
+};
+
 struct net_backend_ops {
 	const char *name;               /* "worker", "vhost" */
 	/* Starts serving the pair; returns 0, or -1 with a one-line log. */
@@ -48,6 +60,10 @@ struct net_backend_ops {
 	/* Stops serving; when it returns nothing touches the pair's queues,
 	 * and rx->vq / tx->vq hold the ring positions to restart from. */
 	void (*stop)(struct net_pair *p);
+	/* The counters of a pair it serves, readable from any thread while it
+	 * runs (each field is read atomically, the set is not a snapshot).
+	 * NULL: the backend keeps none. */
+	void (*stats)(const struct net_pair *p, struct net_pair_stats *out);
 };
 
 #endif

@@ -74,15 +74,15 @@ static void explain_einval(const char *name, unsigned queues, char *err, size_t 
 {
 	struct ethtool_drvinfo info;
 	if (if_driver(name, &info) < 0)
-		snprintf(err, errlen, "--net %s: interface %s exists and is not a tap device", name, name);
+		snprintf(err, errlen, "tap %s: interface %s exists and is not a tap device", name, name);
 	else if (strcmp(info.driver, "tun") != 0)
-		snprintf(err, errlen, "--net %s: interface %s exists and is not a tap device (driver %s)", name, name,
+		snprintf(err, errlen, "tap %s: interface %s exists and is not a tap device (driver %s)", name, name,
 			 info.driver);
 	else if (!strcmp(info.bus_info, "tun"))
-		snprintf(err, errlen, "--net %s: %s is a tun (layer 3) device, not a tap; recreate it: "
+		snprintf(err, errlen, "tap %s: %s is a tun (layer 3) device, not a tap; recreate it: "
 			 "ip tuntap del %s mode tun && ip tuntap add %s mode tap multi_queue", name, name, name, name);
 	else
-		snprintf(err, errlen, "--net %s: tap %s exists without multi_queue, needed for queues=%u; recreate it: "
+		snprintf(err, errlen, "tap %s: tap %s exists without multi_queue, needed for queues=%u; recreate it: "
 			 "ip tuntap del %s mode tap && ip tuntap add %s mode tap multi_queue", name, name, queues,
 			 name, name);
 }
@@ -92,21 +92,21 @@ static void explain(const char *name, unsigned queues, bool existed, int e, char
 	switch (e) {
 	case ENOENT:
 	case ENODEV:
-		snprintf(err, errlen, "--net %s: cannot open %s: %s (load the tun module: modprobe tun)", name,
+		snprintf(err, errlen, "tap %s: cannot open %s: %s (load the tun module: modprobe tun)", name,
 			 NET_TAP_DEV, strerror(e));
 		break;
 	case EPERM:
 	case EACCES:
 		if (!existed)
-			snprintf(err, errlen, "--net %s: cannot create tap %s: %s; create it beforehand: "
+			snprintf(err, errlen, "tap %s: cannot create tap %s: %s; create it beforehand: "
 				 "ip tuntap add %s mode tap multi_queue user $(id -un)", name, name, strerror(e), name);
 		else
-			snprintf(err, errlen, "--net %s: cannot attach to tap %s: %s (it belongs to another user or "
+			snprintf(err, errlen, "tap %s: cannot attach to tap %s: %s (it belongs to another user or "
 				 "group; recreate it: ip tuntap add %s mode tap multi_queue user $(id -un))", name, name,
 				 strerror(e), name);
 		break;
 	case EBUSY:
-		snprintf(err, errlen, "--net %s: tap %s is in use by another process", name, name);
+		snprintf(err, errlen, "tap %s: tap %s is in use by another process", name, name);
 		break;
 	case EINVAL:
 		if (existed) {
@@ -115,7 +115,7 @@ static void explain(const char *name, unsigned queues, bool existed, int e, char
 		}
 		/* fall through */
 	default:
-		snprintf(err, errlen, "--net %s: TUNSETIFF: %s", name, strerror(e));
+		snprintf(err, errlen, "tap %s: TUNSETIFF: %s", name, strerror(e));
 		break;
 	}
 }
@@ -126,11 +126,11 @@ int net_tap_open(struct net_tap *t, const char *name, unsigned queues, char *err
 	for (unsigned i = 0; i < NET_TAP_MAX_QUEUES; i++)
 		t->fds[i] = -1;
 	if (!name[0] || strlen(name) >= sizeof(t->name)) {
-		snprintf(err, errlen, "--net %s: not a valid interface name", name);
+		snprintf(err, errlen, "tap %s: not a valid interface name", name);
 		return -1;
 	}
 	if (queues < 1 || queues > NET_TAP_MAX_QUEUES) {
-		snprintf(err, errlen, "--net %s: %u queues: must be 1 to %u", name, queues, NET_TAP_MAX_QUEUES);
+		snprintf(err, errlen, "tap %s: %u queues: must be 1 to %u", name, queues, NET_TAP_MAX_QUEUES);
 		return -1;
 	}
 	snprintf(t->name, sizeof(t->name), "%s", name);
@@ -157,7 +157,7 @@ int net_tap_open(struct net_tap *t, const char *name, unsigned queues, char *err
 
 	int hdr = NET_TAP_VNET_HDR_LEN;
 	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
-		snprintf(err, errlen, "--net %s: TUNSETVNETHDRSZ: %s", name, strerror(errno));
+		snprintf(err, errlen, "tap %s: TUNSETVNETHDRSZ: %s", name, strerror(errno));
 		net_tap_close(t);
 		return -1;
 	}
@@ -165,7 +165,7 @@ int net_tap_open(struct net_tap *t, const char *name, unsigned queues, char *err
 		fd = attach_fd(name, flags);
 		if (fd < 0) {
 			if (fd == -EINVAL || fd == -E2BIG)
-				snprintf(err, errlen, "--net %s: cannot open queue %u of tap %s: %s (too many queues "
+				snprintf(err, errlen, "tap %s: cannot open queue %u of tap %s: %s (too many queues "
 					 "attached?)", name, i, name, strerror(-fd));
 			else
 				explain(name, queues, true, -fd, err, errlen);

@@ -30,8 +30,8 @@ struct net_tap {
 
 /* Opens `queues` (1..NET_TAP_MAX_QUEUES) fds on tap `name`, all attached.
  * With queues == 1 a tap made without multi_queue is accepted too. Returns 0,
- * or -1 with one line in err ("--net NAME: ...") saying what is wrong and,
- * where it helps, the command that fixes it (e.g. a tap that cannot be
+ * or -1 with one line in err ("tap NAME: ...": the caller adds the option it
+ * came from) saying what is wrong and, where it helps, the command that fixes it (e.g. a tap that cannot be
  * created: `ip tuntap add NAME mode tap multi_queue`). Nothing stays open on
  * failure. */
 int net_tap_open(struct net_tap *t, const char *name, unsigned queues, char *err, size_t errlen);

@@ -8,14 +8,15 @@
 #include <fcntl.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "devices/virtio/queue_worker.h"
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 
@@ -144,9 +145,7 @@ struct vhost_pair {
 	int err_fd[N_VQ];            /* vhost signals it when the guest's ring is malformed */
 	bool err_reported;           /* the device was marked broken once already */
 	unsigned queue[N_VQ];        /* transport queue numbers, for irq->queue() */
-	int stop_fd;                 /* stops the watcher */
-	pthread_t watcher;
-	bool watching;
+	struct queue_worker *watcher;   /* the pair's thread, NULL until set up */
 };
 
 static int vhost_ioctl(struct vhost_pair *v, unsigned long request, const char *what, int vq, void *arg)
@@ -170,8 +169,7 @@ static struct virtio_queue *queue_of(struct net_pair *p, int vq)
 
 static bool signalled(int fd)
 {
-	uint64_t count;
-	return fd >= 0 && read(fd, &count, sizeof(count)) == sizeof(count);
+	return fd >= 0 && eventfd_drain(fd) > 0;
 }
 
 /* Turns each signal vhost gives one of our call eventfds into irq->queue(). */
@@ -214,43 +212,43 @@ static void report_errors(struct vhost_pair *v)
 
 /* The pair's thread while vhost runs it: forwards our call eventfds (if
  * any) and watches the error eventfds. */
-static void *watcher_main(void *arg)
+static void watcher_woken(void *ctx, const struct pollfd *watch)
 {
-	struct vhost_pair *v = arg;
-	struct pollfd pfd[1 + 2 * N_VQ] = { { .fd = v->stop_fd, .events = POLLIN } };
-	nfds_t n = 1;
-	for (int i = 0; i < N_VQ; i++) {
-		if (v->own_call[i] >= 0)
-			pfd[n++] = (struct pollfd){ .fd = v->own_call[i], .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = v->err_fd[i], .events = POLLIN };
-	}
-	for (;;) {
-		if (poll(pfd, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("%s: vhost-net watcher: poll: %s", v->p->name, strerror(errno));
-			return NULL;
-		}
-		if (pfd[0].revents)
-			return NULL;
-		forward_pending(v);
-		report_errors(v);
-	}
+	struct vhost_pair *v = ctx;
+	forward_pending(v);
+	report_errors(v);
 }
+
+static const struct queue_worker_ops watcher_ops = { .woken = watcher_woken };
 
 static int start_watcher(struct vhost_pair *v)
 {
-	v->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (v->stop_fd < 0) {
+	struct queue_worker_params qp = {
+		.thread_name = v->p->name,
+		.role = THREAD_ROLE_VHOST_FWD,
+		.threads = v->p->threads,
+		.log_limit = v->p->log_limit,
+		.ops = &watcher_ops,
+		.ctx = v,
+	};
+	char name[32];
+	snprintf(name, sizeof(name), "%s vhost watcher", v->p->name);
+	qp.name = name;
+	for (int i = 0; i < N_VQ; i++) {
+		if (v->own_call[i] >= 0)
+			qp.watch[qp.n_watch++] = (struct pollfd){ .fd = v->own_call[i], .events = POLLIN };
+		qp.watch[qp.n_watch++] = (struct pollfd){ .fd = v->err_fd[i], .events = POLLIN };
+	}
+	v->watcher = queue_worker_create(1);
+	if (!v->watcher) {
 		log_error("%s: vhost-net: eventfd: %s", v->p->name, strerror(errno));
 		return -1;
 	}
-	int e = thread_start(v->p->threads, &v->watcher, THREAD_ROLE_VHOST_FWD, v->p->name, watcher_main, v);
+	int e = queue_worker_start(v->watcher, &qp);
 	if (e) {
 		log_error("%s: vhost-net: cannot start the pair's watcher thread: %s", v->p->name, strerror(e));
 		return -1;
 	}
-	v->watching = true;
 	return 0;
 }
 
@@ -312,14 +310,12 @@ static void release(struct vhost_pair *v)
 	} else if (v->fd >= 0) {
 		close(v->fd);   /* vhost drops its kick, call and tap references */
 	}
-	if (v->watching) {
-		if (eventfd_write(v->stop_fd, 1) < 0)
-			log_error("%s: vhost-net: cannot stop the pair's watcher thread", v->p->name);
-		pthread_join(v->watcher, NULL);
-		forward_pending(v);   /* what vhost signalled last */
+	if (v->watcher) {
+		bool ran = queue_worker_running(v->watcher);
+		queue_worker_destroy(v->watcher);
+		if (ran)
+			forward_pending(v);   /* what vhost signalled last */
 	}
-	if (v->stop_fd >= 0)
-		close(v->stop_fd);
 	for (int i = 0; i < N_VQ; i++) {
 		if (v->own_call[i] >= 0)
 			close(v->own_call[i]);
@@ -424,7 +420,6 @@ static int vhost_start(struct net_pair *p)
 		.own_call = { -1, -1 },
 		.err_fd = { -1, -1 },
 		.queue = { p->rx_index, p->tx_index },
-		.stop_fd = -1,
 	};
 	if (setup(v)) {
 		/* vhost may have used buffers already: their positions go back to the vqs */
@@ -448,8 +443,15 @@ static void vhost_stop(struct net_pair *p)
 	p->backend_state = NULL;
 }
 
+/* The kernel moves the frames and counts nothing we can read. */
+static void vhost_stats(const struct net_pair *p, struct net_pair_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+}
+
 const struct net_backend_ops net_vhost_backend = {
 	.name = "vhost",
 	.start = vhost_start,
 	.stop = vhost_stop,
+	.stats = vhost_stats,
 };

@@ -8,16 +8,16 @@
 #include <linux/virtio_net.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "devices/net/vhost.h"
 #include "devices/net/worker.h"
+#include "devices/virtio/queue_worker.h"
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 
@@ -61,7 +61,7 @@ struct virtio_net {
 	enum virtio_net_backend_choice choice;
 	const struct net_backend_ops *backend;
 	const struct thread_starter *threads;
-	int stop_fd;                     /* eventfd: stops the control thread */
+	struct queue_worker *ctrl_worker; /* the control queue's thread */
 	atomic_bool stopping;            /* reset() in progress: stop between commands */
 	struct log_limit log_limit;      /* the lines the guest can cause, pairs' too */
 	uint64_t pairs_change_tat;       /* rate of pair changes: next "theoretical arrival" (GCRA) */
@@ -88,8 +88,6 @@ struct virtio_net {
 	unsigned usable_pairs;           /* max_pairs with MQ, else 1 */
 	atomic_uint active_pairs;        /* pairs 0..active_pairs-1 run */
 	int ctrl_index;                  /* -1: no control queue */
-	pthread_t ctrl_thread;
-	bool ctrl_started;
 	char ctrl_thread_name[16];       /* "net0-ctrl" */
 	char ctrl_vq_name[32];
 	struct virtq_chain ctrl_chain;   /* one command at a time */
@@ -315,8 +313,7 @@ static bool pairs_change_wait(struct virtio_net *net)
 		if (atomic_load(&net->stopping))
 			return false;
 		uint64_t wait_ms = (net->pairs_change_tat - now - burst_ns) / 1000000u + 1;
-		struct pollfd stop = { .fd = net->stop_fd, .events = POLLIN };
-		if (poll(&stop, 1, (int)wait_ms) > 0)
+		if (queue_worker_wait_stop(net->ctrl_worker, (int)wait_ms))
 			return false;
 	}
 }
@@ -390,78 +387,53 @@ static int ctrl_drain(struct virtio_net *net)
 		ret = -1;
 	if (virtq_should_notify(&q->vq))
 		net->irq->queue(net->irq, (unsigned)net->ctrl_index);
-	if (served == CTRL_DRAIN_BUDGET && eventfd_write(q->kick_fd, 1) < 0) {
-		/* counter full: a kick is pending anyway */
-	}
+	if (served == CTRL_DRAIN_BUDGET)
+		eventfd_signal(q->kick_fd);   /* more may be waiting: come back after poll */
 	return ret;
 }
 
-static void *ctrl_main(void *arg)
+/* The control thread's work: the commands queued, and how long to sleep. */
+static int ctrl_thread_serve(void *ctx, struct queue_worker_sleep *next)
 {
-	struct virtio_net *net = arg;
-	bool serving = true;
-	struct pollfd fds[2] = {
-		{ .fd = net->stop_fd, .events = POLLIN },
-		{ .fd = net->queues[net->ctrl_index].kick_fd, .events = POLLIN },
-	};
-
-	for (;;) {
-		if (serving && ctrl_drain(net) < 0) {
-			serving = false;
-			net->irq->needs_reset(net->irq);
-		}
-		/* A deleted tap says nothing to vhost-net's user (vhost drops the
-		 * TX frames by itself), so this thread looks at it every
-		 * TAP_CHECK_MS. Not by sleeping in poll on the tap fd: the
-		 * deletion wakes only POLLIN waiters, and waiting for POLLIN here
-		 * would wake this thread for every frame the tap receives. */
-		bool watch = serving && !atomic_load(&net->tap_gone);
-		if (poll(fds, serving ? 2 : 1, watch ? TAP_CHECK_MS : -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("%s: control queue: poll: %s; stopped", net->name, strerror(errno));
-			return NULL;
-		}
-		if (fds[0].revents)
-			return NULL;   /* reset() */
-		if (watch) {
-			/* Queue 0 is always attached: its fd says POLLERR once the
-			 * tap is gone. */
-			int gone = net_tap_fd_gone(net->tap.fds[0]);
-			if (gone)
-				tap_gone(net, gone);
-		}
-		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn_limited(&net->log_limit, "%s: control queue kick eventfd unusable; device needs reset",
-					 net->name);
-			serving = false;
-			net->irq->needs_reset(net->irq);
-		} else if (serving && (fds[1].revents & POLLIN)) {
-			uint64_t kicks;
-			if (read(fds[1].fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN && errno != EINTR)
-				log_warn("%s: control queue kick eventfd: %s", net->name, strerror(errno));
-		}
-	}
+	struct virtio_net *net = ctx;
+	/* A deleted tap says nothing to vhost-net's user (vhost drops the TX
+	 * frames by itself), so this thread looks at it every TAP_CHECK_MS.
+	 * Not by sleeping in poll on the tap fd: the deletion wakes only POLLIN
+	 * waiters, and waiting for POLLIN here would wake this thread for every
+	 * frame the tap receives. */
+	if (!atomic_load(&net->tap_gone))
+		next->timeout_ms = TAP_CHECK_MS;
+	return ctrl_drain(net);
 }
+
+static void ctrl_thread_woken(void *ctx, const struct pollfd *watch)
+{
+	struct virtio_net *net = ctx;
+	if (atomic_load(&net->tap_gone))
+		return;
+	/* Queue 0 is always attached: its fd says POLLERR once the tap is gone. */
+	int gone = net_tap_fd_gone(net->tap.fds[0]);
+	if (gone)
+		tap_gone(net, gone);
+}
+
+static const struct queue_worker_ops ctrl_thread_ops = {
+	.serve = ctrl_thread_serve,
+	.woken = ctrl_thread_woken,
+};
 
 /* ---- activation ---- */
 
 static void net_reset(void *dev)
 {
 	struct virtio_net *net = dev;
-	uint64_t v = 1;
 
 	if (!net->active)
 		return;
-	if (net->ctrl_started) {
-		atomic_store(&net->stopping, true);
-		if (eventfd_write(net->stop_fd, 1) < 0)
-			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
-		pthread_join(net->ctrl_thread, NULL);
-		net->ctrl_started = false;
+	if (queue_worker_running(net->ctrl_worker)) {
+		atomic_store(&net->stopping, true);   /* ends its batch of commands */
+		queue_worker_stop(net->ctrl_worker);
 		atomic_store(&net->stopping, false);
-		if (read(net->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			log_warn("%s: stop eventfd: %s", net->name, strerror(errno));
 	}
 	for (unsigned i = net->max_pairs; i-- > 0;)
 		pair_stop(net, i);
@@ -519,15 +491,25 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		struct virtio_queue *cq = &queues[net->ctrl_index];
 		if (!cq->vq.name)
 			cq->vq.name = net->ctrl_vq_name;
-		int err = thread_start(net->threads, &net->ctrl_thread, THREAD_ROLE_NET_CTRL, net->ctrl_thread_name,
-				       ctrl_main, net);
+		struct queue_worker_params qp = {
+			.name = net->ctrl_vq_name,
+			.thread_name = net->ctrl_thread_name,
+			.role = THREAD_ROLE_NET_CTRL,
+			.threads = net->threads,
+			.kick_fds = { cq->kick_fd },
+			.n_kicks = 1,
+			.irq = irq,
+			.log_limit = &net->log_limit,
+			.ops = &ctrl_thread_ops,
+			.ctx = net,
+		};
+		int err = queue_worker_start(net->ctrl_worker, &qp);
 		if (err) {
 			log_error_limited(&net->log_limit, "%s: cannot start the control queue thread: %s", net->name,
 					  strerror(err));
 			net_reset(net);
 			return -1;
 		}
-		net->ctrl_started = true;
 	}
 	return 0;
 }
@@ -610,7 +592,7 @@ static const struct net_backend_ops *choose_backend(const struct virtio_net_para
 		return &net_worker_backend;
 	case VIRTIO_NET_BACKEND_VHOST:
 		if (!net_vhost_available()) {
-			snprintf(err, errlen, "--net %s: vhost=on but %s cannot be opened (modprobe vhost_net, or "
+			snprintf(err, errlen, "tap %s: vhost=on but %s cannot be opened (modprobe vhost_net, or "
 				 "use vhost=off)", p->tap, NET_VHOST_DEV);
 			return NULL;
 		}
@@ -634,13 +616,13 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	char name[16];
 	snprintf(name, sizeof(name), "net%u", p->index % 1000);
 	if (p->queue_pairs < 1 || p->queue_pairs > VIRTIO_NET_MAX_PAIRS) {
-		snprintf(err, errlen, "--net %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
+		snprintf(err, errlen, "tap %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
 			 VIRTIO_NET_MAX_PAIRS);
 		net_tap_close(tap);
 		return NULL;
 	}
 	if (tap->n_fds != p->queue_pairs) {
-		snprintf(err, errlen, "--net %s: %u tap queues open for %u queue pairs", p->tap, tap->n_fds,
+		snprintf(err, errlen, "tap %s: %u tap queues open for %u queue pairs", p->tap, tap->n_fds,
 			 p->queue_pairs);
 		net_tap_close(tap);
 		return NULL;
@@ -652,15 +634,15 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	}
 	struct virtio_net *net = calloc(1, sizeof(*net) + p->queue_pairs * sizeof(struct net_qp));
 	if (!net) {
-		snprintf(err, errlen, "--net %s: out of memory", p->tap);
+		snprintf(err, errlen, "tap %s: out of memory", p->tap);
 		net_tap_close(tap);
 		return NULL;
 	}
 	net->tap = *tap;
 	tap->n_fds = 0;   /* ours now */
-	net->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (net->stop_fd < 0) {
-		snprintf(err, errlen, "--net %s: eventfd: %s", p->tap, strerror(errno));
+	net->ctrl_worker = queue_worker_create(1);
+	if (!net->ctrl_worker) {
+		snprintf(err, errlen, "tap %s: eventfd: %s", p->tap, strerror(errno));
 		net_tap_close(&net->tap);
 		free(net);
 		return NULL;
@@ -690,7 +672,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	for (unsigned i = 0; i < net->max_pairs && backend == &net_vhost_backend; i++) {
 		net->qps[i].vhost_fd = net_vhost_open();
 		if (net->qps[i].vhost_fd < 0) {
-			snprintf(err, errlen, "--net %s: cannot open %s for queue pair %u: %s", p->tap, NET_VHOST_DEV, i,
+			snprintf(err, errlen, "tap %s: cannot open %s for queue pair %u: %s", p->tap, NET_VHOST_DEV, i,
 				 strerror(errno));
 			virtio_net_destroy(net);
 			return NULL;
@@ -700,7 +682,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	for (unsigned i = 1; i < net->max_pairs && net->tap.multi_queue; i++) {
 		int e = net_tap_set_queue(&net->tap, i, false);
 		if (e < 0) {
-			snprintf(err, errlen, "--net %s: cannot detach queue %u of the tap: %s", p->tap, i, strerror(-e));
+			snprintf(err, errlen, "tap %s: cannot detach queue %u of the tap: %s", p->tap, i, strerror(-e));
 			virtio_net_destroy(net);
 			return NULL;
 		}
@@ -713,7 +695,7 @@ struct virtio_net *virtio_net_create(const struct virtio_net_params *p, char *er
 {
 	struct net_tap tap;
 	if (p->queue_pairs < 1 || p->queue_pairs > VIRTIO_NET_MAX_PAIRS) {
-		snprintf(err, errlen, "--net %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
+		snprintf(err, errlen, "tap %s: %u queue pairs: must be 1 to %u", p->tap, p->queue_pairs,
 			 VIRTIO_NET_MAX_PAIRS);
 		return NULL;
 	}
@@ -748,7 +730,7 @@ void virtio_net_destroy(struct virtio_net *net)
 	for (unsigned i = 0; i < net->max_pairs; i++)
 		if (net->qps[i].vhost_fd >= 0)
 			close(net->qps[i].vhost_fd);
-	close(net->stop_fd);
+	queue_worker_destroy(net->ctrl_worker);
 	net_tap_close(&net->tap);
 	pthread_mutex_destroy(&net->lock);
 	log_limit_destroy(&net->log_limit);
@@ -778,6 +760,16 @@ const struct net_pair *virtio_net_pair(const struct virtio_net *net, unsigned i)
 	if (i >= net->max_pairs || !net->qps[i].backend)
 		return NULL;
 	return &net->qps[i].pair;
+}
+
+void virtio_net_pair_stats(const struct virtio_net *net, unsigned i, struct net_pair_stats *out)
+{
+	const struct net_qp *qp = i < net->max_pairs ? &net->qps[i] : NULL;
+	if (qp && qp->backend && qp->backend->stats) {
+		qp->backend->stats(&qp->pair, out);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
 }
 
 void virtio_net_rx_filter(struct virtio_net *net, struct virtio_net_rx_filter *out)

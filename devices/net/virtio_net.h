@@ -20,9 +20,9 @@
  * the device (DEVICE_NEEDS_RESET). No thread of the device ever runs on a
  * vCPU.
  *
- * The device owns the tap fds (one per pair, devices/net/tap.h), its control
- * thread and one stop eventfd; the transport owns the queues, their eventfds
- * and the interrupt handle. */
+ * The device owns the tap fds (one per pair, devices/net/tap.h) and the
+ * queue worker of its control thread (devices/virtio/queue_worker.h); the
+ * transport owns the queues, their eventfds and the interrupt handle. */
 #ifndef MINIVMM_VIRTIO_NET_H
 #define MINIVMM_VIRTIO_NET_H
 
@@ -93,6 +93,10 @@ unsigned virtio_net_active_pairs(const struct virtio_net *net);
 
 /* Pair i as handed to its backend (valid while it runs), or NULL. */
 const struct net_pair *virtio_net_pair(const struct virtio_net *net, unsigned i);
+
+/* Pair i's counters, as its backend keeps them (net_pair_stats.available
+ * false and all 0 when it keeps none or the pair does not run). */
+void virtio_net_pair_stats(const struct virtio_net *net, unsigned i, struct net_pair_stats *out);
 
 /* What the driver asked of the receive filter (stored, not enforced). */
 struct virtio_net_rx_filter {

@@ -8,17 +8,15 @@
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "devices/net/tap.h"
 #include "devices/net/net_hdr.h"
+#include "devices/virtio/queue_worker.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 
@@ -45,8 +43,7 @@ enum { PAIR_OK = 0, PAIR_MORE = 1, PAIR_BROKEN = -1 };
 
 struct worker {
 	struct net_pair *p;
-	pthread_t thread;
-	int stop_fd;
+	struct queue_worker *thread;   /* the pair's thread */
 	size_t hdr_len;
 	bool mrg;                 /* VIRTIO_NET_F_MRG_RXBUF negotiated */
 	bool clear_flags;         /* no GUEST_CSUM: RX header flags must be 0 */
@@ -342,64 +339,35 @@ static int rx_process(struct worker *w)
 
 /* ---- the thread ---- */
 
-static void *worker_main(void *arg)
+/* The thread's work: TX, then RX, each up to its budget. */
+static int pair_serve(void *ctx, struct queue_worker_sleep *next)
 {
-	struct worker *w = arg;
-	struct net_pair *p = w->p;
-	bool serving = true;
-
-	for (;;) {
-		bool more = false;
-		if (serving) {
-			int t = tx_process(w);
-			int r = t < 0 ? t : rx_process(w);
-			int bad = t < 0 ? t : r < 0 ? r : 0;
-			if (bad == PAIR_BROKEN) {
-				serving = false;
-				p->irq->needs_reset(p->irq);
-			}
-			more = serving && (t == PAIR_MORE || r == PAIR_MORE);
-		}
-
-		struct pollfd fds[4] = {
-			{ .fd = w->stop_fd, .events = POLLIN },
-			{ .fd = p->tx->kick_fd, .events = POLLIN },
-			{ .fd = p->rx->kick_fd, .events = POLLIN },
-			/* Not polled once dead: it reports POLLERR for ever. */
-			{ .fd = w->tap_dead ? -1 : p->tap_fd,
-			  .events = (short)((w->rx_wait_tap ? POLLIN : 0) | (w->tx_blocked ? POLLOUT : 0)) },
-		};
-		if (poll(fds, serving ? 4 : 1, more ? 0 : -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("%s: poll: %s; pair stopped", p->name, strerror(errno));
-			return NULL;
-		}
-		count(&w->wakeups, 1);
-		if (fds[0].revents)
-			return NULL;   /* stop() */
-		if (!serving)
-			continue;
-		for (int i = 1; i <= 2; i++) {
-			uint64_t kicks;
-			if (fds[i].revents & (POLLERR | POLLNVAL)) {
-				log_warn_limited(p->log_limit,
-						 "%s: kick eventfd %d unusable; pair stopped, device needs reset",
-						 p->name, fds[i].fd);
-				serving = false;
-				p->irq->needs_reset(p->irq);
-			} else if ((fds[i].revents & POLLIN) && read(fds[i].fd, &kicks, sizeof(kicks)) < 0 &&
-				   errno != EAGAIN && errno != EINTR) {
-				log_warn("%s: kick eventfd: %s", p->name, strerror(errno));
-			}
-		}
-		if (serving && (fds[3].revents & (POLLERR | POLLHUP | POLLNVAL))) {
-			/* A tap queue reports POLLERR once its tap is gone (the
-			 * interface was deleted); reads and writes say EBADFD. */
-			mark_tap_dead(w, fds[3].revents & POLLNVAL ? EBADF : EBADFD);
-		}
-	}
+	struct worker *w = ctx;
+	int t = tx_process(w);
+	int r = t == PAIR_BROKEN ? t : rx_process(w);
+	if (t == PAIR_BROKEN || r == PAIR_BROKEN)
+		return -1;
+	if (t == PAIR_MORE || r == PAIR_MORE)
+		next->timeout_ms = 0;
+	/* Not polled once dead: it reports POLLERR for ever. */
+	next->watch[0] = (struct pollfd){
+		.fd = w->tap_dead ? -1 : w->p->tap_fd,
+		.events = (short)((w->rx_wait_tap ? POLLIN : 0) | (w->tx_blocked ? POLLOUT : 0)),
+	};
+	return 0;
 }
+
+static void pair_woken(void *ctx, const struct pollfd *watch)
+{
+	struct worker *w = ctx;
+	count(&w->wakeups, 1);
+	/* A tap queue reports POLLERR once its tap is gone (the interface was
+	 * deleted); reads and writes say EBADFD. */
+	if (watch[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+		mark_tap_dead(w, watch[0].revents & POLLNVAL ? EBADF : EBADFD);
+}
+
+static const struct queue_worker_ops pair_ops = { .serve = pair_serve, .woken = pair_woken };
 
 static int worker_start(struct net_pair *p)
 {
@@ -421,17 +389,31 @@ static int worker_start(struct net_pair *p)
 										    : MAX_GSO_FRAME;
 	}
 	w->rx_target = w->hdr_len + frame;
-	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->stop_fd < 0) {
+	w->thread = queue_worker_create(1);
+	if (!w->thread) {
 		log_error("%s: eventfd: %s", p->name, strerror(errno));
 		free(w);
 		return -1;
 	}
 
-	int e = thread_start(p->threads, &w->thread, THREAD_ROLE_NET, p->name, worker_main, w);
+	struct queue_worker_params qp = {
+		.name = p->name,
+		.thread_name = p->name,
+		.role = THREAD_ROLE_NET,
+		.threads = p->threads,
+		.kick_fds = { p->tx->kick_fd, p->rx->kick_fd },
+		.n_kicks = 2,
+		.watch = { { .fd = p->tap_fd } },   /* events: set by pair_serve() */
+		.n_watch = 1,
+		.irq = p->irq,
+		.log_limit = p->log_limit,
+		.ops = &pair_ops,
+		.ctx = w,
+	};
+	int e = queue_worker_start(w->thread, &qp);
 	if (e) {
 		log_error("%s: cannot start its thread: %s", p->name, strerror(e));
-		close(w->stop_fd);
+		queue_worker_destroy(w->thread);
 		free(w);
 		return -1;
 	}
@@ -445,22 +427,20 @@ static void worker_stop(struct net_pair *p)
 
 	if (!w)
 		return;
-	if (eventfd_write(w->stop_fd, 1) < 0)
-		log_warn("%s: stop eventfd: %s", p->name, strerror(errno));
-	pthread_join(w->thread, NULL);
 	/* The thread gave its RX chains back before sleeping: the rings are
 	 * where the next backend starts. */
-	close(w->stop_fd);
+	queue_worker_destroy(w->thread);
 	free(w);
 	p->backend_state = NULL;
 }
 
-void net_worker_stats(const struct net_pair *p, struct net_worker_stats *out)
+static void worker_stats(const struct net_pair *p, struct net_pair_stats *out)
 {
 	const struct worker *w = p->backend_state;
 	memset(out, 0, sizeof(*out));
-	if (!w || w->p != p)
+	if (!w)
 		return;
+	out->available = true;
 	out->tx_packets = atomic_load_explicit(&w->tx_packets, memory_order_relaxed);
 	out->tx_bytes = atomic_load_explicit(&w->tx_bytes, memory_order_relaxed);
 	out->tx_dropped = atomic_load_explicit(&w->tx_dropped, memory_order_relaxed);
@@ -476,4 +456,5 @@ const struct net_backend_ops net_worker_backend = {
 	.name = "worker",
 	.start = worker_start,
 	.stop = worker_stop,
+	.stats = worker_stats,
 };

@@ -2,7 +2,8 @@
  * the pair ("net0-qp2"), moving frames between the pair's two virtqueues and
  * its tap queue fd.
  *
- * The thread polls {stop eventfd, TX kick eventfd, RX kick eventfd, tap fd}.
+ * The thread, a queue worker's (devices/virtio/queue_worker.h), polls {stop
+ * eventfd, TX kick eventfd, RX kick eventfd, tap fd}.
  *  - TX: pop a chain, writev() its device-readable buffers to the tap as
  *    they are (the guest's 12-byte virtio_net_hdr_v1 is what the tap expects,
  *    TUNSETVNETHDRSZ 12), push it used with length 0. A chain with a
@@ -31,25 +32,8 @@
 #ifndef MINIVMM_NET_WORKER_H
 #define MINIVMM_NET_WORKER_H
 
-#include <stdint.h>
-
 #include "devices/net/backend.h"
 
 extern const struct net_backend_ops net_worker_backend;
-
-struct net_worker_stats {
-	uint64_t tx_packets, tx_bytes;   /* frames the tap took (bytes without the header) */
-	uint64_t tx_dropped;             /* frames the tap refused, or with a bad header */
-	uint64_t tx_bad_header;          /* of those: a virtio-net header not negotiated or out of the frame */
-	uint64_t rx_packets, rx_bytes;   /* frames given to the guest (bytes without the header) */
-	uint64_t rx_dropped;             /* frames larger than the guest's buffers */
-	uint64_t rx_buffers;             /* RX chains used (> rx_packets with MRG_RXBUF) */
-	uint64_t wakeups;                /* poll() returns */
-};
-
-/* Counters of a pair started by net_worker_backend, readable from any
- * thread while it runs (each field is read atomically, the set is not a
- * snapshot). Zeroes for a pair it does not serve. */
-void net_worker_stats(const struct net_pair *p, struct net_worker_stats *out);
 
 #endif

@@ -9,19 +9,17 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <linux/virtio_blk.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "devices/virtio/queue_worker.h"
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 
@@ -42,8 +40,6 @@ struct blk_worker {
 	struct virtio_blk *blk;
 	unsigned queue_index;
 	struct virtio_queue *queue;      /* the transport's; valid from activate() to reset() */
-	pthread_t thread;
-	bool started;                    /* thread runs and must be joined */
 	char thread_name[16];            /* "blk0-q1": the kernel keeps 15 characters */
 	char vq_name[32];                /* "blk0 q1", in virtq's log lines */
 	/* One request at a time: kept here rather than on the thread's stack
@@ -54,7 +50,6 @@ struct blk_worker {
 
 struct virtio_blk {
 	int fd;                          /* the image */
-	int stop_fd;                     /* eventfd: wakes every worker for reset() */
 	bool readonly;
 	unsigned num_queues;
 	uint64_t capacity;               /* in 512-byte sectors */
@@ -73,6 +68,7 @@ struct virtio_blk {
 	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
 	atomic_bool warned_io;
 	struct log_limit log_limit;      /* the lines the guest can cause, across activations */
+	struct queue_worker *queue_threads;   /* one per ready queue, from activate() to reset() */
 	struct blk_worker workers[];     /* [num_queues] */
 };
 
@@ -305,73 +301,30 @@ static int drain(struct blk_worker *w)
 	if (served == BLK_DRAIN_BUDGET) {
 		/* More may be waiting: come back after poll. Only this thread
 		 * reads the eventfd; a full counter means a kick is pending. */
-		if (w->queue->kick_fd >= 0 && eventfd_write(w->queue->kick_fd, 1) < 0) {
-			/* counter full: a kick is pending anyway */
-		}
+		if (w->queue->kick_fd >= 0)
+			eventfd_signal(w->queue->kick_fd);
 	}
 	return r < 0 ? -1 : 0;
 }
 
-static void *worker_main(void *arg)
+static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 {
-	struct blk_worker *w = arg;
-	struct virtio_blk *blk = w->blk;
-	bool serving = true;   /* false once the queue broke: only wait for reset() */
-	struct pollfd fds[2] = {
-		{ .fd = blk->stop_fd, .events = POLLIN },
-		{ .fd = w->queue->kick_fd, .events = POLLIN },
-	};
-
-	for (;;) {
-		/* Drain before waiting: buffers may be there before the first
-		 * kick, and a kick that came in while draining keeps the eventfd
-		 * readable, so none is lost. */
-		if (serving && drain(w) < 0) {
-			serving = false;
-			blk->irq->needs_reset(blk->irq);
-		}
-		if (poll(fds, serving ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("%s q%u: poll: %s; worker stopped", blk->name, w->queue_index, strerror(errno));
-			return NULL;
-		}
-		if (fds[0].revents)
-			return NULL;   /* reset() */
-		if (serving && (fds[1].revents & (POLLERR | POLLNVAL))) {
-			log_warn_limited(&blk->log_limit, "%s q%u: kick eventfd %d unusable; queue stopped", blk->name,
-					 w->queue_index, fds[1].fd);
-			serving = false;
-			blk->irq->needs_reset(blk->irq);
-		} else if (serving && (fds[1].revents & POLLIN)) {
-			uint64_t kicks;
-			/* Clears the eventfd; only this thread reads it. */
-			if (read(fds[1].fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN && errno != EINTR)
-				log_warn("%s q%u: kick eventfd: %s", blk->name, w->queue_index, strerror(errno));
-		}
-	}
+	return drain(ctx);
 }
+
+static const struct queue_worker_ops blk_worker_ops = { .serve = worker_serve };
 
 static void blk_reset(void *dev)
 {
 	struct virtio_blk *blk = dev;
-	uint64_t v = 1;
 
 	if (!blk->active)
 		return;
+	/* Every worker ends its batch now, not when its turn to be joined comes. */
 	atomic_store(&blk->stopping, true);
-	/* Cannot fail: the counter is 0 here (read back below each time). */
-	if (eventfd_write(blk->stop_fd, 1) < 0)
-		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
-	for (unsigned i = 0; i < blk->num_queues; i++) {
-		struct blk_worker *w = &blk->workers[i];
-		if (w->started)
-			pthread_join(w->thread, NULL);
-		w->started = false;
-		w->queue = NULL;
-	}
-	if (read(blk->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("%s: stop eventfd: %s", blk->name, strerror(errno));
+	queue_worker_stop(blk->queue_threads);
+	for (unsigned i = 0; i < blk->num_queues; i++)
+		blk->workers[i].queue = NULL;
 	blk->irq = NULL;
 	blk->active = false;
 }
@@ -402,14 +355,25 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		w->queue = &queues[i];
 		if (!w->queue->vq.name)
 			w->queue->vq.name = w->vq_name;
-		int e = thread_start(blk->threads, &w->thread, THREAD_ROLE_BLK, w->thread_name, worker_main, w);
+		struct queue_worker_params qp = {
+			.name = w->vq_name,
+			.thread_name = w->thread_name,
+			.role = THREAD_ROLE_BLK,
+			.threads = blk->threads,
+			.kick_fds = { w->queue->kick_fd },
+			.n_kicks = 1,
+			.irq = irq,
+			.log_limit = &blk->log_limit,
+			.ops = &blk_worker_ops,
+			.ctx = w,
+		};
+		int e = queue_worker_start(blk->queue_threads, &qp);
 		if (e) {
 			log_error_limited(&blk->log_limit, "%s: cannot start the thread of queue %u: %s", blk->name, i,
 					  strerror(e));
 			failed = -1;
 			break;
 		}
-		w->started = true;
 	}
 	if (failed)
 		blk_reset(blk);   /* the transport only sets NEEDS_RESET: nothing may keep running */
@@ -465,11 +429,6 @@ const struct virtio_dev_ops virtio_blk_ops = {
 
 /* ---- life cycle ---- */
 
-void virtio_blk_set_threads(struct virtio_blk *blk, const struct thread_starter *threads)
-{
-	blk->threads = threads;
-}
-
 void virtio_blk_set_index(struct virtio_blk *blk, unsigned index)
 {
 	char serial[32];
@@ -493,37 +452,40 @@ static int64_t image_size(int fd, const char *path, char *err, size_t errlen)
 	uint64_t size;
 
 	if (fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (S_ISREG(st.st_mode)) {
 		size = (uint64_t)st.st_size;
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			snprintf(err, errlen, "--disk %s: cannot get the size of the block device: %s", path,
+			snprintf(err, errlen, "image %s: cannot get the size of the block device: %s", path,
 				 strerror(errno));
 			return -1;
 		}
 	} else {
-		snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+		snprintf(err, errlen, "image %s: not a regular file or block device", path);
 		return -1;
 	}
 	if (size % SECTOR_SIZE) {
-		snprintf(err, errlen, "--disk %s: size %" PRIu64 " bytes is not a multiple of 512", path, size);
+		snprintf(err, errlen, "image %s: size %" PRIu64 " bytes is not a multiple of 512", path, size);
 		return -1;
 	}
 	if (size > INT64_MAX) {
-		snprintf(err, errlen, "--disk %s: size %" PRIu64 " bytes is too large", path, size);
+		snprintf(err, errlen, "image %s: size %" PRIu64 " bytes is too large", path, size);
 		return -1;
 	}
 	return (int64_t)size;
 }
 
-struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned num_queues, char *err,
-				     size_t errlen)
+struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *err, size_t errlen)
 {
+	const char *path = p->path;
+	bool readonly = p->readonly;
+	unsigned num_queues = p->num_queues;
+
 	if (num_queues < 1 || num_queues > VIRTIO_MAX_QUEUES) {
-		snprintf(err, errlen, "--disk %s: %u queues: must be 1 to %u", path, num_queues, VIRTIO_MAX_QUEUES);
+		snprintf(err, errlen, "image %s: %u queues: must be 1 to %u", path, num_queues, VIRTIO_MAX_QUEUES);
 		return NULL;
 	}
 	/* O_NONBLOCK: a FIFO named by mistake must fail the check below, not
@@ -531,12 +493,12 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == EISDIR)
-			snprintf(err, errlen, "--disk %s: not a regular file or block device", path);
+			snprintf(err, errlen, "image %s: not a regular file or block device", path);
 		else if (!readonly && (errno == EACCES || errno == EROFS || errno == EPERM))
-			snprintf(err, errlen, "--disk %s: cannot open it read-write: %s (add ,ro for a read-only disk)",
+			snprintf(err, errlen, "image %s: cannot open it read-write: %s (add ,ro for a read-only disk)",
 				 path, strerror(errno));
 		else
-			snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	int64_t size = image_size(fd, path, err, errlen);
@@ -546,25 +508,18 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "--disk %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		close(fd);
 		return NULL;
 	}
 
 	struct virtio_blk *blk = calloc(1, sizeof(*blk) + num_queues * sizeof(struct blk_worker));
 	if (!blk) {
-		snprintf(err, errlen, "--disk %s: out of memory", path);
+		snprintf(err, errlen, "image %s: out of memory", path);
 		close(fd);
 		return NULL;
 	}
 	blk->fd = fd;
-	blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (blk->stop_fd < 0) {
-		snprintf(err, errlen, "--disk %s: eventfd: %s", path, strerror(errno));
-		close(fd);
-		free(blk);
-		return NULL;
-	}
 	log_limit_init(&blk->log_limit, blk->name);
 	blk->readonly = readonly;
 	blk->num_queues = num_queues;
@@ -573,7 +528,14 @@ struct virtio_blk *virtio_blk_create(const char *path, bool readonly, unsigned n
 		blk->workers[i].blk = blk;
 		blk->workers[i].queue_index = i;
 	}
-	virtio_blk_set_index(blk, 0);
+	blk->queue_threads = queue_worker_create(num_queues);
+	if (!blk->queue_threads) {
+		snprintf(err, errlen, "image %s: eventfd: %s", path, strerror(errno));
+		virtio_blk_destroy(blk);
+		return NULL;
+	}
+	blk->threads = p->threads;
+	virtio_blk_set_index(blk, p->index);
 
 	blk->config.capacity = htole64(blk->capacity);
 	blk->config.seg_max = htole32(BLK_SEG_MAX);
@@ -587,7 +549,7 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	if (!blk)
 		return;
 	blk_reset(blk);
-	close(blk->stop_fd);
+	queue_worker_destroy(blk->queue_threads);
 	close(blk->fd);
 	log_limit_destroy(&blk->log_limit);
 	free(blk);

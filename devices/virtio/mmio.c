@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 
 #define MMIO_MAGIC_VALUE 0x74726976      /* "virt" */
@@ -18,9 +19,7 @@ static struct virtio_mmio *from_irq(const struct virtio_irq *irq)
 static void raise(struct virtio_mmio *m, unsigned bit)
 {
 	atomic_fetch_or(&m->isr, bit);
-	if (eventfd_write(m->irq_fd, 1) < 0) {
-		/* counter full: an interrupt is pending anyway */
-	}
+	eventfd_signal(m->irq_fd);
 }
 
 static void irq_queue(const struct virtio_irq *irq, unsigned q)

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 
 static void put32(uint8_t *p, uint32_t v)
@@ -18,20 +19,6 @@ static uint32_t get32(const uint8_t *p)
 	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void signal_fd(int fd)
-{
-	if (eventfd_write(fd, 1) < 0) {
-		/* counter full: an interrupt is pending anyway */
-	}
-}
-
-static void drain_fd(int fd)
-{
-	uint64_t junk;
-	while (read(fd, &junk, sizeof(junk)) == sizeof(junk))
-		;
-}
-
 /* ---- interrupts ---- */
 
 static void irq_queue(const struct virtio_irq *irq, unsigned q)
@@ -41,14 +28,14 @@ static void irq_queue(const struct virtio_irq *irq, unsigned q)
 		return;
 	if (!msix_enabled(&vp->msix))
 		atomic_fetch_or(&vp->isr, VIRTIO_PCI_ISR_QUEUE);
-	signal_fd(vp->t.queues[q].call_fd);
+	eventfd_signal(vp->t.queues[q].call_fd);
 }
 
 static void irq_config(const struct virtio_irq *irq)
 {
 	struct virtio_pci *vp = irq->ctx;
 	atomic_fetch_or(&vp->isr, VIRTIO_PCI_ISR_CONFIG);
-	signal_fd(vp->config_fd);
+	eventfd_signal(vp->config_fd);
 }
 
 static void irq_needs_reset(const struct virtio_irq *irq)
@@ -270,10 +257,10 @@ static void after_reset(struct virtio_pci *vp)
 		t->queues[i].size = t->ops->queue_max_size;   /* queue_size reads the maximum after reset */
 		t->queues[i].msix_vector = msix_set_user_vector(&vp->msix, i, MSIX_NO_VECTOR);
 		/* the device is stopped: nothing of the old driver may fire later */
-		drain_fd(t->queues[i].call_fd);
+		eventfd_drain(t->queues[i].call_fd);
 	}
 	vp->msix_config = msix_set_user_vector(&vp->msix, t->n_queues, MSIX_NO_VECTOR);
-	drain_fd(vp->config_fd);
+	eventfd_drain(vp->config_fd);
 	atomic_store(&vp->isr, 0);
 }
 

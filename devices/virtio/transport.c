@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 
 #define TRANSPORT_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_INDIRECT_DESC) | \
@@ -102,12 +103,10 @@ static void reset_registers(struct virtio_transport *t)
 	t->queue_sel = 0;
 	for (unsigned i = 0; i < t->n_queues; i++) {
 		struct virtio_queue *q = &t->queues[i];
-		uint64_t junk;
 		/* Stale kicks from the previous driver must not reach the next one;
 		 * only a ready queue can have been kicked. */
-		if (q->ready && read(q->kick_fd, &junk, sizeof(junk)) < 0) {
-			/* nothing pending */
-		}
+		if (q->ready)
+			eventfd_drain(q->kick_fd);
 		q->size = 0;
 		q->desc = q->avail = q->used = 0;
 		q->ready = false;
@@ -190,9 +189,8 @@ static void activate(struct virtio_transport *t)
 	/* A notify written before the ioeventfds existed went through the exit
 	 * path while the device was not running: kick every queue once. */
 	for (unsigned i = 0; i < t->n_queues; i++)
-		if (t->queues[i].ready && eventfd_write(t->queues[i].kick_fd, 1) < 0) {
-			/* counter full means a kick is pending anyway */
-		}
+		if (t->queues[i].ready)
+			eventfd_signal(t->queues[i].kick_fd);
 }
 
 uint32_t virtio_transport_features_read(struct virtio_transport *t)
@@ -261,9 +259,7 @@ void virtio_transport_notify(struct virtio_transport *t, uint32_t queue)
 {
 	if (queue >= t->n_queues || !t->active)
 		return;
-	if (eventfd_write(t->queues[queue].kick_fd, 1) < 0) {
-		/* counter full: a kick is pending anyway */
-	}
+	eventfd_signal(t->queues[queue].kick_fd);
 }
 
 void virtio_transport_config_read(struct virtio_transport *t, uint32_t off, void *data, uint32_t len)

@@ -495,8 +495,8 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 	for (unsigned i = 0; i < pairs; i++) {
 		f0[i] = tx ? atomic_load(&drv[i].tx_frames) : atomic_load(&drv[i].rx_frames);
 		b0[i] = tx ? atomic_load(&drv[i].tx_bytes) : atomic_load(&drv[i].rx_bytes);
-		struct net_worker_stats s;
-		net_worker_stats(virtio_net_pair(net, i), &s);
+		struct net_pair_stats s;
+		virtio_net_pair_stats(net, i, &s);
 		d0 += s.rx_dropped + s.tx_dropped;
 		w0 += s.wakeups;
 	}
@@ -517,8 +517,8 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 		r->bps[i] = (double)(b1 - b0[i]) * 8 / dt;
 		r->total_pps += r->pps[i];
 		r->total_bps += r->bps[i];
-		struct net_worker_stats s;
-		net_worker_stats(virtio_net_pair(net, i), &s);
+		struct net_pair_stats s;
+		virtio_net_pair_stats(net, i, &s);
 		r->worker_drops += s.rx_dropped + s.tx_dropped;
 		w1 += s.wakeups;
 	}

@@ -196,8 +196,8 @@ if [[ -n $TINY && -r /dev/kvm && -w /dev/kvm ]]; then
 	truncate -s 199M "$tmp/199.initrd"
 	expect_error "--initrd $tmp/199.initrd: initrd of 200 MiB does not fit in guest memory above the kernel" \
 		--kernel "$TINY" --mem 200 --console none --initrd "$tmp/199.initrd"
-	expect_error "--disk $tmp: not a regular file" --kernel "$TINY" --disk "$tmp,transport=mmio" --console none
-	expect_error "--disk $tmp/fifo" --kernel "$TINY" --disk "$tmp/fifo,transport=mmio" --console none
+	expect_error "--disk: image $tmp: not a regular file" --kernel "$TINY" --disk "$tmp,transport=mmio" --console none
+	expect_error "--disk: image $tmp/fifo" --kernel "$TINY" --disk "$tmp/fifo,transport=mmio" --console none
 	unset MINIVMM_ALLOW_PVM
 else
 	echo "SKIP: load-stage cases (no usable /dev/kvm or no test guest)"

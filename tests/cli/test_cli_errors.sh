@@ -68,10 +68,10 @@ if [[ -n $TINY && -r /dev/kvm && -w /dev/kvm ]]; then
 	ln -s "$tmp/target" "$tmp/console-link"
 	expect_error "--console $tmp/console-link: is a symbolic link" --kernel "$TINY" --console "$tmp/console-link"
 	if [[ $(cat "$tmp/target") == keep ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the console symlink's target was written"; fi
-	expect_error "--disk $tmp/nope.img" --kernel "$TINY" --disk "$tmp/nope.img,transport=mmio"
+	expect_error "--disk: image $tmp/nope.img" --kernel "$TINY" --disk "$tmp/nope.img,transport=mmio"
 	head -c 1000 /dev/zero > "$tmp/odd.img"
 	expect_error "not a multiple of 512" --kernel "$TINY" --disk "$tmp/odd.img,transport=mmio"
-	expect_error "--disk $tmp: not a regular file" --kernel "$TINY" --disk "$tmp,transport=mmio"
+	expect_error "--disk: image $tmp: not a regular file" --kernel "$TINY" --disk "$tmp,transport=mmio"
 else
 	echo "SKIP: KVM-dependent error cases (no usable /dev/kvm or no test guest)"
 fi

@@ -60,7 +60,8 @@ static void setup_once(void)
 	char path[64], err[256];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", disk_fd);
 	for (int ro = 0; ro < 2; ro++) {
-		disks[ro] = virtio_blk_create(path, ro, 1, err, sizeof(err));
+		disks[ro] = virtio_blk_create(&(struct virtio_blk_params){ .path = path, .readonly = ro, .num_queues = 1 }, err,
+					      sizeof(err));
 		if (!disks[ro]) {
 			fprintf(stderr, "fuzz_blk: %s\n", err);
 			abort();

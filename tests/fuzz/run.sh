@@ -41,12 +41,12 @@ srcs() {
 	fuzz_options) echo vmm/options.c ;;
 	fuzz_platform) echo devices/serial_8250.c devices/i8042.c devices/power_ctl.c devices/debug_port.c \
 		vmm/base/io_bus.c ;;
-	fuzz_net_worker) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c devices/net/tap.c \
+	fuzz_net_worker) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c devices/net/tap.c \
 		devices/net/net_hdr.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # worker.c is included by the target
-	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c devices/net/tap.c \
+	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c devices/net/tap.c \
 		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # virtio_net.c: included
 	fuzz_arm64_boot) echo arch/arm64/boot.c arch/arm64/fdt.c -lfdt ;;
-	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c vmm/base/thread_start.c \
+	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
 		vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # blk.c itself is included by the target
 	esac
 }

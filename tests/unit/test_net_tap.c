@@ -140,7 +140,7 @@ Test(net_tap, single_queue_tap)
 	net_tap_close(&tap);
 	/* two pairs: a clear error with the fix */
 	cr_assert_eq(net_tap_open(&tap, "mvt2", 2, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "--net mvt2:"), "%s", err);
+	cr_assert(strstr(err, "tap mvt2:"), "%s", err);
 	cr_assert(strstr(err, "without multi_queue"), "%s", err);
 	cr_assert(strstr(err, "ip tuntap add mvt2 mode tap multi_queue"), "%s", err);
 	cr_assert_eq(tap.n_fds, 0);
@@ -159,7 +159,7 @@ Test(net_tap, other_interface_refused)
 {
 	need_netns();
 	cr_assert_eq(net_tap_open(&tap, "lo", 1, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "--net lo: interface lo exists and is not a tap device"), "%s", err);
+	cr_assert(strstr(err, "tap lo: interface lo exists and is not a tap device"), "%s", err);
 }
 
 Test(net_tap, bad_arguments)
@@ -186,7 +186,7 @@ Test(net_tap, cannot_create_without_cap_net_admin)
 	cr_assert_eq(syscall(SYS_capset, &hdr, data), 0, "capset: %s", strerror(errno));
 
 	cr_assert_eq(net_tap_open(&tap, "mvt5", 2, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "--net mvt5: cannot create tap mvt5"), "%s", err);
+	cr_assert(strstr(err, "tap mvt5: cannot create tap mvt5"), "%s", err);
 	cr_assert(strstr(err, "ip tuntap add mvt5 mode tap multi_queue"), "%s", err);
 	cr_assert(!if_exists("mvt5"));
 }

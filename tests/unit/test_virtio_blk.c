@@ -178,7 +178,8 @@ TestSuite(virtio_blk, .init = setup, .fini = teardown);
 static void create(bool readonly, unsigned nq)
 {
 	char err[256] = "";
-	blk = virtio_blk_create(img_path, readonly, nq, err, sizeof(err));
+	blk = virtio_blk_create(&(struct virtio_blk_params){ .path = img_path, .readonly = readonly, .num_queues = nq },
+				 err, sizeof(err));
 	cr_assert_not_null(blk, "create: %s", err);
 	n_queues = nq;
 }
@@ -816,7 +817,8 @@ static void assert_create_fails(const char *path, bool readonly, unsigned nq, co
 {
 	char err[256] = "";
 	unsigned fds = census_fds();
-	struct virtio_blk *b = virtio_blk_create(path, readonly, nq, err, sizeof(err));
+	struct virtio_blk *b = virtio_blk_create(
+		&(struct virtio_blk_params){ .path = path, .readonly = readonly, .num_queues = nq }, err, sizeof(err));
 	cr_assert_null(b, "%s: created", path);
 	cr_assert(strstr(err, path), "error does not name %s: %s", path, err);
 	cr_assert(strstr(err, why), "expected \"%s\" in: %s", why, err);
@@ -861,7 +863,8 @@ Test(virtio_blk, create_empty_image_and_most_queues)
 	blk = NULL;
 	/* the largest queue count */
 	char err[256];
-	blk = virtio_blk_create(img_path, true, VIRTIO_MAX_QUEUES, err, sizeof(err));
+	blk = virtio_blk_create(&(struct virtio_blk_params){ .path = img_path, .readonly = true, .num_queues = VIRTIO_MAX_QUEUES },
+				 err, sizeof(err));
 	cr_assert_not_null(blk, "%s", err);
 	cr_assert_eq(virtio_blk_ops.num_queues(blk), VIRTIO_MAX_QUEUES);
 }

@@ -328,12 +328,12 @@ static ssize_t capture(void *buf, size_t max, unsigned timeout_ms, bool *csum_pa
 	}
 }
 
-static struct net_worker_stats pair_stats(unsigned i)
+static struct net_pair_stats pair_stats(unsigned i)
 {
-	struct net_worker_stats s;
-	const struct net_pair *p = virtio_net_pair(net, i);
-	cr_assert_not_null(p, "pair %u not running", i);
-	net_worker_stats(p, &s);
+	struct net_pair_stats s;
+	cr_assert_not_null(virtio_net_pair(net, i), "pair %u not running", i);
+	virtio_net_pair_stats(net, i, &s);
+	cr_assert(s.available, "pair %u: no counters", i);
 	return s;
 }
 
@@ -445,7 +445,7 @@ Test(virtio_net, create_errors)
 	char err[256] = "";
 	struct virtio_net_params p = params(0, VIRTIO_NET_BACKEND_WORKER);
 	cr_assert_null(virtio_net_create(&p, err, sizeof(err)));
-	cr_assert(strstr(err, "--net " TAP ": 0 queue pairs"), "%s", err);
+	cr_assert(strstr(err, "tap " TAP ": 0 queue pairs"), "%s", err);
 	p.queue_pairs = VIRTIO_NET_MAX_PAIRS + 1;
 	cr_assert_null(virtio_net_create(&p, err, sizeof(err)));
 	cr_assert(strstr(err, "queue pairs: must be 1 to"), "%s", err);
@@ -466,7 +466,7 @@ Test(virtio_net, vhost_on_without_vhost_net)
 	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
 	unsigned fds = census_fds();
 	cr_assert_null(virtio_net_create_on_tap(&p, &t, err, sizeof(err)));
-	cr_assert(strstr(err, "--net " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
+	cr_assert(strstr(err, "tap " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
 	cr_assert_eq(census_fds(), fds - 1, "the tap fd is closed on failure");
 	peer_fds[0] = sv[1];
 
@@ -993,7 +993,7 @@ Test(virtio_net, tx_frame_reaches_the_tap)
 	ssize_t n = capture(got, sizeof(got), TEST_TIMEOUT_MS, NULL);
 	cr_assert_eq(n, (ssize_t)sizeof(frame));
 	cr_assert_arr_eq(got, frame, sizeof(frame));
-	struct net_worker_stats s = pair_stats(0);
+	struct net_pair_stats s = pair_stats(0);
 	cr_assert_eq(s.tx_packets, 1);
 	cr_assert_eq(s.tx_bytes, sizeof(frame));
 	cr_assert_eq(s.tx_dropped, 0);
@@ -1103,7 +1103,7 @@ Test(virtio_net, tx_header_not_negotiated_is_dropped_and_counted)
 	guest_send(0, frame, sizeof(frame), &h);
 	virtq_driver_wait_used(&drv[1]);
 	cr_assert_eq(capture(got, sizeof(got), 300, NULL), -1, "the frame reached the tap");
-	struct net_worker_stats st = pair_stats(0);
+	struct net_pair_stats st = pair_stats(0);
 	cr_assert_eq(st.tx_bad_header, 1);
 	cr_assert_eq(st.tx_dropped, 1);
 	cr_assert(strstr(logged(), "net0-qp0: TX frame (head 0) dropped: checksum offload (NEEDS_CSUM) not negotiated"));
@@ -1245,7 +1245,7 @@ Test(virtio_net, rx_mergeable_frame_across_chains)
 	cr_assert_eq(s.len, HDR + sizeof(small));
 	check_rx_hdr(rx_buf(addrs[3]), 1);
 	cr_assert_arr_eq(rx_buf(addrs[3]) + HDR, small, sizeof(small));
-	struct net_worker_stats st = pair_stats(0);
+	struct net_pair_stats st = pair_stats(0);
 	cr_assert_eq(st.rx_packets, 2);
 	cr_assert_eq(st.rx_buffers, 4);
 	cr_assert_eq(st.rx_dropped, 0);
@@ -1292,7 +1292,7 @@ Test(virtio_net, rx_without_mrg_one_chain_per_frame)
 	check_rx_hdr(rx_buf(addrs[0]), 1);
 	cr_assert_arr_eq(rx_buf(addrs[0]) + HDR, small, sizeof(small));
 	virtq_driver_assert_no_used(&drv[0], 50);
-	struct net_worker_stats st = pair_stats(0);
+	struct net_pair_stats st = pair_stats(0);
 	cr_assert_eq(st.rx_dropped, 1);
 	cr_assert_eq(st.rx_packets, 1);
 }
