@@ -30,7 +30,7 @@
 
 /* ---- the allow lists ----
  *
- * Built from what each role calls (README "Sandbox" says how to check):
+ * Built from what each role calls (docs/sandbox.md says how to check):
  * glibc's own calls (malloc, thread exit, stdio) are in every list. */
 
 enum arg_rule {
