@@ -80,7 +80,7 @@ int machine_platform_init(struct vm *vm)
 
 int machine_virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
 {
-	if (index >= arch_layout.virtio_mmio.count || index >= VM_MAX_VIRTIO)
+	if (index >= arch_layout.virtio_mmio.count)
 		return -1;
 	*base = arch_layout.virtio_mmio.base + index * arch_layout.virtio_mmio.stride;
 	*gsi = arch_layout.virtio_mmio.first_gsi + index;
