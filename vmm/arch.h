@@ -100,5 +100,9 @@ int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *ini
 
 /* Per-vCPU state before the first KVM_RUN. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
+/* The VM was paused and is about to resume: tells the guest's clock so a
+ * long pause is not taken for a lockup (x86: KVM_KVMCLOCK_CTRL; a guest
+ * without kvmclock is no error). Returns 0, or -1 with errno set. */
+int arch_vcpu_resuming(struct vcpu *vcpu);
 
 #endif

@@ -80,9 +80,17 @@ static int attach(struct vm *vm, const char *name, enum transport tr, const stru
 			  "use transport=mmio", name);
 		return -1;
 	}
-	if (tr == TRANSPORT_PCI || (tr == TRANSPORT_DEFAULT && vm->pci_msi))
-		return attach_pci(vm, name, ops, dev);
-	return attach_mmio(vm, name, ops, dev);
+	bool pci = tr == TRANSPORT_PCI || (tr == TRANSPORT_DEFAULT && vm->pci_msi);
+	if (pci ? attach_pci(vm, name, ops, dev) : attach_mmio(vm, name, ops, dev))
+		return -1;
+	struct vm_devices *d = &vm->devices;
+	if (d->n_descs < ARRAY_SIZE(d->descs))
+		d->descs[d->n_descs++] = (struct vm_device_desc){
+			.name = name,
+			.type = ops == &virtio_blk_ops ? "virtio-blk" : "virtio-net",
+			.transport = pci ? "pci" : "mmio",
+		};
+	return 0;
 }
 
 int vm_add_devices(struct vm *vm, const struct vmm_options *o)

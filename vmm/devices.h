@@ -15,6 +15,13 @@ struct virtio_mmio;
 struct virtio_net;
 struct virtio_pci;
 
+/* What the control socket's "info" shows of a device. */
+struct vm_device_desc {
+	const char *name;        /* "blk0", "net1" */
+	const char *type;        /* "virtio-blk", "virtio-net" */
+	const char *transport;   /* "mmio", "pci" */
+};
+
 struct vm_devices {
 	struct virtio_blk *blks[VM_MAX_VIRTIO];
 	unsigned n_blks;
@@ -28,6 +35,8 @@ struct vm_devices {
 	struct msi_routes msi_routes;     /* the VM's whole GSI routing table */
 	char names[VM_MAX_VIRTIO * 2][16];
 	unsigned n_names;
+	struct vm_device_desc descs[VM_MAX_VIRTIO * 2];   /* every device attached, in order */
+	unsigned n_descs;
 };
 
 /* The fds each tap queue and vhost-net instance of every NIC uses (the

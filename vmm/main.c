@@ -9,6 +9,7 @@
 #include "vmm/arch.h"
 #include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
+#include "vmm/ctl.h"
 #include "vmm/options.h"
 #include "vmm/vm.h"
 
@@ -52,6 +53,10 @@ int main(int argc, char **argv)
 	 * dropped (console_output). */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+
+	/* The control socket's client: minivmm ctl PATH CMD. */
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc, argv);
 
 	if (options_parse(argc, argv, &opts, err, sizeof(err))) {
 		log_error("%s", err);

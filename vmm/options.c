@@ -11,6 +11,7 @@
 
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"
+"       minivmm ctl SOCKET pause|resume|info|stats|stop\n"
 "\n"
 "Boot a Linux kernel directly under KVM.\n"
 "\n"
@@ -35,6 +36,9 @@ const char options_usage[] =
 "  --group GROUP         run as this group (default: the user's own, or\n"
 "                        65534, nogroup, for a numeric --user)\n"
 "  --chroot DIR          change root to DIR once devices are open\n"
+"  --api-sock PATH       control socket (mode 0600): one JSON object per line,\n"
+"                        {\"cmd\":\"pause\"|\"resume\"|\"info\"|\"stats\"|\"stop\"};\n"
+"                        \"minivmm ctl PATH CMD\" sends one and prints the reply\n"
 "  --guest-exit          exit with the status the guest writes to the guest port\n"
 "                        (without it only 0 is taken: a guest cannot fake\n"
 "                        minivmm's own statuses)\n"
@@ -42,6 +46,7 @@ const char options_usage[] =
 "  --version             print the version and exit\n"
 "\n"
 "On an interactive console, type Ctrl-A x to stop the guest.\n"
+"minivmm ctl exits 0 on a reply, 1 on an error reply or when it cannot connect.\n"
 "Exit status: 0 when the guest powers off, 1 on error, 128+N when stopped by\n"
 "signal N, 159 when a seccomp filter stopped it; with --guest-exit, the\n"
 "guest's status when it reports one (the last line on stderr tells which).\n";
@@ -240,6 +245,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		static const char *const with_value[] = {
 			"--kernel", "--initrd", "--cmdline", "--cpus", "--mem",
 			"--disk", "--net", "--console", "--console-max", "--seccomp", "--user", "--group", "--chroot",
+			"--api-sock",
 		};
 		bool known = false;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -314,6 +320,10 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 				o->seccomp = SECCOMP_OFF;
 			else
 				return err_set(err, errlen, "--seccomp %s: must be on, log or off", val);
+		} else if (!strcmp(name, "--api-sock")) {
+			if (!*val)
+				return err_set(err, errlen, "--api-sock: empty path");
+			o->api_sock = val;
 		} else if (!strcmp(name, "--user") || !strcmp(name, "--group") || !strcmp(name, "--chroot")) {
 			if (!*val)
 				return err_set(err, errlen, "%s: empty value", name);

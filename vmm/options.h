@@ -52,6 +52,7 @@ struct vmm_options {
 	const char *user;          /* --user: name or uid; NULL keeps ours */
 	const char *group;         /* --group */
 	const char *chroot_dir;    /* --chroot */
+	const char *api_sock;      /* --api-sock: the control socket's path */
 	struct disk_opt disks[MAX_DISKS];
 	unsigned n_disks;
 	struct net_opt nets[MAX_NETS];

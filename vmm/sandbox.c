@@ -44,6 +44,7 @@ enum arg_rule {
 	GET_NAME_ONLY,   /* prctl: PR_GET_NAME (the SIGSYS handler names the thread) */
 	FILTER_ONLY,     /* seccomp: SECCOMP_SET_MODE_FILTER (a new thread narrows itself) */
 	FD_STAT,         /* newfstatat: AT_EMPTY_PATH (glibc's fstat), not a path lookup */
+	API_DIR_ONLY,    /* unlinkat: of a file (no AT_REMOVEDIR) in the control socket's directory */
 };
 
 struct rule {
@@ -80,7 +81,7 @@ static const struct rule common_rules[] = {
  * requests, kicking and joining the other threads, the terminal restored,
  * and freeing what is left once the control thread removed the devices. */
 static const struct rule main_rules[] = {
-	R(poll), R(ppoll), R(close), R(tgkill), R(rt_sigaction),
+	R(poll), R(ppoll), R(close), R(tgkill), R(rt_sigaction), { SCMP_SYS(unlinkat), API_DIR_ONLY },
 	{ SCMP_SYS(ioctl), IOCTL_LIST },
 	{ RULES_END, ANY_ARGS },
 };
@@ -127,6 +128,15 @@ static const struct rule vhost_fwd_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
+/* The control socket (vmm/api.c): clients accepted on the socket opened
+ * before the sandbox, their lines read and answered, closed; pause kicks
+ * the vCPUs (tgkill) and resume tells the guest's kvmclock. */
+static const struct rule api_rules[] = {
+	R(poll), R(ppoll), R(accept4), R(recvfrom), R(sendto), R(close), R(tgkill),
+	{ SCMP_SYS(ioctl), IOCTL_LIST },
+	{ RULES_END, ANY_ARGS },
+};
+
 /* The ioctl groups; which role gets which is add_ioctls(). */
 /* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */
 static const unsigned long kvm_device_ioctls[] = { KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD,
@@ -142,6 +152,12 @@ static const unsigned long vhost_ioctls[] = { VHOST_SET_OWNER, VHOST_RESET_OWNER
 					      VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL, VHOST_SET_VRING_ERR,
 					      VHOST_NET_SET_BACKEND, 0 };
 static const unsigned long terminal_ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, 0 };
+/* Resume after a pause: the guest's kvmclock is told it was stopped (x86). */
+#ifdef __x86_64__
+static const unsigned long resume_ioctls[] = { KVM_KVMCLOCK_CTRL, 0 };
+#else
+static const unsigned long resume_ioctls[] = { 0 };
+#endif
 #define VHOST_IOCTL_TYPE VHOST_VIRTIO   /* every VHOST_* request: its _IOC type byte */
 
 static const struct rule *const role_rules[THREAD_ROLE_COUNT] = {
@@ -152,6 +168,7 @@ static const struct rule *const role_rules[THREAD_ROLE_COUNT] = {
 	[THREAD_ROLE_NET_CTRL] = net_ctrl_rules,
 	[THREAD_ROLE_VHOST_FWD] = vhost_fwd_rules,
 	[THREAD_ROLE_CONTROL] = control_rules,
+	[THREAD_ROLE_API] = api_rules,
 };
 
 /* ---- building a filter ---- */
@@ -215,6 +232,10 @@ static int add_ioctls(scmp_filter_ctx ctx, enum thread_role role, const struct b
 	case THREAD_ROLE_MAIN:
 		rc = allow_group(ctx, b, &in, 1, terminal_ioctls);
 		return rc ? rc : allow_group(ctx, b, &vm_fd, n_vm, irq_line_ioctls);
+	case THREAD_ROLE_API:
+		if (!resume_ioctls[0])
+			return 0;
+		return allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, resume_ioctls);
 	case THREAD_ROLE_CONTROL:
 		rc = allow_group(ctx, b, &vm_fd, n_vm, kvm_device_ioctls);
 		break;
@@ -265,6 +286,13 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role 
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
 	case GET_NAME_ONLY:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+	case API_DIR_ONLY:
+		if (!b->fds)
+			return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_EQ, 0));
+		if (!b->fds->api_dir_fd)
+			return 0;
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2,
+					SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)*b->fds->api_dir_fd), SCMP_A2(SCMP_CMP_EQ, 0));
 	case FILTER_ONLY:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
 	}

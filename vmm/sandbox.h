@@ -60,6 +60,7 @@ struct sandbox_fds {
 	unsigned n_taps;
 	const int *vhost_fds;
 	unsigned n_vhost;
+	const int *api_dir_fd;   /* the control socket's directory (its file is removed at the end), or NULL */
 };
 
 /* Compiles the per-role filters (nothing is installed yet) and sets up the

@@ -18,6 +18,7 @@
 #include "vmm/base/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/machine.h"
+#include "vmm/vm_api.h"
 
 static void stop_sink_cb(void *ctx, enum vm_stop_reason reason, int status)
 {
@@ -139,6 +140,7 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 	vm->fd = -1;
 	vm->kvm.fd = -1;
 	vm->stop_efd = -1;
+	api_init(&vm->api);
 	vm->start_ns = monotonic_ns();
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
@@ -148,6 +150,8 @@ int vm_create(struct vm *vm, const struct vmm_options *opts)
 		return -1;
 
 	if (console_open(&vm->console, opts))
+		return -1;
+	if (opts->api_sock && api_open(&vm->api, opts->api_sock))
 		return -1;
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0) {
@@ -280,6 +284,9 @@ static int exit_status_for(struct vm *vm)
 	case STOP_USER_QUIT:
 		log_info("stopped from the console (Ctrl-A x)");
 		return 0;
+	case STOP_API:
+		log_info("stopped through the control socket");
+		return 0;
 	case STOP_ERROR:
 	case STOP_NONE:
 	default:
@@ -287,14 +294,14 @@ static int exit_status_for(struct vm *vm)
 	}
 }
 
-/* On the control thread: the vCPUs are its children. */
-static int start_vcpus(void *arg)
+/* On the control thread: the vCPUs and the api thread are its children. */
+static int start_threads(void *arg)
 {
 	struct vm *vm = arg;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (vcpu_start(&vm->vcpus[i]))
 			return -1;
-	return 0;
+	return api_start(&vm->api, &vm->threads.starter, &vm_api_ops, vm);
 }
 
 int vm_run(struct vm *vm)
@@ -330,7 +337,7 @@ int vm_run(struct vm *vm)
 		close(sfd);
 		return 1;
 	}
-	if (vm_threads_call(&vm->threads, start_vcpus, vm) || sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN))
+	if (vm_threads_call(&vm->threads, start_threads, vm) || sandbox_enter(&vm->sandbox, THREAD_ROLE_MAIN))
 		vm_request_stop(vm, STOP_ERROR, 1);
 
 	for (;;) {
@@ -367,7 +374,8 @@ int vm_run(struct vm *vm)
 	}
 
 	vm_threads_close(&vm->threads);   /* a vCPU waiting for a device thread must not hold up the stop */
-	stop_all_vcpus(vm);
+	stop_all_vcpus(vm);   /* which also ends a pause the api thread waits in */
+	api_stop(&vm->api);   /* it reads device counters: before the devices go */
 	vm_threads_stop_control(&vm->threads);   /* which removes the devices */
 	close(sfd);
 	/* Teardown from here: a second Ctrl-C or a SIGTERM ends the process
@@ -380,6 +388,7 @@ int vm_run(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
 	stop_all_vcpus(vm);
+	api_close(&vm->api);
 	vm_remove_devices(vm);
 	vm_devices_destroy(&vm->devices);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
@@ -414,7 +423,8 @@ int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandb
 	int vcpu_fds[256], taps[MAX_NETS * MAX_NET_QUEUE_PAIRS], vhost[MAX_NETS * MAX_NET_QUEUE_PAIRS];
 	_Static_assert(ARRAY_SIZE(vcpu_fds) > 255, "--cpus goes to 255");
 	struct sandbox_fds fds = { .vm_fd = vm->fd, .vcpu_fds = vcpu_fds, .n_vcpus = vm->n_vcpus,
-				   .tap_fds = taps, .vhost_fds = vhost };
+				   .tap_fds = taps, .vhost_fds = vhost,
+				   .api_dir_fd = vm->api.dir_fd >= 0 ? &vm->api.dir_fd : NULL };
 	for (unsigned i = 0; i < vm->n_vcpus && i < ARRAY_SIZE(vcpu_fds); i++)
 		vcpu_fds[i] = vm->vcpus[i].fd;
 	vm_devices_net_fds(&vm->devices, taps, ARRAY_SIZE(taps), &fds.n_taps, vhost, ARRAY_SIZE(vhost), &fds.n_vhost);

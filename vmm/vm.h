@@ -19,6 +19,7 @@
 #include "vmm/options.h"
 #include "vmm/sandbox.h"
 #include "vmm/base/stop.h"
+#include "vmm/api.h"
 #include "vmm/vm_threads.h"
 
 struct vcpu;
@@ -73,6 +74,9 @@ struct vm {
 	/* Threads and what they may do (vmm/vm_threads.h, vmm/sandbox.h). */
 	struct vm_threads threads;
 	struct sandbox sandbox;
+
+	/* The control socket (--api-sock) and its thread. */
+	struct api_server api;
 };
 
 /* Creates the VM: KVM, memory, irqchip, platform devices, vCPUs. Logs and

@@ -246,3 +246,11 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *v)
 		return set_boot_regs(vm, v);
 	return 0;
 }
+
+int arch_vcpu_resuming(struct vcpu *v)
+{
+	/* EINVAL: the guest has not set up kvmclock on this vCPU. */
+	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		return -1;
+	return 0;
+}

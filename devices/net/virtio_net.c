@@ -68,7 +68,7 @@ struct virtio_net {
 
 	/* Config space and receive filter: read by vCPUs (and tests), written
 	 * by the control thread. */
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;            /* also: a pair's backend set or cleared (virtio_net_pair_stats) */
 	uint8_t mac[6];
 	uint16_t status;
 	struct virtio_net_rx_filter filter;
@@ -192,7 +192,9 @@ static int pair_start(struct virtio_net *net, unsigned i)
 		if (b->start(p) < 0)
 			goto fail;
 	}
+	pthread_mutex_lock(&net->lock);
 	qp->backend = b;
+	pthread_mutex_unlock(&net->lock);
 	return 0;
 fail:
 	if (i > 0 && net->tap.multi_queue && net_tap_set_queue(&net->tap, i, false) == 0)
@@ -203,10 +205,14 @@ fail:
 static void pair_stop(struct virtio_net *net, unsigned i)
 {
 	struct net_qp *qp = &net->qps[i];
-	if (qp->backend) {
-		qp->backend->stop(&qp->pair);
-		qp->backend = NULL;
-	}
+	/* Cleared under the lock before the backend frees its state, so that
+	 * virtio_net_pair_stats on another thread never reads it freed. */
+	pthread_mutex_lock(&net->lock);
+	const struct net_backend_ops *b = qp->backend;
+	qp->backend = NULL;
+	pthread_mutex_unlock(&net->lock);
+	if (b)
+		b->stop(&qp->pair);
 	/* Queue 0 stays attached: with no queue at all the tap loses its carrier. */
 	if (i > 0 && qp->attached && net->tap.multi_queue && !atomic_load(&net->tap_gone)) {
 		int e = net_tap_set_queue(&net->tap, i, false);
@@ -765,11 +771,14 @@ const struct net_pair *virtio_net_pair(const struct virtio_net *net, unsigned i)
 void virtio_net_pair_stats(const struct virtio_net *net, unsigned i, struct net_pair_stats *out)
 {
 	const struct net_qp *qp = i < net->max_pairs ? &net->qps[i] : NULL;
-	if (qp && qp->backend && qp->backend->stats) {
-		qp->backend->stats(&qp->pair, out);
-		return;
-	}
 	memset(out, 0, sizeof(*out));
+	if (!qp)
+		return;
+	pthread_mutex_t *lock = &((struct virtio_net *)net)->lock;
+	pthread_mutex_lock(lock);
+	if (qp->backend && qp->backend->stats)
+		qp->backend->stats(&qp->pair, out);
+	pthread_mutex_unlock(lock);
 }
 
 void virtio_net_rx_filter(struct virtio_net *net, struct virtio_net_rx_filter *out)

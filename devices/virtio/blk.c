@@ -68,6 +68,8 @@ struct virtio_blk {
 	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
 	atomic_bool warned_io;
 	struct log_limit log_limit;      /* the lines the guest can cause, across activations */
+	/* virtio_blk_stats: bumped by the workers, read by anyone. */
+	atomic_uint_fast64_t n_reads, n_writes, n_flushes, n_others, n_read_bytes, n_written_bytes, n_errors;
 	struct queue_worker *queue_threads;   /* one per ready queue, from activate() to reset() */
 	struct blk_worker workers[];     /* [num_queues] */
 };
@@ -214,6 +216,33 @@ static void warn_malformed(struct blk_worker *w, const char *what)
 				 blk->name, w->queue_index, w->chain.head, what);
 }
 
+static void count(struct virtio_blk *blk, uint32_t type, uint8_t st, uint64_t bytes)
+{
+	atomic_uint_fast64_t *n = type == VIRTIO_BLK_T_IN ? &blk->n_reads : type == VIRTIO_BLK_T_OUT ? &blk->n_writes
+				  : type == VIRTIO_BLK_T_FLUSH ? &blk->n_flushes : &blk->n_others;
+	atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+	if (st != VIRTIO_BLK_S_OK)
+		atomic_fetch_add_explicit(&blk->n_errors, 1, memory_order_relaxed);
+	else if (type == VIRTIO_BLK_T_IN)
+		atomic_fetch_add_explicit(&blk->n_read_bytes, bytes, memory_order_relaxed);
+	else if (type == VIRTIO_BLK_T_OUT)
+		atomic_fetch_add_explicit(&blk->n_written_bytes, bytes, memory_order_relaxed);
+}
+
+void virtio_blk_stats(const struct virtio_blk *b, struct virtio_blk_stats *out)
+{
+	struct virtio_blk *blk = (struct virtio_blk *)b;   /* atomic loads take non-const pointers in C11 */
+	*out = (struct virtio_blk_stats){
+		.reads = atomic_load_explicit(&blk->n_reads, memory_order_relaxed),
+		.writes = atomic_load_explicit(&blk->n_writes, memory_order_relaxed),
+		.flushes = atomic_load_explicit(&blk->n_flushes, memory_order_relaxed),
+		.others = atomic_load_explicit(&blk->n_others, memory_order_relaxed),
+		.read_bytes = atomic_load_explicit(&blk->n_read_bytes, memory_order_relaxed),
+		.written_bytes = atomic_load_explicit(&blk->n_written_bytes, memory_order_relaxed),
+		.errors = atomic_load_explicit(&blk->n_errors, memory_order_relaxed),
+	};
+}
+
 /* Serves the request in w->chain: a 16-byte header (type, reserved,
  * sector) in the first device-readable bytes, however the descriptors cut
  * them; the data (the rest of the readable bytes for OUT, the writable bytes
@@ -271,6 +300,7 @@ static uint32_t serve(struct blk_worker *w)
 		break;
 	}
 	*status = st;
+	count(blk, type, st, type == VIRTIO_BLK_T_IN ? c->in_len - 1 : c->out_len - sizeof(hdr));
 	return (uint32_t)c->in_len;   /* <= UINT32_MAX: virtq bounds a chain's total */
 }
 

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "devices/virtio/virtio.h"
 
@@ -46,6 +47,16 @@ void virtio_blk_set_index(struct virtio_blk *blk, unsigned index);
 
 /* Stops the workers if they run, closes the image. NULL is accepted. */
 void virtio_blk_destroy(struct virtio_blk *blk);
+
+/* Requests served since the device was created (all queues; relaxed
+ * counters, each one exact, read while the workers run). Bytes are the
+ * data of the requests that succeeded. */
+struct virtio_blk_stats {
+	uint64_t reads, writes, flushes, others;   /* others: GET_ID, unsupported types */
+	uint64_t read_bytes, written_bytes;
+	uint64_t errors;                            /* completed with a status other than OK (UNSUPP too) */
+};
+void virtio_blk_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
 
 /* The dev pointer of every op is the struct virtio_blk. */
 extern const struct virtio_dev_ops virtio_blk_ops;

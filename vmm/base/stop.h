@@ -9,6 +9,7 @@ enum vm_stop_reason {
 	STOP_GUEST_STATUS,  /* guest reported an exit status through the debug port */
 	STOP_SIGNAL,        /* SIGINT/SIGTERM: exit 128+signal */
 	STOP_USER_QUIT,     /* Ctrl-A x on the console: exit 0 */
+	STOP_API,           /* "stop" on the control socket: exit 0 */
 	STOP_ERROR,         /* KVM or VMM failure: exit 1 */
 };
 

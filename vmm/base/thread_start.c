@@ -11,6 +11,7 @@ const char *const thread_role_names[THREAD_ROLE_COUNT] = {
 	[THREAD_ROLE_NET_CTRL] = "net ctrl",
 	[THREAD_ROLE_VHOST_FWD] = "vhost watcher",
 	[THREAD_ROLE_CONTROL] = "control",
+	[THREAD_ROLE_API] = "api",
 };
 
 int thread_start_plain(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg)

@@ -18,6 +18,7 @@ enum thread_role {
 	THREAD_ROLE_NET_CTRL,    /* virtio-net control queue: starts/stops pairs, vhost set-up */
 	THREAD_ROLE_VHOST_FWD,   /* vhost-net pair watcher: error eventfds, interrupt forwarding (mmio) */
 	THREAD_ROLE_CONTROL,     /* creates every thread, activates, resets and removes devices */
+	THREAD_ROLE_API,         /* the control socket (--api-sock): its clients, pause and resume */
 	THREAD_ROLE_COUNT
 };
 

@@ -1,0 +1,274 @@
+#define _GNU_SOURCE
+#include "vmm/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/base/eventfd_util.h"
+#include "vmm/base/log.h"
+#include "vmm/base/thread_start.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void api_init(struct api_server *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->listen_fd = s->dir_fd = s->stop_efd = -1;
+	s->idle_ms = API_IDLE_MS;
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+		s->clients[i].fd = -1;
+}
+
+/* Whether a socket file at path has a listener (a live VM's socket). */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;   /* cannot tell: do not remove it */
+	bool alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return alive;
+}
+
+int api_open(struct api_server *s, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("--api-sock %s: a socket path is 1 to %zu bytes", path, sizeof(sa.sun_path) - 1);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	char dir[sizeof(sa.sun_path)], base[sizeof(sa.sun_path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(base, sizeof(base), "%s", path);
+	snprintf(s->name, sizeof(s->name), "%s", basename(base));
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode) || socket_alive(&sa)) {
+			log_error("--api-sock %s: %s", path, S_ISSOCK(st.st_mode) ? "another process listens on it"
+										 : "exists and is not a socket");
+			return -1;
+		}
+		unlink(path);   /* a stale socket of a VM that is gone */
+	}
+	s->dir_fd = open(dirname(dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->dir_fd < 0 || s->listen_fd < 0 || s->stop_efd < 0) {
+		log_error("--api-sock %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Mode 0600 from the start: no moment when others may connect. The
+	 * process has one thread here, so the umask change is ours alone. */
+	mode_t old = umask(0177);
+	int rc = bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	umask(old);
+	if (!rc && listen(s->listen_fd, API_MAX_CLIENTS)) {
+		e = errno;
+		unlink(path);
+		rc = -1;
+	}
+	if (rc) {
+		log_error("--api-sock %s: %s", path, strerror(e));
+		close(s->listen_fd);   /* its file is not there (or removed): nothing left to remove */
+		s->listen_fd = -1;
+		return -1;
+	}
+	/* json-c seeds its hash from getrandom or /dev/urandom the first time
+	 * an object gets a key: now, before the sandbox forbids opening it. */
+	json_object_put(json_object_new_object());
+	struct json_object *warm = json_object_new_object();
+	json_object_object_add(warm, "k", NULL);
+	json_object_put(warm);
+	return 0;
+}
+
+static void client_close(struct api_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+/* Sends one whole line or closes the client: one that does not read its
+ * replies does not get to hold the thread. */
+static void client_send(struct api_client *c, char *line)
+{
+	size_t n = line ? strlen(line) : 0;
+	if (!line || send(c->fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n)
+		client_close(c);
+	free(line);
+}
+
+static void client_error_close(struct api_client *c, const char *msg)
+{
+	client_send(c, api_proto_error(msg));
+	client_close(c);
+}
+
+/* Serves every whole line in the client's buffer. */
+static void client_lines(struct api_server *s, struct api_client *c)
+{
+	char *nl;
+	while (c->fd >= 0 && (nl = memchr(c->buf, '\n', c->len))) {
+		size_t n = (size_t)(nl - c->buf);
+		client_send(c, api_proto_handle(s->ops, s->ctx, c->buf, n));
+		c->len -= n + 1;
+		memmove(c->buf, nl + 1, c->len);
+	}
+	if (c->fd >= 0 && c->len == sizeof(c->buf)) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "request line longer than %d bytes: closed", API_LINE_MAX);
+		client_error_close(c, msg);
+	}
+}
+
+static void client_read(struct api_server *s, struct api_client *c)
+{
+	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(c);   /* gone, or an error: nothing to answer to */
+		return;
+	}
+	c->len += (size_t)n;
+	c->last_ns = now_ns();
+	client_lines(s, c);
+}
+
+static void accept_clients(struct api_server *s)
+{
+	for (;;) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;   /* EAGAIN: all taken; anything else: the client's problem */
+		struct api_client *c = NULL;
+		for (unsigned i = 0; i < API_MAX_CLIENTS && !c; i++)
+			if (s->clients[i].fd < 0)
+				c = &s->clients[i];
+		if (!c) {
+			struct api_client extra = { .fd = fd };
+			char msg[80];
+			snprintf(msg, sizeof(msg), "too many clients (at most %d at once): closed", API_MAX_CLIENTS);
+			client_error_close(&extra, msg);
+			continue;
+		}
+		c->fd = fd;
+		c->len = 0;
+		c->last_ns = now_ns();
+	}
+}
+
+/* Closes the clients silent for idle_ms; returns the ms until the next
+ * one would be (-1: no clients). */
+static int expire_idle(struct api_server *s)
+{
+	uint64_t now = now_ns(), idle = (uint64_t)s->idle_ms * 1000000ull, next = UINT64_MAX;
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
+		struct api_client *c = &s->clients[i];
+		if (c->fd < 0)
+			continue;
+		if (now - c->last_ns >= idle) {
+			char msg[80];
+			snprintf(msg, sizeof(msg), "idle for %u ms: closed", s->idle_ms);
+			client_error_close(c, msg);
+		} else if (c->last_ns + idle - now < next) {
+			next = c->last_ns + idle - now;
+		}
+	}
+	return next == UINT64_MAX ? -1 : (int)(next / 1000000ull) + 1;
+}
+
+static void *api_main(void *arg)
+{
+	struct api_server *s = arg;
+	for (;;) {
+		int timeout = expire_idle(s);
+		struct pollfd fds[2 + API_MAX_CLIENTS] = {
+			{ .fd = s->stop_efd, .events = POLLIN },
+			{ .fd = s->listen_fd, .events = POLLIN },
+		};
+		for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+			fds[2 + i] = (struct pollfd){ .fd = s->clients[i].fd, .events = POLLIN };
+		if (poll(fds, 2 + API_MAX_CLIENTS, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("--api-sock %s: poll: %s", s->path, strerror(errno));
+			break;
+		}
+		if (fds[0].revents)
+			break;
+		if (fds[1].revents & POLLIN)
+			accept_clients(s);
+		for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+			if (fds[2 + i].fd >= 0 && fds[2 + i].fd == s->clients[i].fd && fds[2 + i].revents)
+				client_read(s, &s->clients[i]);
+	}
+	for (unsigned i = 0; i < API_MAX_CLIENTS; i++)
+		client_close(&s->clients[i]);
+	return NULL;
+}
+
+int api_start(struct api_server *s, const struct thread_starter *ts, const struct api_ops *ops, void *ctx)
+{
+	if (s->listen_fd < 0)
+		return 0;
+	s->ops = ops;
+	s->ctx = ctx;
+	int e = thread_start(ts, &s->thread, THREAD_ROLE_API, "api", api_main, s);
+	if (e) {
+		log_error("--api-sock %s: cannot start its thread: %s", s->path, strerror(e < 0 ? -e : e));
+		return -1;
+	}
+	s->started = true;
+	return 0;
+}
+
+void api_stop(struct api_server *s)
+{
+	if (!s->started)
+		return;
+	int e = eventfd_signal(s->stop_efd);
+	if (e)
+		log_warn("--api-sock %s: stop eventfd: %s", s->path, strerror(e));
+	pthread_join(s->thread, NULL);
+	s->started = false;
+}
+
+void api_close(struct api_server *s)
+{
+	api_stop(s);
+	if (s->listen_fd >= 0) {
+		close(s->listen_fd);
+		/* From the directory opened before the sandbox: the path may
+		 * not resolve any more (--chroot). Under --user the directory
+		 * must be writable by that user. */
+		if (unlinkat(s->dir_fd, s->name, 0) && errno != ENOENT)
+			log_warn("--api-sock %s: cannot remove it: %s", s->path, strerror(errno));
+	}
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
+	if (s->stop_efd >= 0)
+		close(s->stop_efd);
+	s->listen_fd = s->dir_fd = s->stop_efd = -1;
+}
