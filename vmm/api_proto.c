@@ -54,6 +54,12 @@ static struct json_object *parse(const char *line, size_t len, char **reply)
 	struct json_object *o = json_tokener_parse_ex(tok, line, (int)len);
 	enum json_tokener_error e = json_tokener_get_error(tok);
 	size_t end = json_tokener_get_parse_end(tok);
+	/* A bare number ("42") may go on: the end of the line ends it. */
+	if (e == json_tokener_continue && len) {
+		o = json_tokener_parse_ex(tok, "", 1);
+		e = json_tokener_get_error(tok);
+		end = len;
+	}
 	json_tokener_free(tok);
 	if (e == json_tokener_continue) {
 		*reply = api_proto_error(len ? "not JSON: the line ends inside a value" : "empty request");
