@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
 	# build and unit tests
 	build-essential cmake pkg-config libcriterion-dev clang
-	libfdt-dev libseccomp-dev libcap-dev
+	libfdt-dev libseccomp-dev libcap-dev libjson-c-dev
 	# guest images: Debian kernel, busybox initramfs, our own minimal kernel
 	linux-image-amd64 linux-source-6.1 busybox-static iperf3 cpio kmod e2fsprogs
 	iproute2 ethtool bc flex bison libelf-dev libssl-dev xz-utils
@@ -18,7 +18,7 @@ PKGS=(
 	# arm64: cross build (static; libfdt-dev:arm64 is unpacked by
 	# arch/arm64/cross-build.sh, it cannot be installed beside the native
 	# one), dtc for the device tree tests, qemu-user to run the arm64 binary
-	gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 libcap-dev:arm64
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 libcap-dev:arm64 libjson-c-dev:arm64
 	device-tree-compiler qemu-user
 	# the nested arm64 rig (tests/rig/rig.sh --arch arm64): a qemu-system-aarch64 TCG L1;
 	# Debian's arm64 kernel, busybox and QEMU are downloaded, not installed, by
