@@ -1,5 +1,7 @@
 #include "devices/serial_8250.h"
 
+#include "vmm/base/snap_format.h"
+
 #include <string.h>
 
 void serial_8250_init(struct serial_8250 *s, const struct serial_8250_ops *ops, void *ctx)
@@ -189,3 +191,42 @@ const struct io_ops serial_8250_io_ops = {
 	.read = serial_read,
 	.write = serial_write,
 };
+
+void serial_8250_save(struct serial_8250 *s, struct snap_writer *w)
+{
+	pthread_mutex_lock(&s->lock);
+	uint8_t regs[7] = { s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm, s->fcr };
+	snap_put_bytes(w, regs, sizeof(regs));
+	snap_put_u8(w, s->thre_pending);
+	snap_put_u32(w, s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		snap_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_8250_load(struct serial_8250 *s, struct snap_reader *r)
+{
+	uint8_t regs[7], rx[SERIAL_RX_FIFO];
+	snap_get_bytes(r, regs, sizeof(regs));
+	bool thre = snap_get_u8(r) != 0;
+	uint32_t n = snap_get_bounded(r, SERIAL_RX_FIFO, "UART receive FIFO fill");
+	snap_get_bytes(r, rx, n);
+	if (snap_failed(r))
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[0] & 0x0f;
+	s->lcr = regs[1];
+	s->mcr = regs[2] & 0x1f;
+	s->scr = regs[3];
+	s->dll = regs[4];
+	s->dlm = regs[5];
+	s->fcr = regs[6];
+	s->thre_pending = thre;
+	memcpy(s->rx, rx, n);
+	s->rx_head = 0;
+	s->rx_count = n;
+	s->irq_level = false;   /* the saved irqchip has the line's state: update only if it changes */
+	update_irq_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}

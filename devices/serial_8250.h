@@ -38,6 +38,14 @@ void serial_8250_destroy(struct serial_8250 *s);
 size_t serial_8250_receive(struct serial_8250 *s, const uint8_t *buf, size_t len);
 size_t serial_8250_rx_space(struct serial_8250 *s);
 
+/* Snapshots: the registers and the receive FIFO. load checks every field
+ * (-1 with the reader failed) and then sets the interrupt line as the
+ * registers say. */
+struct snap_writer;
+struct snap_reader;
+void serial_8250_save(struct serial_8250 *s, struct snap_writer *w);
+int serial_8250_load(struct serial_8250 *s, struct snap_reader *r);
+
 /* Register offsets and bits, shared with the tests. */
 enum {
 	UART_RBR_THR = 0, UART_IER = 1, UART_IIR_FCR = 2, UART_LCR = 3,

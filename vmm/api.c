@@ -101,12 +101,20 @@ int api_open(struct api_server *s, const char *path)
 	return 0;
 }
 
+static void drop_fds(struct api_client *c)
+{
+	for (unsigned i = 0; i < c->n_fds; i++)
+		close(c->fds[i]);
+	c->n_fds = 0;
+}
+
 static void client_close(struct api_client *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	c->len = 0;
+	drop_fds(c);
 }
 
 /* Sends one whole line or closes the client: one that does not read its
@@ -131,7 +139,8 @@ static void client_lines(struct api_server *s, struct api_client *c)
 	char *nl;
 	while (c->fd >= 0 && (nl = memchr(c->buf, '\n', c->len))) {
 		size_t n = (size_t)(nl - c->buf);
-		client_send(c, api_proto_handle(s->ops, s->ctx, c->buf, n));
+		client_send(c, api_proto_handle(s->ops, s->ctx, c->buf, n, c->fds, c->n_fds));
+		drop_fds(c);   /* they came with this request */
 		c->len -= n + 1;
 		memmove(c->buf, nl + 1, c->len);
 	}
@@ -144,9 +153,31 @@ static void client_lines(struct api_server *s, struct api_client *c)
 
 static void client_read(struct api_server *s, struct api_client *c)
 {
-	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	struct iovec iov = { c->buf + c->len, sizeof(c->buf) - c->len };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * API_MAX_FDS * 2)];
+	} control;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	ssize_t n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	/* Every fd that came is ours to close: kept for the request, up to
+	 * API_MAX_FDS, the rest closed now. */
+	for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (c->n_fds < API_MAX_FDS)
+				c->fds[c->n_fds++] = fd;
+			else
+				close(fd);
+		}
+	}
 	if (n <= 0) {
 		client_close(c);   /* gone, or an error: nothing to answer to */
 		return;
@@ -175,6 +206,7 @@ static void accept_clients(struct api_server *s)
 		}
 		c->fd = fd;
 		c->len = 0;
+		c->n_fds = 0;
 		c->last_ns = now_ns();
 	}
 }

@@ -25,6 +25,8 @@ struct api_client {
 	uint64_t last_ns;    /* when it last sent something (or connected) */
 	size_t len;
 	char buf[API_LINE_MAX];
+	int fds[API_MAX_FDS];   /* came with the next request (SCM_RIGHTS), closed after it */
+	unsigned n_fds;
 };
 
 struct api_server {

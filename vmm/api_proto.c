@@ -100,7 +100,7 @@ static void add_state(const struct api_ops *ops, void *ctx, struct json_object *
 
 static const char *const commands = "pause, resume, info, stats, stop, snapshot";
 
-static char *run(const struct api_ops *ops, void *ctx, const char *cmd)
+static char *run(const struct api_ops *ops, void *ctx, const char *cmd, const int *fds, unsigned n_fds)
 {
 	char err[200] = "";
 	struct json_object *o;
@@ -125,14 +125,26 @@ static char *run(const struct api_ops *ops, void *ctx, const char *cmd)
 		ops->stop(ctx);
 		o = ok();
 	} else if (!strcmp(cmd, "snapshot")) {
-		return api_proto_error("snapshot: not implemented yet");
+		if (!ops->paused(ctx))
+			return api_proto_error("snapshot: the VM is running (pause it first)");
+		if (n_fds != 2)
+			return error_fmt("snapshot: the state and memory files must come with the request (2 file "
+					 "descriptors, SCM_RIGHTS; %u came): minivmm ctl SOCKET snapshot DIR does that", n_fds);
+		o = ok();
+		if (!o)
+			return NULL;
+		if (ops->snapshot(ctx, fds[0], fds[1], o, err, sizeof(err))) {
+			json_object_put(o);
+			return error_fmt("snapshot: %s", err);
+		}
 	} else {
 		return error_fmt("unknown command '%.64s' (%s)", cmd, commands);
 	}
 	return line_of(o);
 }
 
-char *api_proto_handle(const struct api_ops *ops, void *ctx, const char *line, size_t len)
+char *api_proto_handle(const struct api_ops *ops, void *ctx, const char *line, size_t len, const int *fds,
+		       unsigned n_fds)
 {
 	char *reply = NULL;
 	struct json_object *req = parse(line, len, &reply);
@@ -152,7 +164,7 @@ char *api_proto_handle(const struct api_ops *ops, void *ctx, const char *line, s
 	else if ((size_t)json_object_get_string_len(cmd) != strlen(json_object_get_string(cmd)))
 		reply = api_proto_error("\"cmd\" holds a NUL character");
 	else
-		reply = run(ops, ctx, json_object_get_string(cmd));
+		reply = run(ops, ctx, json_object_get_string(cmd), fds, n_fds);
 	json_object_put(req);
 	return reply;
 }

@@ -26,12 +26,21 @@ struct api_ops {
 	void (*stats)(void *ctx, struct json_object *out);
 	/* Asks the VM to stop (exit status 0); the reply goes out first. */
 	void (*stop)(void *ctx);
+	/* Writes a snapshot of the paused VM into the two files the client
+	 * passed; adds what it wrote (sizes, time) to out. */
+	int (*snapshot)(void *ctx, int state_fd, int mem_fd, struct json_object *out, char *err, size_t errlen);
 };
+
+/* File descriptors that came with a request (SCM_RIGHTS): "snapshot" takes
+ * two, the state file and the memory file, open for writing. The caller
+ * closes them after the reply. */
+#define API_MAX_FDS 2
 
 /* Handles one request line (without its newline; len bytes, NULs are
  * refused) and returns the reply line with its newline, malloc'ed, or NULL
  * when out of memory. */
-char *api_proto_handle(const struct api_ops *ops, void *ctx, const char *line, size_t len);
+char *api_proto_handle(const struct api_ops *ops, void *ctx, const char *line, size_t len, const int *fds,
+		       unsigned n_fds);
 
 /* {"error":msg}\n, malloc'ed (NULL when out of memory). */
 char *api_proto_error(const char *msg);

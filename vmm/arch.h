@@ -105,4 +105,28 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
  * without kvmclock is no error). Returns 0, or -1 with errno set. */
 int arch_vcpu_resuming(struct vcpu *vcpu);
 
+/* ---- snapshots (vmm/snapshot/): the architecture's part of the state file ----
+ * An architecture that cannot snapshot yet says so in every err. */
+struct snap_writer;
+struct snap_reader;
+struct arch_vcpu_state;
+struct arch_vm_state;
+extern const uint32_t arch_snap_id;   /* SNAP_ARCH_* of vmm/base/snap_format.h */
+/* Appends vCPU v's state (the VM paused) as one section; *fingerprint (may
+ * be NULL) gets a hash of its CPU model. -1 with err set on failure. */
+int arch_vcpu_save(struct vcpu *v, struct snap_writer *w, uint64_t *fingerprint, char *err, size_t errlen);
+/* Reads one vCPU section (hostile input: everything bounded); NULL with
+ * the reader failed on error. */
+struct arch_vcpu_state *arch_vcpu_state_read(struct snap_reader *r);
+uint64_t arch_vcpu_state_fingerprint(const struct arch_vcpu_state *s);
+/* Whether this host's KVM offers every CPU feature the snapshot's guest had. */
+int arch_snapshot_check_cpu(struct vm *vm, const struct arch_vcpu_state *s, char *err, size_t errlen);
+int arch_vcpu_restore(struct vcpu *v, const struct arch_vcpu_state *s, char *err, size_t errlen);
+void arch_vcpu_state_free(struct arch_vcpu_state *s);
+/* The same for the VM's own state (interrupt controllers, timers, clock). */
+int arch_vm_save(struct vm *vm, struct snap_writer *w, char *err, size_t errlen);
+struct arch_vm_state *arch_vm_state_read(struct snap_reader *r);
+int arch_vm_restore(struct vm *vm, const struct arch_vm_state *s, char *err, size_t errlen);
+void arch_vm_state_free(struct arch_vm_state *s);
+
 #endif

@@ -89,6 +89,8 @@ static int attach(struct vm *vm, const char *name, enum transport tr, const stru
 			.name = name,
 			.type = ops == &virtio_blk_ops ? "virtio-blk" : "virtio-net",
 			.transport = pci ? "pci" : "mmio",
+			.mmio = pci ? NULL : d->mmio[d->n_mmio - 1],
+			.pci = pci ? d->vpci[d->n_vpci - 1] : NULL,
 		};
 	return 0;
 }
@@ -177,6 +179,22 @@ void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps
 		*n_taps += virtio_net_tap_fds(d->nets[i], taps + *n_taps, max_taps - *n_taps);
 		*n_vhost += virtio_net_vhost_fds(d->nets[i], vhost + *n_vhost, max_vhost - *n_vhost);
 	}
+}
+
+void vm_devices_pause(struct vm_devices *d)
+{
+	for (unsigned i = 0; i < d->n_mmio; i++)
+		virtio_transport_pause(&d->mmio[i]->t);
+	for (unsigned i = 0; i < d->n_vpci; i++)
+		virtio_transport_pause(&d->vpci[i]->t);
+}
+
+void vm_devices_resume(struct vm_devices *d)
+{
+	for (unsigned i = 0; i < d->n_mmio; i++)
+		virtio_transport_resume(&d->mmio[i]->t);
+	for (unsigned i = 0; i < d->n_vpci; i++)
+		virtio_transport_resume(&d->vpci[i]->t);
 }
 
 void vm_devices_destroy(struct vm_devices *d)

@@ -20,6 +20,8 @@ struct vm_device_desc {
 	const char *name;        /* "blk0", "net1" */
 	const char *type;        /* "virtio-blk", "virtio-net" */
 	const char *transport;   /* "mmio", "pci" */
+	struct virtio_mmio *mmio;   /* the transport it sits on: one of the two */
+	struct virtio_pci *pci;
 };
 
 struct vm_devices {
@@ -44,6 +46,9 @@ struct vm_devices {
  * sets *n_taps and *n_vhost. */
 void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps, unsigned *n_taps, int *vhost,
 			unsigned max_vhost, unsigned *n_vhost);
+/* Pause and resume every device's threads (virtio_transport_pause). */
+void vm_devices_pause(struct vm_devices *d);
+void vm_devices_resume(struct vm_devices *d);
 /* Frees the PCI bus and the routing table (after vm_remove_devices). */
 void vm_devices_destroy(struct vm_devices *d);
 

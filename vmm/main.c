@@ -11,6 +11,7 @@
 #include "vmm/base/log.h"
 #include "vmm/ctl.h"
 #include "vmm/options.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 #define MAX_KERNEL_SIZE (512ull << 20)
@@ -40,6 +41,41 @@ static void close_boot_files(struct boot_files *f)
 	if (f->initrd_fd >= 0)
 		close(f->initrd_fd);
 	f->initrd_fd = -1;
+}
+
+/* --restore DIR: the snapshot read and checked before anything is made;
+ * the VM gets its vCPUs and memory, the devices from the command line. */
+static int restore_main(struct vmm_options *opts, const struct sandbox_ids *ids)
+{
+	static struct snapshot snap;   /* large: keep it off the stack */
+	struct vm_restore rs = { .snap = &snap, .mem_fd = -1, .copy = opts->restore_mem_copy };
+	if (snapshot_open(opts->restore_dir, &snap, &rs.mem_fd)) {
+		if (rs.mem_fd >= 0)
+			close(rs.mem_fd);
+		snapshot_free(&snap);
+		return 1;
+	}
+	opts->cpus = snap.n_vcpus;
+	opts->mem_mib = snap.mem_bytes >> 20;
+	struct vm *vm = malloc(sizeof(*vm));
+	int status = 1;
+	if (!vm)
+		log_error("out of memory");
+	else if (vm_create(vm, opts, &rs) == 0 && vm_add_devices(vm, opts) == 0 &&
+		 snapshot_restore_machine(vm, &snap) == 0) {
+		close(rs.mem_fd);   /* the mappings keep the file */
+		rs.mem_fd = -1;
+		if (vm_sandbox(vm, opts, ids) == 0)
+			status = vm_run(vm);
+	}
+	if (vm) {
+		vm_destroy(vm);
+		free(vm);
+	}
+	if (rs.mem_fd >= 0)
+		close(rs.mem_fd);
+	snapshot_free(&snap);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -90,6 +126,9 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (opts.restore_dir)
+		return restore_main(&opts, &ids);
+
 	struct boot_files files = { .initrd_fd = -1 };
 	if (open_boot_files(&opts, &files)) {
 		close_boot_files(&files);
@@ -117,7 +156,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int status = 1;
-	if (vm_create(vm, &opts) == 0 && vm_add_devices(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
+	if (vm_create(vm, &opts, NULL) == 0 && vm_add_devices(vm, &opts) == 0 && vm_load(vm, &opts, &files) == 0) {
 		close_boot_files(&files);   /* the guest has its copy; drop ours before running */
 		if (vm_sandbox(vm, &opts, &ids) == 0)
 			status = vm_run(vm);

@@ -11,7 +11,8 @@
 
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"
-"       minivmm ctl SOCKET pause|resume|info|stats|stop\n"
+"       minivmm --restore DIR [--disk ...] [--net ...] [options]\n"
+"       minivmm ctl SOCKET pause|resume|info|stats|stop|snapshot DIR\n"
 "\n"
 "Boot a Linux kernel directly under KVM.\n"
 "\n"
@@ -39,6 +40,15 @@ const char options_usage[] =
 "  --api-sock PATH       control socket (mode 0600): one JSON object per line,\n"
 "                        {\"cmd\":\"pause\"|\"resume\"|\"info\"|\"stats\"|\"stop\"};\n"
 "                        \"minivmm ctl PATH CMD\" sends one and prints the reply\n"
+"  --restore DIR         start from the snapshot in DIR (made with \"minivmm ctl\n"
+"                        SOCKET snapshot DIR\" of a paused VM) instead of booting:\n"
+"                        the same --disk and --net devices in the same order\n"
+"                        (paths and taps may differ); not with --kernel,\n"
+"                        --initrd, --cmdline, --cpus, --mem\n"
+"  --restore-mem map|copy\n"
+"                        guest memory mapped copy-on-write from the snapshot's\n"
+"                        file, shared by every VM restored from it (default),\n"
+"                        or read in whole\n"
 "  --guest-exit          exit with the status the guest writes to the guest port\n"
 "                        (without it only 0 is taken: a guest cannot fake\n"
 "                        minivmm's own statuses)\n"
@@ -213,6 +223,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 	o->seccomp = SECCOMP_ON;
 	o->cmdline = "console=ttyS0";
 
+	const char *boot_option = NULL;   /* the last of --kernel..--mem given */
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		char name[32];
@@ -245,7 +256,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		static const char *const with_value[] = {
 			"--kernel", "--initrd", "--cmdline", "--cpus", "--mem",
 			"--disk", "--net", "--console", "--console-max", "--seccomp", "--user", "--group", "--chroot",
-			"--api-sock",
+			"--api-sock", "--restore", "--restore-mem",
 		};
 		bool known = false;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -259,6 +270,11 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 				return err_set(err, errlen, "option %s needs a value", name);
 			val = argv[++i];
 		}
+
+		/* The snapshot has the machine: what would boot another is refused. */
+		for (size_t k = 0; k < 5; k++)
+			if (!strcmp(name, with_value[k]))
+				boot_option = with_value[k];
 
 		if (!strcmp(name, "--kernel")) {
 			if (!*val)
@@ -320,6 +336,14 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 				o->seccomp = SECCOMP_OFF;
 			else
 				return err_set(err, errlen, "--seccomp %s: must be on, log or off", val);
+		} else if (!strcmp(name, "--restore")) {
+			if (!*val)
+				return err_set(err, errlen, "--restore: empty path");
+			o->restore_dir = val;
+		} else if (!strcmp(name, "--restore-mem")) {
+			if (strcmp(val, "map") && strcmp(val, "copy"))
+				return err_set(err, errlen, "--restore-mem %s: must be map or copy", val);
+			o->restore_mem_copy = !strcmp(val, "copy");
 		} else if (!strcmp(name, "--api-sock")) {
 			if (!*val)
 				return err_set(err, errlen, "--api-sock: empty path");
@@ -336,7 +360,12 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		}
 	}
 
-	if (!o->help && !o->version && !o->kernel)
-		return err_set(err, errlen, "missing --kernel PATH (see --help)");
+	if (o->restore_dir && boot_option)
+		return err_set(err, errlen, "%s: not with --restore (the snapshot has the kernel, vCPUs and memory)",
+			       boot_option);
+	if (o->restore_mem_copy && !o->restore_dir)
+		return err_set(err, errlen, "--restore-mem: only with --restore");
+	if (!o->help && !o->version && !o->kernel && !o->restore_dir)
+		return err_set(err, errlen, "missing --kernel PATH or --restore DIR (see --help)");
 	return 0;
 }

@@ -53,6 +53,8 @@ struct vmm_options {
 	const char *group;         /* --group */
 	const char *chroot_dir;    /* --chroot */
 	const char *api_sock;      /* --api-sock: the control socket's path */
+	const char *restore_dir;   /* --restore: a snapshot's directory */
+	bool restore_mem_copy;     /* --restore-mem copy */
 	struct disk_opt disks[MAX_DISKS];
 	unsigned n_disks;
 	struct net_opt nets[MAX_NETS];

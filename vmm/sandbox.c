@@ -129,10 +129,13 @@ static const struct rule vhost_fwd_rules[] = {
 };
 
 /* The control socket (vmm/api.c): clients accepted on the socket opened
- * before the sandbox, their lines read and answered, closed; pause kicks
- * the vCPUs (tgkill) and resume tells the guest's kvmclock. */
+ * before the sandbox, their lines (and a snapshot's two file descriptors)
+ * read and answered, closed; pause kicks the vCPUs (tgkill) and resume
+ * tells the guest's kvmclock; a snapshot reads the VM's state from KVM and
+ * writes the files the client passed (it opens nothing). */
 static const struct rule api_rules[] = {
-	R(poll), R(ppoll), R(accept4), R(recvfrom), R(sendto), R(close), R(tgkill),
+	R(poll), R(ppoll), R(accept4), R(recvmsg), R(sendto), R(close), R(tgkill),
+	R(pwrite64), R(ftruncate), R(fdatasync),
 	{ SCMP_SYS(ioctl), IOCTL_LIST },
 	{ RULES_END, ANY_ARGS },
 };
@@ -155,6 +158,14 @@ static const unsigned long terminal_ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETS
 /* Resume after a pause: the guest's kvmclock is told it was stopped (x86). */
 #ifdef __x86_64__
 static const unsigned long resume_ioctls[] = { KVM_KVMCLOCK_CTRL, 0 };
+/* A snapshot: every vCPU's state, and the VM's interrupt controllers and clock. */
+static const unsigned long snapshot_vcpu_ioctls[] = { KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_LAPIC, KVM_GET_XCRS,
+						      KVM_GET_DEBUGREGS, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
+						      KVM_GET_TSC_KHZ, KVM_GET_MSRS, KVM_GET_XSAVE,
+						      KVM_GET_XSAVE2, 0 };
+static const unsigned long snapshot_vm_ioctls[] = { KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK, 0 };
+static const unsigned long snapshot_kvm_ioctls[] = { KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION,
+						     KVM_GET_SUPPORTED_CPUID, 0 };
 #else
 static const unsigned long resume_ioctls[] = { 0 };
 #endif
@@ -235,7 +246,18 @@ static int add_ioctls(scmp_filter_ctx ctx, enum thread_role role, const struct b
 	case THREAD_ROLE_API:
 		if (!resume_ioctls[0])
 			return 0;
-		return allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, resume_ioctls);
+		rc = allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, resume_ioctls);
+#ifdef __x86_64__
+		if (!rc)
+			rc = allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, snapshot_vcpu_ioctls);
+		if (!rc)
+			rc = allow_group(ctx, b, &vm_fd, n_vm, snapshot_vm_ioctls);
+		if (!rc && (!f || f->kvm_fd >= 0)) {
+			int kvm_fd = f ? f->kvm_fd : -1;
+			rc = allow_group(ctx, b, &kvm_fd, 1, snapshot_kvm_ioctls);
+		}
+#endif
+		return rc;
 	case THREAD_ROLE_CONTROL:
 		rc = allow_group(ctx, b, &vm_fd, n_vm, kvm_device_ioctls);
 		break;

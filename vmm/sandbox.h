@@ -53,6 +53,7 @@ struct sandbox {
  * the VM's requests on the VM fd, tap requests on the taps, vhost requests
  * on the vhost-net fds, the terminal's on stdin). */
 struct sandbox_fds {
+	int kvm_fd;              /* /dev/kvm (a snapshot asks it for the MSR list), or -1 */
 	int vm_fd;
 	const int *vcpu_fds;   /* [n_vcpus], by vCPU index */
 	unsigned n_vcpus;

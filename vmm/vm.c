@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "vmm/snapshot.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -67,6 +68,7 @@ static void *map_guest_ram(uint64_t size)
 
 static int setup_memory(struct vm *vm, uint64_t mem_mib)
 {
+	const struct vm_restore *rs = vm->restore;
 	uint64_t bytes = mem_mib << 20;
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 	if (pages > 0 && psize > 0 && bytes > (uint64_t)pages * (uint64_t)psize) {
@@ -82,8 +84,18 @@ static int setup_memory(struct vm *vm, uint64_t mem_mib)
 		log_error("--mem %llu: cannot lay out guest memory", (unsigned long long)mem_mib);
 		return -1;
 	}
+	if (rs && (unsigned)n != rs->snap->n_regions) {
+		log_error("--restore: the snapshot's memory layout (%u regions) is not this build's (%d)",
+			  rs->snap->n_regions, n);
+		return -1;
+	}
 	for (int i = 0; i < n; i++) {
-		void *hva = map_guest_ram(regions[i].size);
+		if (rs && (regions[i].gpa != rs->snap->regions[i].gpa || regions[i].size != rs->snap->regions[i].size)) {
+			log_error("--restore: the snapshot's memory region %d is not this build's", i);
+			return -1;
+		}
+		void *hva = rs ? snapshot_map_region(rs->mem_fd, &rs->snap->regions[i], rs->copy)
+			       : map_guest_ram(regions[i].size);
 		if (hva == MAP_FAILED) {
 			log_error("--mem %llu: cannot map %llu MiB of guest RAM: %s",
 				  (unsigned long long)mem_mib,
@@ -134,9 +146,10 @@ static const struct vm_threads_hooks vm_thread_hooks = {
 	.teardown = thread_teardown,
 };
 
-int vm_create(struct vm *vm, const struct vmm_options *opts)
+int vm_create(struct vm *vm, const struct vmm_options *opts, const struct vm_restore *restore)
 {
 	memset(vm, 0, sizeof(*vm));
+	vm->restore = restore;
 	vm->fd = -1;
 	vm->kvm.fd = -1;
 	vm->stop_efd = -1;
@@ -298,6 +311,8 @@ static int exit_status_for(struct vm *vm)
 static int start_threads(void *arg)
 {
 	struct vm *vm = arg;
+	if (vm->restore && snapshot_restore_devices(vm, vm->restore->snap))
+		return -1;
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (vcpu_start(&vm->vcpus[i]))
 			return -1;
@@ -422,7 +437,7 @@ int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandb
 	 * on its own fds only. */
 	int vcpu_fds[256], taps[MAX_NETS * MAX_NET_QUEUE_PAIRS], vhost[MAX_NETS * MAX_NET_QUEUE_PAIRS];
 	_Static_assert(ARRAY_SIZE(vcpu_fds) > 255, "--cpus goes to 255");
-	struct sandbox_fds fds = { .vm_fd = vm->fd, .vcpu_fds = vcpu_fds, .n_vcpus = vm->n_vcpus,
+	struct sandbox_fds fds = { .kvm_fd = vm->kvm.fd, .vm_fd = vm->fd, .vcpu_fds = vcpu_fds, .n_vcpus = vm->n_vcpus,
 				   .tap_fds = taps, .vhost_fds = vhost,
 				   .api_dir_fd = vm->api.dir_fd >= 0 ? &vm->api.dir_fd : NULL };
 	for (unsigned i = 0; i < vm->n_vcpus && i < ARRAY_SIZE(vcpu_fds); i++)

@@ -23,6 +23,15 @@
 #include "vmm/vm_threads.h"
 
 struct vcpu;
+struct snapshot;
+
+/* --restore: the parsed snapshot and its memory file (owned by the caller,
+ * alive until vm_run returns). */
+struct vm_restore {
+	struct snapshot *snap;
+	int mem_fd;
+	bool copy;                   /* --restore-mem copy: read in, not mapped MAP_PRIVATE */
+};
 
 /* Files named on the command line, opened and checked before KVM is touched. */
 struct boot_files {
@@ -77,11 +86,14 @@ struct vm {
 
 	/* The control socket (--api-sock) and its thread. */
 	struct api_server api;
+
+	const struct vm_restore *restore;   /* NULL: a boot */
 };
 
-/* Creates the VM: KVM, memory, irqchip, platform devices, vCPUs. Logs and
+/* Creates the VM: KVM, memory, irqchip, platform devices, vCPUs. With
+ * restore, guest memory comes from the snapshot's memory file. Logs and
  * returns -1 on failure; vm_destroy() is safe afterwards either way. */
-int vm_create(struct vm *vm, const struct vmm_options *opts);
+int vm_create(struct vm *vm, const struct vmm_options *opts, const struct vm_restore *restore);
 int vm_load(struct vm *vm, const struct vmm_options *opts, const struct boot_files *files);
 /* Starts the vCPU threads and runs the event loop until the VM stops.
  * Returns the process exit status. */

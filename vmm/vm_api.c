@@ -9,8 +9,15 @@
 #include "devices/net/virtio_net.h"
 #include "devices/virtio/blk.h"
 #include "vmm/arch.h"
+#include "vmm/base/log.h"
+#include "vmm/snapshot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
 
 static bool op_paused(void *ctx)
 {
@@ -18,10 +25,13 @@ static bool op_paused(void *ctx)
 	return atomic_load(&vm->pause_requested);
 }
 
-/* vCPUs only: device threads keep serving their queues (not quiesced yet). */
+/* vCPUs first (no new requests), then the device threads (the requests in
+ * flight finish): then no descriptor is in flight and the rings are final. */
 static int op_pause(void *ctx, char *err, size_t errlen)
 {
-	vm_pause(ctx);
+	struct vm *vm = ctx;
+	vm_pause(vm);
+	vm_devices_pause(&vm->devices);
 	return 0;
 }
 
@@ -36,14 +46,25 @@ static int op_resume(void *ctx, char *err, size_t errlen)
 			rc = -1;
 		}
 	}
+	vm_devices_resume(&vm->devices);
 	vm_resume(vm);
 	return rc;
 }
 
-static void add_u64(struct json_object *o, const char *key, uint64_t v)
+static int op_snapshot(void *ctx, int state_fd, int mem_fd, struct json_object *out, char *err, size_t errlen)
 {
-	json_object_object_add(o, key, json_object_new_uint64(v));
+	struct vm *vm = ctx;
+	struct snapshot_result res;
+	uint64_t t0 = monotonic_ns();
+	if (snapshot_save(vm, state_fd, mem_fd, &res, err, errlen))
+		return -1;
+	add_u64(out, "state_bytes", res.state_bytes);
+	add_u64(out, "memory_bytes", res.memory_bytes);
+	add_u64(out, "memory_written", res.memory_written);
+	add_u64(out, "ms", (monotonic_ns() - t0) / 1000000);
+	return 0;
 }
+
 
 static void op_info(void *ctx, struct json_object *out)
 {
@@ -145,4 +166,5 @@ const struct api_ops vm_api_ops = {
 	.info = op_info,
 	.stats = op_stats,
 	.stop = op_stop,
+	.snapshot = op_snapshot,
 };

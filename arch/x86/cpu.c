@@ -99,20 +99,38 @@ void x86_cpuid_set_topology(struct kvm_cpuid_entry2 *e, unsigned n, unsigned api
 	}
 }
 
-static int set_cpuid(struct vm *vm, struct vcpu *v)
+int x86_vcpu_cpuid(struct vm *vm, unsigned id, struct kvm_cpuid_entry2 *out, unsigned max)
 {
-	size_t sz = sizeof(struct kvm_cpuid2) + MAX_CPUID_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+	size_t sz = sizeof(struct kvm_cpuid2) + max * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *cpuid = calloc(1, sz);
 	if (!cpuid)
 		return -1;
-	cpuid->nent = MAX_CPUID_ENTRIES;
+	cpuid->nent = max;
 	if (ioctl(vm->kvm.fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
 		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		free(cpuid);
 		return -1;
 	}
 	int deadline = ioctl(vm->kvm.fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
-	x86_cpuid_set_topology(cpuid->entries, cpuid->nent, v->id, vm->n_vcpus, deadline);
+	x86_cpuid_set_topology(cpuid->entries, cpuid->nent, id, vm->n_vcpus, deadline);
+	int n = (int)cpuid->nent;
+	memcpy(out, cpuid->entries, (size_t)n * sizeof(*out));
+	free(cpuid);
+	return n;
+}
+
+static int set_cpuid(struct vm *vm, struct vcpu *v)
+{
+	size_t sz = sizeof(struct kvm_cpuid2) + MAX_CPUID_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *cpuid = calloc(1, sz);
+	if (!cpuid)
+		return -1;
+	int n = x86_vcpu_cpuid(vm, v->id, cpuid->entries, MAX_CPUID_ENTRIES);
+	if (n < 0) {
+		free(cpuid);
+		return -1;
+	}
+	cpuid->nent = (unsigned)n;
 	int r = ioctl(v->fd, KVM_SET_CPUID2, cpuid);
 	if (r < 0)
 		log_error("vcpu%u: KVM_SET_CPUID2: %s", v->id, strerror(errno));

@@ -10,6 +10,11 @@
 void x86_cpuid_set_topology(struct kvm_cpuid_entry2 *e, unsigned n, unsigned apic_id, unsigned n_cpus,
 			    int tsc_deadline);
 
+struct vm;
+/* The CPUID vCPU id of vm gets: what KVM supports, with our topology. Fills
+ * at most max entries; returns how many, or -1 (logged). */
+int x86_vcpu_cpuid(struct vm *vm, unsigned id, struct kvm_cpuid_entry2 *out, unsigned max);
+
 /* Bits needed to number n_cpus cores (the x2APIC ID shift). */
 unsigned x86_core_id_bits(unsigned n_cpus);
 

@@ -20,6 +20,7 @@
 #include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
+#include "vmm/base/snap_format.h"
 
 #define NET_QUEUE_MAX_SIZE 256
 /* How often the control thread checks that the tap still exists (ms). */
@@ -86,6 +87,7 @@ struct virtio_net {
 	struct virtio_queue *queues;
 	unsigned n_queues;
 	unsigned usable_pairs;           /* max_pairs with MQ, else 1 */
+	unsigned restore_pairs;          /* at restore: the pairs activate() starts (0: one) */
 	atomic_uint active_pairs;        /* pairs 0..active_pairs-1 run */
 	int ctrl_index;                  /* -1: no control queue */
 	char ctrl_thread_name[16];       /* "net0-ctrl" */
@@ -453,6 +455,35 @@ static void net_reset(void *dev)
 	net->active = false;
 }
 
+/* The control queue's thread, when the driver set the queue up. */
+static int start_ctrl(struct virtio_net *net)
+{
+	if (net->ctrl_index < 0 || !net->queues[net->ctrl_index].ready)
+		return 0;
+	struct virtio_queue *cq = &net->queues[net->ctrl_index];
+	if (!cq->vq.name)
+		cq->vq.name = net->ctrl_vq_name;
+	struct queue_worker_params qp = {
+		.name = net->ctrl_vq_name,
+		.thread_name = net->ctrl_thread_name,
+		.role = THREAD_ROLE_NET_CTRL,
+		.threads = net->threads,
+		.kick_fds = { cq->kick_fd },
+		.n_kicks = 1,
+		.irq = net->irq,
+		.log_limit = &net->log_limit,
+		.ops = &ctrl_thread_ops,
+		.ctx = net,
+	};
+	int err = queue_worker_start(net->ctrl_worker, &qp);
+	if (err) {
+		log_error_limited(&net->log_limit, "%s: cannot start the control queue thread: %s", net->name,
+				  strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
 static int net_activate(void *dev, uint64_t features, struct virtio_queue *queues, unsigned n_queues,
 			const struct virtio_irq *irq)
 {
@@ -483,9 +514,12 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		log_warn_limited(&net->log_limit, "%s: TUNSETOFFLOAD on tap %s: %s", net->name, net->tap.name,
 				 strerror(-e));
 
-	/* Multiqueue starts disabled: only pair 0 runs until VQ_PAIRS_SET. */
+	/* Multiqueue starts disabled: only pair 0 runs until VQ_PAIRS_SET
+	 * (at restore: the pairs the driver had asked for). */
+	unsigned pairs = net->restore_pairs && net->restore_pairs <= net->usable_pairs ? net->restore_pairs : 1;
+	net->restore_pairs = 0;
 	if (n_queues > 1 && queues[0].ready && queues[1].ready) {
-		if (set_pairs(net, 1) < 0) {
+		if (set_pairs(net, pairs) < 0) {
 			net_reset(net);
 			return -1;
 		}
@@ -493,30 +527,92 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		log_warn_limited(&net->log_limit, "%s: the driver did not set up queue pair 0; no traffic", net->name);
 	}
 
-	if (net->ctrl_index >= 0 && queues[net->ctrl_index].ready) {
-		struct virtio_queue *cq = &queues[net->ctrl_index];
-		if (!cq->vq.name)
-			cq->vq.name = net->ctrl_vq_name;
-		struct queue_worker_params qp = {
-			.name = net->ctrl_vq_name,
-			.thread_name = net->ctrl_thread_name,
-			.role = THREAD_ROLE_NET_CTRL,
-			.threads = net->threads,
-			.kick_fds = { cq->kick_fd },
-			.n_kicks = 1,
-			.irq = irq,
-			.log_limit = &net->log_limit,
-			.ops = &ctrl_thread_ops,
-			.ctx = net,
-		};
-		int err = queue_worker_start(net->ctrl_worker, &qp);
-		if (err) {
-			log_error_limited(&net->log_limit, "%s: cannot start the control queue thread: %s", net->name,
-					  strerror(err));
-			net_reset(net);
+	if (start_ctrl(net)) {
+		net_reset(net);
+		return -1;
+	}
+	return 0;
+}
+
+/* Pairs and the control thread stop (vhost gives back where it stopped);
+ * the pair count, filter and features stay for resume. */
+static void net_pause(void *dev)
+{
+	struct virtio_net *net = dev;
+	if (!net->active)
+		return;
+	if (queue_worker_running(net->ctrl_worker)) {
+		atomic_store(&net->stopping, true);
+		queue_worker_stop(net->ctrl_worker);
+		atomic_store(&net->stopping, false);
+	}
+	for (unsigned i = atomic_load(&net->active_pairs); i-- > 0;)
+		pair_stop(net, i);
+}
+
+static int net_resume(void *dev)
+{
+	struct virtio_net *net = dev;
+	if (!net->active)
+		return 0;
+	unsigned n = atomic_load(&net->active_pairs);
+	for (unsigned i = 0; i < n; i++) {
+		if (pair_start(net, i) < 0) {
+			while (i-- > 0)
+				pair_stop(net, i);
 			return -1;
 		}
 	}
+	return start_ctrl(net);
+}
+
+/* The driver's choices the device keeps: MAC, receive filter, pairs in use. */
+static void net_save(void *dev, struct snap_writer *w)
+{
+	struct virtio_net *net = dev;
+	snap_put_u32(w, net->max_pairs);
+	snap_put_u32(w, net->active ? atomic_load(&net->active_pairs) : 0);
+	pthread_mutex_lock(&net->lock);
+	snap_put_bytes(w, net->mac, 6);
+	const struct virtio_net_rx_filter *f = &net->filter;
+	snap_put_u8(w, f->promisc);
+	snap_put_u8(w, f->allmulti);
+	snap_put_u32(w, f->n_uni);
+	snap_put_u32(w, f->n_multi);
+	snap_put_bytes(w, f->uni, sizeof(f->uni));
+	snap_put_bytes(w, f->multi, sizeof(f->multi));
+	pthread_mutex_unlock(&net->lock);
+}
+
+static int net_load(void *dev, struct snap_reader *r)
+{
+	struct virtio_net *net = dev;
+	struct virtio_net_rx_filter f;
+	uint8_t mac[6];
+	uint32_t max_pairs = snap_get_u32(r);
+	uint32_t pairs = snap_get_u32(r);
+	snap_get_bytes(r, mac, 6);
+	f.promisc = snap_get_u8(r) != 0;
+	f.allmulti = snap_get_u8(r) != 0;
+	f.n_uni = snap_get_u32(r);
+	f.n_multi = snap_get_u32(r);
+	snap_get_bytes(r, f.uni, sizeof(f.uni));
+	snap_get_bytes(r, f.multi, sizeof(f.multi));
+	if (snap_failed(r))
+		return -1;
+	if (max_pairs != net->max_pairs) {
+		snap_fail(r, "the snapshot's NIC had %u queue pairs, this one has %u", max_pairs, net->max_pairs);
+		return -1;
+	}
+	if (pairs > max_pairs) {
+		snap_fail(r, "%u queue pairs in use, of %u", pairs, max_pairs);
+		return -1;
+	}
+	pthread_mutex_lock(&net->lock);
+	memcpy(net->mac, mac, 6);
+	net->filter = f;
+	pthread_mutex_unlock(&net->lock);
+	net->restore_pairs = pairs;
 	return 0;
 }
 
@@ -574,6 +670,10 @@ const struct virtio_dev_ops virtio_net_ops = {
 	.config_write = net_config_write,
 	.activate = net_activate,
 	.reset = net_reset,
+	.pause = net_pause,
+	.resume = net_resume,
+	.save = net_save,
+	.load = net_load,
 };
 
 /* ---- life cycle ---- */

@@ -22,6 +22,7 @@
 #include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
+#include "vmm/base/snap_format.h"
 
 #define SECTOR_SIZE 512u
 #define BLK_QUEUE_MAX_SIZE 256
@@ -359,11 +360,39 @@ static void blk_reset(void *dev)
 	blk->active = false;
 }
 
+/* Starts a thread for every queue activate() handed over. */
+static int start_workers(struct virtio_blk *blk)
+{
+	for (unsigned i = 0; i < blk->num_queues; i++) {
+		struct blk_worker *w = &blk->workers[i];
+		if (!w->queue)
+			continue;
+		struct queue_worker_params qp = {
+			.name = w->vq_name,
+			.thread_name = w->thread_name,
+			.role = THREAD_ROLE_BLK,
+			.threads = blk->threads,
+			.kick_fds = { w->queue->kick_fd },
+			.n_kicks = 1,
+			.irq = blk->irq,
+			.log_limit = &blk->log_limit,
+			.ops = &blk_worker_ops,
+			.ctx = w,
+		};
+		int e = queue_worker_start(blk->queue_threads, &qp);
+		if (e) {
+			log_error_limited(&blk->log_limit, "%s: cannot start the thread of queue %u: %s", blk->name, i,
+					  strerror(e));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queues, unsigned n_queues,
 			const struct virtio_irq *irq)
 {
 	struct virtio_blk *blk = dev;
-	int failed = 0;
 
 	if (blk->active) {
 		log_warn_limited(&blk->log_limit, "%s: activated twice without a reset", blk->name);
@@ -377,7 +406,6 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	blk->active = true;
 	if (n_queues > blk->num_queues)
 		n_queues = blk->num_queues;
-
 	for (unsigned i = 0; i < n_queues; i++) {
 		struct blk_worker *w = &blk->workers[i];
 		if (!queues[i].ready)
@@ -385,29 +413,63 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		w->queue = &queues[i];
 		if (!w->queue->vq.name)
 			w->queue->vq.name = w->vq_name;
-		struct queue_worker_params qp = {
-			.name = w->vq_name,
-			.thread_name = w->thread_name,
-			.role = THREAD_ROLE_BLK,
-			.threads = blk->threads,
-			.kick_fds = { w->queue->kick_fd },
-			.n_kicks = 1,
-			.irq = irq,
-			.log_limit = &blk->log_limit,
-			.ops = &blk_worker_ops,
-			.ctx = w,
-		};
-		int e = queue_worker_start(blk->queue_threads, &qp);
-		if (e) {
-			log_error_limited(&blk->log_limit, "%s: cannot start the thread of queue %u: %s", blk->name, i,
-					  strerror(e));
-			failed = -1;
-			break;
-		}
 	}
-	if (failed)
+	if (start_workers(blk)) {
 		blk_reset(blk);   /* the transport only sets NEEDS_RESET: nothing may keep running */
-	return failed;
+		return -1;
+	}
+	return 0;
+}
+
+/* Requests in flight finish (each worker ends its batch); the queues stay. */
+static void blk_pause(void *dev)
+{
+	struct virtio_blk *blk = dev;
+	if (!blk->active)
+		return;
+	atomic_store(&blk->stopping, true);
+	queue_worker_stop(blk->queue_threads);
+}
+
+static int blk_resume(void *dev)
+{
+	struct virtio_blk *blk = dev;
+	if (!blk->active)
+		return 0;
+	atomic_store(&blk->stopping, false);
+	if (start_workers(blk)) {
+		queue_worker_stop(blk->queue_threads);
+		return -1;
+	}
+	return 0;
+}
+
+/* The disk a snapshot's guest knew: the same size, queues and mode. */
+static void blk_save(void *dev, struct snap_writer *w)
+{
+	const struct virtio_blk *blk = dev;
+	snap_put_u64(w, blk->capacity);
+	snap_put_u32(w, blk->num_queues);
+	snap_put_u8(w, blk->readonly);
+}
+
+static int blk_load(void *dev, struct snap_reader *r)
+{
+	const struct virtio_blk *blk = dev;
+	uint64_t capacity = snap_get_u64(r);
+	uint32_t num_queues = snap_get_u32(r);
+	bool readonly = snap_get_u8(r) != 0;
+	if (snap_failed(r))
+		return -1;
+	if (capacity != blk->capacity)
+		snap_fail(r, "the snapshot's disk had %llu bytes, this one has %llu",
+			  (unsigned long long)capacity * 512, (unsigned long long)blk->capacity * 512);
+	else if (num_queues != blk->num_queues)
+		snap_fail(r, "the snapshot's disk had %u queues, this one has %u", num_queues, blk->num_queues);
+	else if (readonly != blk->readonly)
+		snap_fail(r, "the snapshot's disk was %s, this one is %s", readonly ? "read-only" : "writable",
+			  blk->readonly ? "read-only" : "writable");
+	return snap_failed(r) ? -1 : 0;
 }
 
 /* ---- config space and features ---- */
@@ -455,6 +517,10 @@ const struct virtio_dev_ops virtio_blk_ops = {
 	.config_write = blk_config_write,
 	.activate = blk_activate,
 	.reset = blk_reset,
+	.pause = blk_pause,
+	.resume = blk_resume,
+	.save = blk_save,
+	.load = blk_load,
 };
 
 /* ---- life cycle ---- */

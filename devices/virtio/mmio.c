@@ -1,5 +1,8 @@
 #include "devices/virtio/mmio.h"
 
+#include <stdio.h>
+#include "vmm/base/snap_format.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -222,3 +225,27 @@ static void mmio_write(void *dev, uint64_t off, const void *data, unsigned size)
 }
 
 const struct io_ops virtio_mmio_io_ops = { .read = mmio_read, .write = mmio_write };
+
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_writer *w)
+{
+	pthread_mutex_lock(&m->t.lock);
+	snap_put_u32(w, atomic_load(&m->isr));
+	virtio_transport_save(&m->t, w);
+	pthread_mutex_unlock(&m->t.lock);
+}
+
+int virtio_mmio_restore(struct virtio_mmio *m, struct snap_reader *r, char *err, size_t errlen)
+{
+	struct virtio_transport_state st;
+	uint32_t isr = snap_get_u32(r);
+	if (virtio_transport_state_read(r, &st)) {
+		snprintf(err, errlen, "%s", r->err);
+		return -1;
+	}
+	pthread_mutex_lock(&m->t.lock);
+	int rc = virtio_transport_restore(&m->t, &st, r, NULL, NULL, err, errlen);
+	if (!rc)
+		atomic_fetch_or(&m->isr, isr & (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG));
+	pthread_mutex_unlock(&m->t.lock);
+	return rc;
+}

@@ -56,4 +56,12 @@ void virtio_mmio_destroy(struct virtio_mmio *m);
 
 extern const struct io_ops virtio_mmio_io_ops;
 
+/* Snapshots: InterruptStatus, then the transport's and the device's state
+ * (devices/virtio/transport.h). Restore replays the driver's set-up on a
+ * transport never used; -1 with a line in err. */
+struct snap_writer;
+struct snap_reader;
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_writer *w);
+int virtio_mmio_restore(struct virtio_mmio *m, struct snap_reader *r, char *err, size_t errlen);
+
 #endif

@@ -1,5 +1,10 @@
 #include "devices/virtio/pci.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vmm/base/snap_format.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -12,6 +17,15 @@ static void put32(uint8_t *p, uint32_t v)
 {
 	for (unsigned i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* size bytes (1, 2 or 4), little-endian. */
+static uint32_t get_le_n(const uint8_t *p, unsigned size)
+{
+	uint32_t v = 0;
+	for (unsigned i = size; i-- > 0;)
+		v = v << 8 | p[i];
+	return v;
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -560,4 +574,80 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	if (vp->config_fd >= 0)
 		close(vp->config_fd);
 	vp->config_fd = -1;
+}
+
+/* ---- snapshots ---- */
+
+/* Config space the driver writes, replayed at restore in this order (BARs
+ * before the command register that turns decoding on). */
+static const struct { uint8_t off, size; } saved_cfg[] = {
+	{ PCI_BASE_ADDRESS_0, 4 }, { PCI_BASE_ADDRESS_0 + 4, 4 }, { PCI_BASE_ADDRESS_0 + 8, 4 },
+	{ PCI_BASE_ADDRESS_0 + 12, 4 }, { PCI_BASE_ADDRESS_0 + 16, 4 }, { PCI_BASE_ADDRESS_0 + 20, 4 },
+	{ PCI_INTERRUPT_LINE, 1 }, { PCI_COMMAND, 2 },
+};
+#define N_SAVED_CFG (sizeof(saved_cfg) / sizeof(saved_cfg[0]))
+
+void virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w)
+{
+	for (unsigned i = 0; i < N_SAVED_CFG; i++)
+		snap_put_u32(w, (uint32_t)get_le_n(vp->pci.cfg + saved_cfg[i].off, saved_cfg[i].size));
+	snap_put_u16(w, (uint16_t)get_le_n(vp->pci.cfg + vp->pci.msix_cap + PCI_MSIX_FLAGS, 2));
+	pthread_mutex_lock(&vp->msix.lock);
+	snap_put_u32(w, vp->msix.n_vectors);
+	for (unsigned i = 0; i < vp->msix.n_vectors; i++)
+		for (unsigned k = 0; k < 4; k++)
+			snap_put_u32(w, vp->msix.vectors[i].entry[k]);
+	pthread_mutex_unlock(&vp->msix.lock);
+	pthread_mutex_lock(&vp->t.lock);
+	snap_put_u16(w, vp->msix_config);
+	snap_put_u32(w, atomic_load(&vp->isr));
+	virtio_transport_save(&vp->t, w);
+	pthread_mutex_unlock(&vp->t.lock);
+}
+
+static void restore_vector(void *ctx, unsigned q, uint16_t v)
+{
+	struct virtio_pci *vp = ctx;
+	vp->t.queues[q].msix_vector = msix_set_user_vector(&vp->msix, q, v);
+}
+
+int virtio_pci_restore(struct virtio_pci *vp, struct snap_reader *r, char *err, size_t errlen)
+{
+	uint32_t cfg[N_SAVED_CFG];
+	for (unsigned i = 0; i < N_SAVED_CFG; i++)
+		cfg[i] = snap_get_u32(r);
+	uint16_t msix_control = snap_get_u16(r);
+	uint32_t n_vectors = snap_get_u32(r);
+	if (!snap_failed(r) && n_vectors != vp->msix.n_vectors)
+		snap_fail(r, "%u MSI-X vectors, this device has %u", n_vectors, vp->msix.n_vectors);
+	uint32_t (*table)[4] = snap_failed(r) ? NULL : calloc(n_vectors ? n_vectors : 1, sizeof(*table));
+	if (!snap_failed(r) && !table)
+		snap_fail(r, "out of memory");
+	for (unsigned i = 0; table && i < n_vectors; i++)
+		for (unsigned k = 0; k < 4; k++)
+			table[i][k] = snap_get_u32(r);
+	uint16_t msix_config = snap_get_u16(r);
+	uint32_t isr = snap_get_u32(r);
+	struct virtio_transport_state st;
+	if (snap_failed(r) || virtio_transport_state_read(r, &st)) {
+		snprintf(err, errlen, "%s", r->err);
+		free(table);
+		return -1;
+	}
+	/* As a driver would: BARs and decoding, the MSI-X table with the
+	 * control bits last, MSI-X on; then the transport. */
+	for (unsigned i = 0; i < N_SAVED_CFG; i++)
+		pci_dev_config_write(&vp->pci, saved_cfg[i].off, cfg[i], saved_cfg[i].size);
+	for (unsigned i = 0; i < n_vectors; i++)
+		for (unsigned k = 0; k < 4; k++)
+			msix_table_write(&vp->msix, i * MSIX_ENTRY_SIZE + k * 4, &table[i][k], 4);
+	free(table);
+	pci_dev_config_write(&vp->pci, vp->pci.msix_cap + PCI_MSIX_FLAGS, msix_control, 2);
+	pthread_mutex_lock(&vp->t.lock);
+	vp->msix_config = msix_set_user_vector(&vp->msix, vp->t.n_queues, msix_config);
+	int rc = virtio_transport_restore(&vp->t, &st, r, restore_vector, vp, err, errlen);
+	if (!rc)
+		atomic_fetch_or(&vp->isr, isr & (VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG));
+	pthread_mutex_unlock(&vp->t.lock);
+	return rc;
 }

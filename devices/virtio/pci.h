@@ -131,4 +131,14 @@ int virtio_pci_init(struct virtio_pci *vp, const char *name, const struct virtio
  * Call with the vCPUs stopped. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 
+/* Snapshots: the config registers the driver writes (command, BARs,
+ * interrupt line, MSI-X control), the MSI-X table, the config vector and
+ * ISR, then the transport's and the device's state. Restore replays them
+ * on a function never used, after it was added to the PCI host; -1 with a
+ * line in err. */
+struct snap_writer;
+struct snap_reader;
+void virtio_pci_save(struct virtio_pci *vp, struct snap_writer *w);
+int virtio_pci_restore(struct virtio_pci *vp, struct snap_reader *r, char *err, size_t errlen);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
+#include "vmm/base/snap_format.h"
 
 #define TRANSPORT_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_INDIRECT_DESC) | \
 			    (1ull << VIRTIO_F_EVENT_IDX))
@@ -170,6 +171,12 @@ static void activate(struct virtio_transport *t)
 			return;
 		}
 		q->vq.log_limit = &t->log_limit;
+		if (t->restoring) {
+			/* Where the device was at the snapshot: used->idx in guest
+			 * memory says the same (no descriptor was in flight). */
+			q->vq.last_avail_idx = q->vq.avail_idx_shadow = t->restore_avail[i];
+			q->vq.used_idx = t->restore_used[i];
+		}
 	}
 	int e = set_notifiers(t, true);
 	if (e) {
@@ -275,4 +282,174 @@ void virtio_transport_config_write(struct virtio_transport *t, uint32_t off, con
 	uint32_t size = t->ops->config_size(t->dev);
 	if (off <= size && len <= size - off && t->ops->config_write)
 		t->ops->config_write(t->dev, off, data, len);
+}
+
+/* ---- pause and resume ---- */
+
+static int call_device_pause(void *arg)
+{
+	struct virtio_transport *t = arg;
+	t->ops->pause(t->dev);
+	return 0;
+}
+
+static int call_device_resume(void *arg)
+{
+	struct virtio_transport *t = arg;
+	return t->ops->resume(t->dev);
+}
+
+void virtio_transport_pause(struct virtio_transport *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->active && !t->paused && on_control_thread(t, call_device_pause) == 0)
+		t->paused = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void virtio_transport_resume(struct virtio_transport *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->active && t->paused) {
+		t->paused = false;
+		if (on_control_thread(t, call_device_resume)) {
+			log_warn_limited(&t->log_limit, "%s: cannot resume the device; device needs reset", t->name);
+			virtio_transport_set_needs_reset(t);
+			if (t->hooks->irq.config)
+				t->hooks->irq.config(&t->hooks->irq);
+		} else {
+			for (unsigned i = 0; i < t->n_queues; i++) {
+				if (!t->queues[i].ready)
+					continue;
+				eventfd_signal(t->queues[i].kick_fd);
+				t->hooks->irq.queue(&t->hooks->irq, i);
+			}
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- snapshots ---- */
+
+#define TAG_TRANSPORT SNAP_TAG('V', 'T', 'R', 'N')
+#define TAG_DEVICE SNAP_TAG('V', 'D', 'E', 'V')
+
+void virtio_transport_save(struct virtio_transport *t, struct snap_writer *w)
+{
+	size_t at = snap_begin(w, TAG_TRANSPORT);
+	snap_put_u64(w, t->device_features);
+	snap_put_u64(w, t->driver_features);
+	snap_put_u8(w, t->status);
+	snap_put_u8(w, atomic_load(&t->broken));
+	snap_put_u32(w, t->config_generation);
+	snap_put_u32(w, t->n_queues);
+	for (unsigned i = 0; i < t->n_queues; i++) {
+		const struct virtio_queue *q = &t->queues[i];
+		snap_put_u16(w, q->size);
+		snap_put_u8(w, q->ready);
+		snap_put_u16(w, q->msix_vector);
+		snap_put_u64(w, q->desc);
+		snap_put_u64(w, q->avail);
+		snap_put_u64(w, q->used);
+		bool live = t->active && q->ready;
+		snap_put_u16(w, live ? q->vq.last_avail_idx : 0);
+		snap_put_u16(w, live ? q->vq.used_idx : 0);
+	}
+	snap_end(w, at);
+	at = snap_begin(w, TAG_DEVICE);
+	if (t->ops->save)
+		t->ops->save(t->dev, w);
+	snap_end(w, at);
+}
+
+int virtio_transport_state_read(struct snap_reader *parent, struct virtio_transport_state *s)
+{
+	struct snap_reader r;
+	memset(s, 0, sizeof(*s));
+	if (snap_section(parent, TAG_TRANSPORT, "virtio transport", &r))
+		return -1;
+	s->device_features = snap_get_u64(&r);
+	s->driver_features = snap_get_u64(&r);
+	s->status = snap_get_u8(&r);
+	s->broken = snap_get_u8(&r) != 0;
+	s->config_generation = snap_get_u32(&r);
+	s->n_queues = snap_get_bounded(&r, VIRTIO_MAX_QUEUES, "queue count");
+	for (unsigned i = 0; i < s->n_queues && !snap_failed(&r); i++) {
+		struct virtio_queue_state *q = &s->queues[i];
+		q->size = snap_get_u16(&r);
+		q->ready = snap_get_u8(&r) != 0;
+		q->msix_vector = snap_get_u16(&r);
+		q->desc = snap_get_u64(&r);
+		q->avail = snap_get_u64(&r);
+		q->used = snap_get_u64(&r);
+		q->last_avail_idx = snap_get_u16(&r);
+		q->used_idx = snap_get_u16(&r);
+	}
+	if (snap_section_done(&r))
+		return -1;
+	return 0;
+}
+
+int virtio_transport_restore(struct virtio_transport *t, const struct virtio_transport_state *s,
+			     struct snap_reader *parent, void (*set_vector)(void *ctx, unsigned q, uint16_t v),
+			     void *ctx, char *err, size_t errlen)
+{
+	struct snap_reader dev;
+	if (snap_section(parent, TAG_DEVICE, "device state", &dev) ||
+	    (t->ops->load && t->ops->load(t->dev, &dev)) || snap_section_done(&dev)) {
+		snprintf(err, errlen, "%s", dev.errlen ? dev.err : "device state");
+		return -1;
+	}
+	if (t->status) {
+		snprintf(err, errlen, "internal: restoring a transport in use");
+		return -1;
+	}
+	if (s->device_features != t->device_features || s->n_queues != t->n_queues) {
+		snprintf(err, errlen, "the snapshot's device offered features 0x%llx and %u queues, this one 0x%llx "
+			 "and %u (another device or minivmm)", (unsigned long long)s->device_features, s->n_queues,
+			 (unsigned long long)t->device_features, t->n_queues);
+		return -1;
+	}
+	if (s->driver_features & ~t->device_features) {
+		snprintf(err, errlen, "the driver's features 0x%llx are not all the device's",
+			 (unsigned long long)s->driver_features);
+		return -1;
+	}
+	t->driver_features = s->driver_features;
+	t->config_generation = s->config_generation;
+	for (unsigned i = 0; i < t->n_queues; i++) {
+		const struct virtio_queue_state *qs = &s->queues[i];
+		struct virtio_queue *q = &t->queues[i];
+		if (qs->size > t->ops->queue_max_size) {
+			snprintf(err, errlen, "queue %u: size %u over the device's %u", i, qs->size, t->ops->queue_max_size);
+			return -1;
+		}
+		q->size = qs->size;
+		q->desc = qs->desc;
+		q->avail = qs->avail;
+		q->used = qs->used;
+		q->ready = qs->ready;
+		if (set_vector)
+			set_vector(ctx, i, qs->msix_vector);
+		t->restore_avail[i] = qs->last_avail_idx;
+		t->restore_used[i] = qs->used_idx;
+	}
+	/* The driver's own order: everything but DRIVER_OK, then DRIVER_OK. */
+	uint8_t status = s->status & (uint8_t)~VIRTIO_STATUS_NEEDS_RESET;
+	t->restoring = true;
+	virtio_transport_status_write(t, status & (uint8_t)~VIRTIO_STATUS_DRIVER_OK);
+	if (status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_transport_status_write(t, status);
+	t->restoring = false;
+	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(t->status & VIRTIO_STATUS_FEATURES_OK)) {
+		snprintf(err, errlen, "the driver's features 0x%llx were refused", (unsigned long long)s->driver_features);
+		return -1;
+	}
+	if (s->broken || (s->status & VIRTIO_STATUS_NEEDS_RESET))
+		virtio_transport_set_needs_reset(t);   /* the guest's driver resets it, as it would have */
+	/* An interrupt on its way at the snapshot is not lost: one per queue. */
+	for (unsigned i = 0; t->active && i < t->n_queues; i++)
+		if (t->queues[i].ready)
+			t->hooks->irq.queue(&t->hooks->irq, i);
+	return 0;
 }

@@ -52,6 +52,10 @@ struct virtio_transport {
 	unsigned n_queues;
 	struct virtio_queue queues[VIRTIO_MAX_QUEUES];
 	bool active;                        /* device activated, notifiers assigned */
+	bool paused;                        /* active, its threads stopped (virtio_transport_pause) */
+	/* At restore: the ring positions activate() gives each queue instead of 0. */
+	bool restoring;
+	uint16_t restore_avail[VIRTIO_MAX_QUEUES], restore_used[VIRTIO_MAX_QUEUES];
 	atomic_bool broken;                 /* set from device threads without the lock */
 	bool notifiers_assigned;
 	struct log_limit log_limit;         /* lines the guest can cause: its queues' too */
@@ -78,5 +82,50 @@ void virtio_transport_config_write(struct virtio_transport *t, uint32_t off, con
  * The caller raises the config interrupt. */
 void virtio_transport_set_needs_reset(struct virtio_transport *t);
 uint8_t virtio_transport_status_read(struct virtio_transport *t);
+
+/* Pause and resume the device's threads (virtio_dev_ops.pause/resume), for
+ * a VM pause or a snapshot; nothing happens on a device not activated.
+ * Resume kicks and interrupts every ready queue once: a notification that
+ * fell into the pause is not lost. Take t->lock themselves. */
+void virtio_transport_pause(struct virtio_transport *t);
+void virtio_transport_resume(struct virtio_transport *t);
+
+/* ---- snapshots ---- */
+struct snap_writer;
+struct snap_reader;
+
+struct virtio_queue_state {
+	uint16_t size;
+	bool ready;
+	uint16_t msix_vector;
+	uint64_t desc, avail, used;
+	uint16_t last_avail_idx, used_idx;
+};
+
+/* What a driver set up, as the registers hold it, and where the rings are. */
+struct virtio_transport_state {
+	uint64_t device_features, driver_features;
+	uint8_t status;
+	bool broken;
+	uint32_t config_generation;
+	uint32_t n_queues;
+	struct virtio_queue_state queues[VIRTIO_MAX_QUEUES];
+};
+
+/* Appends the state, then the device's (ops->save). The device is paused
+ * or was never activated: the ring positions are final. Call with t->lock. */
+void virtio_transport_save(struct virtio_transport *t, struct snap_writer *w);
+/* Reads what virtio_transport_save wrote, up to the device's section.
+ * Pure: bounded, no allocation. Returns 0 or -1 (r failed). */
+int virtio_transport_state_read(struct snap_reader *r, struct virtio_transport_state *s);
+/* Restores a transport never used (status 0) the way its driver set it
+ * up: device state (ops->load from r), features, queue set-up, then the
+ * status, which activates the device with the saved ring positions. The
+ * transport's own registers (a queue's MSI-X vector is written by
+ * set_vector, NULL for none) are set between queues and status. Call with
+ * t->lock. Returns 0, or -1 with a line in err. */
+int virtio_transport_restore(struct virtio_transport *t, const struct virtio_transport_state *s,
+			     struct snap_reader *dev_state, void (*set_vector)(void *ctx, unsigned q, uint16_t v),
+			     void *ctx, char *err, size_t errlen);
 
 #endif

@@ -16,6 +16,9 @@
 
 #include "devices/virtio/virtq.h"
 
+struct snap_writer;
+struct snap_reader;
+
 #define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
 
@@ -88,6 +91,20 @@ struct virtio_dev_ops {
 			const struct virtio_irq *irq);
 	/* Stop serving: when it returns no device thread touches the queues. */
 	void (*reset)(void *dev);
+	/* Between activate and reset: pause stops every device thread and
+	 * keeps everything else (features, queues, pairs), so that the ring
+	 * positions in queues[i].vq are final when it returns (no descriptor in
+	 * flight); resume starts them again. Returns 0, or -1 (logged: the
+	 * transport then sets DEVICE_NEEDS_RESET). */
+	void (*pause)(void *dev);
+	int (*resume)(void *dev);
+	/* Snapshots: the device's own state and configuration (not its queues,
+	 * which the transport saves). load runs on a device not yet activated,
+	 * before the transport replays the driver's set-up; it refuses a state
+	 * that does not fit this device (another disk size, other pairs...).
+	 * Returns 0, or -1 with the reader failed and the reason in it. */
+	void (*save)(void *dev, struct snap_writer *w);
+	int (*load)(void *dev, struct snap_reader *r);
 };
 
 #endif

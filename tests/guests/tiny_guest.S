@@ -4,7 +4,10 @@
  * port, prints a line on COM1, and exits through the guest port with the
  * status its command line asks for: "exit=N" (one digit) => status N,
  * "hang" => spin forever counting at guest address 0x6000
- * (for signal and pause tests), anything else => 0. minivmm takes that
+ * (for signal and pause tests), "tick" => print "tNN" (a counter kept in
+ * guest memory at 0x6008, two hex digits) on COM1 every 2^18 loops
+ * for ever (snapshot tests: a restored guest goes on counting), anything
+ * else => 0. minivmm takes that
  * status only with --guest-exit; without it the guest then powers off. */
 	.code64
 	.section .text
@@ -30,6 +33,8 @@ _start:
 	movl	0x228(%rbx), %ebx
 	cmpl	$0x676e6168, (%rbx)	/* "hang": spin until minivmm is stopped */
 	je	5f
+	cmpl	$0x6b636974, (%rbx)	/* "tick" */
+	je	6f
 	xor	%eax, %eax
 	cmpl	$0x74697865, (%rbx)	/* "exit" */
 	jne	3f
@@ -50,6 +55,30 @@ _start:
 	pause
 	jmp	5b
 
+6:	mov	$0x40000, %ecx	/* "tick": wait a while (no pause: it may exit) */
+7:	nop
+	dec	%ecx
+	jnz	7b
+	incq	0x6008
+	mov	$0x3f8, %dx
+	mov	$'t', %al
+	outb	%al, %dx
+	movzbl	0x6008, %ebx
+	lea	hexdigits(%rip), %rsi
+	mov	%ebx, %eax
+	shr	$4, %eax
+	movb	(%rsi,%rax), %al
+	outb	%al, %dx
+	mov	%ebx, %eax
+	and	$0xf, %eax
+	movb	(%rsi,%rax), %al
+	outb	%al, %dx
+	mov	$'\n', %al
+	outb	%al, %dx
+	jmp	6b
+
 	.section .rodata
 banner:
 	.asciz	"tiny guest: hello from the guest\n"
+hexdigits:
+	.ascii	"0123456789abcdef"

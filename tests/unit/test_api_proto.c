@@ -9,8 +9,9 @@
 
 struct fake_vm {
 	bool paused;
-	int pauses, resumes, stops;
+	int pauses, resumes, stops, snapshots;
 	bool fail_resume;
+	int fds_seen[2];
 };
 
 static bool f_paused(void *ctx) { return ((struct fake_vm *)ctx)->paused; }
@@ -42,13 +43,27 @@ static void f_stats(void *ctx, struct json_object *out)
 }
 static void f_stop(void *ctx) { ((struct fake_vm *)ctx)->stops++; }
 
-static const struct api_ops fake_ops = { f_paused, f_pause, f_resume, f_info, f_stats, f_stop };
+static int f_snapshot(void *ctx, int state_fd, int mem_fd, struct json_object *out, char *err, size_t errlen)
+{
+	struct fake_vm *v = ctx;
+	v->snapshots++;
+	v->fds_seen[0] = state_fd;
+	v->fds_seen[1] = mem_fd;
+	if (state_fd == 99) {
+		snprintf(err, errlen, "disk full");
+		return -1;
+	}
+	json_object_object_add(out, "state_bytes", json_object_new_int(1234));
+	return 0;
+}
+
+static const struct api_ops fake_ops = { f_paused, f_pause, f_resume, f_info, f_stats, f_stop, f_snapshot };
 
 static struct fake_vm vm;
 
 static char *ask_len(const char *line, size_t len)
 {
-	char *r = api_proto_handle(&fake_ops, &vm, line, len);
+	char *r = api_proto_handle(&fake_ops, &vm, line, len, NULL, 0);
 	cr_assert_not_null(r);
 	size_t n = strlen(r);
 	cr_assert(n > 1 && r[n - 1] == '\n' && !memchr(r, '\n', n - 1), "one line: %s", r);
@@ -120,9 +135,31 @@ Test(api_proto, failed_resume_is_an_error)
 	free(r);
 }
 
-Test(api_proto, snapshot_not_yet)
+Test(api_proto, snapshot_needs_a_paused_vm_and_two_files)
 {
-	expect_error("{\"cmd\":\"snapshot\"}", 18, "not implemented yet");
+	expect_error("{\"cmd\":\"snapshot\"}", 18, "the VM is running (pause it first)");
+	vm.paused = true;
+	expect_error("{\"cmd\":\"snapshot\"}", 18, "must come with the request (2 file descriptors");
+	int one[1] = { 7 };
+	char *r = api_proto_handle(&fake_ops, &vm, "{\"cmd\":\"snapshot\"}", 18, one, 1);
+	cr_assert(strstr(r, "(2 file descriptors, SCM_RIGHTS; 1 came)"), "%s", r);
+	free(r);
+	cr_assert_eq(vm.snapshots, 0);
+}
+
+Test(api_proto, snapshot_hands_the_files_to_the_vm)
+{
+	vm.paused = true;
+	int fds[2] = { 11, 12 };
+	char *r = api_proto_handle(&fake_ops, &vm, "{\"cmd\":\"snapshot\"}", 18, fds, 2);
+	cr_assert(strstr(r, "\"ok\":true") && strstr(r, "\"state_bytes\":1234"), "%s", r);
+	free(r);
+	cr_assert_eq(vm.snapshots, 1);
+	cr_assert(vm.fds_seen[0] == 11 && vm.fds_seen[1] == 12);
+	int bad[2] = { 99, 12 };
+	r = api_proto_handle(&fake_ops, &vm, "{\"cmd\":\"snapshot\"}", 18, bad, 2);
+	cr_assert(strstr(r, "{\"error\":\"snapshot: disk full\"}"), "%s", r);
+	free(r);
 }
 
 Test(api_proto, bad_requests)

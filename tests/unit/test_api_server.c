@@ -19,7 +19,7 @@ static int f_resume(void *ctx, char *err, size_t errlen) { return 0; }
 static void f_info(void *ctx, struct json_object *out) {}
 static void f_stats(void *ctx, struct json_object *out) {}
 static void f_stop(void *ctx) {}
-static const struct api_ops fake_ops = { f_paused, f_pause, f_resume, f_info, f_stats, f_stop };
+static const struct api_ops fake_ops = { f_paused, f_pause, f_resume, f_info, f_stats, f_stop, NULL };
 
 static char dir[64], path[128];
 static struct api_server srv;

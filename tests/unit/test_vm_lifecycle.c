@@ -56,7 +56,7 @@ Test(vm_lifecycle, start_pause_resume_stop_leaves_nothing)
 	cr_assert_eq(read_input_file("--kernel", tiny, 1 << 20, &files.kernel, &files.kernel_len), 0);
 
 	struct vm *vm = calloc(1, sizeof(*vm));
-	cr_assert_eq(vm_create(vm, &opts), 0);
+	cr_assert_eq(vm_create(vm, &opts, NULL), 0);
 	cr_assert_eq(vm_load(vm, &opts, &files), 0);
 	free(files.kernel);
 
