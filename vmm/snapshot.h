@@ -25,6 +25,11 @@ struct vm;
 struct arch_vcpu_state;
 struct arch_vm_state;
 
+/* The VM-level sections (vmm/snapshot.c writes them, snapshot_parse.c reads). */
+#define SNAP_TAG_VM SNAP_TAG('V', 'M', 'L', 'Y')
+#define SNAP_TAG_UART SNAP_TAG('U', 'A', 'R', 'T')
+#define SNAP_TAG_DEVICE SNAP_TAG('D', 'E', 'V', 'S')
+
 #define SNAP_STATE_FILE "state"
 #define SNAP_MEMORY_FILE "memory"
 #define SNAP_MAX_VCPUS 255

@@ -14,6 +14,7 @@
 #   fuzz_net_ctrl virtio-net's control queue (RX mode, MAC table and address,
 #                VQ_PAIRS_SET) over a fake backend
 #   fuzz_arm64_boot the arm64 Image parser, RAM placement and device tree
+#   fuzz_snapshot the snapshot state file's parser (--restore)
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -27,7 +28,8 @@ cd "$(dirname "$0")/../.." || exit 2
 SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
-TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker fuzz_net_ctrl fuzz_arm64_boot)
+TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker fuzz_net_ctrl fuzz_arm64_boot
+	fuzz_snapshot)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -46,6 +48,8 @@ srcs() {
 	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c devices/net/tap.c \
 		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # virtio_net.c: included
 	fuzz_arm64_boot) echo arch/arm64/boot.c arch/arm64/fdt.c -lfdt ;;
+	fuzz_snapshot) echo vmm/snapshot_parse.c vmm/base/snap_format.c arch/x86/snapshot.c arch/x86/cpu.c \
+		devices/virtio/transport.c devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
 		vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # blk.c itself is included by the target
 	esac
@@ -61,6 +65,7 @@ max_len() {
 	fuzz_net_worker) echo 16404 ;;   # header, 8 frame lengths, the guest RAM image
 	fuzz_net_ctrl) echo 16388 ;;     # header + the guest RAM image
 	fuzz_arm64_boot) echo 8192 ;;    # header, command line, Image
+	fuzz_snapshot) echo 65536 ;;     # a one-vCPU state payload is ~20 KiB
 	esac
 }
 make_seeds() {
@@ -74,6 +79,7 @@ make_seeds() {
 	fuzz_net_worker) mkdir -p "$2" && FUZZ_NET_WORKER_WRITE_SEEDS=$2 "$OUT/fuzz_net_worker" ;;
 	fuzz_net_ctrl) mkdir -p "$2" && FUZZ_NET_CTRL_WRITE_SEEDS=$2 "$OUT/fuzz_net_ctrl" ;;
 	fuzz_arm64_boot) mkdir -p "$2" && FUZZ_ARM64_BOOT_WRITE_SEEDS=$2 "$OUT/fuzz_arm64_boot" ;;
+	fuzz_snapshot) mkdir -p "$2" && FUZZ_SNAPSHOT_WRITE_SEEDS=$2 "$OUT/fuzz_snapshot" ;;
 	esac
 }
 
@@ -91,6 +97,7 @@ rm -f "$OUT/.probe"
 # field of a positional initializer.
 # shellcheck disable=SC2054  # the commas are in -fsanitize=
 CFLAGS=(-std=gnu11 -g -O1 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
+	-Wno-gnu-variable-sized-type-not-at-end
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I.)
 
 # Builds and runs one target for $2 seconds; prints its result line.

@@ -197,3 +197,26 @@ Test(options, console_max)
 	cr_assert_str_eq(err, "--console-max -1: not a number of MiB (0: no limit)");
 	cr_assert_neq(PARSE("--kernel", "bz", "--console-max", "18446744073709551615"), 0);
 }
+
+Test(options, restore)
+{
+	cr_assert_eq(PARSE("--restore", "snap", "--disk", "d.img", "--api-sock", "s"), 0, "%s", err);
+	cr_assert_str_eq(o.restore_dir, "snap");
+	cr_assert_null(o.kernel);
+	cr_assert_not(o.restore_mem_copy);
+	cr_assert_eq(PARSE("--restore=snap", "--restore-mem", "copy"), 0, "%s", err);
+	cr_assert(o.restore_mem_copy);
+	cr_assert_eq(PARSE("--restore", "snap", "--restore-mem=map"), 0, "%s", err);
+	cr_assert_not(o.restore_mem_copy);
+	static const char *const boot[] = { "--kernel", "--initrd", "--cmdline", "--cpus", "--mem" };
+	for (unsigned i = 0; i < 5; i++) {
+		cr_assert_neq(PARSE("--restore", "snap", (char *)boot[i], "64"), 0, "%s accepted", boot[i]);
+		cr_assert(strstr(err, "not with --restore") && !strncmp(err, boot[i], strlen(boot[i])), "%s", err);
+	}
+	cr_assert_neq(PARSE("--restore", "snap", "--restore-mem", "lazy"), 0);
+	cr_assert(strstr(err, "--restore-mem lazy: must be map or copy"), "%s", err);
+	cr_assert_neq(PARSE("--kernel", "bz", "--restore-mem", "copy"), 0);
+	cr_assert(strstr(err, "--restore-mem: only with --restore"), "%s", err);
+	cr_assert_neq(PARSE("--restore", ""), 0);
+	cr_assert(strstr(err, "--restore: empty path"), "%s", err);
+}
