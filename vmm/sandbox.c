@@ -248,8 +248,12 @@ static int add_ioctls(scmp_filter_ctx ctx, enum thread_role role, const struct b
 			return 0;
 		rc = allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, resume_ioctls);
 #ifdef __x86_64__
-		if (!rc)
-			rc = allow_group(ctx, b, f ? f->vcpu_fds : NULL, f ? f->n_vcpus : 0, snapshot_vcpu_ioctls);
+		/* By request number on any fd: 11 rules, not 11 per vCPU (255 vCPUs
+		 * would overflow the filter). They are KVM's read-only vCPU getters
+		 * (type 0xAE, which no other fd here answers to: the VM fd and
+		 * /dev/kvm refuse them, taps and vhost have their own types). */
+		for (unsigned i = 0; !rc && snapshot_vcpu_ioctls[i]; i++)
+			rc = allow_ioctl(ctx, -1, snapshot_vcpu_ioctls[i]);
 		if (!rc)
 			rc = allow_group(ctx, b, &vm_fd, n_vm, snapshot_vm_ioctls);
 		if (!rc && (!f || f->kvm_fd >= 0)) {
