@@ -11,7 +11,6 @@
 # its own tap in its own network namespace, each answering a ping and
 # powering off.
 # rig-timeout: 900
-# rig-own-l1: long (pauses, several boots)
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 # shellcheck source=tests/rig/lib.sh
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
