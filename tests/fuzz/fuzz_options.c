@@ -58,7 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(n > 0 && n < sizeof(err));
 		CHECK(!memchr(err, '\n', n));
 	} else if (!opts.help && !opts.version) {
-		CHECK(opts.kernel && points_into(opts.kernel, argv, argc));
+		/* a kernel to boot, or a snapshot to restore (and then no kernel) */
+		CHECK(opts.kernel ? points_into(opts.kernel, argv, argc) && !opts.restore_dir
+				  : opts.restore_dir && points_into(opts.restore_dir, argv, argc));
 		CHECK(points_into(opts.initrd, argv, argc));   /* cmdline may be the built-in default */
 		CHECK(opts.cpus >= 1);
 		CHECK(opts.mem_mib >= MIN_MEM_MIB && opts.mem_mib <= MAX_MEM_MIB);

@@ -128,15 +128,16 @@ static void write_seed(const char *dir)
 	exit(0);
 }
 
+/* Before libFuzzer starts: an exit() inside a run counts as a crash. */
+__attribute__((constructor)) static void maybe_write_seeds(void)
+{
+	const char *dir = getenv("FUZZ_SNAPSHOT_WRITE_SEEDS");
+	if (dir)
+		write_seed(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static bool seeded;
-	if (!seeded) {
-		seeded = true;
-		const char *dir = getenv("FUZZ_SNAPSHOT_WRITE_SEEDS");
-		if (dir)
-			write_seed(dir);
-	}
 	size_t len = SNAP_HEADER_SIZE + size;
 	uint8_t *file = malloc(len ? len : 1);
 	if (!file)
