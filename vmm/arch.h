@@ -118,7 +118,6 @@ int arch_vcpu_save(struct vcpu *v, struct snap_writer *w, uint64_t *fingerprint,
 /* Reads one vCPU section (hostile input: everything bounded); NULL with
  * the reader failed on error. */
 struct arch_vcpu_state *arch_vcpu_state_read(struct snap_reader *r);
-uint64_t arch_vcpu_state_fingerprint(const struct arch_vcpu_state *s);
 /* Whether this host's KVM offers every CPU feature the snapshot's guest had. */
 int arch_snapshot_check_cpu(struct vm *vm, const struct arch_vcpu_state *s, char *err, size_t errlen);
 int arch_vcpu_restore(struct vcpu *v, const struct arch_vcpu_state *s, char *err, size_t errlen);

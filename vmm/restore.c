@@ -24,8 +24,12 @@ int snapshot_open(const char *dir, struct snapshot *s, int *mem_fd)
 	char path[4096 + 16], err[300];
 	*mem_fd = -1;
 	struct stat st;
-	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		log_error("--restore %s: %s", dir, errno && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+	if (stat(dir, &st)) {
+		log_error("--restore %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("--restore %s: not a directory", dir);
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/" SNAP_STATE_FILE, dir);

@@ -22,11 +22,6 @@ struct arch_vcpu_state *arch_vcpu_state_read(struct snap_reader *r)
 	return NULL;
 }
 
-uint64_t arch_vcpu_state_fingerprint(const struct arch_vcpu_state *s)
-{
-	return 0;
-}
-
 int arch_snapshot_check_cpu(struct vm *vm, const struct arch_vcpu_state *s, char *err, size_t errlen)
 {
 	snprintf(err, errlen, NOT_YET);

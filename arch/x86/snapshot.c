@@ -249,11 +249,6 @@ void arch_vcpu_state_free(struct arch_vcpu_state *s)
 	free(s);
 }
 
-uint64_t arch_vcpu_state_fingerprint(const struct arch_vcpu_state *s)
-{
-	return fingerprint_of(s);
-}
-
 /* Feature registers whose bits the snapshot's guest may have used: each
  * must be supported here. The bits minivmm sets itself, or that follow the
  * guest's own control registers (OSXSAVE, OSPKE), are left out. */
