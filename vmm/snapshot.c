@@ -28,6 +28,13 @@ static void put_str(struct snap_writer *w, const char *s, size_t field)
 
 /* ---- saving ---- */
 
+/* The room a region takes in the memory file: whole pages, each region
+ * starting on a page (vmm/snapshot.h). */
+static uint64_t file_bytes(uint64_t region_size)
+{
+	return (region_size + PAGE - 1) & ~(PAGE - 1);
+}
+
 static void save_layout(struct vm *vm, struct snap_writer *w)
 {
 	size_t at = snap_begin(w, SNAP_TAG_VM);
@@ -41,7 +48,7 @@ static void save_layout(struct vm *vm, struct snap_writer *w)
 		snap_put_u64(w, vm->mem.regions[i].gpa);
 		snap_put_u64(w, vm->mem.regions[i].size);
 		snap_put_u64(w, off);
-		off += (vm->mem.regions[i].size + PAGE - 1) & ~(PAGE - 1);
+		off += file_bytes(vm->mem.regions[i].size);
 	}
 	const struct vm_devices *d = &vm->devices;
 	snap_put_u32(w, d->n_descs);
@@ -83,7 +90,7 @@ static int save_memory(struct vm *vm, int fd, struct snapshot_result *res, char 
 {
 	uint64_t total = 0;
 	for (unsigned i = 0; i < vm->mem.n_regions; i++)
-		total += (vm->mem.regions[i].size + PAGE - 1) & ~(PAGE - 1);
+		total += file_bytes(vm->mem.regions[i].size);
 	if (ftruncate(fd, 0) || ftruncate(fd, (off_t)total)) {
 		snprintf(err, errlen, "memory file: %s", strerror(errno));
 		return -1;
@@ -114,7 +121,7 @@ static int save_memory(struct vm *vm, int fd, struct snapshot_result *res, char 
 			}
 			res->memory_written += pos - start;
 		}
-		file_off += (r->size + PAGE - 1) & ~(PAGE - 1);
+		file_off += file_bytes(r->size);
 	}
 	return 0;
 }

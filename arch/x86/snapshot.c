@@ -357,9 +357,10 @@ int arch_vcpu_restore(struct vcpu *v, const struct arch_vcpu_state *s, char *err
 			 "scale it (%s)", v->id, s->tsc_khz, khz, strerror(errno));
 		return -1;
 	}
-	if (s->xsave_len > xsave_size(v->vm)) {
+	size_t xsave_max = xsave_size(v->vm);
+	if (s->xsave_len > xsave_max) {
 		snprintf(err, errlen, "vCPU %u: XSAVE area of %u bytes, this host's KVM takes %zu", v->id, s->xsave_len,
-			 xsave_size(v->vm));
+			 xsave_max);
 		return -1;
 	}
 	if (ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0)

@@ -432,17 +432,23 @@ static const struct queue_worker_ops ctrl_thread_ops = {
 
 /* ---- activation ---- */
 
+/* Ends the control queue's thread, after its batch of commands. */
+static void stop_ctrl(struct virtio_net *net)
+{
+	if (!queue_worker_running(net->ctrl_worker))
+		return;
+	atomic_store(&net->stopping, true);
+	queue_worker_stop(net->ctrl_worker);
+	atomic_store(&net->stopping, false);
+}
+
 static void net_reset(void *dev)
 {
 	struct virtio_net *net = dev;
 
 	if (!net->active)
 		return;
-	if (queue_worker_running(net->ctrl_worker)) {
-		atomic_store(&net->stopping, true);   /* ends its batch of commands */
-		queue_worker_stop(net->ctrl_worker);
-		atomic_store(&net->stopping, false);
-	}
+	stop_ctrl(net);
 	for (unsigned i = net->max_pairs; i-- > 0;)
 		pair_stop(net, i);
 	atomic_store(&net->active_pairs, 0);
@@ -541,11 +547,7 @@ static void net_pause(void *dev)
 	struct virtio_net *net = dev;
 	if (!net->active)
 		return;
-	if (queue_worker_running(net->ctrl_worker)) {
-		atomic_store(&net->stopping, true);
-		queue_worker_stop(net->ctrl_worker);
-		atomic_store(&net->stopping, false);
-	}
+	stop_ctrl(net);
 	for (unsigned i = atomic_load(&net->active_pairs); i-- > 0;)
 		pair_stop(net, i);
 }
@@ -555,14 +557,12 @@ static int net_resume(void *dev)
 	struct virtio_net *net = dev;
 	if (!net->active)
 		return 0;
+	/* The pairs pause stopped, started again as a pair change would
+	 * (on failure none runs, and active_pairs says so). */
 	unsigned n = atomic_load(&net->active_pairs);
-	for (unsigned i = 0; i < n; i++) {
-		if (pair_start(net, i) < 0) {
-			while (i-- > 0)
-				pair_stop(net, i);
-			return -1;
-		}
-	}
+	atomic_store(&net->active_pairs, 0);
+	if (set_pairs(net, n) < 0)
+		return -1;
 	return start_ctrl(net);
 }
 

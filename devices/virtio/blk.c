@@ -345,15 +345,25 @@ static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 
 static const struct queue_worker_ops blk_worker_ops = { .serve = worker_serve };
 
+/* Requests in flight finish (each worker ends its batch); the queues stay. */
+static void blk_pause(void *dev)
+{
+	struct virtio_blk *blk = dev;
+	if (!blk->active)
+		return;
+	/* Every worker ends its batch now, not when its turn to be joined comes. */
+	atomic_store(&blk->stopping, true);
+	queue_worker_stop(blk->queue_threads);
+}
+
+/* A pause that also lets go of the queues. */
 static void blk_reset(void *dev)
 {
 	struct virtio_blk *blk = dev;
 
 	if (!blk->active)
 		return;
-	/* Every worker ends its batch now, not when its turn to be joined comes. */
-	atomic_store(&blk->stopping, true);
-	queue_worker_stop(blk->queue_threads);
+	blk_pause(blk);
 	for (unsigned i = 0; i < blk->num_queues; i++)
 		blk->workers[i].queue = NULL;
 	blk->irq = NULL;
@@ -419,16 +429,6 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 		return -1;
 	}
 	return 0;
-}
-
-/* Requests in flight finish (each worker ends its batch); the queues stay. */
-static void blk_pause(void *dev)
-{
-	struct virtio_blk *blk = dev;
-	if (!blk->active)
-		return;
-	atomic_store(&blk->stopping, true);
-	queue_worker_stop(blk->queue_threads);
 }
 
 static int blk_resume(void *dev)
