@@ -33,8 +33,11 @@ go_pid=
 trap 'kill $go_pid 2>/dev/null; iperf_server_stop; $IP link del tap0 2>/dev/null; rm -rf "$dir"' EXIT
 sock=$dir/vm.sock
 ctl() { "$MINIVMM" ctl "$sock" "$@" 2>&1; }
-# go_listener: answers "go" to every guest that asks, until stopped.
-go_start() { (while :; do echo go | busybox nc -l -p 5400 >/dev/null 2>&1 || sleep 0.2; done) & go_pid=$!; }
+# go_start: one listener that answers "go" to the one guest that asks; $go_pid is
+# nc itself, so go_stop leaves nothing behind. (A loop in a subshell, killed,
+# left its nc listening: the next case's guest got "go" before its snapshot.)
+echo go >"$dir/go"
+go_start() { busybox nc -l -p 5400 <"$dir/go" >/dev/null 2>&1 & go_pid=$!; }
 go_stop() { kill $go_pid 2>/dev/null; wait $go_pid 2>/dev/null; go_pid=; }
 line() { tr -d '\r' <"$GUEST_LOG" | sed -n "s/^MVTEST snap $1 *//p" | tail -n 1; }
 summary=
@@ -65,6 +68,7 @@ for c in $CASES; do
 	out=$(ctl stop) || fail "$name: stop: $out"
 	wait_guest 30
 	expect_rc 0 "$name: the snapshotted VM after stop"
+	expect_no_line "$GUEST_LOG" '^MVTEST snap restored' "$name: the guest was told to go on before its snapshot"
 
 	go_start
 	start_guest "$name-restored" --restore "$dir/snap" --disk "$dir/disk.img,transport=$tr" \
@@ -116,12 +120,12 @@ done
 # Let them go on: each gets "go" in its namespace and powers off.
 gos=
 for k in 1 2 3; do
-	$IP netns exec mvsnap$k sh -c 'while :; do echo go | busybox nc -l -p 5400 >/dev/null 2>&1 || sleep 0.2; done' &
-	gos="$gos $!"
+	$IP netns exec mvsnap$k busybox nc -l -p 5400 <"$dir/go" >/dev/null 2>&1 &
+	gos="$gos $!"   # ip netns exec runs nc in its own process: this is nc
 done
 rcs=
 for p in $pids; do wait "$p"; rcs="$rcs $?"; done
-for g in $gos; do kill "$g" 2>/dev/null; done
+for g in $gos; do kill "$g" 2>/dev/null; wait "$g" 2>/dev/null; done
 for k in 1 2 3; do $IP netns del mvsnap$k; done
 [ "$ok" = 3 ] || fail "$summary clones: $ok of 3 answered a ping ($(cat "$LOGDIR"/clone*.err | tr '\n' ' '))"
 [ "$rcs" = " 0 0 0" ] || fail "$summary clones: exit statuses$rcs ($(cat "$LOGDIR"/clone*.err | tr '\n' ' '))"
