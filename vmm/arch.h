@@ -112,6 +112,9 @@ struct snap_reader;
 struct arch_vcpu_state;
 struct arch_vm_state;
 extern const uint32_t arch_snap_id;   /* SNAP_ARCH_* of vmm/base/snap_format.h */
+/* NULL, or why this architecture cannot snapshot at all: snapshot and
+ * --restore say it first, before looking at any file. */
+extern const char *const arch_snapshot_unsupported;
 /* Appends vCPU v's state (the VM paused) as one section; *fingerprint (may
  * be NULL) gets a hash of its CPU model. -1 with err set on failure. */
 int arch_vcpu_save(struct vcpu *v, struct snap_writer *w, uint64_t *fingerprint, char *err, size_t errlen);

@@ -23,6 +23,10 @@ int snapshot_open(const char *dir, struct snapshot *s, int *mem_fd)
 {
 	char path[4096 + 16], err[300];
 	*mem_fd = -1;
+	if (arch_snapshot_unsupported) {
+		log_error("--restore %s: %s", dir, arch_snapshot_unsupported);
+		return -1;
+	}
 	struct stat st;
 	if (stat(dir, &st)) {
 		log_error("--restore %s: %s", dir, strerror(errno));

@@ -138,6 +138,10 @@ static void save_device(const struct vm_device_desc *d, struct snap_writer *w)
 
 int snapshot_save(struct vm *vm, int state_fd, int mem_fd, struct snapshot_result *res, char *err, size_t errlen)
 {
+	if (arch_snapshot_unsupported) {
+		snprintf(err, errlen, "%s", arch_snapshot_unsupported);
+		return -1;
+	}
 	struct snap_writer w = { 0 };
 	uint64_t fingerprint = 0;
 	memset(res, 0, sizeof(*res));

@@ -128,6 +128,33 @@ static void wait_while_paused(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* Before a paused vCPU's state is read (a snapshot): the exit just handled
+ * may be an I/O or MMIO access that KVM completes only in the next KVM_RUN
+ * (advancing RIP, storing what was read). Saved before that, a restored
+ * guest would do the access again. KVM_RUN with immediate_exit set
+ * completes it and returns EINTR without running the guest. A string I/O
+ * instruction may exit again to finish: bounded, each exit handled. */
+static int complete_pending_exit(struct vcpu *v)
+{
+	for (int i = 0; i < 64; i++) {
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+			return 0;
+		}
+		if (r < 0) {
+			log_error("vcpu%u: KVM_RUN: %s", v->id, strerror(errno));
+			vm_request_stop(v->vm, STOP_ERROR, 1);
+			return -1;
+		}
+		if (handle_exit(v) < 0)
+			return -1;
+	}
+	log_error("vcpu%u: still exiting to complete an access after 64 tries, before a pause", v->id);
+	return 0;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -142,6 +169,8 @@ static void *vcpu_thread(void *arg)
 		if (atomic_load(&vm->stopping))
 			break;
 		if (atomic_load(&vm->pause_requested)) {
+			if (complete_pending_exit(v) < 0)
+				break;
 			wait_while_paused(vm);
 			continue;
 		}

@@ -9,6 +9,7 @@
 #define NOT_YET "snapshots are not supported on arm64 yet (the vGICv3 and ITS state is not saved)"
 
 const uint32_t arch_snap_id = SNAP_ARCH_ARM64;
+const char *const arch_snapshot_unsupported = NOT_YET;
 
 int arch_vcpu_save(struct vcpu *v, struct snap_writer *w, uint64_t *fingerprint, char *err, size_t errlen)
 {

@@ -50,6 +50,7 @@ struct arch_vm_state {
 };
 
 const uint32_t arch_snap_id = SNAP_ARCH_X86_64;
+const char *const arch_snapshot_unsupported = NULL;
 
 static int fail(char *err, size_t errlen, const char *what, unsigned id)
 {

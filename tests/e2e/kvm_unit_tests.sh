@@ -10,13 +10,16 @@
 #  - test_pci_msix: a full MSI route table on the in-kernel irqchip;
 #  - test_tiny_guest.sh: minivmm on the bare test guest: console, exit
 #    statuses, 4 vCPUs, console to a file, SIGTERM/SIGINT;
+#  - test_snapshot.sh: snapshot, restore and clones of the bare test guest,
+#    here on a CPU that completes an OUT only in the next KVM_RUN (SVM; PVM
+#    completes it before the exit), which the pause must do before a snapshot;
 #  - test_cli_errors.sh, test_bad_images.sh: bad command lines and hostile
 #    images, including the cases that get as far as KVM (limits, loading the
 #    kernel into guest memory), with the images the rig made on the host.
 # No Linux guest. It runs in an L1 of its own: L1 has wedged during it
 # (docs/rig-failure-rates.md), and that must not cut off other scenarios.
 # rig-own-l1: L1 has wedged during it; an L1 death here cuts off nothing else
-# rig-timeout: 180
+# rig-timeout: 300
 # rig-needs: unit-tests
 # shellcheck source=tests/rig/lib.sh
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
@@ -66,6 +69,7 @@ script() {
 	summary="$summary$1: $(tail -n 1 "$log")$(grep -E '^(NOT RUN|SKIP)' "$log" | sed 's/^/ (/; s/$/)/' | tr -d '\n'); "
 }
 script test_tiny_guest.sh
+script test_snapshot.sh
 script test_cli_errors.sh
 script test_bad_images.sh
 summary=${summary%; }

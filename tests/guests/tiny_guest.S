@@ -6,8 +6,11 @@
  * "hang" => spin forever counting at guest address 0x6000
  * (for signal and pause tests), "tick" => print "tNN" (a counter kept in
  * guest memory at 0x6008, two hex digits) on COM1 every 2^18 loops
- * for ever (snapshot tests: a restored guest goes on counting), anything
- * else => 0. minivmm takes that
+ * for ever (snapshot tests: a restored guest goes on counting), "abcd" =>
+ * print a..z, a..z, ... on COM1 as fast as it can, for ever (a restored
+ * guest goes on with the letter after the last one before the snapshot:
+ * an I/O exit left half done at the pause would print that one twice),
+ * anything else => 0. minivmm takes that
  * status only with --guest-exit; without it the guest then powers off. */
 	.code64
 	.section .text
@@ -35,6 +38,8 @@ _start:
 	je	5f
 	cmpl	$0x6b636974, (%rbx)	/* "tick" */
 	je	6f
+	cmpl	$0x64636261, (%rbx)	/* "abcd" */
+	je	8f
 	xor	%eax, %eax
 	cmpl	$0x74697865, (%rbx)	/* "exit" */
 	jne	3f
@@ -76,6 +81,18 @@ _start:
 	mov	$'\n', %al
 	outb	%al, %dx
 	jmp	6b
+
+8:	mov	$0x3f8, %dx	/* "abcd": the letter is kept in guest memory at 0x6010 */
+	movzbl	0x6010, %eax
+	cmp	$26, %eax
+	jb	9f
+	xor	%eax, %eax
+9:	mov	%eax, %ecx
+	add	$'a', %al
+	outb	%al, %dx
+	inc	%ecx
+	movb	%cl, 0x6010
+	jmp	8b
 
 	.section .rodata
 banner:

@@ -11,6 +11,7 @@
 #   GUEST_INITRD    L2 initramfs (/init prints "MINIVMM-GUEST: init started", mvtest=NAME)
 #   LOGDIR          where every console and log of the run goes
 #   PTYDRIVE        the ptydrive helper (expect/send over a pty)
+#   MARKTIME        the marktime helper (a command's time to a string in its output)
 #   QEMU            qemu-system-x86_64 (only with rig.sh --with-qemu)
 #   SCENARIO        this scenario's name
 #   GUEST_TIMEOUT   seconds one guest run may take (default 120)
