@@ -12,6 +12,7 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/pci.h"
+#include "devices/vsock/vsock.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/base/log.h"
 #include "vmm/machine.h"
@@ -87,7 +88,7 @@ static int attach(struct vm *vm, const char *name, enum transport tr, const stru
 	if (d->n_descs < ARRAY_SIZE(d->descs))
 		d->descs[d->n_descs++] = (struct vm_device_desc){
 			.name = name,
-			.type = ops == &virtio_blk_ops ? "virtio-blk" : "virtio-net",
+			.type = ops == &virtio_blk_ops ? "virtio-blk" : ops == &virtio_net_ops ? "virtio-net" : "virtio-vsock",
 			.transport = pci ? "pci" : "mmio",
 			.mmio = pci ? NULL : d->mmio[d->n_mmio - 1],
 			.pci = pci ? d->vpci[d->n_vpci - 1] : NULL,
@@ -146,6 +147,21 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		if (attach(vm, name, n->transport, &virtio_net_ops, dev))
 			return -1;
 	}
+	if (o->vsock.enabled) {
+		struct virtio_vsock_params p = {
+			.guest_cid = o->vsock.cid,
+			.uds_path = o->vsock.uds,
+			.index = 0,
+			.threads = &vm->threads.starter,
+		};
+		vm->devices.vsock = virtio_vsock_create(&p, err, sizeof(err));
+		if (!vm->devices.vsock) {
+			log_error("--vsock: %s", err);
+			return -1;
+		}
+		if (attach(vm, dev_name(vm, "vsock", 0), o->vsock.transport, &virtio_vsock_ops, vm->devices.vsock))
+			return -1;
+	}
 	return 0;
 }
 
@@ -169,6 +185,8 @@ void vm_remove_devices(struct vm *vm)
 	for (unsigned i = 0; i < vm->devices.n_nets; i++)
 		virtio_net_destroy(vm->devices.nets[i]);
 	vm->devices.n_nets = 0;
+	virtio_vsock_destroy(vm->devices.vsock);
+	vm->devices.vsock = NULL;
 }
 
 void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps, unsigned *n_taps, int *vhost,

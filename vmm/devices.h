@@ -14,11 +14,12 @@ struct virtio_blk;
 struct virtio_mmio;
 struct virtio_net;
 struct virtio_pci;
+struct virtio_vsock;
 
 /* What the control socket's "info" shows of a device. */
 struct vm_device_desc {
 	const char *name;        /* "blk0", "net1" */
-	const char *type;        /* "virtio-blk", "virtio-net" */
+	const char *type;        /* "virtio-blk", "virtio-net", "virtio-vsock" */
 	const char *transport;   /* "mmio", "pci" */
 	struct virtio_mmio *mmio;   /* the transport it sits on: one of the two */
 	struct virtio_pci *pci;
@@ -29,6 +30,7 @@ struct vm_devices {
 	unsigned n_blks;
 	struct virtio_net *nets[VM_MAX_VIRTIO];
 	unsigned n_nets;
+	struct virtio_vsock *vsock;       /* --vsock, or NULL */
 	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
 	unsigned n_mmio;
 	struct virtio_pci *vpci[VM_MAX_VIRTIO];

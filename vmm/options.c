@@ -11,7 +11,7 @@
 
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"
-"       minivmm --restore DIR [--disk ...] [--net ...] [options]\n"
+"       minivmm --restore DIR [--disk ...] [--net ...] [--vsock ...] [options]\n"
 "       minivmm ctl SOCKET pause|resume|info|stats|stop|snapshot DIR\n"
 "\n"
 "Boot a Linux kernel directly under KVM.\n"
@@ -26,6 +26,11 @@ const char options_usage[] =
 "                        virtio-blk disk (repeatable); queues: one per vCPU by default\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable)\n"
+"  --vsock cid=N,uds=PATH[,transport=mmio|pci]\n"
+"                        virtio-vsock with guest CID N (3 and up): the host end\n"
+"                        is the Unix socket PATH (connect, write \"CONNECT PORT\\n\",\n"
+"                        read \"OK ...\\n\"); the guest's connections to host port P\n"
+"                        go to PATH_P\n"
 "  --console stdio|none|PATH\n"
 "                        where the serial console goes (default stdio)\n"
 "  --console-max MiB     largest --console file; the rest of the guest's output\n"
@@ -42,7 +47,7 @@ const char options_usage[] =
 "                        \"minivmm ctl PATH CMD\" sends one and prints the reply\n"
 "  --restore DIR         start from the snapshot in DIR (made with \"minivmm ctl\n"
 "                        SOCKET snapshot DIR\" of a paused VM) instead of booting:\n"
-"                        the same --disk and --net devices in the same order\n"
+"                        the same --disk, --net and --vsock devices in order\n"
 "                        (paths and taps may differ); not with --kernel,\n"
 "                        --initrd, --cmdline, --cpus, --mem\n"
 "  --restore-mem map|copy\n"
@@ -107,7 +112,8 @@ int options_parse_mac(const char *s, uint8_t mac[6])
 }
 
 /* Split "first,k=v,flag" into the first item and key/value items. The
- * callback sees each item after the first. */
+ * callback sees each item after the first; with first NULL there is no
+ * leading item ("k=v,k=v"): it sees them all. */
 typedef int (*item_fn)(const char *key, const char *val, void *ctx, char *err, size_t errlen);
 
 static int for_each_item(const char *opt, const char *spec, char *first, size_t firstlen,
@@ -119,13 +125,16 @@ static int for_each_item(const char *opt, const char *spec, char *first, size_t 
 	strcpy(buf, spec);
 	char *save = NULL;
 	char *tok = strtok_r(buf, ",", &save);
-	if (!tok || buf[0] == ',')
-		return err_set(err, errlen, "%s '%s': missing %s", opt, spec,
-			    !strcmp(opt, "--net") ? "tap name" : "path");
-	if (strlen(tok) >= firstlen)
-		return err_set(err, errlen, "%s '%s': name too long", opt, tok);
-	strcpy(first, tok);
-	while ((tok = strtok_r(NULL, ",", &save))) {
+	if (first) {
+		if (!tok || buf[0] == ',')
+			return err_set(err, errlen, "%s '%s': missing %s", opt, spec,
+				       !strcmp(opt, "--net") ? "tap name" : "path");
+		if (strlen(tok) >= firstlen)
+			return err_set(err, errlen, "%s '%s': name too long", opt, tok);
+		strcpy(first, tok);
+		tok = strtok_r(NULL, ",", &save);
+	}
+	for (; tok; tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
 		const char *val = NULL;
 		if (eq) {
@@ -213,6 +222,42 @@ int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t err
 	return 0;
 }
 
+static int vsock_item(const char *key, const char *val, void *ctx, char *err, size_t errlen)
+{
+	struct vsock_opt *v = ctx;
+	if (!val)
+		return err_set(err, errlen, "--vsock: setting '%s' needs a value (%s=...)", key, key);
+	if (!strcmp(key, "cid")) {
+		uint64_t cid;
+		/* 0-2 are the hypervisor's, the local and the host's; -1U is VMADDR_CID_ANY. */
+		if (parse_u64(val, &cid) || cid < 3 || cid >= UINT32_MAX)
+			return err_set(err, errlen, "--vsock: cid=%s is not a number from 3 to %u", val,
+				       UINT32_MAX - 1);
+		v->cid = cid;
+	} else if (!strcmp(key, "uds")) {
+		if (!*val || strlen(val) >= sizeof(v->uds))
+			return err_set(err, errlen, "--vsock: uds=%s is empty or too long", val);
+		strcpy(v->uds, val);
+	} else if (!strcmp(key, "transport")) {
+		if (parse_transport(val, &v->transport))
+			return err_set(err, errlen, "--vsock: transport '%s' is not mmio or pci", val);
+	} else {
+		return err_set(err, errlen, "--vsock: unknown setting '%s'", key);
+	}
+	return 0;
+}
+
+int options_parse_vsock(const char *spec, struct vsock_opt *v, char *err, size_t errlen)
+{
+	memset(v, 0, sizeof(*v));
+	if (for_each_item("--vsock", spec, NULL, 0, vsock_item, v, err, errlen))
+		return -1;
+	if (!v->cid || !v->uds[0])
+		return err_set(err, errlen, "--vsock '%s': needs cid=N and uds=PATH", spec);
+	v->enabled = true;
+	return 0;
+}
+
 int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err, size_t errlen)
 {
 	memset(o, 0, sizeof(*o));
@@ -256,7 +301,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		static const char *const with_value[] = {
 			"--kernel", "--initrd", "--cmdline", "--cpus", "--mem",
 			"--disk", "--net", "--console", "--console-max", "--seccomp", "--user", "--group", "--chroot",
-			"--api-sock", "--restore", "--restore-mem",
+			"--api-sock", "--restore", "--restore-mem", "--vsock",
 		};
 		bool known = false;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
@@ -311,6 +356,11 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 			if (options_parse_net(val, &o->nets[o->n_nets], err, errlen))
 				return -1;
 			o->n_nets++;
+		} else if (!strcmp(name, "--vsock")) {
+			if (o->vsock.enabled)
+				return err_set(err, errlen, "--vsock: one per VM");
+			if (options_parse_vsock(val, &o->vsock, err, errlen))
+				return -1;
 		} else if (!strcmp(name, "--console")) {
 			if (!strcmp(val, "stdio")) {
 				o->console = CONSOLE_STDIO;

@@ -39,6 +39,13 @@ struct net_opt {
 	enum transport transport;
 };
 
+struct vsock_opt {
+	bool enabled;
+	uint64_t cid;              /* the guest's CID, 3..2^32-2 */
+	char uds[OPT_PATH_MAX];    /* the host side's Unix socket */
+	enum transport transport;
+};
+
 struct vmm_options {
 	const char *kernel;
 	const char *initrd;
@@ -59,6 +66,7 @@ struct vmm_options {
 	unsigned n_disks;
 	struct net_opt nets[MAX_NETS];
 	unsigned n_nets;
+	struct vsock_opt vsock;           /* --vsock: one per VM */
 	bool guest_exit;                  /* --guest-exit: the guest port's status is minivmm's */
 	bool help;
 	bool version;
@@ -72,6 +80,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *opts,
 /* Parsers for one option value, exposed for tests. */
 int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen);
 int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t errlen);
+int options_parse_vsock(const char *spec, struct vsock_opt *v, char *err, size_t errlen);
 int options_parse_mac(const char *s, uint8_t mac[6]);
 
 extern const char options_usage[];

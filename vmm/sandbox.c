@@ -44,7 +44,8 @@ enum arg_rule {
 	GET_NAME_ONLY,   /* prctl: PR_GET_NAME (the SIGSYS handler names the thread) */
 	FILTER_ONLY,     /* seccomp: SECCOMP_SET_MODE_FILTER (a new thread narrows itself) */
 	FD_STAT,         /* newfstatat: AT_EMPTY_PATH (glibc's fstat), not a path lookup */
-	API_DIR_ONLY,    /* unlinkat: of a file (no AT_REMOVEDIR) in the control socket's directory */
+	API_DIR_ONLY,    /* unlinkat: of a file (no AT_REMOVEDIR) in the control socket's or the vsock socket's directory */
+	UNIX_STREAM_SOCKET,   /* socket: AF_UNIX non-blocking stream (vsock's connections to host sockets) */
 };
 
 struct rule {
@@ -140,6 +141,16 @@ static const struct rule api_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
+/* virtio-vsock's thread (devices/vsock/): its two epoll sets, host clients
+ * accepted on the socket opened before the sandbox, connections made to the
+ * host's Unix sockets, their bytes (recvmsg/sendmsg: MSG_NOSIGNAL), the
+ * hang-up check (poll), shutdown and close. */
+static const struct rule vsock_rules[] = {
+	R(poll), R(ppoll), R(epoll_wait), R(epoll_pwait), R(epoll_ctl), R(accept4), R(connect), R(recvmsg),
+	R(sendmsg), R(shutdown), R(close), { SCMP_SYS(socket), UNIX_STREAM_SOCKET },
+	{ RULES_END, ANY_ARGS },
+};
+
 /* The ioctl groups; which role gets which is add_ioctls(). */
 /* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */
 static const unsigned long kvm_device_ioctls[] = { KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD,
@@ -180,6 +191,7 @@ static const struct rule *const role_rules[THREAD_ROLE_COUNT] = {
 	[THREAD_ROLE_VHOST_FWD] = vhost_fwd_rules,
 	[THREAD_ROLE_CONTROL] = control_rules,
 	[THREAD_ROLE_API] = api_rules,
+	[THREAD_ROLE_VSOCK] = vsock_rules,
 };
 
 /* ---- building a filter ---- */
@@ -312,15 +324,27 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, enum thread_role 
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
 	case GET_NAME_ONLY:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
-	case API_DIR_ONLY:
+	case API_DIR_ONLY: {
 		if (!b->fds)
 			return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A2(SCMP_CMP_EQ, 0));
-		if (!b->fds->api_dir_fd)
-			return 0;
-		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2,
-					SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)*b->fds->api_dir_fd), SCMP_A2(SCMP_CMP_EQ, 0));
+		/* The sockets minivmm made and removes at the end: the control
+		 * socket's and the vsock device's, each in its own directory. */
+		const int *dirs[] = { b->fds->api_dir_fd, b->fds->vsock_dir_fd };
+		for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+			if (!dirs[i])
+				continue;
+			int e = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2, SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)*dirs[i]),
+						 SCMP_A2(SCMP_CMP_EQ, 0));
+			if (e)
+				return e;
+		}
+		return 0;
+	}
 	case FILTER_ONLY:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+	case UNIX_STREAM_SOCKET:
+		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+					SCMP_A1(SCMP_CMP_EQ, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC));
 	}
 	return -EINVAL;
 }

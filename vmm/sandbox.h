@@ -62,6 +62,7 @@ struct sandbox_fds {
 	const int *vhost_fds;
 	unsigned n_vhost;
 	const int *api_dir_fd;   /* the control socket's directory (its file is removed at the end), or NULL */
+	const int *vsock_dir_fd; /* the vsock socket's directory (the same), or NULL */
 };
 
 /* Compiles the per-role filters (nothing is installed yet) and sets up the

@@ -1,4 +1,6 @@
 #include "vmm/vm.h"
+
+#include "devices/vsock/vsock.h"
 #include "vmm/snapshot.h"
 
 #include <errno.h>
@@ -440,6 +442,9 @@ int vm_sandbox(struct vm *vm, const struct vmm_options *opts, const struct sandb
 	struct sandbox_fds fds = { .kvm_fd = vm->kvm.fd, .vm_fd = vm->fd, .vcpu_fds = vcpu_fds, .n_vcpus = vm->n_vcpus,
 				   .tap_fds = taps, .vhost_fds = vhost,
 				   .api_dir_fd = vm->api.dir_fd >= 0 ? &vm->api.dir_fd : NULL };
+	int vsock_dir = vm->devices.vsock ? virtio_vsock_dir_fd(vm->devices.vsock) : -1;
+	if (vsock_dir >= 0)
+		fds.vsock_dir_fd = &vsock_dir;
 	for (unsigned i = 0; i < vm->n_vcpus && i < ARRAY_SIZE(vcpu_fds); i++)
 		vcpu_fds[i] = vm->vcpus[i].fd;
 	vm_devices_net_fds(&vm->devices, taps, ARRAY_SIZE(taps), &fds.n_taps, vhost, ARRAY_SIZE(vhost), &fds.n_vhost);

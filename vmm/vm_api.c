@@ -8,6 +8,7 @@
 
 #include "devices/net/virtio_net.h"
 #include "devices/virtio/blk.h"
+#include "devices/vsock/vsock.h"
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
 #include "vmm/snapshot.h"
@@ -136,6 +137,23 @@ static struct json_object *net_stats(struct virtio_net *net)
 	return o;
 }
 
+static struct json_object *vsock_stats(struct virtio_vsock *v)
+{
+	struct virtio_vsock_stats st;
+	virtio_vsock_stats(v, &st);
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	add_u64(o, "connections", st.connections);
+	add_u64(o, "rx_packets", st.rx_packets);
+	add_u64(o, "rx_bytes", st.rx_bytes);
+	add_u64(o, "tx_packets", st.tx_packets);
+	add_u64(o, "tx_bytes", st.tx_bytes);
+	add_u64(o, "resets", st.resets);
+	add_u64(o, "errors", st.errors);
+	return o;
+}
+
 static void op_stats(void *ctx, struct json_object *out)
 {
 	struct vm *vm = ctx;
@@ -151,6 +169,8 @@ static void op_stats(void *ctx, struct json_object *out)
 		snprintf(name, sizeof(name), "net%u", i);
 		json_object_object_add(devs, name, net_stats(vm->devices.nets[i]));
 	}
+	if (vm->devices.vsock)
+		json_object_object_add(devs, "vsock0", vsock_stats(vm->devices.vsock));
 	json_object_object_add(out, "devices", devs);
 }
 

@@ -50,6 +50,8 @@ expect_error "--chroot $tmp/text: Not a directory" --kernel "$tmp/text" --chroot
 expect_error "--user: empty value" --kernel "$tmp/text" --user ""
 expect_error "--net" --kernel "$tmp/text" --net "tap0,queues=99"
 expect_error "option --cmdline needs a value" --kernel "$tmp/text" --cmdline
+expect_error "--vsock: cid=2 is not a number from 3" --kernel "$tmp/text" --vsock "cid=2,uds=$tmp/v.sock"
+expect_error "--vsock 'cid=3': needs cid=N and uds=PATH" --kernel "$tmp/text" --vsock cid=3
 
 out=$("$MINIVMM" --help); rc=$?
 if [[ $rc -eq 0 && $out == *"usage: minivmm --kernel PATH"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: --help"; fi
@@ -62,6 +64,9 @@ if [[ -n $TINY && -r /dev/kvm && -w /dev/kvm ]]; then
 	expect_error "--initrd $tmp/big.initrd" --kernel "$TINY" --mem 256 --initrd "$tmp/big.initrd"
 	expect_error "allows at most" --kernel "$TINY" --cpus 255
 	expect_error "more than this host" --kernel "$TINY" --mem 1000000
+	# The vsock socket's path is checked when the device is made: its directory, and what is there.
+	expect_error "--vsock: vsock socket $tmp/none/v.sock: its directory: No such file" --kernel "$TINY" --vsock "cid=3,uds=$tmp/none/v.sock"
+	expect_error "--vsock: vsock socket $tmp/text: exists and is not a socket" --kernel "$TINY" --vsock "cid=3,uds=$tmp/text"
 	expect_error "--console $tmp/no/such/dir" --kernel "$TINY" --console "$tmp/no/such/dir"
 	# A symlink at the console path is not followed: its target stays as it was.
 	echo keep >"$tmp/target"

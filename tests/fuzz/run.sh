@@ -15,6 +15,8 @@
 #                VQ_PAIRS_SET) over a fake backend
 #   fuzz_arm64_boot the arm64 Image parser, RAM placement and device tree
 #   fuzz_snapshot the snapshot state file's parser (--restore)
+#   fuzz_vsock_pkt virtio-vsock's packet parser: headers cut across buffers,
+#                the checks, the credit arithmetic, the host's CONNECT line
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -29,7 +31,7 @@ SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
 TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker fuzz_net_ctrl fuzz_arm64_boot
-	fuzz_snapshot)
+	fuzz_snapshot fuzz_vsock_pkt)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -53,6 +55,7 @@ srcs() {
 		devices/virtio/transport.c devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
 		vmm/base/guest_mem.c vmm/base/log_limit.c vmm/base/snap_format.c ;;   # blk.c itself is included by the target
+	fuzz_vsock_pkt) echo devices/vsock/vsock_pkt.c devices/virtio/iov.c ;;
 	esac
 }
 max_len() {
@@ -67,6 +70,7 @@ max_len() {
 	fuzz_net_ctrl) echo 16388 ;;     # header + the guest RAM image
 	fuzz_arm64_boot) echo 8192 ;;    # header, command line, Image
 	fuzz_snapshot) echo 65536 ;;     # a one-vCPU state payload is ~20 KiB
+	fuzz_vsock_pkt) echo 4160 ;;     # header, a 44-byte packet header, 4 KiB of payload
 	esac
 }
 make_seeds() {
@@ -81,6 +85,7 @@ make_seeds() {
 	fuzz_net_ctrl) mkdir -p "$2" && FUZZ_NET_CTRL_WRITE_SEEDS=$2 "$OUT/fuzz_net_ctrl" ;;
 	fuzz_arm64_boot) mkdir -p "$2" && FUZZ_ARM64_BOOT_WRITE_SEEDS=$2 "$OUT/fuzz_arm64_boot" ;;
 	fuzz_snapshot) mkdir -p "$2" && FUZZ_SNAPSHOT_WRITE_SEEDS=$2 "$OUT/fuzz_snapshot" ;;
+	fuzz_vsock_pkt) mkdir -p "$2" && FUZZ_VSOCK_PKT_WRITE_SEEDS=$2 "$OUT/fuzz_vsock_pkt" ;;
 	esac
 }
 

@@ -158,6 +158,39 @@ Test(options, net_specs)
 	cr_assert_eq(options_parse_net("ta/p", &n, err, sizeof(err)), -1);
 }
 
+Test(options, vsock_specs)
+{
+	struct vsock_opt v;
+	cr_assert_eq(options_parse_vsock("cid=3,uds=/tmp/v.sock", &v, err, sizeof(err)), 0, "%s", err);
+	cr_assert(v.enabled);
+	cr_assert_eq(v.cid, 3);
+	cr_assert_str_eq(v.uds, "/tmp/v.sock");
+	cr_assert_eq(v.transport, TRANSPORT_DEFAULT);
+	cr_assert_eq(options_parse_vsock("uds=/x,transport=pci,cid=4294967294", &v, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(v.cid, 4294967294u);
+	cr_assert_eq(v.transport, TRANSPORT_PCI);
+	const char *bad[][2] = {
+		{ "cid=2,uds=/x", "cid=2 is not a number from 3" },
+		{ "cid=4294967295,uds=/x", "cid=4294967295 is not" },
+		{ "cid=-3,uds=/x", "cid=-3 is not" },
+		{ "cid=3", "needs cid=N and uds=PATH" },
+		{ "uds=/x", "needs cid=N and uds=PATH" },
+		{ "cid=3,uds=", "uds= is empty" },
+		{ "cid=3,uds=/x,port=1", "unknown setting 'port'" },
+		{ "cid=3,uds=/x,transport=usb", "transport 'usb'" },
+		{ "cid,uds=/x", "setting 'cid' needs a value" },
+		{ "", "needs cid=N and uds=PATH" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_vsock(bad[i][0], &v, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+	}
+	cr_assert_eq(PARSE("--kernel", "k", "--vsock", "cid=3,uds=/a", "--vsock", "cid=4,uds=/b"), -1);
+	cr_assert(strstr(err, "one per VM"), "%s", err);
+	cr_assert_eq(PARSE("--kernel", "k", "--vsock=cid=5,uds=/a"), 0, "%s", err);
+	cr_assert_eq(o.vsock.cid, 5);
+}
+
 Test(options, mac_addresses)
 {
 	uint8_t m[6];

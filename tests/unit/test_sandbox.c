@@ -21,7 +21,9 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +128,47 @@ Test(sandbox, control_allows_what_every_role_allows)
 #endif
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(socket)));
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_CONTROL, SCMP_SYS(execve)));
+	cr_assert(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(accept4)));
+	cr_assert(sandbox_role_allows(THREAD_ROLE_CONTROL, SCMP_SYS(epoll_ctl)), "the union has vsock's");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(socket)), "by its arguments only");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(bind)));
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(accept4)));
+}
+
+/* The vsock thread: its sockets' calls, and new sockets of one kind only
+ * (non-blocking AF_UNIX streams, to connect to the host's listeners). */
+static int vsock_socket_calls(struct sandbox *sb, void *arg)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC), pair[2], lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };   /* abstract: nothing on disk */
+	static const char name[] = "\0minivmm-vsock-sandbox-test";
+	memcpy(sa.sun_path, name, sizeof(name));
+	if (ep < 0 || lfd < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pair) ||
+	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 4))
+		return 92;
+	if (sandbox_enter(sb, THREAD_ROLE_VSOCK))
+		return 93;
+	struct epoll_event ev = { .events = EPOLLIN };
+	char c = 'x';
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) ||
+	    epoll_wait(ep, &ev, 1, 1000) != 1)
+		return 94;
+	int a = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (a < 0 || sendmsg(pair[0], &m, MSG_NOSIGNAL) != 1 || recvmsg(pair[1], &m, MSG_DONTWAIT) != 1 ||
+	    shutdown(a, SHUT_WR) || close(a) || close(fd))
+		return 95;
+	/* forbidden: the process ends here */
+	socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	return 0;
+}
+
+Test(sandbox, vsock_thread_makes_unix_stream_sockets_only)
+{
+	struct child_result r = in_child(SECCOMP_ON, vsock_socket_calls, NULL);
+	assert_killed_for(&r, "vsock", "socket");
 }
 
 /* A block worker: file I/O yes, opening a file no. */

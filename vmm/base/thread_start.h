@@ -19,6 +19,7 @@ enum thread_role {
 	THREAD_ROLE_VHOST_FWD,   /* vhost-net pair watcher: error eventfds, interrupt forwarding (mmio) */
 	THREAD_ROLE_CONTROL,     /* creates every thread, activates, resets and removes devices */
 	THREAD_ROLE_API,         /* the control socket (--api-sock): its clients, pause and resume */
+	THREAD_ROLE_VSOCK,       /* virtio-vsock: its queues, host clients, connections to host sockets */
 	THREAD_ROLE_COUNT
 };
 
