@@ -38,6 +38,7 @@ DEBIAN_MODULES=(
     virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
     virtio_blk failover net_failover virtio_net
     crc16 mbcache jbd2 crc32c_generic crc32c_intel ext4
+    vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 )
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }

@@ -5,11 +5,13 @@
  * writes). The rig's benchmarks time a VMM to a guest's marker with it: the
  * same clock for minivmm and QEMU, 1 ms polling, no shell in between.
  *
- *   marktime [--timeout S] [--stop] [--watch FILE] LOG STRING -- CMD [ARGS...]
+ *   marktime [--timeout S] [--stop] [--count N] [--watch FILE] LOG STRING -- CMD [ARGS...]
  *
  * CMD's stdout and stderr go to LOG (created or truncated); STRING (bytes,
  * not a pattern) is looked for in LOG, or in FILE with --watch (QEMU's
- * debugcon output, say). Once it appears, the milliseconds are printed on
+ * debugcon output, say). Once it appears (the Nth time with --count N: a
+ * guest that repeats its marker is then not fooled by one stray write of
+ * the same byte early in a boot), the milliseconds are printed on
  * stdout, one line, at once. Then marktime waits for CMD to end, or with
  * --stop sends it SIGTERM first (a VMM shuts its guest down on SIGTERM).
  *
@@ -41,7 +43,7 @@ static double now_ms(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: marktime [--timeout S] [--stop] [--watch FILE] LOG STRING -- CMD [ARGS...]\n");
+	fprintf(stderr, "usage: marktime [--timeout S] [--stop] [--count N] [--watch FILE] LOG STRING -- CMD [ARGS...]\n");
 	exit(2);
 }
 
@@ -53,9 +55,10 @@ struct watch {
 	int fd;
 	char buf[65536];
 	size_t have;
+	unsigned seen;       /* occurrences so far */
 };
 
-static bool watch_found(struct watch *w, const char *needle)
+static bool watch_found(struct watch *w, const char *needle, unsigned count)
 {
 	size_t nlen = strlen(needle);
 	if (w->fd < 0) {
@@ -68,8 +71,13 @@ static bool watch_found(struct watch *w, const char *needle)
 		if (n <= 0)
 			return false;
 		w->have += (size_t)n;
-		if (memmem(w->buf, w->have, needle, nlen))
-			return true;
+		const char *p = w->buf, *end = w->buf + w->have, *hit;
+		while ((hit = memmem(p, (size_t)(end - p), needle, nlen))) {
+			if (++w->seen >= count)
+				return true;
+			p = hit + nlen;
+		}
+		/* The kept tail is shorter than the needle: nothing counted twice. */
 		size_t keep = nlen - 1 < w->have ? nlen - 1 : w->have;
 		memmove(w->buf, w->buf + w->have - keep, keep);
 		w->have = keep;
@@ -87,6 +95,7 @@ static void report_status(int status)
 int main(int argc, char **argv)
 {
 	double timeout_s = 300;
+	unsigned count = 1;
 	bool stop = false;
 	const char *watch_path = NULL;
 	int i = 1;
@@ -96,12 +105,14 @@ int main(int argc, char **argv)
 			stop = true;
 		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
 			timeout_s = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--count") && i + 1 < argc)
+			count = (unsigned)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--watch") && i + 1 < argc)
 			watch_path = argv[++i];
 		else
 			usage();
 	}
-	if (argc - i < 4 || strcmp(argv[i + 2], "--") || !argv[i + 1][0] || timeout_s <= 0)
+	if (argc - i < 4 || strcmp(argv[i + 2], "--") || !argv[i + 1][0] || timeout_s <= 0 || count < 1)
 		usage();
 	const char *log = argv[i], *needle = argv[i + 1];
 	char **cmd = &argv[i + 3];
@@ -135,7 +146,7 @@ int main(int argc, char **argv)
 	bool found = false, killed = false;
 	int status = 0;
 	for (;;) {
-		if (!found && watch_found(&w, needle)) {
+		if (!found && watch_found(&w, needle, count)) {
 			found = true;
 			printf("%.1f\n", now_ms() - t0);
 			fflush(stdout);
@@ -152,7 +163,7 @@ int main(int argc, char **argv)
 		}
 		usleep(1000);
 	}
-	if (!found && watch_found(&w, needle)) {
+	if (!found && watch_found(&w, needle, count)) {
 		found = true; /* it appeared just before the command ended */
 		printf("%.1f\n", now_ms() - t0);
 	}

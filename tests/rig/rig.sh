@@ -202,6 +202,8 @@ tool() {
 tool ptydrive "$RIG_SRC/ptydrive.c"
 PTYDRIVE=$WORK/ptydrive MARKTIME=$WORK/marktime
 tool marktime "$RIG_SRC/marktime.c"
+tool udscat "$RIG_SRC/udscat.c"
+UDSCAT=$WORK/udscat
 [ "$ARCH" = arm64 ] && tool kvm-check "$RIG_SRC/arm64/kvm-check.c"
 
 # ---------------------------------------------------------------- guest images
@@ -347,7 +349,7 @@ if [ "$MODE" = host ] && [ -n "$KVM_UNIT_TESTS" ]; then
 	UNIT_TESTS_DIR=$RUN_TMP/kvm-unit-tests; mkdir -p "$UNIT_TESTS_DIR"
 	printf '%s' "$KVM_UNIT_TESTS" | while IFS='	' read -r src name; do ln -s "$src" "$UNIT_TESTS_DIR/$name"; done
 fi
-export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE MARKTIME UNIT_TESTS_DIR
+export MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD LOGDIR PTYDRIVE MARKTIME UDSCAT UNIT_TESTS_DIR
 [ -n "${GUEST_TIMEOUT:-}" ] && export GUEST_TIMEOUT
 
 # ---------------------------------------------------------------- host mode
@@ -573,6 +575,7 @@ add "$RIG_SRC/lib.sh" /rig/tests/rig/lib.sh
 add "$ROOT/guest-images/run-default.sh" /rig/guest-images/run-default.sh
 add "$PTYDRIVE" /rig/bin/ptydrive
 add "$WORK/marktime" /rig/bin/marktime
+add "$UDSCAT" /rig/bin/udscat
 L1_KVM_CHECK=
 [ "$ARCH" = arm64 ] && { add "$WORK/kvm-check" /rig/bin/kvm-check; L1_KVM_CHECK=/rig/bin/kvm-check; }
 while IFS= read -r f; do
@@ -611,6 +614,7 @@ L1_QEMU=
 	q GUEST_INITRD "$L1_GUEST_INITRD"
 	q PTYDRIVE /rig/bin/ptydrive
 	q MARKTIME /rig/bin/marktime
+	q UDSCAT /rig/bin/udscat
 	q KVM_CHECK "$L1_KVM_CHECK"
 	q RIG_ARCH "$ARCH"
 	q QEMU "$L1_QEMU"
@@ -623,7 +627,7 @@ L1_QEMU=
 	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES BENCH_RUNS BENCH_CLONES DEATH_CASES DEATH_VMMS DEATH_TRACE DEATH_QEMU_PCI NET_VERIFY_MB L1_KVM_AMD_PARAMS; do
 		[ -n "${!v:-}" ] && { q "$v" "${!v}"; knobs="$knobs $v"; }
 	done
-	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE MARKTIME KVM_CHECK RIG_ARCH QEMU UNIT_TESTS_DIR LOGDIR$knobs"
+	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE MARKTIME UDSCAT KVM_CHECK RIG_ARCH QEMU UNIT_TESTS_DIR LOGDIR$knobs"
 } >"$WORK/env"
 add "$WORK/env" /rig/env
 p=$(piece run "$WORK") || exit 2

@@ -3,7 +3,8 @@
 # driver, runs /usr/bin/hostile (tests/e2e/guest/hostile.c: malformed chains,
 # absurd queue setups, out-of-range accesses on each device), gives the
 # devices back to their drivers and checks they work: each disk reads its
-# marker (written by the host script at offset 0), each NIC comes up.
+# marker (written by the host script at offset 0), each NIC comes up, each
+# vsock has its driver again.
 # Kernel messages off the console: one landing inside a result line would
 # break it for the host script (the messages stay in dmesg).
 dmesg -n 1
@@ -19,15 +20,19 @@ echo "MVTEST hostile unbound=$(echo $unbound | wc -w)"
 
 # mvcases=a,b,...: only those cases (one run of the program each), e.g. the
 # ring attacks that the kernel's vhost-net meets (hostile_vhost).
+# mvvsockhost=1: the host side of the vsock cases is there (hostile -H: an
+# echo server at host port 5000, host clients during host_clients).
+host=
+[ -n "$mvvsockhost" ] && host=-H
 if [ -n "$mvcases" ]; then
     rc=0
     for c in $(echo "$mvcases" | tr , ' '); do
-        hostile -v "$c"
+        hostile -v $host "$c"
         r=$?
         [ $r -gt $rc ] && rc=$r
     done
 else
-    hostile -v
+    hostile -v $host
     rc=$?
 fi
 echo "MVTEST hostile program exit=$rc"
@@ -53,5 +58,10 @@ for n in /sys/class/net/eth*; do
     [ -e "$n" ] || continue
     ip link set "$(basename "$n")" up && nics=$((nics + 1))
 done
-echo "MVTEST hostile after rebind disks=$disks nics=$nics"
+vsocks=0
+# the vsock driver's name is its module's, vmw_vsock_virtio_transport
+for v in /sys/bus/virtio/drivers/*vsock*/virtio*; do
+    [ -e "$v" ] && vsocks=$((vsocks + 1))
+done
+echo "MVTEST hostile after rebind disks=$disks nics=$nics vsocks=$vsocks"
 exit $rc
