@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmm/base/eventfd_util.h"
+#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/thread_start.h"
 
@@ -35,17 +36,6 @@ void api_init(struct api_server *s)
 		s->clients[i].fd = -1;
 }
 
-/* Whether a socket file at path has a listener (a live VM's socket). */
-static bool socket_alive(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return true;   /* cannot tell: do not remove it */
-	bool alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
-	close(fd);
-	return alive;
-}
-
 int api_open(struct api_server *s, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -61,7 +51,7 @@ int api_open(struct api_server *s, const char *path)
 	snprintf(s->name, sizeof(s->name), "%s", basename(base));
 	struct stat st;
 	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode) || socket_alive(&sa)) {
+		if (!S_ISSOCK(st.st_mode) || unix_socket_alive(&sa)) {
 			log_error("--api-sock %s: %s", path, S_ISSOCK(st.st_mode) ? "another process listens on it"
 										 : "exists and is not a socket");
 			return -1;

@@ -17,6 +17,7 @@
 
 #include "devices/virtio/queue_worker.h"
 #include "devices/vsock/vsock_mux.h"
+#include "vmm/base/file_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 #include "vmm/base/snap_format.h"
@@ -212,17 +213,6 @@ const struct virtio_dev_ops virtio_vsock_ops = {
 
 /* ---- life cycle ---- */
 
-/* Whether a socket file has a listener (another live VM's). */
-static bool socket_alive(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return true;   /* cannot tell: do not remove it */
-	bool alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
-	close(fd);
-	return alive;
-}
-
 /* Makes the listening socket at path. Returns 0, or -1 with err. */
 static int open_listener(struct virtio_vsock *v, const char *path, char *err, size_t errlen)
 {
@@ -232,7 +222,7 @@ static int open_listener(struct virtio_vsock *v, const char *path, char *err, si
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return err_set(err, errlen, "vsock socket %s: exists and is not a socket", path);
-		if (socket_alive(&sa))
+		if (unix_socket_alive(&sa))
 			return err_set(err, errlen, "vsock socket %s: another process listens on it", path);
 		if (unlink(path) && errno != ENOENT)   /* a stale socket of a VM that is gone */
 			return err_set(err, errlen, "vsock socket %s: cannot remove the stale socket: %s", path,

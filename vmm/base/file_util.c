@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "vmm/base/log.h"
@@ -85,4 +87,14 @@ int read_input_file(const char *what, const char *path, uint64_t max, uint8_t **
 	close(fd);
 	*len = size;
 	return 0;
+}
+
+bool unix_socket_alive(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;
+	bool alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return alive;
 }
