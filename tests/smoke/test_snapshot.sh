@@ -150,6 +150,8 @@ PY
 	expect_error "another format version" "format version 2" --restore bad --disk disk.img
 	bad; rehead 44 2
 	expect_error "another architecture" "a snapshot of an arm64 VM" --restore bad --disk disk.img
+else
+	echo "NOT RUN: another format version, another architecture (they rewrite the header with python3, which is missing here)"
 fi
 echo "snapshot: $pass passed, $fail failed"
 ((fail == 0))
