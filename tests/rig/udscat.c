@@ -2,11 +2,14 @@
 /*
  * udscat: the host's end of the vsock tests, on Unix sockets (L1 has no socat).
  *
- *   udscat PATH [PORT]     connect to PATH; with PORT first say "CONNECT PORT\n" and
+ *   udscat [-n BYTES] PATH [PORT]
+ *                          connect to PATH; with PORT first say "CONNECT PORT\n" and
  *                          wait for the "OK ...\n" line (printed on stderr), as a host
  *                          program talks to minivmm's --vsock socket. Then stdin goes out,
  *                          what comes back goes to stdout; at stdin's EOF the write side
- *                          is shut down, and it ends at the peer's EOF.
+ *                          is shut down (with -n, only once BYTES came back: an echo
+ *                          peer then never sees a half-closed stream), and it ends at
+ *                          the peer's EOF.
  *   udscat -l PATH [N]     listen on PATH (created); serve N connections (default 1)
  *                          one after the other, echoing each back until its EOF.
  *
@@ -15,6 +18,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +58,11 @@ static int addr_of(const char *path, struct sockaddr_un *a)
 	return 0;
 }
 
-static int shuttle(int in, int sock, int out)
+static int shuttle(int in, int sock, int out, unsigned long long hold_until)
 {
 	static char buf[65536];
+	unsigned long long got = 0;
+	bool in_eof = false;
 	struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = sock, .events = POLLIN } };
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
@@ -69,7 +75,9 @@ static int shuttle(int in, int sock, int out)
 			if (n < 0)
 				return die("read stdin");
 			if (n == 0) {
-				shutdown(sock, SHUT_WR);
+				in_eof = true;
+				if (got >= hold_until)
+					shutdown(sock, SHUT_WR);
 				p[0].fd = -1;
 			} else if (write_all(sock, buf, (size_t)n)) {
 				return die("write to the socket");
@@ -83,6 +91,9 @@ static int shuttle(int in, int sock, int out)
 				return 0;
 			if (write_all(out, buf, (size_t)n))
 				return die("write stdout");
+			got += (unsigned long long)n;
+			if (in_eof && got >= hold_until && got - (unsigned long long)n < hold_until)
+				shutdown(sock, SHUT_WR);
 		}
 	}
 }
@@ -116,6 +127,12 @@ static int expect_ok(int s)
 int main(int argc, char **argv)
 {
 	struct sockaddr_un a;
+	unsigned long long hold_until = 0;
+	if (argc >= 3 && !strcmp(argv[1], "-n")) {
+		hold_until = strtoull(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
+	}
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return die("socket");
@@ -141,7 +158,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: udscat PATH [PORT] | udscat -l PATH [N]\n");
+		fprintf(stderr, "usage: udscat [-n BYTES] PATH [PORT] | udscat -l PATH [N]\n");
 		return 2;
 	}
 	if (addr_of(argv[1], &a))
@@ -154,5 +171,5 @@ int main(int argc, char **argv)
 		if (write_all(s, req, (size_t)len) || expect_ok(s))
 			return 1;
 	}
-	return shuttle(0, s, 1);
+	return shuttle(0, s, 1, hold_until);
 }

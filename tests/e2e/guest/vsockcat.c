@@ -2,7 +2,8 @@
  * vsockcat: the guest's end of the vsock tests (busybox has no AF_VSOCK).
  *
  *   vsockcat -l PORT [N]   listen on vsock PORT; serve N connections (default 1) one after
- *                          the other, echoing each back until its EOF
+ *                          the other, echoing each back until its EOF (exit 1 at the end
+ *                          if one broke)
  *   vsockcat CID PORT      connect to CID:PORT; stdin goes out, what comes back goes to
  *                          stdout; at stdin's EOF the write side is shut down, and it
  *                          ends at the peer's EOF
@@ -104,16 +105,15 @@ int main(int argc, char **argv)
 		int n = argc > 3 ? atoi(argv[3]) : 1;
 		if (bind(s, (struct sockaddr *)&a, sizeof(a)) || listen(s, 8))
 			return die("bind/listen");
+		int failed = 0;
 		for (int i = 0; i < n; i++) {
 			int c = accept(s, NULL, NULL);
 			if (c < 0)
 				return die("accept");
-			int r = echo(c);
+			failed |= echo(c);   /* a broken connection does not end the server */
 			close(c);
-			if (r)
-				return r;
 		}
-		return 0;
+		return failed;
 	}
 	if (argc == 3) {
 		struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = (unsigned)atoi(argv[1]),
