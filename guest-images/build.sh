@@ -19,6 +19,10 @@ KSRC_TARBALL=/usr/src/$KSRC_PKG.tar.xz
 KERNEL_FRAGMENT=$HERE/minimal-kernel.config
 INIT_SCRIPT=$HERE/init.sh
 GUEST_TESTS_DIR=$REPO/tests/e2e/guest
+# The function runner's guest agent (/usr/bin/mvagent, run by /init with mvagent=1): its sources
+# and the protocol header it shares with the host side.
+AGENT_SRCS=("$REPO/runner/agent/mvagent.c" "$REPO/runner/proto.c")
+AGENT_HDRS=("$REPO/runner/proto.h")
 
 # Programs copied into the initramfs next to busybox, with the libraries ldd lists for them. They
 # keep their Debian paths; iproute2's ip must stay named "ip" (it picks its sub-command from its
@@ -228,7 +232,8 @@ recipe_initramfs() {
     done
     inputs=(/bin/busybox "${INITRAMFS_PROGRAMS[@]}" "${libs[@]}" "${mods[@]}" "${INITRAMFS_ETC[@]}")
     {
-        hash_material_files "$HERE/build.sh" "$INIT_SCRIPT" "${tests[@]}" "${csrcs[@]}"
+        hash_material_files "$HERE/build.sh" "$INIT_SCRIPT" "${tests[@]}" "${csrcs[@]}" "${AGENT_SRCS[@]}" \
+            "${AGENT_HDRS[@]}"
         echo "kernel-release=$KVER"
         echo "fio=$FIO_BIN"   # its directory name is the hash of its own recipe
         gcc --version | head -1
@@ -330,6 +335,9 @@ build_initramfs() {
         gcc -static -O2 -Wall -Wextra -Werror -o "$root/usr/bin/$name" "$f" ||
             die "guest helper $f does not build"
     done
+    # The function runner's agent, static the same way (runner/agent/mvagent.c + runner/proto.c).
+    gcc -static -O2 -Wall -Wextra -Werror -I "$REPO/runner" -o "$root/usr/bin/mvagent" "${AGENT_SRCS[@]}" ||
+        die "the guest agent runner/agent/mvagent.c does not build"
 
     # Sanity: the only ip is iproute2's (a regular file, not the busybox link), and sh is dash.
     [[ -f $root/sbin/ip && ! -L $root/sbin/ip ]] || die "/sbin/ip is not iproute2's ip"

@@ -5,7 +5,9 @@
 # With "mvtest=NAME" on the kernel command line it runs /etc/mvtest/NAME.sh (tests/e2e/guest/ in
 # the repo), prints "MINIVMM-GUEST: test NAME exit=STATUS" and powers off; the e2e tests read the
 # console for these lines. With "mvrun=BASE64" it runs one shell command for the function runner
-# (tests/runner/, see run_command below). Without either, it gives an interactive shell.
+# (tests/runner/, see run_command below). With "mvagent=1" it runs the function runner's guest
+# agent (runner/agent/mvagent.c: jobs over vsock, see run_agent below). Without any, it gives an
+# interactive shell.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export HOME=/root
 
@@ -51,12 +53,25 @@ run_command() {
     return $status
 }
 
-test_name= run_b64=
+# mvagent=1: the function runner's agent as this VM's only job. It listens on vsock port 52 and
+# serves each host connection (one job each) in a child of its own; it never exits unless it
+# cannot listen. Debian's kernel has vsock as modules (insmod'ed above from the load order; the
+# modprobe is for a kernel whose modules were not in that list); the minimal kernel has it built
+# in, and modprobe fails quietly.
+run_agent() {
+    unset mvagent mvtest mvrun   # the kernel hands unknown name=value arguments to init as variables
+    modprobe -q vmw_vsock_virtio_transport 2>/dev/null
+    mvagent </dev/null
+    echo "MINIVMM-GUEST: mvagent exited with status $?" >&2
+}
+
+test_name='' run_b64='' agent=''
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
     case $arg in
         mvtest=*) test_name=${arg#mvtest=} ;;
         mvrun=*) run_b64=${arg#mvrun=} ;;
+        mvagent=1) agent=1 ;;
     esac
 done
 
@@ -64,6 +79,8 @@ if [ -n "$run_b64" ]; then
     run_command "$run_b64"
     # Only returns when nothing listens at the guest port; then power off as below.
     mvexit $?
+elif [ -n "$agent" ]; then
+    run_agent
 elif [ -n "$test_name" ]; then
     script=/etc/mvtest/$test_name.sh
     if [ -f "$script" ]; then

@@ -17,6 +17,8 @@
 #   fuzz_snapshot the snapshot state file's parser (--restore)
 #   fuzz_vsock_pkt virtio-vsock's packet parser: headers cut across buffers,
 #                the checks, the credit arithmetic, the host's CONNECT line
+#   fuzz_runner_proto the function runner's wire protocol (runner/proto.c):
+#                frame headers and every payload decoder
 # Exit status: 0 when every target ran without a crash, 1 when one crashed
 # (or leaked, timed out, failed a check), 2 when none crashed but one could
 # not be built or seeded.
@@ -31,7 +33,7 @@ SECS=${1:-30}
 OUT=${OUT:-build-fuzz}
 CC=${CC:-clang}
 TARGETS=(fuzz_virtq fuzz_config fuzz_kernel fuzz_options fuzz_blk fuzz_platform fuzz_net_worker fuzz_net_ctrl fuzz_arm64_boot
-	fuzz_snapshot fuzz_vsock_pkt)
+	fuzz_snapshot fuzz_vsock_pkt fuzz_runner_proto)
 
 # Per target: the product sources it links (no KVM code: the targets bring
 # fakes), its longest input, and how its seed inputs are written to $2.
@@ -56,6 +58,7 @@ srcs() {
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
 		vmm/base/guest_mem.c vmm/base/log_limit.c vmm/base/snap_format.c ;;   # blk.c itself is included by the target
 	fuzz_vsock_pkt) echo devices/vsock/vsock_pkt.c devices/virtio/iov.c ;;
+	fuzz_runner_proto) echo runner/proto.c ;;
 	esac
 }
 max_len() {
@@ -71,6 +74,7 @@ max_len() {
 	fuzz_arm64_boot) echo 8192 ;;    # header, command line, Image
 	fuzz_snapshot) echo 65536 ;;     # a one-vCPU state payload is ~20 KiB
 	fuzz_vsock_pkt) echo 4160 ;;     # header, a 44-byte packet header, 4 KiB of payload
+	fuzz_runner_proto) echo 4096 ;;  # a stream of frames (SEED and ERROR payloads are the longest checked)
 	esac
 }
 make_seeds() {
@@ -86,6 +90,7 @@ make_seeds() {
 	fuzz_arm64_boot) mkdir -p "$2" && FUZZ_ARM64_BOOT_WRITE_SEEDS=$2 "$OUT/fuzz_arm64_boot" ;;
 	fuzz_snapshot) mkdir -p "$2" && FUZZ_SNAPSHOT_WRITE_SEEDS=$2 "$OUT/fuzz_snapshot" ;;
 	fuzz_vsock_pkt) mkdir -p "$2" && FUZZ_VSOCK_PKT_WRITE_SEEDS=$2 "$OUT/fuzz_vsock_pkt" ;;
+	fuzz_runner_proto) mkdir -p "$2" && FUZZ_RUNNER_PROTO_WRITE_SEEDS=$2 "$OUT/fuzz_runner_proto" ;;
 	esac
 }
 

@@ -6,10 +6,11 @@
  *                          connect to PATH; with PORT first say "CONNECT PORT\n" and
  *                          wait for the "OK ...\n" line (printed on stderr), as a host
  *                          program talks to minivmm's --vsock socket. Then stdin goes out,
- *                          what comes back goes to stdout; at stdin's EOF the write side
- *                          is shut down (with -n, only once BYTES came back: an echo
- *                          peer then never sees a half-closed stream), and it ends at
- *                          the peer's EOF.
+ *                          what comes back goes to stdout (reading never waits for a
+ *                          write: see shuttle()); at stdin's EOF the write side is shut
+ *                          down (with -n, only once BYTES came back: an echo peer then
+ *                          never sees a half-closed stream), and it ends at the peer's
+ *                          EOF.
  *   udscat -l PATH [N]     listen on PATH (created); serve N connections (default 1)
  *                          one after the other, echoing each back until its EOF.
  *
@@ -58,42 +59,63 @@ static int addr_of(const char *path, struct sockaddr_un *a)
 	return 0;
 }
 
+/*
+ * Copies in -> sock and sock -> out until sock's EOF, and never blocks in a write to sock:
+ * it writes only what sock takes now (POLLOUT, MSG_DONTWAIT) and reads sock whenever it is
+ * readable. Against an echo peer a blocking write is a deadlock once the bytes in flight fill
+ * every buffer on the way out and back (through minivmm's vsock in the rig, a little over
+ * 0.5 MiB: the two Unix sockets' buffers, the guest's 256 KiB, the device's 64 KiB): the
+ * echo waits for us to read, we wait for it to take our write. stdin is read again only once
+ * its last chunk is all out.
+ */
 static int shuttle(int in, int sock, int out, unsigned long long hold_until)
 {
-	static char buf[65536];
+	static char ibuf[65536], obuf[65536];
+	size_t pend = 0, off = 0;   /* ibuf[off, off + pend): read from stdin, not yet sent */
 	unsigned long long got = 0;
-	bool in_eof = false;
-	struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = sock, .events = POLLIN } };
+	bool in_eof = false, shut = false;
 	for (;;) {
+		if (in_eof && !pend && !shut && got >= hold_until) {
+			shutdown(sock, SHUT_WR);
+			shut = true;
+		}
+		struct pollfd p[2] = {
+			{ .fd = in_eof || pend ? -1 : in, .events = POLLIN },
+			{ .fd = sock, .events = (short)(POLLIN | (pend ? POLLOUT : 0)) },
+		};
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return die("poll");
 		}
 		if (p[0].revents) {
-			ssize_t n = read(in, buf, sizeof(buf));
-			if (n < 0)
+			ssize_t n = read(in, ibuf, sizeof(ibuf));
+			if (n < 0 && errno != EINTR)
 				return die("read stdin");
-			if (n == 0) {
-				in_eof = true;
-				if (got >= hold_until)
-					shutdown(sock, SHUT_WR);
-				p[0].fd = -1;
-			} else if (write_all(sock, buf, (size_t)n)) {
-				return die("write to the socket");
-			}
+			in_eof = n == 0;
+			pend = n > 0 ? (size_t)n : 0;
+			off = 0;
 		}
-		if (p[1].revents) {
-			ssize_t n = read(sock, buf, sizeof(buf));
-			if (n < 0)
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(sock, obuf, sizeof(obuf), MSG_DONTWAIT);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return die("read the socket");
 			if (n == 0)
 				return 0;
-			if (write_all(out, buf, (size_t)n))
-				return die("write stdout");
-			got += (unsigned long long)n;
-			if (in_eof && got >= hold_until && got - (unsigned long long)n < hold_until)
-				shutdown(sock, SHUT_WR);
+			if (n > 0) {
+				if (write_all(out, obuf, (size_t)n))
+					return die("write stdout");
+				got += (unsigned long long)n;
+			}
+		}
+		if (pend && (p[1].revents & POLLOUT)) {
+			ssize_t n = send(sock, ibuf + off, pend, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return die("write to the socket");
+			if (n > 0) {
+				off += (size_t)n;
+				pend -= (size_t)n;
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -791,6 +792,189 @@ Test(virtio_vsock, silent_host_client_is_closed_after_5_s)
 	host_assert_closed(fd);
 	close(fd);
 	rx_none(10);
+}
+
+/* ---- a long echo through full buffers ---- */
+
+/* 4 MiB from a host client to an echo in the guest and back, as the rig's
+ * vsock scenario does it, with every buffer on the way filling up: the host
+ * writes whatever its socket takes and reads slowly, so the device's 64 KiB
+ * toward it fill and the guest runs out of the device's credit; the guest
+ * advertises 64 KiB, reads 64 KiB at a time and echoes before it reads
+ * again (vsockcat's echo), so the device runs out of the guest's credit and
+ * stops reading the host socket. Nothing may close or reset the connection
+ * on the way (that is what a guest's EPIPE mid-stream would mean), and every
+ * byte comes back in order. */
+#define ECHO_BYTES     (4u << 20)
+#define ECHO_GUEST_BUF (64u * 1024)
+#define ECHO_APP_BUF   (64u * 1024)
+
+/* The host program, on a thread of its own: udscat's loop, which never
+ * blocks in a write; it reads 4 KiB per turn, and stops reading for 20 ms
+ * after each 256 KiB (long enough for every buffer toward it to fill). */
+struct echo_host {
+	int fd;
+	const uint8_t *out;
+	uint8_t *back;
+	size_t sent, got;
+	int err;            /* errno of what failed; -1: an early EOF; 0: nothing did */
+	atomic_bool done;
+};
+
+static void echo_host_send(struct echo_host *h)
+{
+	ssize_t w = send(h->fd, h->out + h->sent, ECHO_BYTES - h->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w > 0)
+		h->sent += (size_t)w;
+	else if (w < 0 && errno != EAGAIN)
+		h->err = errno;
+}
+
+/* Returns whether it read the end of a 256 KiB piece. */
+static bool echo_host_recv(struct echo_host *h)
+{
+	size_t want = ECHO_BYTES - h->got < 4096 ? ECHO_BYTES - h->got : 4096;
+	ssize_t r = recv(h->fd, h->back + h->got, want, MSG_DONTWAIT);
+	if (r > 0)
+		h->got += (size_t)r;
+	else if (r == 0 || errno != EAGAIN)
+		h->err = r ? errno : -1;
+	return r > 0 && h->got / (256 * 1024) != (h->got - (size_t)r) / (256 * 1024);
+}
+
+static void *echo_host_main(void *arg)
+{
+	struct echo_host *h = arg;
+	uint64_t reading_at = 0;   /* not before (ms) */
+	while (h->got < ECHO_BYTES && !h->err && !atomic_load(&h->done)) {
+		bool read_now = now_ms() >= reading_at;
+		short ev = (short)((read_now ? POLLIN : 0) | (h->sent < ECHO_BYTES ? POLLOUT : 0));
+		struct pollfd p = { .fd = h->fd, .events = ev };
+		if (poll(&p, 1, read_now ? 100 : 1) <= 0)
+			continue;
+		if (p.revents & POLLOUT)
+			echo_host_send(h);
+		if (read_now && (p.revents & (POLLIN | POLLHUP | POLLERR)) && echo_host_recv(h))
+			reading_at = now_ms() + 20;
+	}
+	atomic_store(&h->done, true);
+	return NULL;
+}
+
+/* The guest's end: its receive buffer, the echo program's buffer, and how
+ * often each credit ran out. */
+struct echo_guest {
+	struct gconn c;
+	uint8_t rxbuf[ECHO_GUEST_BUF];
+	size_t rx_head, rx_len;           /* received, not read by the program yet */
+	uint8_t app[ECHO_APP_BUF];
+	size_t app_off, app_len;          /* read by the program, not echoed yet */
+	size_t echoed;
+	unsigned guest_full, device_full; /* turns the guest's buffer was full / it had no credit left */
+};
+
+/* Takes the packets the device put in the RX queue. Returns whether any. */
+static bool echo_guest_rx(struct echo_guest *g)
+{
+	bool any = false;
+	for (unsigned i = 0; i < QSIZE && virtq_driver_has_used(&drv[RXQ]); i++) {
+		struct pkt p;
+		gc_rx(&g->c, &p);
+		any = true;
+		cr_assert(p.h.op == VSOCK_OP_RW || p.h.op == VSOCK_OP_CREDIT_UPDATE,
+			  "op %u (flags %u) after %zu bytes echoed: the device closed a connection in use", p.h.op,
+			  p.h.flags, g->echoed);
+		cr_assert_leq(g->rx_len + p.h.len, ECHO_GUEST_BUF, "the device sent past the guest's credit");
+		for (uint32_t k = 0; k < p.h.len; k++)
+			g->rxbuf[(g->rx_head + g->rx_len + k) % ECHO_GUEST_BUF] = p.data[k];
+		g->rx_len += p.h.len;
+	}
+	g->guest_full += g->rx_len == ECHO_GUEST_BUF;
+	return any;
+}
+
+/* The echo program reads once its last read is all echoed; the guest then
+ * tells the device its room, as Linux does when little of it is left. */
+static bool echo_guest_read(struct echo_guest *g)
+{
+	if (g->app_len || !g->rx_len)
+		return false;
+	size_t n = g->rx_len < ECHO_APP_BUF ? g->rx_len : ECHO_APP_BUF;
+	for (size_t k = 0; k < n; k++)
+		g->app[k] = g->rxbuf[(g->rx_head + k) % ECHO_GUEST_BUF];
+	g->rx_head = (g->rx_head + n) % ECHO_GUEST_BUF;
+	g->rx_len -= n;
+	g->app_off = 0;
+	g->app_len = n;
+	g->c.rx_cnt += (uint32_t)n;
+	tx_send(gc_hdr(&g->c, VSOCK_OP_CREDIT_UPDATE), NULL, 0);
+	return true;
+}
+
+/* Echoes what the device's credit allows, in packets of at most 4 KiB. */
+static bool echo_guest_write(struct echo_guest *g)
+{
+	bool any = false;
+	while (g->app_len) {
+		uint32_t room = g->c.peer_buf - (g->c.tx_cnt - g->c.peer_fwd);
+		if (!room) {
+			g->device_full++;
+			break;
+		}
+		uint32_t k = g->app_len < 4096 ? (uint32_t)g->app_len : 4096;
+		k = k < room ? k : room;
+		tx_send(gc_hdr(&g->c, VSOCK_OP_RW), g->app + g->app_off, k);
+		g->c.tx_cnt += k;
+		g->app_off += k;
+		g->app_len -= k;
+		g->echoed += k;
+		any = true;
+	}
+	return any;
+}
+
+Test(virtio_vsock, long_echo_through_full_buffers_both_ways, .timeout = 60)
+{
+	start();
+	post_rx(64);
+	static struct echo_guest g;
+	memset(&g, 0, sizeof(g));
+	int fd = host_connect_in(&g.c, 1234);
+	g.c.buf_alloc = ECHO_GUEST_BUF;
+	tx_send(gc_hdr(&g.c, VSOCK_OP_CREDIT_UPDATE), NULL, 0);   /* before any byte: its real size */
+	static uint8_t out[ECHO_BYTES], back[ECHO_BYTES];
+	fill(out, sizeof(out), 9);
+	static struct echo_host h;
+	h = (struct echo_host){ .fd = fd, .out = out, .back = back };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, echo_host_main, &h), 0);
+	uint64_t progress = now_ms();
+	while (!atomic_load(&h.done)) {
+		bool moved = echo_guest_rx(&g);
+		moved |= echo_guest_read(&g);
+		moved |= echo_guest_write(&g);
+		if (moved)
+			progress = now_ms();
+		else
+			usleep(100);
+		if (now_ms() - progress > TEST_TIMEOUT_MS)
+			break;
+	}
+	bool stalled = !atomic_load(&h.done);
+	atomic_store(&h.done, true);
+	pthread_join(t, NULL);
+	cr_assert(!stalled && !h.err && h.got == ECHO_BYTES,
+		  "stalled (%d) or failed (%d): host sent %zu, got %zu back; guest echoed %zu, holds %zu + %zu", stalled,
+		  h.err, h.sent, h.got, g.echoed, g.rx_len, g.app_len);
+	cr_assert_arr_eq(back, out, ECHO_BYTES);
+	cr_assert_gt(g.guest_full, 0, "the guest's buffer never filled: the test did not stop the device");
+	cr_assert_gt(g.device_full, 0, "the device's credit never ran out: the test did not fill its buffer");
+	struct virtio_vsock_stats st;
+	virtio_vsock_stats(dev, &st);
+	cr_assert_eq(st.errors, 0);
+	cr_assert_eq(st.resets, 0);
+	cr_assert_str_empty(logged());
+	close(fd);
 }
 
 /* ---- hostile and broken guests ---- */

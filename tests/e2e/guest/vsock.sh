@@ -1,15 +1,17 @@
 #!/bin/sh
 # Guest side of the vsock scenario (tests/e2e/vsock.sh). An echo server on
-# vsock port 1234 for the host's two connections; then the guest's own
-# connections to the host: 1 MiB to host port 5000 (the host echoes it) and
-# one to port 5001, where nobody listens.
+# vsock port 1234 for the host's three connections (4 MiB, a small stream,
+# and an empty one that says the host is done: until then the guest stays
+# up, so that the host's later checks find minivmm still running); then the
+# guest's own connections to the host: 1 MiB to host port 5000 (the host
+# echoes it) and one to port 5001, where nobody listens.
 drv=/sys/bus/virtio/drivers/vmw_vsock_virtio_transport
 if ! ls "$drv" 2>/dev/null | grep -q '^virtio'; then
     echo "MVTEST vsock: no device bound to $drv: drivers $(ls /sys/bus/virtio/drivers | tr '\n' ' ')" \
         "devices $(cat /sys/bus/virtio/devices/*/device 2>/dev/null | tr '\n' ' ')"
     exit 1
 fi
-vsockcat -l 1234 2 &
+vsockcat -l 1234 3 &
 srv=$!
 sleep 1
 echo "MVTEST vsock listening"

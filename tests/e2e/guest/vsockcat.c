@@ -42,36 +42,55 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* Copies in -> sock and sock -> out until sock's EOF; shuts sock's write side at in's EOF. */
+/* Copies in -> sock and sock -> out until sock's EOF; shuts sock's write side at in's EOF
+ * once all of in is out. Never blocks in a write to sock: it writes only what sock takes now
+ * (POLLOUT, MSG_DONTWAIT) and reads sock whenever it is readable. Against an echo peer a
+ * blocking write deadlocks once the bytes in flight fill every buffer out and back: the peer
+ * waits for us to read, we wait for it to take our write. */
 static int shuttle(int in, int sock, int out)
 {
-	static char buf[65536];
-	struct pollfd p[2] = { { .fd = in, .events = POLLIN }, { .fd = sock, .events = POLLIN } };
+	static char ibuf[65536], obuf[65536];
+	size_t pend = 0, off = 0;   /* ibuf[off, off + pend): read from in, not yet sent */
+	int in_eof = 0, shut = 0;
 	for (;;) {
+		if (in_eof && !pend && !shut) {
+			shutdown(sock, SHUT_WR);
+			shut = 1;
+		}
+		struct pollfd p[2] = {
+			{ .fd = in_eof || pend ? -1 : in, .events = POLLIN },
+			{ .fd = sock, .events = (short)(POLLIN | (pend ? POLLOUT : 0)) },
+		};
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return die("poll");
 		}
 		if (p[0].revents) {
-			ssize_t n = read(in, buf, sizeof(buf));
-			if (n < 0)
+			ssize_t n = read(in, ibuf, sizeof(ibuf));
+			if (n < 0 && errno != EINTR)
 				return die("read stdin");
-			if (n == 0) {
-				shutdown(sock, SHUT_WR);
-				p[0].fd = -1;
-			} else if (write_all(sock, buf, (size_t)n)) {
-				return die("write to vsock");
-			}
+			in_eof = n == 0;
+			pend = n > 0 ? (size_t)n : 0;
+			off = 0;
 		}
-		if (p[1].revents) {
-			ssize_t n = read(sock, buf, sizeof(buf));
-			if (n < 0)
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(sock, obuf, sizeof(obuf), MSG_DONTWAIT);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return die("read vsock");
 			if (n == 0)
 				return 0;
-			if (write_all(out, buf, (size_t)n))
+			if (n > 0 && write_all(out, obuf, (size_t)n))
 				return die("write stdout");
+		}
+		if (pend && (p[1].revents & POLLOUT)) {
+			ssize_t n = send(sock, ibuf + off, pend, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return die("write to vsock");
+			if (n > 0) {
+				off += (size_t)n;
+				pend -= (size_t)n;
+			}
 		}
 	}
 }
