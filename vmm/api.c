@@ -38,48 +38,17 @@ void api_init(struct api_server *s)
 
 int api_open(struct api_server *s, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("--api-sock %s: a socket path is 1 to %zu bytes", path, sizeof(sa.sun_path) - 1);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
+	char err[512];
 	snprintf(s->path, sizeof(s->path), "%s", path);
-	char dir[sizeof(sa.sun_path)], base[sizeof(sa.sun_path)];
-	snprintf(dir, sizeof(dir), "%s", path);
-	snprintf(base, sizeof(base), "%s", path);
-	snprintf(s->name, sizeof(s->name), "%s", basename(base));
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode) || unix_socket_alive(&sa)) {
-			log_error("--api-sock %s: %s", path, S_ISSOCK(st.st_mode) ? "another process listens on it"
-										 : "exists and is not a socket");
-			return -1;
-		}
-		unlink(path);   /* a stale socket of a VM that is gone */
-	}
-	s->dir_fd = open(dirname(dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->dir_fd < 0 || s->listen_fd < 0 || s->stop_efd < 0) {
-		log_error("--api-sock %s: %s", path, strerror(errno));
+	s->listen_fd = unix_listener_open("--api-sock", path, API_MAX_CLIENTS, &s->dir_fd, s->name, sizeof(s->name),
+					  err, sizeof(err));
+	if (s->listen_fd < 0) {
+		log_error("%s", err);
 		return -1;
 	}
-	/* Mode 0600 from the start: no moment when others may connect. The
-	 * process has one thread here, so the umask change is ours alone. */
-	mode_t old = umask(0177);
-	int rc = bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
-	int e = errno;
-	umask(old);
-	if (!rc && listen(s->listen_fd, API_MAX_CLIENTS)) {
-		e = errno;
-		unlink(path);
-		rc = -1;
-	}
-	if (rc) {
-		log_error("--api-sock %s: %s", path, strerror(e));
-		close(s->listen_fd);   /* its file is not there (or removed): nothing left to remove */
-		s->listen_fd = -1;
+	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_efd < 0) {
+		log_error("--api-sock %s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* json-c seeds its hash from getrandom or /dev/urandom the first time

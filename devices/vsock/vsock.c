@@ -216,40 +216,11 @@ const struct virtio_dev_ops virtio_vsock_ops = {
 /* Makes the listening socket at path. Returns 0, or -1 with err. */
 static int open_listener(struct virtio_vsock *v, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return err_set(err, errlen, "vsock socket %s: exists and is not a socket", path);
-		if (unix_socket_alive(&sa))
-			return err_set(err, errlen, "vsock socket %s: another process listens on it", path);
-		if (unlink(path) && errno != ENOENT)   /* a stale socket of a VM that is gone */
-			return err_set(err, errlen, "vsock socket %s: cannot remove the stale socket: %s", path,
-				       strerror(errno));
-	} else if (errno != ENOENT) {
-		return err_set(err, errlen, "vsock socket %s: %s", path, strerror(errno));
-	}
-	char dir[SUN_PATH_SIZE], base[SUN_PATH_SIZE];
-	snprintf(dir, sizeof(dir), "%s", path);
-	snprintf(base, sizeof(base), "%s", path);
-	snprintf(v->sock_name, sizeof(v->sock_name), "%s", basename(base));
-	v->dir_fd = open(dirname(dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (v->dir_fd < 0)
-		return err_set(err, errlen, "vsock socket %s: its directory: %s", path, strerror(errno));
-	v->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	v->listen_fd = unix_listener_open("vsock socket", path, VSOCK_LISTEN_BACKLOG, &v->dir_fd, v->sock_name,
+					  sizeof(v->sock_name), err, errlen);
 	if (v->listen_fd < 0)
-		return err_set(err, errlen, "vsock socket %s: %s", path, strerror(errno));
-	/* Mode 0600 from the start: no moment when others may connect. */
-	mode_t old = umask(0177);
-	int rc = bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
-	int e = errno;
-	umask(old);
-	if (rc)
-		return err_set(err, errlen, "vsock socket %s: %s", path, strerror(e));
+		return -1;
 	v->bound = true;
-	if (listen(v->listen_fd, VSOCK_LISTEN_BACKLOG))
-		return err_set(err, errlen, "vsock socket %s: listen: %s", path, strerror(errno));
 	return 0;
 }
 

@@ -538,6 +538,19 @@ static void child_fail(const char *what, int e)
 	_exit(e == ENOENT ? 127 : 126);
 }
 
+/* /proc/self/oom_score_adj; failing quietly (no /proc, a test run on the
+ * host as non-root) costs only the protection. */
+static void write_oom_score_adj(const char *value)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, value, strlen(value)) < 0) {
+		/* nothing to do */
+	}
+	close(fd);
+}
+
 /* In the forked child: becomes the job's command (execvp, with the PATH of
  * the job's own environment). */
 __attribute__((noreturn))
@@ -553,6 +566,9 @@ static void exec_child(struct job *j, int in, int out, int err)
 	/* Its own session and process group: the agent kills the whole group
 	 * when the host goes away or the job is over. */
 	setsid();
+	/* The agent is out of the OOM killer's reach; a command that fills
+	 * the memory must be what it kills, and its result then reported. */
+	write_oom_score_adj("0");
 	if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
 		_exit(126);
 	const char *dir = j->cwd ? j->cwd : "/";
@@ -999,6 +1015,9 @@ static int daemon_main(void)
 	 * become ours, and the SIGCHLD handler reaps them, rather than
 	 * piling up as zombies under /init. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/* A job that fills the memory must not take the agent (and with it
+	 * every later answer) with it: the OOM killer passes over us. */
+	write_oom_score_adj("-1000");
 	struct sigaction sa = { .sa_handler = reap_children, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, NULL);

@@ -13,6 +13,7 @@
 #   PTYDRIVE        the ptydrive helper (expect/send over a pty)
 #   MARKTIME        the marktime helper (a command's time to a string in its output)
 #   UDSCAT          the udscat helper (a Unix socket client and echo server)
+#   RUNNER          minivmm-runner (runner/), when it was built
 #   QEMU            qemu-system-x86_64 (only with rig.sh --with-qemu)
 #   SCENARIO        this scenario's name
 #   GUEST_TIMEOUT   seconds one guest run may take (default 120)

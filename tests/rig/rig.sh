@@ -587,6 +587,12 @@ while IFS= read -r f; do
 done < <(find "$ROOT/tests/runner" -type f | sort)
 L1_MINIVMM=
 if [ -n "$MINIVMM" ]; then add_bin "$MINIVMM" /rig/bin/minivmm; L1_MINIVMM=/rig/bin/minivmm; fi
+# minivmm-runner (runner/), built beside minivmm; it finds minivmm beside itself in L1 too.
+L1_RUNNER=
+if [ -n "$MINIVMM" ] && [ -x "$(dirname "$MINIVMM")/minivmm-runner" ]; then
+	add_bin "$(dirname "$MINIVMM")/minivmm-runner" /rig/bin/minivmm-runner
+	L1_RUNNER=/rig/bin/minivmm-runner
+fi
 L1_UNIT_TESTS_DIR=
 if [ -n "$KVM_UNIT_TESTS" ]; then
 	while IFS='	' read -r src name; do
@@ -615,6 +621,7 @@ L1_QEMU=
 	q PTYDRIVE /rig/bin/ptydrive
 	q MARKTIME /rig/bin/marktime
 	q UDSCAT /rig/bin/udscat
+	q RUNNER "$L1_RUNNER"
 	q KVM_CHECK "$L1_KVM_CHECK"
 	q RIG_ARCH "$ARCH"
 	q QEMU "$L1_QEMU"
@@ -627,7 +634,7 @@ L1_QEMU=
 	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES BENCH_RUNS BENCH_CLONES DEATH_CASES DEATH_VMMS DEATH_TRACE DEATH_QEMU_PCI NET_VERIFY_MB L1_KVM_AMD_PARAMS; do
 		[ -n "${!v:-}" ] && { q "$v" "${!v}"; knobs="$knobs $v"; }
 	done
-	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE MARKTIME UDSCAT KVM_CHECK RIG_ARCH QEMU UNIT_TESTS_DIR LOGDIR$knobs"
+	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE MARKTIME UDSCAT RUNNER KVM_CHECK RIG_ARCH QEMU UNIT_TESTS_DIR LOGDIR$knobs"
 } >"$WORK/env"
 add "$WORK/env" /rig/env
 p=$(piece run "$WORK") || exit 2
