@@ -6,16 +6,25 @@
 #   arm64-kernel     Debian's arm64 kernel Image (uncompressed, bootable by QEMU -kernel and by
 #                    minivmm alike) + the few modules the nested arm64 rig's L1 loads, with a
 #                    load order (modules.load). One image serves as L1 and as L2 kernel.
-#   arm64-initramfs  busybox-static:arm64 + the virtio-mmio/pci/blk modules + guest-images/init.sh and tests/e2e/guest/*.sh, the
-#                    same guest contract as the x86 initramfs (marker line, mvtest=NAME). The
-#                    busybox binary is kept next to it (the rig's L1 userspace).
+#   arm64-initramfs  busybox-static:arm64 + the virtio-mmio/pci/blk/net and vsock modules +
+#                    guest-images/init.sh and tests/e2e/guest/*.sh, the same guest contract as the
+#                    x86 initramfs (marker line, mvtest=NAME), + the guest programs of
+#                    ARM64_GUEST_PROGRAMS cross-built static. The busybox binary is kept next to it
+#                    (the rig's L1 userspace).
 
 # Modules the L1 VM of the arm64 rig loads (dependencies are added by the build, before each
 # module that needs them): virtio-mmio + virtio-blk for the results disk, tun/tap/vhost-net for
 # network scenarios. KVM itself is built in (CONFIG_KVM=y) in Debian's arm64 kernel.
 ARM64_L1_MODULES=(virtio_mmio virtio_blk tun tap vhost_net)
-# Modules of the arm64 guest initramfs: virtio disks and NICs on both transports (arm64_devices).
-ARM64_GUEST_MODULES=(virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_net)
+# Modules of the arm64 guest initramfs: virtio disks and NICs on both transports (arm64_devices),
+# virtio-vsock (arm64_vsock; the x86 image's DEBIAN_MODULES have the same three).
+ARM64_GUEST_MODULES=(virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_net
+    vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport)
+# Guest programs of the arm64 initramfs (tests/e2e/guest/NAME.c -> /usr/bin/NAME), built
+# static with aarch64-linux-gnu-gcc. Only those that are not x86-specific: vsockcat (busybox has
+# no AF_VSOCK) for arm64_vsock.
+ARM64_GUEST_PROGRAMS=(vsockcat)
+ARM64_CC=aarch64-linux-gnu-gcc
 
 # arm64_modules TREE KVER DEST LIST MODULE...: copy each module and its dependencies (first)
 # from the unpacked kernel package TREE to DEST/<path under /lib/modules/KVER>, appending the
@@ -112,17 +121,25 @@ build_arm64_kernel() {
 }
 
 recipe_arm64_initramfs() {
-    local -a tests
+    local -a tests csrcs=()
+    local pkg p
     mapfile -t tests < <(find "$GUEST_TESTS_DIR" -maxdepth 1 -name '*.sh' -type f | sort)
-    local pkg
+    for p in "${ARM64_GUEST_PROGRAMS[@]}"; do
+        [[ -f $GUEST_TESTS_DIR/$p.c ]] || die "arm64-initramfs: no guest program $GUEST_TESTS_DIR/$p.c"
+        csrcs+=("$GUEST_TESTS_DIR/$p.c")
+    done
+    command -v "$ARM64_CC" >/dev/null ||
+        die "arm64-initramfs: $ARM64_CC missing (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)"
     ARM64_BUSYBOX="busybox-static=$(arm64_candidate busybox-static)"
     pkg=$(arm64_kernel_package)
     ARM64_KPKG="$pkg=$(arm64_candidate "$pkg")"
     {
-        hash_material_files "$HERE/build.sh" "$HERE/arm64.sh" "$INIT_SCRIPT" "${tests[@]}"
+        hash_material_files "$HERE/build.sh" "$HERE/arm64.sh" "$INIT_SCRIPT" "${tests[@]}" "${csrcs[@]}"
         echo "$ARM64_BUSYBOX"
         echo "$ARM64_KPKG"
+        echo "compiler=$("$ARM64_CC" --version | head -n 1)"
     } >"$WORK/material"
+    GUEST_CSRCS=("${csrcs[@]}")
     GUEST_TESTS=("${tests[@]}")
     cached_build arm64-initramfs "$(short_hash <"$WORK/material")" initramfs.cpio.gz \
         build_arm64_initramfs <"$WORK/material"
@@ -155,6 +172,11 @@ EOF
     install -m 755 -- "$INIT_SCRIPT" "$root/etc/minivmm-init.sh"
     for f in "${GUEST_TESTS[@]}"; do
         install -m 755 -- "$f" "$root/etc/mvtest/"
+    done
+    # Guest programs, static (nothing else in the image has a libc).
+    for f in "${GUEST_CSRCS[@]}"; do
+        "$ARM64_CC" -static -O2 -Wall -Wextra -Werror -o "$root/usr/bin/$(basename "$f" .c)" "$f" ||
+            die "arm64-initramfs: guest program $f does not build with $ARM64_CC"
     done
     {
         (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet)

@@ -14,6 +14,8 @@
 #include "proto.h"
 #include "vm_proc.h"
 
+#define AGENT_RETRY_MAX_MS 100
+
 double runner_now_ms(void)
 {
 	struct timespec ts;
@@ -91,6 +93,7 @@ static int try_connect(const char *sock_path, double limit, volatile sig_atomic_
 int agent_connect(const char *sock_path, struct vm_proc *vm, double limit_ms, volatile sig_atomic_t *stop,
 		  char *err, size_t errlen)
 {
+	long wait_ms = 5;
 	for (;;) {
 		if (stop && *stop) {
 			snprintf(err, errlen, "stopped by a signal");
@@ -113,7 +116,12 @@ int agent_connect(const char *sock_path, struct vm_proc *vm, double limit_ms, vo
 			return fd;
 		if (fd == -2)
 			return AGENT_CONN_FAILED;
-		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+		/* A restored agent answers the first time; a booting guest
+		 * refuses until its agent listens, and each refusal costs it a
+		 * request and a reset on its vsock queues while it boots: back
+		 * off, up to AGENT_RETRY_MAX_MS between tries. */
+		nanosleep(&(struct timespec){ .tv_nsec = wait_ms * 1000 * 1000 }, NULL);
+		wait_ms = wait_ms * 2 > AGENT_RETRY_MAX_MS ? AGENT_RETRY_MAX_MS : wait_ms * 2;
 	}
 }
 

@@ -14,7 +14,7 @@ double runner_now_ms(void);
 enum agent_connect_error { AGENT_CONN_FAILED = -1, AGENT_CONN_TIMEOUT = -2 };
 
 /* Connects to the agent's port through the device socket at sock_path,
- * trying again every 10 ms while nobody listens, until limit_ms
+ * trying again (5 ms, doubling up to 100 ms) while nobody listens, until limit_ms
  * (runner_now_ms() time), *stop, or the VM's end. Returns a blocking fd
  * joined to the agent, or an agent_connect_error with a reason in err. */
 int agent_connect(const char *sock_path, struct vm_proc *vm, double limit_ms, volatile sig_atomic_t *stop,

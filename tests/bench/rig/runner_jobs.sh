@@ -79,10 +79,11 @@ cat "$W"/qemu/*/times | awk '{ printf "%d\n", ($2 - $1) * 1000 }' >"$W/qemu.ms"
 # pss_per_job NAME [--cold]: CONC jobs at once that print "started" and sleep; once all have
 # started, the summed PSS of their VMMs (KiB) / CONC into P_KIB.
 pss_per_job() {
-	_i=0
+	_i=0 _pids=
 	while [ $_i -lt "$CONC" ]; do
 		# shellcheck disable=SC2086
 		"$RUNNER" run $OPTS "$2" -- sh -c 'echo started; sleep 900' >"$W/$1.pss.$_i" 2>&1 &
+		_pids="$_pids $!"
 		_i=$((_i + 1))
 	done
 	_t=0
@@ -92,12 +93,15 @@ pss_per_job() {
 		[ $_t -lt 1200 ] || fail "$1: not all $CONC jobs started in 1200 s"
 	done
 	sleep 2
+	# The VMMs: every process named minivmm (L1 runs nothing else of that name).
 	_sum=0 _n=0
-	for _p in $(pgrep -x minivmm); do
-		_k=$(awk '/^Pss:/ { print $2 }' "/proc/$_p/smaps_rollup" 2>/dev/null)
+	for _c in /proc/[0-9]*/comm; do
+		[ "$(cat "$_c" 2>/dev/null)" = minivmm ] || continue
+		_k=$(awk '/^Pss:/ { print $2 }' "${_c%/comm}/smaps_rollup" 2>/dev/null)
 		[ -n "$_k" ] && { _sum=$((_sum + _k)); _n=$((_n + 1)); }
 	done
-	pkill -TERM -x minivmm-runner
+	# shellcheck disable=SC2086
+	kill -TERM $_pids
 	wait
 	[ "$_n" = "$CONC" ] || fail "$1: $_n minivmm processes, want $CONC"
 	P_KIB=$((_sum / CONC))

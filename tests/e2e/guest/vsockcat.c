@@ -14,13 +14,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/socket.h>   /* before linux/vm_sockets.h: older uapi copies of it (Debian 12's
+			     linux-libc-dev-arm64-cross, 6.1.4) need struct sockaddr, sa_family_t */
 #include <unistd.h>
+#include <linux/vm_sockets.h>
 
 static int die(const char *what)
 {
