@@ -283,6 +283,18 @@ int server_run(const struct runner_cfg *cfg, const struct job_spec *defaults, co
 		fprintf(stderr, "minivmm-runner: %s\n", err);
 		return 125;
 	}
+	if (srv.pool) {
+		/* The default-sized snapshot is made before the first job comes,
+		 * so that no job waits for a boot. */
+		char dir[4096];
+		if (pool_get(srv.pool, defs.mem_mib, defs.cpus, dir, sizeof(dir), err, sizeof(err)) < 0) {
+			fprintf(stderr, "minivmm-runner: snapshot pool: %s\n", err);
+			pool_close(srv.pool);
+			return 125;
+		}
+		if (cfg->verbose)
+			fprintf(stderr, "minivmm-runner: snapshot ready: %s\n", dir);
+	}
 	int lfd = listen_on(socket_path);
 	if (lfd < 0) {
 		pool_close(srv.pool);
