@@ -128,3 +128,18 @@ int frame_out_flush(struct frame_out *out, int fd)
 	out->start = out->end = 0;
 	return 0;
 }
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

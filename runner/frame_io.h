@@ -42,4 +42,7 @@ int frame_out_add2(struct frame_out *out, uint8_t type, const void *p1, size_t l
 /* Writes what fd takes. Returns 0, or -1 on an error other than EAGAIN. */
 int frame_out_flush(struct frame_out *out, int fd);
 
+/* write() until all of buf is written (blocking fd). 0, or -1 (errno). */
+int write_all(int fd, const void *buf, size_t len);
+
 #endif

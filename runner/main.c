@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "frame_io.h"
 #include "job.h"
 #include "pool.h"
 #include "runner.h"
@@ -123,17 +124,7 @@ static char *default_minivmm(void)
 static int write_stream(void *ctx, int stream, const uint8_t *buf, size_t len)
 {
 	(void)ctx;
-	int fd = stream == 1 ? STDOUT_FILENO : STDERR_FILENO;
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return write_all(stream == 1 ? STDOUT_FILENO : STDERR_FILENO, buf, len);
 }
 
 /* HOST:GUEST[:MODE] */

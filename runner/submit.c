@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "submit.h"
 
+#include "frame_io.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -12,20 +14,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 int submit_run(const char *socket_path)
 {
