@@ -438,6 +438,33 @@ static void job_loop(struct job_ctx *j)
 	}
 }
 
+/* Each string travels in one frame: one that cannot would never be sent
+ * (Linux takes no argument over 128 KiB anyway). */
+static int job_check_sizes(struct job_ctx *j)
+{
+	const struct job_spec *s = j->spec;
+	for (size_t i = 0; s->argv[i]; i++)
+		if (strlen(s->argv[i]) > RUNNER_FRAME_MAX) {
+			job_end(j, JOB_ERROR, "argument %zu is longer than %u bytes", i, RUNNER_FRAME_MAX);
+			return -1;
+		}
+	for (size_t i = 0; s->env && s->env[i]; i++)
+		if (strlen(s->env[i]) > RUNNER_FRAME_MAX) {
+			job_end(j, JOB_ERROR, "environment string %zu is longer than %u bytes", i, RUNNER_FRAME_MAX);
+			return -1;
+		}
+	if (s->cwd && strlen(s->cwd) > RUNNER_FRAME_MAX) {
+		job_end(j, JOB_ERROR, "the working directory is longer than %u bytes", RUNNER_FRAME_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < s->n_files; i++)
+		if (strlen(s->files[i].guest_path) + RUNNER_FILE_HDR_LEN > RUNNER_FRAME_MAX) {
+			job_end(j, JOB_ERROR, "file %zu: its path is too long", i);
+			return -1;
+		}
+	return 0;
+}
+
 /* ---- the job's directory ---- */
 
 static void job_dir_remove(const char *dir)
@@ -478,7 +505,7 @@ void job_run(const struct runner_cfg *cfg, struct pool *pool, const struct job_s
 		job_end(&j, JOB_ERROR, "work directory %s: too long a path for a Unix socket", cfg->work_dir);
 		goto out;
 	}
-	if (job_start_vm(&j, pool) == 0 && job_join_agent(&j) == 0)
+	if (job_check_sizes(&j) == 0 && job_start_vm(&j, pool) == 0 && job_join_agent(&j) == 0)
 		job_loop(&j);
 out:
 	if (j.sock >= 0)

@@ -59,6 +59,7 @@ expect_run "STDOUT for READY" 125 'answered HELLO with STDOUT' FAKE_AGENT=bad-ty
 expect_run "the VM dies mid-job" 125 'the VM ended before the job did \(minivmm exited with status 3' FAKE_AGENT=die -- --cold --timeout 20 -- true
 
 # Errors of the user's own.
+
 expect_run "no command" 125 'no command to run' -- --cold
 expect_run "bad --mem" 125 '^minivmm-runner: --mem 12: must be a number from 64' -- --mem 12 -- true
 expect_run "bad --file" 125 '^minivmm-runner: --file nope: must be HOST:GUEST' -- --file nope -- true
@@ -97,13 +98,14 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"id": i, "argv": [str(i * 5 % 256), "x"], "stdin": base64.b64encode(b"job %d\xff" % i).decode()}) + "\n")
     f.write('{"id": "bad", "argv": "not a list"}\n')
     f.write('not json\n')
+    f.write(json.dumps({"id": "huge", "argv": ["echo", "x" * 300000]}) + "\n")
     f.write(json.dumps({"id": "flood", "cmd": "yes", "max_output_mib": 1, "timeout": 30}) + "\n")
 PY
 # The flood job needs its own agent mode: a second server would do, but one mode per server
 # keeps the stand-in simple, so it is checked below on its own server.
-head -n 52 "$W/jobs" >"$W/jobs52"
+head -n 53 "$W/jobs" >"$W/jobs52"
 timeout 120 "$RUNNER" submit --socket "$S" <"$W/jobs52" >"$W/results"
-python3 - "$W/results" <<'PY' && ok "serve: 50 jobs at once, all right; bad lines answered" || fail "serve results"
+python3 - "$W/results" <<'PY' && ok "serve: 50 jobs at once, all right; bad lines and a 300 KiB argument answered" || fail "serve results"
 import base64, json, sys
 res = {}
 for line in open(sys.argv[1]):
@@ -118,6 +120,8 @@ if res.get("bad", {}).get("error", "").find('"argv"') < 0:
     bad.append(("bad", res.get("bad")))
 if not any(k is None and "not one JSON object" in r.get("error", "") for k, r in res.items()):
     bad.append(("not json", None))
+if "argument 1 is longer than 262144 bytes" not in res.get("huge", {}).get("error", ""):
+    bad.append(("huge", res.get("huge")))
 if bad:
     print("wrong:", bad[:3])
     sys.exit(1)
