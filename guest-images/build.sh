@@ -43,6 +43,7 @@ DEBIAN_MODULES=(
     virtio_blk failover net_failover virtio_net
     crc16 mbcache jbd2 crc32c_generic crc32c_intel ext4
     vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
+    virtio_rng
 )
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }

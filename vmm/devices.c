@@ -12,6 +12,7 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/pci.h"
+#include "devices/virtio/rng.h"
 #include "devices/vsock/vsock.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/base/log.h"
@@ -72,6 +73,23 @@ static int attach_pci(struct vm *vm, const char *name, const struct virtio_dev_o
 	return pci_host_add(&vm->devices.pci, &p->pci) < 0 ? -1 : 0;
 }
 
+/* The type "info" shows and a snapshot records (at most 15 characters). */
+static const char *dev_type(const struct virtio_dev_ops *ops)
+{
+	switch (ops->device_id) {
+	case VIRTIO_ID_BLOCK:
+		return "virtio-blk";
+	case VIRTIO_ID_NET:
+		return "virtio-net";
+	case VIRTIO_ID_VSOCK:
+		return "virtio-vsock";
+	case VIRTIO_ID_RNG:
+		return "virtio-rng";
+	default:
+		return "virtio";
+	}
+}
+
 static int attach(struct vm *vm, const char *name, enum transport tr, const struct virtio_dev_ops *ops, void *dev)
 {
 	/* virtio-pci interrupts are MSI-X only: without MSIs (arm64 with no
@@ -88,7 +106,7 @@ static int attach(struct vm *vm, const char *name, enum transport tr, const stru
 	if (d->n_descs < ARRAY_SIZE(d->descs))
 		d->descs[d->n_descs++] = (struct vm_device_desc){
 			.name = name,
-			.type = ops == &virtio_blk_ops ? "virtio-blk" : ops == &virtio_net_ops ? "virtio-net" : "virtio-vsock",
+			.type = dev_type(ops),
 			.transport = pci ? "pci" : "mmio",
 			.mmio = pci ? NULL : d->mmio[d->n_mmio - 1],
 			.pci = pci ? d->vpci[d->n_vpci - 1] : NULL,
@@ -162,6 +180,20 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 		if (attach(vm, dev_name(vm, "vsock", 0), o->vsock.transport, &virtio_vsock_ops, vm->devices.vsock))
 			return -1;
 	}
+	if (o->rng.enabled) {
+		struct virtio_rng_params p = {
+			.bytes_per_sec = o->rng.bytes_per_sec,
+			.index = 0,
+			.threads = &vm->threads.starter,
+		};
+		vm->devices.rng = virtio_rng_create(&p, err, sizeof(err));
+		if (!vm->devices.rng) {
+			log_error("--rng: %s", err);
+			return -1;
+		}
+		if (attach(vm, dev_name(vm, "rng", 0), o->rng.transport, &virtio_rng_ops, vm->devices.rng))
+			return -1;
+	}
 	return 0;
 }
 
@@ -187,6 +219,8 @@ void vm_remove_devices(struct vm *vm)
 	vm->devices.n_nets = 0;
 	virtio_vsock_destroy(vm->devices.vsock);
 	vm->devices.vsock = NULL;
+	virtio_rng_destroy(vm->devices.rng);
+	vm->devices.rng = NULL;
 }
 
 void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps, unsigned *n_taps, int *vhost,

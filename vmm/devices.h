@@ -14,12 +14,13 @@ struct virtio_blk;
 struct virtio_mmio;
 struct virtio_net;
 struct virtio_pci;
+struct virtio_rng;
 struct virtio_vsock;
 
 /* What the control socket's "info" shows of a device. */
 struct vm_device_desc {
 	const char *name;        /* "blk0", "net1" */
-	const char *type;        /* "virtio-blk", "virtio-net", "virtio-vsock" */
+	const char *type;        /* "virtio-blk", "virtio-net", "virtio-vsock", "virtio-rng" */
 	const char *transport;   /* "mmio", "pci" */
 	struct virtio_mmio *mmio;   /* the transport it sits on: one of the two */
 	struct virtio_pci *pci;
@@ -31,6 +32,7 @@ struct vm_devices {
 	struct virtio_net *nets[VM_MAX_VIRTIO];
 	unsigned n_nets;
 	struct virtio_vsock *vsock;       /* --vsock, or NULL */
+	struct virtio_rng *rng;           /* --rng, or NULL */
 	struct virtio_mmio *mmio[VM_MAX_VIRTIO];
 	unsigned n_mmio;
 	struct virtio_pci *vpci[VM_MAX_VIRTIO];

@@ -11,7 +11,7 @@
 
 const char options_usage[] =
 "usage: minivmm --kernel PATH [options]\n"
-"       minivmm --restore DIR [--disk ...] [--net ...] [--vsock ...] [options]\n"
+"       minivmm --restore DIR [--disk ...] [--net ...] [--vsock ...] [--rng ...] [options]\n"
 "       minivmm ctl SOCKET pause|resume|info|stats|stop|snapshot DIR\n"
 "\n"
 "Boot a Linux kernel directly under KVM.\n"
@@ -31,6 +31,10 @@ const char options_usage[] =
 "                        is the Unix socket PATH (connect, write \"CONNECT PORT\\n\",\n"
 "                        read \"OK ...\\n\"); the guest's connections to host port P\n"
 "                        go to PATH_P\n"
+"  --rng [bw=BYTES][,transport=mmio|pci]\n"
+"                        virtio-rng (the value may be left out): the guest's\n"
+"                        entropy from the host's getrandom, at most BYTES per\n"
+"                        second (default 1048576, bursts of 64 KiB; 0: no limit)\n"
 "  --console stdio|none|PATH\n"
 "                        where the serial console goes (default stdio)\n"
 "  --console-max MiB     largest --console file; the rest of the guest's output\n"
@@ -47,9 +51,9 @@ const char options_usage[] =
 "                        \"minivmm ctl PATH CMD\" sends one and prints the reply\n"
 "  --restore DIR         start from the snapshot in DIR (made with \"minivmm ctl\n"
 "                        SOCKET snapshot DIR\" of a paused VM) instead of booting:\n"
-"                        the same --disk, --net and --vsock devices in order\n"
-"                        (paths and taps may differ); not with --kernel,\n"
-"                        --initrd, --cmdline, --cpus, --mem\n"
+"                        the same --disk, --net, --vsock and --rng devices\n"
+"                        in order (paths and taps may differ); not with\n"
+"                        --kernel, --initrd, --cmdline, --cpus, --mem\n"
 "  --restore-mem map|copy\n"
 "                        guest memory mapped copy-on-write from the snapshot's\n"
 "                        file, shared by every VM restored from it (default),\n"
@@ -258,6 +262,37 @@ int options_parse_vsock(const char *spec, struct vsock_opt *v, char *err, size_t
 	return 0;
 }
 
+static int rng_item(const char *key, const char *val, void *ctx, char *err, size_t errlen)
+{
+	struct rng_opt *r = ctx;
+	if (!val)
+		return err_set(err, errlen, "--rng: setting '%s' needs a value (%s=...)", key, key);
+	if (!strcmp(key, "bw")) {
+		uint64_t bw;
+		/* Bytes per second; a limit past 2^40 (1 TiB/s) is no limit anyway. */
+		if (parse_u64(val, &bw) || bw > (1ull << 40))
+			return err_set(err, errlen, "--rng: bw=%s is not a number of bytes per second from 0 (no limit) to %llu",
+				       val, 1ull << 40);
+		r->bytes_per_sec = bw;
+	} else if (!strcmp(key, "transport")) {
+		if (parse_transport(val, &r->transport))
+			return err_set(err, errlen, "--rng: transport '%s' is not mmio or pci", val);
+	} else {
+		return err_set(err, errlen, "--rng: unknown setting '%s'", key);
+	}
+	return 0;
+}
+
+int options_parse_rng(const char *spec, struct rng_opt *r, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	r->bytes_per_sec = DEFAULT_RNG_BYTES_PER_S;
+	if (for_each_item("--rng", spec, NULL, 0, rng_item, r, err, errlen))
+		return -1;
+	r->enabled = true;
+	return 0;
+}
+
 int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err, size_t errlen)
 {
 	memset(o, 0, sizeof(*o));
@@ -295,6 +330,22 @@ int options_parse(int argc, char *const argv[], struct vmm_options *o, char *err
 		}
 		if (!strcmp(name, "--version")) {
 			o->version = true;
+			continue;
+		}
+		if (!strcmp(name, "--rng")) {
+			/* The one option whose value may be left out: "--rng",
+			 * "--rng=SPEC" or "--rng SPEC" (an argument that is no
+			 * option; a bare one is never valid otherwise). */
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
+				val = argv[++i];
+			else
+				val = "";
+			if (o->rng.enabled)
+				return err_set(err, errlen, "--rng: one per VM");
+			if (options_parse_rng(val, &o->rng, err, errlen))
+				return -1;
 			continue;
 		}
 

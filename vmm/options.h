@@ -15,6 +15,7 @@
 #define DEFAULT_CONSOLE_MAX_MIB 64   /* --console-max */
 #define MIN_MEM_MIB 16
 #define MAX_MEM_MIB (1024u * 1024u)   /* 1 TiB; the host RAM check comes later */
+#define DEFAULT_RNG_BYTES_PER_S (1024u * 1024u)   /* --rng bw= */
 
 enum transport { TRANSPORT_DEFAULT, TRANSPORT_MMIO, TRANSPORT_PCI };
 enum vhost_mode { VHOST_AUTO, VHOST_ON, VHOST_OFF };
@@ -46,6 +47,12 @@ struct vsock_opt {
 	enum transport transport;
 };
 
+struct rng_opt {
+	bool enabled;
+	uint64_t bytes_per_sec;    /* the rate limit; 0: none */
+	enum transport transport;
+};
+
 struct vmm_options {
 	const char *kernel;
 	const char *initrd;
@@ -67,6 +74,7 @@ struct vmm_options {
 	struct net_opt nets[MAX_NETS];
 	unsigned n_nets;
 	struct vsock_opt vsock;           /* --vsock: one per VM */
+	struct rng_opt rng;               /* --rng: one per VM */
 	bool guest_exit;                  /* --guest-exit: the guest port's status is minivmm's */
 	bool help;
 	bool version;
@@ -81,6 +89,7 @@ int options_parse(int argc, char *const argv[], struct vmm_options *opts,
 int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen);
 int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t errlen);
 int options_parse_vsock(const char *spec, struct vsock_opt *v, char *err, size_t errlen);
+int options_parse_rng(const char *spec, struct rng_opt *r, char *err, size_t errlen);
 int options_parse_mac(const char *s, uint8_t mac[6]);
 
 extern const char options_usage[];

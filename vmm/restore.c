@@ -108,8 +108,9 @@ static int check_devices(struct vm *vm, const struct snapshot *s)
 {
 	const struct vm_devices *d = &vm->devices;
 	if (d->n_descs != s->n_devices) {
-		log_error("--restore: the snapshot has %u devices, the command line %u (give the same --disk, --net and --vsock "
-			  "options, in the same order; paths and taps may differ)", s->n_devices, d->n_descs);
+		log_error("--restore: the snapshot has %u devices, the command line %u (give the same --disk, --net, "
+			  "--vsock and --rng options, in the same order; paths and taps may differ)", s->n_devices,
+			  d->n_descs);
 		return -1;
 	}
 	for (unsigned i = 0; i < d->n_descs; i++) {

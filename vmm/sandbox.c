@@ -151,6 +151,15 @@ static const struct rule vsock_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
+/* virtio-rng's worker (devices/virtio/rng.c): the queue worker's poll and
+ * eventfd reads (read is everyone's), and getrandom into the guest's
+ * buffers (in the common list too; named here as the one call the role is
+ * for). No fd of its own, no file, no socket. */
+static const struct rule rng_rules[] = {
+	R(poll), R(ppoll), R(getrandom),
+	{ RULES_END, ANY_ARGS },
+};
+
 /* The ioctl groups; which role gets which is add_ioctls(). */
 /* Device registers the vCPU traps on: interrupts, notifiers, MSI routes. */
 static const unsigned long kvm_device_ioctls[] = { KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD,
@@ -192,6 +201,7 @@ static const struct rule *const role_rules[THREAD_ROLE_COUNT] = {
 	[THREAD_ROLE_CONTROL] = control_rules,
 	[THREAD_ROLE_API] = api_rules,
 	[THREAD_ROLE_VSOCK] = vsock_rules,
+	[THREAD_ROLE_RNG] = rng_rules,
 };
 
 /* ---- building a filter ---- */

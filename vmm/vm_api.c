@@ -8,6 +8,7 @@
 
 #include "devices/net/virtio_net.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/rng.h"
 #include "devices/vsock/vsock.h"
 #include "vmm/arch.h"
 #include "vmm/base/log.h"
@@ -154,6 +155,20 @@ static struct json_object *vsock_stats(struct virtio_vsock *v)
 	return o;
 }
 
+static struct json_object *rng_stats(struct virtio_rng *r)
+{
+	struct virtio_rng_stats st;
+	virtio_rng_stats(r, &st);
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	add_u64(o, "requests", st.requests);
+	add_u64(o, "bytes", st.bytes);
+	add_u64(o, "throttled", st.throttled);
+	add_u64(o, "errors", st.errors);
+	return o;
+}
+
 static void op_stats(void *ctx, struct json_object *out)
 {
 	struct vm *vm = ctx;
@@ -171,6 +186,8 @@ static void op_stats(void *ctx, struct json_object *out)
 	}
 	if (vm->devices.vsock)
 		json_object_object_add(devs, "vsock0", vsock_stats(vm->devices.vsock));
+	if (vm->devices.rng)
+		json_object_object_add(devs, "rng0", rng_stats(vm->devices.rng));
 	json_object_object_add(out, "devices", devs);
 }
 

@@ -21,6 +21,7 @@ struct snap_reader;
 
 #define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_RNG 4
 #define VIRTIO_ID_VSOCK 19
 
 /* Device status bits (spec 2.1). */

@@ -52,6 +52,12 @@ expect_error "--net" --kernel "$tmp/text" --net "tap0,queues=99"
 expect_error "option --cmdline needs a value" --kernel "$tmp/text" --cmdline
 expect_error "--vsock: cid=2 is not a number from 3" --kernel "$tmp/text" --vsock "cid=2,uds=$tmp/v.sock"
 expect_error "--vsock 'cid=3': needs cid=N and uds=PATH" --kernel "$tmp/text" --vsock cid=3
+expect_error "--rng: bw=lots is not a number of bytes per second" --kernel "$tmp/text" --rng bw=lots
+expect_error "--rng: bw=2000000000000 is not a number" --kernel "$tmp/text" --rng=bw=2000000000000
+expect_error "--rng: transport 'usb' is not mmio or pci" --kernel "$tmp/text" --rng transport=usb
+expect_error "--rng: unknown setting 'rate'" --kernel "$tmp/text" --rng rate=5
+expect_error "--rng: setting 'bw' needs a value" --kernel "$tmp/text" --rng bw
+expect_error "--rng: one per VM" --kernel "$tmp/text" --rng --rng=bw=0
 
 out=$("$MINIVMM" --help); rc=$?
 if [[ $rc -eq 0 && $out == *"usage: minivmm --kernel PATH"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: --help"; fi

@@ -17,7 +17,7 @@ trap 'rm -rf "$dir"' EXIT
 [[ $(id -u) -eq 0 ]] && chown 65534:65534 "$dir"
 sock=$dir/vm.sock
 timeout 20 "$MINIVMM" --kernel "$TINY" --cmdline hang --cpus 2 --console none --api-sock "$sock" \
-	</dev/null 2>"$dir/err" &
+	--rng bw=4096,transport=mmio </dev/null 2>"$dir/err" &
 pid=$!
 for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
 [[ $(stat -c %a "$sock" 2>/dev/null) == 600 ]]; check "socket mode 0600" $? "$(stat -c %a "$sock" 2>&1)"
@@ -25,6 +25,10 @@ for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
 ctl() { "$MINIVMM" ctl "$sock" "$@" 2>"$dir/ctl.err"; }
 out=$(ctl info); rc=$?
 [[ $rc -eq 0 && $out == *'"state":"running"'* && $out == *'"vcpus":2'* ]]; check "info" $? "rc=$rc $out"
+[[ $out == *'"rng0"'* && $out == *'"virtio-rng"'* && $out == *'"mmio"'* ]]; check "info: the rng device" $? "$out"
+out=$(ctl stats); rc=$?
+[[ $rc -eq 0 && $out == *'"rng0":{"requests":0,"bytes":0,"throttled":0,"errors":0}'* ]]
+check "stats: the rng device" $? "rc=$rc $out"
 out=$(ctl pause); rc=$?
 [[ $rc -eq 0 && $out == *'"state":"paused"'* ]]; check "pause" $? "rc=$rc $out"
 out=$(ctl pause); rc=$?

@@ -76,6 +76,20 @@ for i in 1 2 3; do wait_tick "clone$i" $((before + 2)) && ok=$((ok + 1)); done
 ((ok == 3)); check "three clones at once" $? "$ok of 3: $(cat clone*.err)"
 kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null
 
+# A VM with an rng (no state of its own): restored with --rng on the same
+# transport; without it, or on another transport, refused in one line.
+"$MINIVMM" --kernel "$TINY" --cmdline tick --mem 64 --rng transport=pci --console rng0 --api-sock "$dir/vm.sock" \
+	</dev/null 2>rng0.err &
+pid=$!
+wait_tick rng0 1; check "the guest with an rng ticks" $? "$(cat rng0.err)"
+ctl pause >/dev/null && ctl snapshot "$dir/snapR" >/dev/null && ctl stop >/dev/null
+wait $pid; check "the VM with an rng: snapshot and stop" $? "$(cat rng0.err ctl.err)"
+rbefore=$(last_tick rng0)
+timeout 60 "$MINIVMM" --restore snapR --console rng1 --rng </dev/null 2>rng1.err &
+p=$!
+wait_tick rng1 $((rbefore + 1)); check "restored with --rng: counts on from $rbefore" $? "$(cat rng1.err)"
+kill $p; wait $p 2>/dev/null
+
 # An exit the pause left half done (KVM completes an OUT in the next
 # KVM_RUN: until then RIP is on the instruction) must be completed before
 # the state is saved, or the restored guest does it again. The guest prints
@@ -114,6 +128,10 @@ expect_error "missing directory" "--restore $dir/nope: No such file or directory
 expect_error "--kernel with --restore" "--kernel: not with --restore" --restore snap --kernel "$TINY"
 expect_error "--cpus with --restore" "--cpus: not with --restore" --restore snap --cpus 2
 expect_error "device missing" "the snapshot has 1 devices, the command line 0" --restore snap
+expect_error "an rng the snapshot lacks" "the snapshot has 1 devices, the command line 2" --restore snap --disk disk.img --rng
+expect_error "rng missing" "the snapshot has 1 devices, the command line 0" --restore snapR
+expect_error "rng on another transport" "device 0 (rng0) is virtio-rng on mmio, the snapshot's is virtio-rng on pci" \
+	--restore snapR --rng transport=mmio
 truncate -s 16M big.img
 expect_error "disk of another size" "blk0: " --restore snap --disk big.img
 bad; truncate -s 100 bad/state

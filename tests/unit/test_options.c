@@ -191,6 +191,62 @@ Test(options, vsock_specs)
 	cr_assert_eq(o.vsock.cid, 5);
 }
 
+/* --rng takes a value or none: "--rng", "--rng=SPEC", "--rng SPEC". */
+Test(options, rng_specs)
+{
+	struct rng_opt r;
+	cr_assert_eq(options_parse_rng("", &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(r.enabled);
+	cr_assert_eq(r.bytes_per_sec, DEFAULT_RNG_BYTES_PER_S);
+	cr_assert_eq(DEFAULT_RNG_BYTES_PER_S, 1048576);
+	cr_assert_eq(r.transport, TRANSPORT_DEFAULT);
+	cr_assert_eq(options_parse_rng("transport=mmio", &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.transport, TRANSPORT_MMIO);
+	cr_assert_eq(r.bytes_per_sec, DEFAULT_RNG_BYTES_PER_S);
+	cr_assert_eq(options_parse_rng("bw=0,transport=pci", &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.bytes_per_sec, 0, "0: no limit");
+	cr_assert_eq(r.transport, TRANSPORT_PCI);
+	cr_assert_eq(options_parse_rng("bw=1099511627776", &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.bytes_per_sec, 1ull << 40);
+	const char *bad[][2] = {
+		{ "bw=", "--rng: bw= is not a number of bytes per second" },
+		{ "bw=1k", "--rng: bw=1k is not a number" },
+		{ "bw=-1", "--rng: bw=-1 is not" },
+		{ "bw=1099511627777", "--rng: bw=1099511627777 is not" },
+		{ "bw=99999999999999999999999", "is not a number" },
+		{ "bw", "--rng: setting 'bw' needs a value" },
+		{ "transport=usb", "--rng: transport 'usb' is not mmio or pci" },
+		{ "rate=5", "--rng: unknown setting 'rate'" },
+		{ "/dev/urandom", "--rng: setting '/dev/urandom' needs a value" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_rng(bad[i][0], &r, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+	}
+	cr_assert_eq(PARSE("--kernel", "k"), 0, "%s", err);
+	cr_assert_not(o.rng.enabled, "no rng unless asked");
+	cr_assert_eq(PARSE("--kernel", "k", "--rng"), 0, "%s", err);
+	cr_assert(o.rng.enabled);
+	cr_assert_eq(o.rng.bytes_per_sec, DEFAULT_RNG_BYTES_PER_S);
+	cr_assert_eq(PARSE("--rng", "--kernel", "k"), 0, "the next option is not its value: %s", err);
+	cr_assert(o.rng.enabled);
+	cr_assert_str_eq(o.kernel, "k");
+	cr_assert_eq(PARSE("--kernel", "k", "--rng", "bw=4096,transport=mmio", "--cpus", "2"), 0, "%s", err);
+	cr_assert_eq(o.rng.bytes_per_sec, 4096);
+	cr_assert_eq(o.rng.transport, TRANSPORT_MMIO);
+	cr_assert_eq(o.cpus, 2);
+	cr_assert_eq(PARSE("--kernel", "k", "--rng=transport=pci"), 0, "%s", err);
+	cr_assert_eq(o.rng.transport, TRANSPORT_PCI);
+	cr_assert_eq(PARSE("--kernel", "k", "--rng="), 0, "%s", err);
+	cr_assert(o.rng.enabled);
+	cr_assert_eq(PARSE("--kernel", "k", "--rng", "--rng"), -1);
+	cr_assert_str_eq(err, "--rng: one per VM");
+	cr_assert_eq(PARSE("--kernel", "k", "--rng", "bw=x"), -1);
+	cr_assert(strstr(err, "--rng: bw=x is not a number"), "%s", err);
+	cr_assert_eq(PARSE("--restore", "d", "--rng"), 0, "a restored VM takes --rng too: %s", err);
+	cr_assert(o.rng.enabled);
+}
+
 Test(options, mac_addresses)
 {
 	uint8_t m[6];

@@ -19,7 +19,10 @@
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -133,6 +136,15 @@ Test(sandbox, control_allows_what_every_role_allows)
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(socket)), "by its arguments only");
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(bind)));
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(accept4)));
+	cr_assert(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(getrandom)));
+	cr_assert(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(poll)));
+#if !SANDBOX_SANITIZER_BUILD   /* the sanitizer runtime's own calls are in every list there */
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(openat)), "no /dev/urandom: getrandom only");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(close)));
+#endif
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(preadv)));
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(socket)));
+	cr_assert_str_eq(thread_role_names[THREAD_ROLE_RNG], "rng worker");
 }
 
 /* The vsock thread: its sockets' calls, and new sockets of one kind only
@@ -169,6 +181,28 @@ Test(sandbox, vsock_thread_makes_unix_stream_sockets_only)
 {
 	struct child_result r = in_child(SECCOMP_ON, vsock_socket_calls, NULL);
 	assert_killed_for(&r, "vsock", "socket");
+}
+
+/* The rng worker: getrandom and the queue worker's poll; no file I/O, not
+ * even on an fd it was handed (/dev/urandom is not how it gets bytes). */
+static int rng_reads_a_file(struct sandbox *sb, void *arg)
+{
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || sandbox_enter(sb, THREAD_ROLE_RNG))
+		return 92;
+	char b[64];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (getrandom(b, sizeof(b), 0) != sizeof(b) || poll(&p, 1, 0) < 0)
+		return 93;
+	struct iovec iov = { b, sizeof(b) };
+	preadv(fd, &iov, 1, 0);   /* forbidden: the process ends here */
+	return 0;
+}
+
+Test(sandbox, rng_worker_gets_bytes_from_getrandom_only)
+{
+	struct child_result r = in_child(SECCOMP_ON, rng_reads_a_file, NULL);
+	assert_killed_for(&r, "rng worker", "preadv");
 }
 
 /* A block worker: file I/O yes, opening a file no. */

@@ -13,6 +13,7 @@ const char *const thread_role_names[THREAD_ROLE_COUNT] = {
 	[THREAD_ROLE_CONTROL] = "control",
 	[THREAD_ROLE_API] = "api",
 	[THREAD_ROLE_VSOCK] = "vsock",
+	[THREAD_ROLE_RNG] = "rng worker",
 };
 
 int thread_start_plain(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg)

@@ -20,6 +20,7 @@ enum thread_role {
 	THREAD_ROLE_CONTROL,     /* creates every thread, activates, resets and removes devices */
 	THREAD_ROLE_API,         /* the control socket (--api-sock): its clients, pause and resume */
 	THREAD_ROLE_VSOCK,       /* virtio-vsock: its queues, host clients, connections to host sockets */
+	THREAD_ROLE_RNG,         /* virtio-rng worker: getrandom into its buffers */
 	THREAD_ROLE_COUNT
 };
 
