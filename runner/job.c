@@ -148,6 +148,9 @@ static int job_start_vm(struct job_ctx *j, struct pool *pool)
 		argv[n++] = "--mem";
 		argv[n++] = mem;
 	}
+	/* Entropy from the host from the first boot on (and in the
+	 * snapshot's device list, which a restore must match). */
+	argv[n++] = "--rng";
 	argv[n++] = "--vsock";
 	argv[n++] = vsock;
 	argv[n++] = "--console";

@@ -155,7 +155,7 @@ static int pool_make(const struct pool *pool, unsigned mem, unsigned cpus, const
 	snprintf(api, sizeof(api), "%s/api.sock", tmp);
 	snprintf(snap, sizeof(snap), "%s/snap", tmp);
 	const char *argv[] = { cfg->minivmm, "--kernel", cfg->kernel, "--initrd", cfg->initrd, "--cmdline",
-			       cmdline, "--cpus", cpus_s, "--mem", mem_s, "--vsock", vsock, "--console", console,
+			       cmdline, "--cpus", cpus_s, "--mem", mem_s, "--rng", "--vsock", vsock, "--console", console,
 			       "--api-sock", api, NULL };
 	struct vm_proc vm;
 	if (vm_proc_start(&vm, (char *const *)argv, log, err, errlen) < 0)
