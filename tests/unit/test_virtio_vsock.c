@@ -33,6 +33,7 @@
 #include "vmm/sandbox.h"
 #include "captured_log.h"
 #include "proc_census.h"
+#include "sandboxed_starter.h"
 #include "virtq_driver.h"
 
 #define RAM_SIZE   (16u << 20)
@@ -1465,44 +1466,12 @@ Test(virtio_vsock, transport_reset_event_waits_for_a_buffer)
 
 /* ---- the thread under its seccomp filter ---- */
 
-static struct sandbox sandbox;
-static atomic_uint sandboxed_threads;
-
-struct trampoline {
-	void *(*fn)(void *);
-	void *arg;
-};
-
-static void *enter_then_run(void *p)
-{
-	struct trampoline t = *(struct trampoline *)p;
-	free(p);
-	if (sandbox_enter(&sandbox, THREAD_ROLE_VSOCK))
-		return NULL;
-	atomic_fetch_add(&sandboxed_threads, 1);
-	return t.fn(t.arg);
-}
-
-/* As minivmm's VM does: the new thread narrows itself to its role first. */
-static int sandboxed_start(const struct thread_starter *ts, pthread_t *thread, enum thread_role role,
-			   const char *name, void *(*fn)(void *), void *arg)
-{
-	cr_assert_eq(role, THREAD_ROLE_VSOCK);
-	struct trampoline *t = malloc(sizeof(*t));
-	cr_assert_not_null(t);
-	*t = (struct trampoline){ fn, arg };
-	return thread_start_plain(thread, name, enter_then_run, t);
-}
-
 /* Everything the thread does, under THREAD_ROLE_VSOCK's allow list: a call
  * missing from it ends this process with status 159 (the test fails). */
 Test(virtio_vsock, the_thread_keeps_to_its_seccomp_allow_list)
 {
-	char err[256] = "";
-	cr_assert_eq(sandbox_init(&sandbox, SECCOMP_ON, NULL, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-	static const struct thread_starter starter = { .start = sandboxed_start };
-	dev = create_with(uds, CID, &starter);
+	const struct thread_starter *starter = sandboxed_starter(THREAD_ROLE_VSOCK);
+	dev = create_with(uds, CID, starter);
 	init_queues();
 	activate(dev);
 	post_rx(16);
