@@ -100,11 +100,9 @@ int agent_connect(const char *sock_path, struct vm_proc *vm, double limit_ms, vo
 			return AGENT_CONN_FAILED;
 		}
 		if (!vm_proc_running(vm)) {
-			char how[64], last[300];
-			vm_proc_describe(vm, how, sizeof(how));
-			vm_proc_last_line(vm, last, sizeof(last));
-			snprintf(err, errlen, "the VM ended before its agent answered (minivmm %s%s%s)", how,
-				 last[0] ? ": " : "", last);
+			char how[600];
+			vm_proc_explain(vm, how, sizeof(how));
+			snprintf(err, errlen, "the VM ended before its agent answered (minivmm %s)", how);
 			return AGENT_CONN_FAILED;
 		}
 		if (runner_now_ms() >= limit_ms) {

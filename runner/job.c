@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include "job.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +26,7 @@
 #include "proto.h"
 #include "runner.h"
 #include "vm_proc.h"
+#include "work_dir.h"
 
 /* Bytes of stdin or file per frame. */
 #define JOB_CHUNK (64u * 1024)
@@ -94,11 +94,10 @@ __attribute__((format(printf, 3, 4))) static void job_end(struct job_ctx *j, enu
 /* The VM ended before the job did: say how, with minivmm's last words. */
 static void job_end_vm_gone(struct job_ctx *j, const char *when)
 {
-	char how[64], last[300];
+	char how[600];
 	vm_proc_wait(&j->vm, 2000);
-	vm_proc_describe(&j->vm, how, sizeof(how));
-	vm_proc_last_line(&j->vm, last, sizeof(last));
-	job_end(j, JOB_ERROR, "the VM ended %s (minivmm %s%s%s)", when, how, last[0] ? ": " : "", last);
+	vm_proc_explain(&j->vm, how, sizeof(how));
+	job_end(j, JOB_ERROR, "the VM ended %s (minivmm %s)", when, how);
 }
 
 static long remaining_ms(double limit)
@@ -468,21 +467,6 @@ static int job_check_sizes(struct job_ctx *j)
 	return 0;
 }
 
-/* ---- the job's directory ---- */
-
-static void job_dir_remove(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				unlinkat(dirfd(d), e->d_name, 0);
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 void job_run(const struct runner_cfg *cfg, struct pool *pool, const struct job_spec *spec,
 	     const struct job_sink *sink, struct job_result *res)
 {
@@ -519,7 +503,7 @@ out:
 		if (cfg->keep || (cfg->verbose && res->outcome == JOB_ERROR))
 			fprintf(stderr, "minivmm-runner: job directory kept: %s\n", j.dir);
 		else
-			job_dir_remove(j.dir);
+			work_dir_remove(j.dir);
 	}
 	frame_in_free(&j.in);
 	frame_out_free(&j.out);

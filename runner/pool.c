@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "pool.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +16,7 @@
 #include "agent_conn.h"
 #include "runner.h"
 #include "vm_proc.h"
+#include "work_dir.h"
 
 /* How long the template VM may take to boot to its agent. */
 #define POOL_BOOT_LIMIT_MS (300 * 1000)
@@ -108,33 +108,13 @@ static int pool_ctl(const struct pool *pool, const char *tmp, const char *sock, 
 		snprintf(err, errlen, "minivmm ctl %s: no answer in %d s", cmd, POOL_CTL_LIMIT_MS / 1000);
 		return -1;
 	}
-	char how[64], last[300];
-	vm_proc_describe(&ctl, how, sizeof(how));
-	if (strcmp(how, "exited with status 0") != 0) {
-		vm_proc_last_line(&ctl, last, sizeof(last));
-		snprintf(err, errlen, "minivmm ctl %s: %s: %s", cmd, how, last);
+	if (!vm_proc_succeeded(&ctl)) {
+		char how[600];
+		vm_proc_explain(&ctl, how, sizeof(how));
+		snprintf(err, errlen, "minivmm ctl %s: %s", cmd, how);
 		return -1;
 	}
 	return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno == EISDIR) {
-				char sub[PATH_MAX];
-				snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-				remove_tree(sub);
-			}
-		}
-		closedir(d);
-	}
-	rmdir(dir);
 }
 
 /* Boots the template VM to "agent ready", snapshots it into tmp/snap and
@@ -218,7 +198,7 @@ int pool_get(struct pool *pool, unsigned mem_mib, unsigned cpus, char *dir, size
 	char snap[PATH_MAX + 8];
 	snprintf(snap, sizeof(snap), "%s/snap", tmp);
 	if (pool_make(pool, mem_mib, cpus, tmp, err, errlen) == 0) {
-		remove_tree(dir); /* a leftover without state */
+		work_dir_remove(dir); /* a leftover without state */
 		if (rename(snap, dir) < 0)
 			snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		else
@@ -229,7 +209,7 @@ int pool_get(struct pool *pool, unsigned mem_mib, unsigned cpus, char *dir, size
 	if (rc < 0 && cfg->keep)
 		fprintf(stderr, "minivmm-runner: the template VM's directory kept: %s\n", tmp);
 	else
-		remove_tree(tmp);
+		work_dir_remove(tmp);
 out:
 	if (lock >= 0)
 		close(lock);

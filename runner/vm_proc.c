@@ -122,7 +122,7 @@ void vm_proc_stop(struct vm_proc *vm, int grace_ms)
 	reap(vm, 0);
 }
 
-void vm_proc_describe(const struct vm_proc *vm, char *buf, size_t len)
+static void vm_proc_describe(const struct vm_proc *vm, char *buf, size_t len)
 {
 	if (vm->pid)
 		snprintf(buf, len, "running");
@@ -134,7 +134,7 @@ void vm_proc_describe(const struct vm_proc *vm, char *buf, size_t len)
 		snprintf(buf, len, "ended");
 }
 
-void vm_proc_last_line(const struct vm_proc *vm, char *buf, size_t len)
+static void vm_proc_last_line(const struct vm_proc *vm, char *buf, size_t len)
 {
 	buf[0] = '\0';
 	FILE *f = fopen(vm->log, "re");
@@ -151,4 +151,17 @@ void vm_proc_last_line(const struct vm_proc *vm, char *buf, size_t len)
 			snprintf(buf, len, "%s", line);
 	}
 	fclose(f);
+}
+
+bool vm_proc_succeeded(const struct vm_proc *vm)
+{
+	return !vm->pid && WIFEXITED(vm->status) && WEXITSTATUS(vm->status) == 0;
+}
+
+void vm_proc_explain(const struct vm_proc *vm, char *buf, size_t len)
+{
+	char how[64], last[512];
+	vm_proc_describe(vm, how, sizeof(how));
+	vm_proc_last_line(vm, last, sizeof(last));
+	snprintf(buf, len, "%s%s%s", how, last[0] ? ": " : "", last);
 }

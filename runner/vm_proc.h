@@ -27,10 +27,12 @@ void vm_proc_stop(struct vm_proc *vm, int grace_ms);
 /* Waits up to timeout_ms for it to end by itself; returns whether it did. */
 bool vm_proc_wait(struct vm_proc *vm, int timeout_ms);
 
-/* "exited with status N" / "killed by signal N" / "running" into buf. */
-void vm_proc_describe(const struct vm_proc *vm, char *buf, size_t len);
+/* Whether it has ended with exit status 0. */
+bool vm_proc_succeeded(const struct vm_proc *vm);
 
-/* The last nonempty line of its log (for error messages), into buf. */
-void vm_proc_last_line(const struct vm_proc *vm, char *buf, size_t len);
+/* How it ended, with its last words, for error messages: "exited with
+ * status N: <the last nonempty line of its log>" ("killed by signal N",
+ * "running"; no ": ..." when the log is empty), into buf. */
+void vm_proc_explain(const struct vm_proc *vm, char *buf, size_t len);
 
 #endif
