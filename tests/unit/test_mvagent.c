@@ -688,9 +688,12 @@ Test(mvagent, frames_after_run)
 	cr_assert_eq(agent_wait(&a), 1);
 	result_free(&r);
 
+	/* A command that outlives its stdin: with cat, the agent could see
+	 * cat exit and send EXIT before it read the late frame. */
 	a = agent_start();
 	job_begin(a.fd);
-	send_str(a.fd, RF_ARG, "cat");
+	send_str(a.fd, RF_ARG, "sleep");
+	send_str(a.fd, RF_ARG, "1000");
 	send_str(a.fd, RF_RUN, "");
 	send_str(a.fd, RF_STDIN_EOF, "");
 	send_str(a.fd, RF_STDIN, "late");
