@@ -1,0 +1,95 @@
+#!/bin/sh
+# Guest side of the datapath comparison benchmarks (tests/bench/rig/
+# datapath_blk.sh and datapath_net.sh): a fixed list of cells, each between
+# "MVTEST dp begin NAME" and "MVTEST dp end NAME" lines, so that the host can
+# read KVM's and the VMM's counters at both ends, then one result line:
+#   MVTEST dp cell NAME value=V unit=U reqs=R irqs=I
+# V: IOPS (4 KiB cells), MB/s (1 MiB cells) or Mbit/s (iperf3); R: requests
+# (fio I/Os) or packets (eth0's both ways) in the cell; I: virtio interrupts
+# the guest handled in the cell (/proc/interrupts), all CPUs.
+# Knobs from the kernel command line: dp=blk|net, dp_secs (per cell, default 4).
+secs=${dp_secs:-4}
+
+virtio_irqs() {
+    awk '/virtio/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
+}
+
+# cell NAME CMD...: CMD prints "VALUE UNIT REQS" (or nothing when it failed).
+status=0
+cell() {
+    name=$1; shift
+    i0=$(virtio_irqs)
+    echo "MVTEST dp begin $name"
+    set -- $("$@")
+    echo "MVTEST dp end $name"
+    i1=$(virtio_irqs)
+    if [ $# -ne 3 ]; then
+        echo "MVTEST dp cell $name FAILED"
+        status=1
+        return
+    fi
+    echo "MVTEST dp cell $name value=$1 unit=$2 reqs=$3 irqs=$((i1 - i0))"
+}
+
+# fio_cell RW BS QD JOBS: one time-based fio run on /dev/vda (direct I/O,
+# libaio), each job on its own 32 MiB slice.
+fio_cell() {
+    rw=$1 bs=$2 qd=$3 jobs=$4
+    out=/tmp/fio-dp.out
+    fio --name=dp --filename=/dev/vda --direct=1 --ioengine=libaio --rw="$rw" --bs="$bs" --iodepth="$qd" \
+        --numjobs="$jobs" --size=32M --offset_increment=32M --time_based --runtime="$secs" --group_reporting \
+        --output-format=terse --terse-version=3 >$out 2>&1 || { tail -n 5 $out | sed 's/^/MVTEST dp fio: /' >&2; return; }
+    # terse v3: 6 read KiB, 7 read KiB/s, 8 read IOPS; 47 write KiB, 48 write KiB/s, 49 write IOPS.
+    awk -F';' -v bs="$bs" '/^3;/ {
+        kib = $6 + $47; kibs = $7 + $48; iops = $8 + $49
+        bk = bs; sub(/[kK]$/, "", bk); if (bs ~ /[mM]$/) { bk = bs; sub(/[mM]$/, "", bk); bk *= 1024 }
+        bk += 0
+        if (bk >= 1024) printf "%.1f MB/s %d\n", kibs * 1024 / 1e6, kib / bk
+        else printf "%d IOPS %d\n", iops, kib / bk
+    }' $out
+}
+
+pkts() { echo $(($(cat /sys/class/net/eth0/statistics/tx_packets) + $(cat /sys/class/net/eth0/statistics/rx_packets))); }
+
+# iperf_cell STREAMS [-R]: iperf3 to the host side of the tap.
+iperf_cell() {
+    p0=$(pkts)
+    mb=$(iperf3 -c 10.0.2.1 -P "$1" -t "$secs" $2 2>&1 | grep -E 'receiver' | tail -n 1 |
+        sed -n 's/.* \([0-9.]*\) \([KMG]\)bits\/sec.*/\1 \2/p' |
+        awk '{ v = $1; if ($2 == "K") v /= 1000; if ($2 == "G") v *= 1000; printf "%.1f", v }')
+    [ -n "$mb" ] && echo "$mb Mbit/s $(($(pkts) - p0))"
+}
+
+case ${dp:-} in
+blk)
+    [ -b /dev/vda ] || { echo "MVTEST dp: no /dev/vda"; exit 1; }
+    echo "MVTEST dp start: $(nproc) cpus, /dev/vda $(cat /sys/block/vda/size) sectors, ${secs}s a cell"
+    for jobs in 1 4; do
+        for qd in 1 32; do
+            cell "randread-4k-qd$qd-j$jobs" fio_cell randread 4k $qd $jobs
+            cell "randwrite-4k-qd$qd-j$jobs" fio_cell randwrite 4k $qd $jobs
+        done
+        cell "read-1m-qd8-j$jobs" fio_cell read 1M 8 $jobs
+        cell "write-1m-qd8-j$jobs" fio_cell write 1M 8 $jobs
+    done
+    ;;
+net)
+    IP=/sbin/ip
+    $IP link set lo up
+    $IP link set eth0 up || { echo "MVTEST dp: no eth0"; exit 1; }
+    $IP addr add 10.0.2.2/24 dev eth0
+    i=0
+    while ! ping -c 1 -W 1 10.0.2.1 >/dev/null 2>&1 && [ $i -lt 10 ]; do i=$((i + 1)); done
+    echo "MVTEST dp start: $(nproc) cpus, eth0 $(ethtool -l eth0 2>/dev/null | sed -n '/Current/,$p' | grep -i combined), ${secs}s a cell"
+    for p in 1 4; do
+        cell "tx-P$p" iperf_cell $p
+        cell "rx-P$p" iperf_cell $p -R
+    done
+    ;;
+*)
+    echo "MVTEST dp: dp=blk or dp=net on the kernel command line"
+    exit 1
+    ;;
+esac
+echo "MVTEST dp done status=$status"
+exit $status
