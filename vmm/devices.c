@@ -128,6 +128,9 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			.path = d->path,
 			.readonly = d->readonly,
 			.num_queues = queues,
+			.serial = d->serial[0] ? d->serial : NULL,
+			.bytes_per_sec = d->bytes_per_sec,
+			.ops_per_sec = d->ops_per_sec,
 			.index = i,
 			.threads = &vm->threads.starter,
 		};
@@ -149,6 +152,8 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			.backend = n->vhost == VHOST_ON    ? VIRTIO_NET_BACKEND_VHOST
 				   : n->vhost == VHOST_OFF ? VIRTIO_NET_BACKEND_WORKER
 							   : VIRTIO_NET_BACKEND_AUTO,
+			.bytes_per_sec = n->bytes_per_sec,
+			.packets_per_sec = n->packets_per_sec,
 			.index = i,
 			.threads = &vm->threads.starter,
 		};

@@ -22,10 +22,16 @@ const char options_usage[] =
 "  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
 "  --cpus N              number of vCPUs (default 1)\n"
 "  --mem MiB             guest RAM in MiB (default 256)\n"
-"  --disk PATH[,ro][,queues=N][,transport=mmio|pci]\n"
-"                        virtio-blk disk (repeatable); queues: one per vCPU by default\n"
-"  --net TAP[,queues=N][,vhost=on|off|auto][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
-"                        virtio-net on a tap device (repeatable)\n"
+"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,transport=mmio|pci]\n"
+"                        virtio-blk disk (repeatable); queues: one per vCPU by default;\n"
+"                        serial: its ID for the guest (1-20 printable ASCII\n"
+"                        characters; default minivmm-blkN); bw, iops: at most\n"
+"                        BYTES and N requests per second (0: no limit), after a\n"
+"                        one-time burst of one second's worth\n"
+"  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
+"                        virtio-net on a tap device (repeatable); bw, pps: at\n"
+"                        most BYTES and N frames per second each way (0: no\n"
+"                        limit), worker threads only (not with vhost=on)\n"
 "  --vsock cid=N,uds=PATH[,transport=mmio|pci]\n"
 "                        virtio-vsock with guest CID N (3 and up): the host end\n"
 "                        is the Unix socket PATH (connect, write \"CONNECT PORT\\n\",\n"
@@ -171,6 +177,32 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 		d->queues = (unsigned)q;
 		return 0;
 	}
+	if (!strcmp(key, "serial") && val) {
+		/* GET_ID's 20 bytes, NUL padded: printable ASCII, as the guest
+		 * shows it in /sys/block/vdX/serial. */
+		for (const char *c = val; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				return err_set(err, errlen, "--disk: serial= takes printable ASCII only (byte 0x%02x)",
+					       (unsigned char)*c);
+		if (!*val || strlen(val) >= sizeof(d->serial))
+			return err_set(err, errlen, "--disk: serial=%s is not 1 to %zu characters", val,
+				       sizeof(d->serial) - 1);
+		strcpy(d->serial, val);
+		return 0;
+	}
+	if ((!strcmp(key, "bw") || !strcmp(key, "iops")) && val) {
+		uint64_t v;
+		bool bytes = !strcmp(key, "bw");
+		/* A limit past 2^40 a second is no limit anyway. */
+		if (parse_u64(val, &v) || v > (1ull << 40))
+			return err_set(err, errlen, "--disk: %s=%s is not a number of %s per second from 0 (no limit) to %llu",
+				       key, val, bytes ? "bytes" : "requests", 1ull << 40);
+		*(bytes ? &d->bytes_per_sec : &d->ops_per_sec) = v;
+		return 0;
+	}
+	if (!val && (!strcmp(key, "serial") || !strcmp(key, "bw") || !strcmp(key, "iops") || !strcmp(key, "queues") ||
+		     !strcmp(key, "transport")))
+		return err_set(err, errlen, "--disk: setting '%s' needs a value (%s=...)", key, key);
 	return err_set(err, errlen, "--disk: unknown setting '%s'", key);
 }
 
@@ -207,6 +239,14 @@ static int net_item(const char *key, const char *val, void *ctx, char *err, size
 	} else if (!strcmp(key, "transport")) {
 		if (parse_transport(val, &n->transport))
 			return err_set(err, errlen, "--net: transport '%s' is not mmio or pci", val);
+	} else if (!strcmp(key, "bw") || !strcmp(key, "pps")) {
+		uint64_t v;
+		bool bytes = !strcmp(key, "bw");
+		/* A limit past 2^40 a second is no limit anyway. */
+		if (parse_u64(val, &v) || v > (1ull << 40))
+			return err_set(err, errlen, "--net: %s=%s is not a number of %s per second from 0 (no limit) to %llu",
+				       key, val, bytes ? "bytes" : "packets", 1ull << 40);
+		*(bytes ? &n->bytes_per_sec : &n->packets_per_sec) = v;
 	} else {
 		return err_set(err, errlen, "--net: unknown setting '%s'", key);
 	}
@@ -223,6 +263,10 @@ int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t err
 	for (const char *c = n->tap; *c; c++)
 		if (*c == '/' || isspace((unsigned char)*c))
 			return err_set(err, errlen, "--net: '%s' is not a valid interface name", n->tap);
+	if (n->vhost == VHOST_ON && (n->bytes_per_sec || n->packets_per_sec))
+		return err_set(err, errlen, "--net %s: %s with vhost=on: vhost-net moves the frames in the kernel, where "
+			       "they cannot be metered (vhost=auto or off)", n->tap,
+			       n->bytes_per_sec && n->packets_per_sec ? "bw= and pps=" : n->bytes_per_sec ? "bw=" : "pps=");
 	return 0;
 }
 

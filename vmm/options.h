@@ -29,6 +29,9 @@ struct disk_opt {
 	bool readonly;
 	unsigned queues;           /* 0: one per vCPU */
 	enum transport transport;
+	char serial[21];           /* serial=: GET_ID's answer (1-20 printable ASCII); "": the default */
+	uint64_t bytes_per_sec;    /* bw=: rate limit of the disk; 0: none */
+	uint64_t ops_per_sec;      /* iops= */
 };
 
 struct net_opt {
@@ -38,6 +41,8 @@ struct net_opt {
 	bool has_mac;
 	uint8_t mac[6];
 	enum transport transport;
+	uint64_t bytes_per_sec;    /* bw=: rate limit of each direction; 0: none */
+	uint64_t packets_per_sec;  /* pps= */
 };
 
 struct vsock_opt {

@@ -108,13 +108,20 @@ static const struct rule vcpu_rules[] = {
 	{ RULES_END, ANY_ARGS },
 };
 
+/* virtio-blk's workers (devices/virtio/blk.c): the image's reads, writes
+ * and syncs, fallocate for discard and write zeroes (punched holes, zeroed
+ * ranges), and the queue worker's poll, also its timed sleep when a disk is
+ * over its rate limits. */
 static const struct rule blk_rules[] = {
-	R(poll), R(ppoll), R(preadv), R(pwritev), R(pread64), R(pwrite64), R(fdatasync), R(fsync),
+	R(poll), R(ppoll), R(preadv), R(pwritev), R(pread64), R(pwrite64), R(fdatasync), R(fsync), R(fallocate),
 	{ RULES_END, ANY_ARGS },
 };
 
+/* A net pair's worker (devices/net/worker.c): frames on its tap queue, and
+ * with a rate limit the pair's timerfd (made with the device) set and read
+ * while throttled. */
 static const struct rule net_rules[] = {
-	R(poll), R(ppoll), R(readv), R(writev),
+	R(poll), R(ppoll), R(readv), R(writev), R(timerfd_settime),
 	{ RULES_END, ANY_ARGS },
 };
 

@@ -100,10 +100,14 @@ static struct json_object *blk_stats(struct virtio_blk *blk)
 	add_u64(o, "reads", st.reads);
 	add_u64(o, "writes", st.writes);
 	add_u64(o, "flushes", st.flushes);
+	add_u64(o, "discards", st.discards);
+	add_u64(o, "write_zeroes", st.write_zeroes);
 	add_u64(o, "other_requests", st.others);
 	add_u64(o, "read_bytes", st.read_bytes);
 	add_u64(o, "written_bytes", st.written_bytes);
 	add_u64(o, "errors", st.errors);
+	add_u64(o, "discards_ignored", st.discards_ignored);
+	add_u64(o, "throttled", st.throttled);
 	return o;
 }
 
@@ -132,6 +136,8 @@ static struct json_object *net_stats(struct virtio_net *net)
 		add_u64(p, "rx_bytes", st.rx_bytes);
 		add_u64(p, "rx_dropped", st.rx_dropped);
 		add_u64(p, "wakeups", st.wakeups);
+		add_u64(p, "tx_throttled", st.tx_throttled);
+		add_u64(p, "rx_throttled", st.rx_throttled);
 		json_object_array_add(pairs, p);
 	}
 	json_object_object_add(o, "pairs", pairs);

@@ -11,6 +11,29 @@
 
 #include "devices/virtio/virtio.h"
 #include "vmm/base/guest_mem.h"
+#include "vmm/base/token_bucket.h"
+
+/* Tokens a byte, and a packet, cost in a pair's rate limit buckets: a
+ * pair's share of the NIC's limit (rate / pairs) keeps its fraction. */
+#define NET_LIMIT_SCALE 1000u
+
+/* One direction of a pair's rate limit (--net bw=, pps=). A frame may go
+ * once the packet bucket holds a packet and the byte bucket what the last
+ * frames still owe plus this frame's bytes, capped at its burst; it then
+ * costs all its bytes, and what the bucket did not hold is owed (a frame
+ * larger than the burst passes, and is paid for before the next one). */
+struct net_dir_limit {
+	struct token_bucket bytes, packets;   /* rate 0: no limit on that count */
+	uint64_t debt;                        /* byte tokens owed */
+};
+
+/* A pair's share of its NIC's rate limits, owned by the device: it outlives
+ * the backend's start and stop (a pair restarted, or a device reset, gains
+ * no new burst). The worker backend spends it on the pair's thread. */
+struct net_pair_limit {
+	struct net_dir_limit tx, rx;   /* guest -> tap, tap -> guest */
+	int timer_fd;                  /* a CLOCK_MONOTONIC timerfd to sleep on while throttled (-1: poll's timeout) */
+};
 
 /* One RX/TX queue pair, as given to a backend's start(). */
 struct thread_starter;
@@ -39,6 +62,9 @@ struct net_pair {
 	void *owner;                    /* the device, for tap_gone */
 	/* The device's limit on the log lines its guest can cause (NULL: none). */
 	struct log_limit *log_limit;
+	/* The pair's share of the NIC's rate limits (NULL: none). Only the
+	 * worker backend meters: the device never gives one to vhost-net. */
+	struct net_pair_limit *limit;
 };
 
 /* A pair's counters, as its backend keeps them. */
@@ -51,6 +77,7 @@ struct net_pair_stats {
 	uint64_t rx_dropped;             /* frames larger than the guest's buffers */
 	uint64_t rx_buffers;             /* RX chains used (> rx_packets with MRG_RXBUF) */
 	uint64_t wakeups;                /* times the pair's thread woke up to look at its fds */
+	uint64_t tx_throttled, rx_throttled;   /* times a direction stopped for its rate limit */
 };
 
 struct net_backend_ops {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "devices/net/vhost.h"
@@ -41,6 +42,8 @@
 #ifndef PAIRS_CHANGE_NS   /* the fuzz target, which must not sleep, sets 0 */
 #define PAIRS_CHANGE_NS 100000000ull
 #endif
+/* A rate limit's burst: this fraction of a second of its rate. */
+#define LIMIT_BURST_PER_S 10u
 
 _Static_assert(offsetof(struct virtio_net_config, max_virtqueue_pairs) == 8, "virtio-net config layout");
 _Static_assert(VIRTIO_NET_MAX_PAIRS * 2 + 1 <= VIRTIO_MAX_QUEUES, "queues of the largest device");
@@ -52,6 +55,9 @@ struct net_qp {
 	bool attached;                         /* its tap queue is attached */
 	int vhost_fd;                          /* /dev/vhost-net for this pair, or -1 */
 	char rx_name[32], tx_name[32];         /* "net0 rx2", in virtq's log lines */
+	/* Its share of the NIC's rate limits: written by activate() while no
+	 * pair runs, then the pair's thread's alone (start and join order them). */
+	struct net_pair_limit limit;
 };
 
 struct virtio_net {
@@ -66,6 +72,8 @@ struct virtio_net {
 	atomic_bool stopping;            /* reset() in progress: stop between commands */
 	struct log_limit log_limit;      /* the lines the guest can cause, pairs' too */
 	uint64_t pairs_change_tat;       /* rate of pair changes: next "theoretical arrival" (GCRA) */
+	uint64_t bytes_per_sec, packets_per_sec;   /* rate limits, each direction; 0: none */
+	unsigned limit_pairs;            /* the pairs the buckets are shared among; 0: not made yet */
 
 	/* Config space and receive filter: read by vCPUs (and tests), written
 	 * by the control thread. */
@@ -183,6 +191,7 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	p->tap_gone = pair_tap_gone;
 	p->owner = net;
 	p->log_limit = &net->log_limit;
+	p->limit = net->bytes_per_sec || net->packets_per_sec ? &qp->limit : NULL;
 
 	const struct net_backend_ops *b = net->backend;
 	if (b->start(p) < 0) {
@@ -430,6 +439,41 @@ static const struct queue_worker_ops ctrl_thread_ops = {
 	.woken = ctrl_thread_woken,
 };
 
+/* ---- rate limits ---- */
+
+/* A bucket for 1/pairs of per_s (0: no limit) and of its burst, full. */
+static void limit_share(struct token_bucket *b, uint64_t per_s, unsigned pairs, uint64_t now)
+{
+	uint64_t rate = per_s * NET_LIMIT_SCALE / pairs;
+	uint64_t burst = rate / LIMIT_BURST_PER_S;
+	token_bucket_init(b, rate, burst < NET_LIMIT_SCALE ? NET_LIMIT_SCALE : burst, now);
+}
+
+/* Splits the NIC's limits evenly among the pairs the driver can use, each
+ * pair's thread metering its share with buckets of its own. Why not one
+ * bucket for the NIC, shared by the pairs: a lock taken for every frame of
+ * every pair, and a pair waiting for a large frame's bytes while the others
+ * keep taking small ones could wait for ever. The price: one flow (the tap
+ * steers a flow to one pair) gets its pair's share, not the NIC's limit.
+ * Made once, full, and again only when the count of usable pairs changes:
+ * a driver does not gain a burst by resetting the device. */
+static void limits_share(struct virtio_net *net, unsigned pairs)
+{
+	if ((!net->bytes_per_sec && !net->packets_per_sec) || net->limit_pairs == pairs)
+		return;
+	uint64_t now = monotonic_ns();
+	for (unsigned i = 0; i < net->max_pairs; i++) {
+		struct net_pair_limit *l = &net->qps[i].limit;
+		struct net_dir_limit *dirs[] = { &l->tx, &l->rx };
+		for (unsigned d = 0; d < 2; d++) {
+			limit_share(&dirs[d]->bytes, net->bytes_per_sec, pairs, now);
+			limit_share(&dirs[d]->packets, net->packets_per_sec, pairs, now);
+			dirs[d]->debt = 0;
+		}
+	}
+	net->limit_pairs = pairs;
+}
+
 /* ---- activation ---- */
 
 /* Ends the control queue's thread, after its batch of commands. */
@@ -506,6 +550,7 @@ static int net_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	net->queues = queues;
 	net->n_queues = n_queues;
 	net->usable_pairs = mq ? net->max_pairs : 1;
+	limits_share(net, net->usable_pairs);
 	net->ctrl_index = ctrl ? (int)(mq ? 2 * net->max_pairs : 2) : -1;
 	if (net->ctrl_index >= (int)n_queues)
 		net->ctrl_index = -1;
@@ -693,6 +738,18 @@ void virtio_net_default_mac(unsigned index, unsigned long salt, uint8_t mac[6])
 static const struct net_backend_ops *choose_backend(const struct virtio_net_params *p, const char *name, char *err,
 						    size_t errlen)
 {
+	if (p->bytes_per_sec || p->packets_per_sec) {
+		/* vhost-net moves the frames in the kernel, where nothing meters them. */
+		if (p->backend == VIRTIO_NET_BACKEND_VHOST) {
+			snprintf(err, errlen, "tap %s: a rate limit needs the worker backend: vhost-net moves the "
+				 "frames in the kernel, where they cannot be metered", p->tap);
+			return NULL;
+		}
+		if (p->backend == VIRTIO_NET_BACKEND_AUTO)
+			log_info("%s: tap %s, %u queue pair%s, datapath: worker threads (rate limited: vhost-net "
+				 "cannot meter)", name, p->tap, p->queue_pairs, p->queue_pairs > 1 ? "s" : "");
+		return &net_worker_backend;
+	}
 	switch (p->backend) {
 	case VIRTIO_NET_BACKEND_WORKER:
 		return &net_worker_backend;
@@ -761,6 +818,8 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	net->choice = p->backend;
 	net->backend = backend;
 	net->threads = p->threads;
+	net->bytes_per_sec = p->bytes_per_sec;
+	net->packets_per_sec = p->packets_per_sec;
 	memcpy(net->mac, p->mac, 6);
 	net->status = VIRTIO_NET_S_LINK_UP;
 	net->ctrl_index = -1;
@@ -770,6 +829,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 		struct net_qp *qp = &net->qps[i];
 		qp->attached = true;
 		qp->vhost_fd = -1;
+		qp->limit.timer_fd = -1;
 		snprintf(qp->rx_name, sizeof(qp->rx_name), "%s rx%u", name, i);
 		snprintf(qp->tx_name, sizeof(qp->tx_name), "%s tx%u", name, i);
 	}
@@ -780,6 +840,16 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 		if (net->qps[i].vhost_fd < 0) {
 			snprintf(err, errlen, "tap %s: cannot open %s for queue pair %u: %s", p->tap, NET_VHOST_DEV, i,
 				 strerror(errno));
+			virtio_net_destroy(net);
+			return NULL;
+		}
+	}
+	/* A rate limit timer per pair, made now: the sandbox lets the pairs'
+	 * threads set a timer, not make one. */
+	for (unsigned i = 0; i < net->max_pairs && (net->bytes_per_sec || net->packets_per_sec); i++) {
+		net->qps[i].limit.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (net->qps[i].limit.timer_fd < 0) {
+			snprintf(err, errlen, "tap %s: timerfd for queue pair %u: %s", p->tap, i, strerror(errno));
 			virtio_net_destroy(net);
 			return NULL;
 		}
@@ -833,9 +903,12 @@ void virtio_net_destroy(struct virtio_net *net)
 	if (!net)
 		return;
 	net_reset(net);
-	for (unsigned i = 0; i < net->max_pairs; i++)
+	for (unsigned i = 0; i < net->max_pairs; i++) {
 		if (net->qps[i].vhost_fd >= 0)
 			close(net->qps[i].vhost_fd);
+		if (net->qps[i].limit.timer_fd >= 0)
+			close(net->qps[i].limit.timer_fd);
+	}
 	queue_worker_destroy(net->ctrl_worker);
 	net_tap_close(&net->tap);
 	pthread_mutex_destroy(&net->lock);

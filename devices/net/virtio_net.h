@@ -20,6 +20,14 @@
  * the device (DEVICE_NEEDS_RESET). No thread of the device ever runs on a
  * vCPU.
  *
+ * Rate limits (bytes and packets per second, each direction on its own):
+ * each pair the driver can use meters an even share of the rate and of the
+ * burst (100 ms of the rate) with buckets of its own, no lock between the
+ * pairs, so their sum never passes the NIC's limit; one flow, which the tap
+ * steers to one pair, gets that pair's share. The buckets outlive pair
+ * changes and resets (made again, full, only when the count of usable pairs
+ * changes); each pair has a timerfd, made with the device, to sleep on.
+ *
  * The device owns the tap fds (one per pair, devices/net/tap.h) and the
  * queue worker of its control thread (devices/virtio/queue_worker.h); the
  * transport owns the queues, their eventfds and the interrupt handle. */
@@ -49,6 +57,11 @@ struct virtio_net_params {
 	unsigned queue_pairs;        /* 1..VIRTIO_NET_MAX_PAIRS */
 	enum virtio_net_backend_choice backend;
 	uint8_t mac[6];
+	/* Rate limits, each direction on its own (guest -> tap, tap -> guest);
+	 * 0: none. Either one takes the worker backend: vhost-net (the kernel's)
+	 * cannot meter, so VHOST is an error and AUTO picks the worker. */
+	uint64_t bytes_per_sec;      /* frame bytes, without the virtio-net header */
+	uint64_t packets_per_sec;
 	unsigned index;              /* which NIC of the VM: "net<index>" in thread names and logs */
 	const struct thread_starter *threads;   /* who creates device threads; NULL: pthread_create */
 };

@@ -5,12 +5,14 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -53,10 +55,13 @@ struct worker {
 	bool tx_blocked;          /* the tap said EAGAIN: wait for POLLOUT */
 	bool rx_wait_tap;         /* RX buffers are there: wait for a frame */
 	bool tap_dead;            /* the tap is gone: TX is drained and dropped, RX idle */
+	struct net_pair_limit *lim;   /* p->limit: the pair's rate limits, or NULL */
+	uint64_t tx_until, rx_until;  /* a direction stopped for its limit until then (monotonic ns); 0: not */
+	uint64_t timer_at;        /* what lim->timer_fd was last set to (monotonic ns); 0: never */
 
 	_Atomic uint64_t tx_packets, tx_bytes, tx_dropped, tx_bad_header;
 	_Atomic uint64_t rx_packets, rx_bytes, rx_dropped, rx_buffers;
-	_Atomic uint64_t wakeups;
+	_Atomic uint64_t wakeups, tx_throttled, rx_throttled;
 
 	/* RX chains held between pops and pushes; given back before sleeping. */
 	unsigned n_held, n_iov;
@@ -102,6 +107,83 @@ static void mark_tap_dead(struct worker *w, int err)
 			 strerror(err));
 }
 
+/* ---- rate limits ---- */
+
+/* Nanoseconds until a frame of len bytes (0: not known yet, as before a
+ * read) may go in direction d: 0 now. Pays what earlier frames owe first. */
+static uint64_t limit_wait_ns(struct net_dir_limit *d, uint64_t len, uint64_t now)
+{
+	uint64_t wait = token_bucket_wait_ns(&d->packets, NET_LIMIT_SCALE, now);
+	struct token_bucket *b = &d->bytes;
+	if (!b->rate)
+		return wait;
+	token_bucket_refill(b, now);
+	uint64_t pay = d->debt < b->tokens ? d->debt : b->tokens;
+	token_bucket_take(b, pay, now);
+	d->debt -= pay;
+	/* The debt left and the frame, capped at the burst by wait_ns: a frame
+	 * larger than the burst goes when the bucket is full. */
+	uint64_t wb = token_bucket_wait_ns(b, d->debt + (len ? len : 1) * NET_LIMIT_SCALE, now);
+	return wait > wb ? wait : wb;
+}
+
+/* A frame of len bytes went: one packet, and its bytes (what the bucket
+ * does not hold is owed). */
+static void limit_charge(struct net_dir_limit *d, uint64_t len, uint64_t now)
+{
+	token_bucket_take(&d->packets, NET_LIMIT_SCALE, now);   /* there: limit_wait_ns said so */
+	struct token_bucket *b = &d->bytes;
+	if (!b->rate)
+		return;
+	token_bucket_refill(b, now);
+	uint64_t cost = len * NET_LIMIT_SCALE, take = cost < b->tokens ? cost : b->tokens;
+	token_bucket_take(b, take, now);
+	d->debt += cost - take;
+}
+
+/* Whether a direction may go on now: false, with its stop time set and
+ * counted, when its limit says to wait. len as for limit_wait_ns. */
+static bool limit_pass(struct net_dir_limit *d, uint64_t len, uint64_t *until, _Atomic uint64_t *throttled)
+{
+	uint64_t now = monotonic_ns(), wait = limit_wait_ns(d, len, now);
+	if (!wait)
+		return true;
+	*until = now + wait;
+	count(throttled, 1);
+	return false;
+}
+
+/* Sets up the sleep of a pair with a direction stopped until `until`
+ * (0: none): the timerfd (only set when the time changes), polled instead
+ * of the ring or the tap of that direction. Without a timerfd, or if it
+ * cannot be set, poll's timeout (ms, rounded up). */
+static void limit_sleep(struct worker *w, struct queue_worker_sleep *next, uint64_t until)
+{
+	int fd = w->lim ? w->lim->timer_fd : -1;
+	next->watch[1] = (struct pollfd){ .fd = -1 };
+	if (!until)
+		return;
+	if (fd >= 0 && until != w->timer_at) {
+		struct itimerspec its = { .it_value = { .tv_sec = (time_t)(until / 1000000000u),
+							.tv_nsec = (long)(until % 1000000000u) } };
+		if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) == 0) {
+			w->timer_at = until;
+		} else {
+			log_warn_limited(w->p->log_limit, "%s: rate limit timer: %s; sleeping in poll instead",
+					 w->p->name, strerror(errno));
+			fd = -1;
+		}
+	}
+	if (fd >= 0) {
+		next->watch[1] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		return;
+	}
+	uint64_t now = monotonic_ns();
+	uint64_t ms = until > now ? (until - now + 999999u) / 1000000u : 0;
+	if (next->timeout_ms != 0)
+		next->timeout_ms = ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 /* ---- TX: guest -> tap ---- */
 
 static int tx_process(struct worker *w)
@@ -145,6 +227,14 @@ static int tx_process(struct worker *w)
 			}
 			continue;
 		}
+		/* Over the limit: back to the ring, where it waits (nothing is
+		 * dropped, nothing held). A dead tap's frames are not metered. */
+		uint64_t len = c->out_len - w->hdr_len;
+		bool metered = w->lim && !w->tap_dead;
+		if (metered && !limit_pass(&w->lim->tx, len, &w->tx_until, &w->tx_throttled)) {
+			virtq_unpop(vq);
+			break;
+		}
 		ssize_t n = -1;
 		int e = EBADFD;   /* what a dead tap would say */
 		if (!w->tap_dead) {
@@ -158,6 +248,10 @@ static int tx_process(struct worker *w)
 			w->tx_blocked = true;
 			break;
 		}
+		/* The tap took it, or refused it (a frame refused costs the same
+		 * host work as one sent). */
+		if (metered)
+			limit_charge(&w->lim->tx, len, monotonic_ns());
 		if (n < 0 && tap_gone_errno(e))
 			mark_tap_dead(w, e);
 		if (n < 0) {
@@ -166,7 +260,7 @@ static int tx_process(struct worker *w)
 			count(&w->tx_dropped, 1);
 		} else {
 			count(&w->tx_packets, 1);
-			count(&w->tx_bytes, c->out_len - w->hdr_len);
+			count(&w->tx_bytes, len);
 		}
 		if (virtq_push_used(vq, c->head, 0) < 0) {
 			ret = PAIR_BROKEN;
@@ -299,6 +393,10 @@ static int rx_process(struct worker *w)
 		ret = rx_fill(w);
 		if (ret != PAIR_OK || !rx_ready(w))
 			break;   /* no (or not enough) buffers: wait for the RX kick */
+		/* Over the limit: the tap is not read (it queues, then drops, as a
+		 * link would) and the chains go back to the ring. */
+		if (w->lim && !limit_pass(&w->lim->rx, 0, &w->rx_until, &w->rx_throttled))
+			break;
 		/* iov[] has room for the sentinel unless a chain alone took all
 		 * VIRTQ_MAX_IOV entries: then a frame that fills it exactly is
 		 * taken as fitting. */
@@ -319,6 +417,8 @@ static int rx_process(struct worker *w)
 			break;
 		}
 		budget--;
+		if (w->lim)   /* also a frame dropped below: it was read */
+			limit_charge(&w->lim->rx, (size_t)r > w->hdr_len ? (uint64_t)r - w->hdr_len : 0, monotonic_ns());
 		if ((uint64_t)r > w->cap || (size_t)r < w->hdr_len) {
 			/* Longer than the buffers: drop it, the chains stay held and
 			 * the next frame overwrites what was written. */
@@ -339,16 +439,27 @@ static int rx_process(struct worker *w)
 
 /* ---- the thread ---- */
 
-/* The thread's work: TX, then RX, each up to its budget. */
+/* The thread's work: TX, then RX, each up to its budget; a direction
+ * stopped for its rate limit is left alone (its ring not read, its tap not
+ * polled) until its time, which the thread sleeps on. */
 static int pair_serve(void *ctx, struct queue_worker_sleep *next)
 {
 	struct worker *w = ctx;
-	int t = tx_process(w);
-	int r = t == PAIR_BROKEN ? t : rx_process(w);
+	uint64_t now = w->lim ? monotonic_ns() : 0;
+	if (w->tx_until <= now)
+		w->tx_until = 0;
+	if (w->rx_until <= now)
+		w->rx_until = 0;
+	int t = w->tx_until ? PAIR_OK : tx_process(w);
+	int r = t == PAIR_BROKEN ? t : w->rx_until ? PAIR_OK : rx_process(w);
 	if (t == PAIR_BROKEN || r == PAIR_BROKEN)
 		return -1;
 	if (t == PAIR_MORE || r == PAIR_MORE)
 		next->timeout_ms = 0;
+	uint64_t until = w->tx_until;
+	if (w->rx_until && (!until || w->rx_until < until))
+		until = w->rx_until;
+	limit_sleep(w, next, until);
 	/* Not polled once dead: it reports POLLERR for ever. */
 	next->watch[0] = (struct pollfd){
 		.fd = w->tap_dead ? -1 : w->p->tap_fd,
@@ -365,6 +476,13 @@ static void pair_woken(void *ctx, const struct pollfd *watch)
 	 * deleted); reads and writes say EBADFD. */
 	if (watch[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 		mark_tap_dead(w, watch[0].revents & POLLNVAL ? EBADF : EBADFD);
+	/* The rate limit timer went off: cleared (it is set again, or not
+	 * polled, by the next serve). */
+	if (watch[1].revents & POLLIN) {
+		uint64_t ticks;
+		ssize_t n = read(watch[1].fd, &ticks, sizeof(ticks));
+		(void)n;   /* EAGAIN: cleared by a new setting already */
+	}
 }
 
 static const struct queue_worker_ops pair_ops = { .serve = pair_serve, .woken = pair_woken };
@@ -377,6 +495,7 @@ static int worker_start(struct net_pair *p)
 		return -1;
 	}
 	w->p = p;
+	w->lim = p->limit;
 	w->hdr_len = p->vnet_hdr_len ? p->vnet_hdr_len : NET_TAP_VNET_HDR_LEN;
 	w->mrg = p->features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
 	w->clear_flags = !(p->features & (1ull << VIRTIO_NET_F_GUEST_CSUM));
@@ -403,8 +522,9 @@ static int worker_start(struct net_pair *p)
 		.threads = p->threads,
 		.kick_fds = { p->tx->kick_fd, p->rx->kick_fd },
 		.n_kicks = 2,
-		.watch = { { .fd = p->tap_fd } },   /* events: set by pair_serve() */
-		.n_watch = 1,
+		/* events: set by pair_serve(); the rate limit timer: set when throttled */
+		.watch = { { .fd = p->tap_fd }, { .fd = -1 } },
+		.n_watch = 2,
 		.irq = p->irq,
 		.log_limit = p->log_limit,
 		.ops = &pair_ops,
@@ -450,6 +570,8 @@ static void worker_stats(const struct net_pair *p, struct net_pair_stats *out)
 	out->rx_dropped = atomic_load_explicit(&w->rx_dropped, memory_order_relaxed);
 	out->rx_buffers = atomic_load_explicit(&w->rx_buffers, memory_order_relaxed);
 	out->wakeups = atomic_load_explicit(&w->wakeups, memory_order_relaxed);
+	out->tx_throttled = atomic_load_explicit(&w->tx_throttled, memory_order_relaxed);
+	out->rx_throttled = atomic_load_explicit(&w->rx_throttled, memory_order_relaxed);
 }
 
 const struct net_backend_ops net_worker_backend = {

@@ -28,6 +28,14 @@
  *    so (EVENT_IDX and NO_INTERRUPT handled there).
  *  - The tap going away (EBADFD/EIO, or POLLERR/POLLHUP on its fd): one log
  *    line, the pair stops serving, the VMM runs on.
+ *  - Rate limits (net_pair.limit, the pair's share of the NIC's): before a
+ *    TX frame is written, and before a read from the tap, the direction's
+ *    buckets must allow it; when they do not, the TX chain goes back to the
+ *    ring, the RX chains too and the tap is not read (it queues, then
+ *    drops, as a link would), and that direction is left alone until its
+ *    tokens are there: the thread sleeps on the pair's timerfd meanwhile,
+ *    polling neither that ring nor the tap for it. Nothing taken from the
+ *    guest is dropped or reordered.
  * No allocation per frame: the scratch space is allocated at start(). */
 #ifndef MINIVMM_NET_WORKER_H
 #define MINIVMM_NET_WORKER_H

@@ -9,6 +9,8 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <linux/virtio_blk.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +25,119 @@
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 #include "vmm/base/snap_format.h"
+#include "vmm/base/token_bucket.h"
 
 #define SECTOR_SIZE 512u
 #define BLK_QUEUE_MAX_SIZE 256
 /* A request is header + data segments + status, and one chain holds at most
  * VIRTQ_MAX_IOV descriptors (the driver gives header and status one each). */
 #define BLK_SEG_MAX (VIRTQ_MAX_IOV - 2)
-/* Config space up to num_queues, the last field of the features we offer
- * (QEMU's minimum size too); the discard fields after it need F_DISCARD. */
-#define BLK_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_blk_config, max_discard_sectors))
+/* Config space up to write_zeroes_may_unmap and its padding, the last field
+ * of the features we offer (secure erase and zones are not). */
+#define BLK_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_blk_config, max_secure_erase_sectors))
+
+/* Discard and write zeroes (spec 5.2.6): ranges of struct
+ * virtio_blk_discard_write_zeroes after the header. A discard punches a hole
+ * (no data moves: large ranges and several of them, as Linux merges the
+ * discards of a file system, up to 256 ranges; 32 is plenty). A write
+ * zeroes has one range, as Linux sends it, at most 32 MiB: where the image
+ * cannot punch or zero a range, the worker writes the zeros, and a request
+ * must not hold it (and a pause) for long. */
+#define BLK_DISCARD_MAX_SEG 32u
+#define BLK_DISCARD_MAX_SECTORS (1u << 21)        /* 1 GiB a range */
+#define BLK_WRITE_ZEROES_MAX_SEG 1u
+#define BLK_WRITE_ZEROES_MAX_SECTORS (1u << 16)   /* 32 MiB */
+/* The zeros written where fallocate() cannot: BLK_ZERO_IOV pieces of this a call. */
+#define BLK_ZERO_CHUNK (64u * 1024)
+#define BLK_ZERO_IOV 16u
 
 _Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio-blk request header is 16 bytes");
 _Static_assert(offsetof(struct virtio_blk_config, num_queues) == 34, "virtio-blk config layout");
+_Static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "virtio-blk config layout");
+_Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "virtio-blk discard range is 16 bytes");
+_Static_assert(BLK_DISCARD_MAX_SEG >= BLK_WRITE_ZEROES_MAX_SEG, "one buffer for the ranges of both");
+
+/* ---- rate limits ----
+ *
+ * One limit (operations or bytes) of a disk: a token bucket of 1/10 s
+ * worth (so an idle disk gets little more than its rate), a one-time burst
+ * of one second's worth spent first (a guest booting, or a job starting,
+ * goes at full speed for a moment, as Firecracker's one_time_burst does), and
+ * the debt of a request larger than the bucket (a 1 MiB read under a
+ * 1 MB/s limit): it goes when the bucket is full and the rest is paid before
+ * the next request goes, so the rate holds whatever the request sizes. */
+#define BLK_LIMIT_BUCKET_DIV 10u
+
+struct blk_limit {
+	struct token_bucket bucket;      /* rate 0: no limit */
+	uint64_t one_time;               /* left of the one-time burst */
+	uint64_t debt;                   /* owed by a request larger than the bucket */
+};
+
+/* The disk's limits. Per disk, shared by its queue threads under a mutex
+ * (arithmetic only under it: no I/O, no sleep): the limit a user sets is
+ * the disk's, whichever queues the guest spreads its I/O over (one per vCPU
+ * by default). Split per queue (rate/N each), a guest doing its I/O from one
+ * CPU would get 1/N of the limit. */
+struct blk_rate {
+	bool limited;                    /* a limit is set; false: nothing here is used */
+	pthread_mutex_t lock;
+	struct blk_limit ops, bytes;
+};
+
+static void limit_init(struct blk_limit *l, uint64_t rate, uint64_t now)
+{
+	token_bucket_init(&l->bucket, rate, rate / BLK_LIMIT_BUCKET_DIV, now);   /* 0 with a rate: 1 */
+	l->one_time = rate;
+	l->debt = 0;
+}
+
+/* Nanoseconds until a request costing n may go (0: now). Pays what debt it
+ * can from the bucket on the way. */
+static uint64_t limit_wait_ns(struct blk_limit *l, uint64_t n, uint64_t now)
+{
+	struct token_bucket *b = &l->bucket;
+	if (!b->rate || n <= l->one_time)
+		return 0;
+	token_bucket_refill(b, now);
+	uint64_t pay = l->debt < b->tokens ? l->debt : b->tokens;
+	token_bucket_take(b, pay, now);
+	l->debt -= pay;
+	if (l->debt)
+		return token_bucket_wait_ns(b, l->debt, now);   /* waits for at most a bucketful */
+	return token_bucket_wait_ns(b, n - l->one_time, now);
+}
+
+/* Takes n, once limit_wait_ns() said 0 at the same time. */
+static void limit_take(struct blk_limit *l, uint64_t n, uint64_t now)
+{
+	struct token_bucket *b = &l->bucket;
+	if (!b->rate)
+		return;
+	uint64_t burst = n < l->one_time ? n : l->one_time;
+	l->one_time -= burst;
+	n -= burst;
+	uint64_t part = n < b->burst ? n : b->burst;
+	token_bucket_take(b, part, now);
+	l->debt += n - part;
+}
+
+/* Whether a request carrying `bytes` of data may go now: 0 and its cost
+ * taken, or the nanoseconds to wait (nothing taken). */
+static uint64_t rate_admit(struct blk_rate *r, uint64_t bytes)
+{
+	if (!r->limited)
+		return 0;
+	uint64_t now = monotonic_ns();
+	pthread_mutex_lock(&r->lock);
+	uint64_t w_ops = limit_wait_ns(&r->ops, 1, now), w_bytes = limit_wait_ns(&r->bytes, bytes, now);
+	if (!w_ops && !w_bytes) {
+		limit_take(&r->ops, 1, now);
+		limit_take(&r->bytes, bytes, now);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return w_ops > w_bytes ? w_ops : w_bytes;
+}
 
 /* One queue's worker thread and its scratch space. */
 struct blk_worker {
@@ -56,21 +159,26 @@ struct virtio_blk {
 	uint64_t capacity;               /* in 512-byte sectors */
 	char name[16];                   /* "blk0", in log lines */
 	char serial[VIRTIO_BLK_ID_BYTES];   /* NUL padded, not NUL terminated when full */
+	bool custom_serial;              /* given at create: set_index keeps it */
 	struct virtio_blk_config config; /* little-endian, as the driver reads it */
+	struct blk_rate rate;            /* kept across resets: a reset does not refill the burst */
 
 	/* Written by activate() before the workers start and by reset() after
 	 * they stopped (the transport's thread): read-only while they run. */
 	bool active;
 	bool writethrough;               /* FLUSH not negotiated: every write is synced */
+	bool discard, write_zeroes;      /* negotiated: served (else UNSUPP) */
 	const struct virtio_irq *irq;
 	const struct thread_starter *threads;   /* NULL: plain pthread_create */
 
 	atomic_bool stopping;            /* reset() in progress: stop between requests */
 	atomic_bool warned_malformed;    /* one log line per activation, however hostile the driver */
 	atomic_bool warned_io;
+	atomic_bool warned_no_punch;     /* once per device: the image cannot punch holes */
 	struct log_limit log_limit;      /* the lines the guest can cause, across activations */
 	/* virtio_blk_stats: bumped by the workers, read by anyone. */
 	atomic_uint_fast64_t n_reads, n_writes, n_flushes, n_others, n_read_bytes, n_written_bytes, n_errors;
+	atomic_uint_fast64_t n_discards, n_write_zeroes, n_discards_ignored, n_throttled;
 	struct queue_worker *queue_threads;   /* one per ready queue, from activate() to reset() */
 	struct blk_worker workers[];     /* [num_queues] */
 };
@@ -208,6 +316,134 @@ static uint8_t do_flush(struct blk_worker *w)
 	return VIRTIO_BLK_S_OK;
 }
 
+/* fallocate(), again after a signal (a bounded number of times: a signal
+ * does not come in a loop here). Returns 0 or -errno. */
+static int falloc(int fd, int mode, uint64_t off, uint64_t len)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		if (fallocate(fd, mode, (off_t)off, (off_t)len) == 0)
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+	return -EINTR;
+}
+
+/* The image (its file system, or the block device) cannot do this kind of
+ * fallocate(); EINVAL is what a block device says to a range that is not
+ * aligned to its logical blocks. */
+static bool falloc_unsupported(int e)
+{
+	return e == -EOPNOTSUPP || e == -ENOSYS || e == -EINVAL;
+}
+
+/* Writes len bytes of zeros at off, 1 MiB a call. */
+static int write_zeros(int fd, uint64_t off, uint64_t len)
+{
+	static uint8_t zeros[BLK_ZERO_CHUNK];   /* never written: in .bss, not in the binary */
+	struct iovec iov[BLK_ZERO_IOV];
+	/* len <= BLK_WRITE_ZEROES_MAX_SECTORS * 512: 32 rounds at most */
+	while (len) {
+		unsigned n = 0;
+		uint64_t round = 0;
+		for (; n < BLK_ZERO_IOV && round < len; n++) {
+			size_t take = len - round < BLK_ZERO_CHUNK ? (size_t)(len - round) : BLK_ZERO_CHUNK;
+			iov[n] = (struct iovec){ zeros, take };
+			round += take;
+		}
+		int e = rw_full(fd, true, iov, n, (off_t)off);
+		if (e < 0)
+			return e;
+		off += round;
+		len -= round;
+	}
+	return 0;
+}
+
+/* A discard: a hole punched (the size kept). Where the image cannot punch
+ * holes it is done as nothing, which a discard may be (spec 5.2.6.2), and
+ * counted. Returns 0 or -errno. */
+static int discard_range(struct virtio_blk *blk, uint64_t off, uint64_t len)
+{
+	int e = falloc(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+	if (!falloc_unsupported(e))
+		return e;
+	atomic_fetch_add_explicit(&blk->n_discards_ignored, 1, memory_order_relaxed);
+	if (!atomic_exchange(&blk->warned_no_punch, true))
+		log_warn_limited(&blk->log_limit, "%s: the image cannot punch holes (%s): discards do nothing",
+				 blk->name, strerror(-e));
+	return 0;
+}
+
+/* A write zeroes: reads of the range give zeros afterwards. With unmap a
+ * hole is punched (it reads as zeros), else the range is zeroed in place
+ * (FALLOC_FL_ZERO_RANGE: its blocks stay allocated); where the image can do
+ * neither, zeros are written. Returns 0 or -errno. */
+static int zero_range(struct virtio_blk *blk, uint64_t off, uint64_t len, bool unmap)
+{
+	int e = -EOPNOTSUPP;
+	if (unmap)
+		e = falloc(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+	if (falloc_unsupported(e))
+		e = falloc(blk->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);
+	if (falloc_unsupported(e))
+		e = write_zeros(blk->fd, off, len);
+	return e;
+}
+
+/* DISCARD and WRITE_ZEROES: ranges after the header, every one of them
+ * checked before any is done. Unknown flags (and unmap on a discard) are
+ * UNSUPP, as the spec says; a count or a range the device does not take
+ * (too many, too long, past the end, a length that is no whole number of
+ * ranges) is IOERR. */
+static uint8_t do_discard_write_zeroes(struct blk_worker *w, uint32_t type)
+{
+	struct virtio_blk *blk = w->blk;
+	const struct virtq_chain *c = &w->chain;
+	struct virtio_blk_discard_write_zeroes seg[BLK_DISCARD_MAX_SEG];
+	bool discard = type == VIRTIO_BLK_T_DISCARD;
+	uint64_t len = c->out_len - sizeof(struct virtio_blk_outhdr);
+	uint32_t max_seg = discard ? BLK_DISCARD_MAX_SEG : BLK_WRITE_ZEROES_MAX_SEG;
+	uint32_t max_sectors = discard ? BLK_DISCARD_MAX_SECTORS : BLK_WRITE_ZEROES_MAX_SECTORS;
+	uint32_t allowed_flags = discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
+
+	zero_writable_data(w);   /* a well-formed one has none */
+	if (blk->readonly)
+		return VIRTIO_BLK_S_IOERR;   /* as any write */
+	if (!(discard ? blk->discard : blk->write_zeroes))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (len == 0 || len % sizeof(seg[0]) || len / sizeof(seg[0]) > max_seg)
+		return VIRTIO_BLK_S_IOERR;
+	unsigned n = (unsigned)(len / sizeof(seg[0]));
+	/* Copied once: the driver may change them under us. */
+	iov_to_buf(c->iov, c->n_out, sizeof(struct virtio_blk_outhdr), seg, len);
+	for (unsigned i = 0; i < n; i++)
+		if (le32toh(seg[i].flags) & ~allowed_flags)
+			return VIRTIO_BLK_S_UNSUPP;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t num = le32toh(seg[i].num_sectors);
+		if (num > max_sectors || !in_capacity(blk, le64toh(seg[i].sector), (uint64_t)num * SECTOR_SIZE))
+			return VIRTIO_BLK_S_IOERR;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t sector = le64toh(seg[i].sector), bytes = (uint64_t)le32toh(seg[i].num_sectors) * SECTOR_SIZE;
+		if (!bytes)
+			continue;
+		int e = discard ? discard_range(blk, sector * SECTOR_SIZE, bytes)
+				: zero_range(blk, sector * SECTOR_SIZE, bytes,
+					     le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+		if (e < 0) {
+			warn_io(blk, -e, discard ? "discard" : "write zeroes", bytes, sector);
+			return VIRTIO_BLK_S_IOERR;
+		}
+	}
+	if (blk->writethrough && fdatasync(blk->fd) < 0) {
+		warn_io(blk, errno, discard ? "discard" : "write zeroes", 0, 0);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
 static void warn_malformed(struct blk_worker *w, const char *what)
 {
 	struct virtio_blk *blk = w->blk;
@@ -219,8 +455,14 @@ static void warn_malformed(struct blk_worker *w, const char *what)
 
 static void count(struct virtio_blk *blk, uint32_t type, uint8_t st, uint64_t bytes)
 {
-	atomic_uint_fast64_t *n = type == VIRTIO_BLK_T_IN ? &blk->n_reads : type == VIRTIO_BLK_T_OUT ? &blk->n_writes
-				  : type == VIRTIO_BLK_T_FLUSH ? &blk->n_flushes : &blk->n_others;
+	atomic_uint_fast64_t *n = &blk->n_others;
+	switch (type) {
+	case VIRTIO_BLK_T_IN: n = &blk->n_reads; break;
+	case VIRTIO_BLK_T_OUT: n = &blk->n_writes; break;
+	case VIRTIO_BLK_T_FLUSH: n = &blk->n_flushes; break;
+	case VIRTIO_BLK_T_DISCARD: n = &blk->n_discards; break;
+	case VIRTIO_BLK_T_WRITE_ZEROES: n = &blk->n_write_zeroes; break;
+	}
 	atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
 	if (st != VIRTIO_BLK_S_OK)
 		atomic_fetch_add_explicit(&blk->n_errors, 1, memory_order_relaxed);
@@ -237,10 +479,14 @@ void virtio_blk_stats(const struct virtio_blk *b, struct virtio_blk_stats *out)
 		.reads = atomic_load_explicit(&blk->n_reads, memory_order_relaxed),
 		.writes = atomic_load_explicit(&blk->n_writes, memory_order_relaxed),
 		.flushes = atomic_load_explicit(&blk->n_flushes, memory_order_relaxed),
+		.discards = atomic_load_explicit(&blk->n_discards, memory_order_relaxed),
+		.write_zeroes = atomic_load_explicit(&blk->n_write_zeroes, memory_order_relaxed),
 		.others = atomic_load_explicit(&blk->n_others, memory_order_relaxed),
 		.read_bytes = atomic_load_explicit(&blk->n_read_bytes, memory_order_relaxed),
 		.written_bytes = atomic_load_explicit(&blk->n_written_bytes, memory_order_relaxed),
 		.errors = atomic_load_explicit(&blk->n_errors, memory_order_relaxed),
+		.discards_ignored = atomic_load_explicit(&blk->n_discards_ignored, memory_order_relaxed),
+		.throttled = atomic_load_explicit(&blk->n_throttled, memory_order_relaxed),
 	};
 }
 
@@ -290,6 +536,8 @@ static uint32_t serve(struct blk_worker *w)
 		break;
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
+		st = do_discard_write_zeroes(w, type);
+		break;
 	case VIRTIO_BLK_T_SECURE_ERASE:
 		/* Not offered; on a read-only disk the answer is the one any write gets. */
 		zero_writable_data(w);
@@ -307,29 +555,55 @@ static uint32_t serve(struct blk_worker *w)
 
 /* ---- worker threads ---- */
 
-/* Requests served per wake-up at most. The driver can keep the ring full
- * for ever (and a read may even land on the ring and publish more): after
- * this many the worker interrupts the guest, goes back through poll (where
- * a reset is seen) and carries on, kicked by itself. */
+/* Requests served (and waits for the rate limits) per wake-up at most. The
+ * driver can keep the ring full for ever (and a read may even land on the
+ * ring and publish more): after this many the worker interrupts the guest,
+ * goes back through poll (where a reset is seen) and carries on, kicked by
+ * itself. */
 #define BLK_DRAIN_BUDGET 1024u
 
+/* The data a request carries, its header and status byte left out: what
+ * the bytes limit counts. From the chain's lengths, which the driver cannot
+ * change after the pop (the type in guest memory it could). */
+static uint64_t chain_data_bytes(const struct virtq_chain *c)
+{
+	uint64_t out = c->out_len > sizeof(struct virtio_blk_outhdr) ? c->out_len - sizeof(struct virtio_blk_outhdr) : 0;
+	return out + (c->in_len > 1 ? c->in_len - 1 : 0);
+}
+
 /* Serves the available requests (up to the budget), then interrupts the
- * guest if it wants. Returns -1 when the queue is broken. */
+ * guest if it wants. A request over the rate limits goes back to the ring
+ * (nothing is held: a pause finds the rings final) and the worker sleeps
+ * until the budget is there, on the stop eventfd only: it neither polls the
+ * ring nor wakes for the guest's kicks meanwhile (they stay counted in the
+ * kick eventfd). Returns -1 when the queue is broken. */
 static int drain(struct blk_worker *w)
 {
 	struct virtio_blk *blk = w->blk;
 	struct virtq *vq = &w->queue->vq;
-	unsigned served = 0;
+	unsigned rounds = 0;
 	int r = 0;
 
-	while (!atomic_load_explicit(&blk->stopping, memory_order_relaxed) && served < BLK_DRAIN_BUDGET &&
+	while (!atomic_load_explicit(&blk->stopping, memory_order_relaxed) && rounds < BLK_DRAIN_BUDGET &&
 	       (r = virtq_pop_chain(vq, &w->chain)) > 0) {
+		rounds++;
+		uint64_t wait_ns = rate_admit(&blk->rate, chain_data_bytes(&w->chain));
+		if (wait_ns) {
+			virtq_unpop(vq);
+			atomic_fetch_add_explicit(&blk->n_throttled, 1, memory_order_relaxed);
+			/* What was served goes to the guest now, not after the wait. */
+			if (virtq_should_notify(vq))
+				blk->irq->queue(blk->irq, w->queue_index);
+			uint64_t ms = wait_ns / 1000000u + 1;
+			if (queue_worker_wait_stop(blk->queue_threads, ms > INT_MAX ? INT_MAX : (int)ms))
+				break;   /* pause or reset */
+			continue;
+		}
 		virtq_push_used(vq, w->chain.head, serve(w));
-		served++;
 	}
 	if (virtq_should_notify(vq))
 		blk->irq->queue(blk->irq, w->queue_index);
-	if (served == BLK_DRAIN_BUDGET) {
+	if (rounds == BLK_DRAIN_BUDGET) {
 		/* More may be waiting: come back after poll. Only this thread
 		 * reads the eventfd; a full counter means a kick is pending. */
 		if (w->queue->kick_fd >= 0)
@@ -410,6 +684,8 @@ static int blk_activate(void *dev, uint64_t features, struct virtio_queue *queue
 	}
 	blk->irq = irq;
 	blk->writethrough = !(features & (1ull << VIRTIO_BLK_F_FLUSH));
+	blk->discard = !blk->readonly && (features & (1ull << VIRTIO_BLK_F_DISCARD));
+	blk->write_zeroes = !blk->readonly && (features & (1ull << VIRTIO_BLK_F_WRITE_ZEROES));
 	atomic_store(&blk->stopping, false);
 	atomic_store(&blk->warned_malformed, false);
 	atomic_store(&blk->warned_io, false);
@@ -480,6 +756,8 @@ static uint64_t blk_features(void *dev)
 	uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_FLUSH);
 	if (blk->readonly)
 		f |= 1ull << VIRTIO_BLK_F_RO;
+	else
+		f |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
 	if (blk->num_queues > 1)
 		f |= 1ull << VIRTIO_BLK_F_MQ;
 	return f;
@@ -525,14 +803,21 @@ const struct virtio_dev_ops virtio_blk_ops = {
 
 /* ---- life cycle ---- */
 
+/* Sets GET_ID's answer: at most VIRTIO_BLK_ID_BYTES, NUL padded. */
+static void set_serial(struct virtio_blk *blk, const char *serial)
+{
+	memset(blk->serial, 0, sizeof(blk->serial));
+	memcpy(blk->serial, serial, strnlen(serial, sizeof(blk->serial)));
+}
+
 void virtio_blk_set_index(struct virtio_blk *blk, unsigned index)
 {
 	char serial[32];
 
 	snprintf(blk->name, sizeof(blk->name), "blk%u", index);
 	snprintf(serial, sizeof(serial), "minivmm-blk%u", index);
-	memset(blk->serial, 0, sizeof(blk->serial));
-	memcpy(blk->serial, serial, strnlen(serial, sizeof(blk->serial)));
+	if (!blk->custom_serial)
+		set_serial(blk, serial);
 	for (unsigned i = 0; i < blk->num_queues; i++) {
 		struct blk_worker *w = &blk->workers[i];
 		snprintf(w->thread_name, sizeof(w->thread_name), "blk%u-q%u", index % 1000,
@@ -574,6 +859,30 @@ static int64_t image_size(int fd, const char *path, char *err, size_t errlen)
 	return (int64_t)size;
 }
 
+/* The discard granularity the guest is told, in sectors: the image's
+ * block size (a hole is punched in whole blocks; a part of one is zeroed),
+ * 4 KiB when it says nothing sensible. */
+static uint32_t discard_alignment(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_blksize >= (blksize_t)SECTOR_SIZE && st.st_blksize <= (1 << 20) &&
+	    !(st.st_blksize & (st.st_blksize - 1)))
+		return (uint32_t)st.st_blksize / SECTOR_SIZE;
+	return 4096 / SECTOR_SIZE;
+}
+
+/* A serial GET_ID can give: 1 to 20 printable ASCII characters. */
+static bool serial_ok(const char *s)
+{
+	size_t n = strnlen(s, VIRTIO_BLK_ID_BYTES + 1);
+	if (n < 1 || n > VIRTIO_BLK_ID_BYTES)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
 struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *err, size_t errlen)
 {
 	const char *path = p->path;
@@ -582,6 +891,11 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 
 	if (num_queues < 1 || num_queues > VIRTIO_MAX_QUEUES) {
 		snprintf(err, errlen, "image %s: %u queues: must be 1 to %u", path, num_queues, VIRTIO_MAX_QUEUES);
+		return NULL;
+	}
+	if (p->serial && !serial_ok(p->serial)) {
+		snprintf(err, errlen, "image %s: serial: must be 1 to %u printable ASCII characters", path,
+			 VIRTIO_BLK_ID_BYTES);
 		return NULL;
 	}
 	/* O_NONBLOCK: a FIFO named by mistake must fail the check below, not
@@ -617,6 +931,15 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 	}
 	blk->fd = fd;
 	log_limit_init(&blk->log_limit, blk->name);
+	pthread_mutex_init(&blk->rate.lock, NULL);
+	uint64_t now = monotonic_ns();
+	limit_init(&blk->rate.ops, p->ops_per_sec, now);
+	limit_init(&blk->rate.bytes, p->bytes_per_sec, now);
+	blk->rate.limited = p->ops_per_sec || p->bytes_per_sec;
+	if (p->serial) {
+		set_serial(blk, p->serial);
+		blk->custom_serial = true;
+	}
 	blk->readonly = readonly;
 	blk->num_queues = num_queues;
 	blk->capacity = (uint64_t)size / SECTOR_SIZE;
@@ -637,6 +960,14 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 	blk->config.seg_max = htole32(BLK_SEG_MAX);
 	blk->config.blk_size = htole32(SECTOR_SIZE);
 	blk->config.num_queues = htole16((uint16_t)num_queues);
+	if (!readonly) {
+		blk->config.max_discard_sectors = htole32(BLK_DISCARD_MAX_SECTORS);
+		blk->config.max_discard_seg = htole32(BLK_DISCARD_MAX_SEG);
+		blk->config.discard_sector_alignment = htole32(discard_alignment(fd));
+		blk->config.max_write_zeroes_sectors = htole32(BLK_WRITE_ZEROES_MAX_SECTORS);
+		blk->config.max_write_zeroes_seg = htole32(BLK_WRITE_ZEROES_MAX_SEG);
+		blk->config.write_zeroes_may_unmap = 1;   /* unmap: a hole is punched */
+	}
 	return blk;
 }
 
@@ -648,5 +979,6 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	queue_worker_destroy(blk->queue_threads);
 	close(blk->fd);
 	log_limit_destroy(&blk->log_limit);
+	pthread_mutex_destroy(&blk->rate.lock);
 	free(blk);
 }

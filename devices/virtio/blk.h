@@ -2,12 +2,20 @@
  * or block device.
  *
  * Offered features: SEG_MAX, BLK_SIZE (512), FLUSH, RO for a read-only disk,
- * MQ when there is more than one queue. Requests served: IN, OUT, FLUSH,
- * GET_ID; anything else completes with VIRTIO_BLK_S_UNSUPP.
+ * DISCARD and WRITE_ZEROES for a writable one, MQ when there is more than
+ * one queue. Requests served: IN, OUT, FLUSH, GET_ID, and DISCARD and
+ * WRITE_ZEROES when negotiated (holes punched in the image with fallocate();
+ * zeros written where it cannot); anything else completes with
+ * VIRTIO_BLK_S_UNSUPP.
+ *
+ * Rate limits (optional): operations and bytes per second for the whole
+ * disk, each a token bucket with a one-time burst; a queue over its budget
+ * leaves the request in its ring and its worker sleeps until the budget is
+ * there (see virtio_blk_params).
  *
  * Threads: activate() starts one worker per ready queue ("blk<index>-q<i>"),
  * which waits on that queue's kick eventfd and does the I/O with
- * preadv/pwritev/fdatasync, so a vCPU never blocks on the disk. reset() stops
+ * preadv/pwritev/fdatasync/fallocate, so a vCPU never blocks on the disk. reset() stops
  * and joins them all. The device owns the image fd and a queue worker
  * (devices/virtio/queue_worker.h: the threads and their stop eventfd); the
  * transport owns the queues, their eventfds and the interrupt handle. */
@@ -31,6 +39,16 @@ struct virtio_blk_params {
 	 * returns ("minivmm-blk<index>"), so that every disk of a VM has its
 	 * own. */
 	unsigned index;
+	/* GET_ID's answer: 1 to VIRTIO_BLK_ID_BYTES (20) printable ASCII
+	 * characters; NULL: "minivmm-blk<index>". */
+	const char *serial;
+	/* Rate limits, per second, for the disk (all its queues together); 0:
+	 * none. An operation is any request; its bytes are the data it carries
+	 * (a read's or write's; a discard or write-zeroes counts its 16-byte
+	 * ranges, not the sectors they name). Each limit allows a one-time
+	 * burst of one second's worth, then refills a bucket of 1/10 s worth. */
+	uint64_t bytes_per_sec;
+	uint64_t ops_per_sec;
 	const struct thread_starter *threads;   /* who creates the queue workers; NULL: pthread_create */
 };
 
@@ -38,11 +56,12 @@ struct virtio_blk;
 
 /* Opens the image. Returns NULL with one line in err naming the image and
  * the reason ("image PATH: not a regular file or block device", size not a
- * multiple of 512, ...); the caller adds where the path came from. */
+ * multiple of 512, a serial that is too long, ...); the caller adds where the
+ * path came from. */
 struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *err, size_t errlen);
 
-/* Gives the disk another index (see virtio_blk_params). Call before
- * activation. */
+/* Gives the disk another index (see virtio_blk_params; a serial given at
+ * create stays). Call before activation. */
 void virtio_blk_set_index(struct virtio_blk *blk, unsigned index);
 
 /* Stops the workers if they run, closes the image. NULL is accepted. */
@@ -52,9 +71,11 @@ void virtio_blk_destroy(struct virtio_blk *blk);
  * counters, each one exact, read while the workers run). Bytes are the
  * data of the requests that succeeded. */
 struct virtio_blk_stats {
-	uint64_t reads, writes, flushes, others;   /* others: GET_ID, unsupported types */
+	uint64_t reads, writes, flushes, discards, write_zeroes, others;   /* others: GET_ID, unsupported types */
 	uint64_t read_bytes, written_bytes;
 	uint64_t errors;                            /* completed with a status other than OK (UNSUPP too) */
+	uint64_t discards_ignored;                  /* completed OK, but the image cannot punch holes */
+	uint64_t throttled;                         /* waits of a queue over the rate limits */
 };
 void virtio_blk_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
 

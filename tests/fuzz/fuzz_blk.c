@@ -12,7 +12,9 @@
  * Input layout (little-endian), missing bytes read as zero:
  *   0   u8  queue size = 1 << (b % 9) (1..256)
  *   1   u8  bit 0 EVENT_IDX, bit 1 INDIRECT_DESC, bit 2 read-only disk,
- *           bit 3 FLUSH negotiated (else every write is synced)
+ *           bit 3 FLUSH negotiated (else every write is synced), bit 4
+ *           DISCARD and WRITE_ZEROES negotiated (ranges punched or zeroed in
+ *           the image, a memfd: it punches holes, zeros are written)
  *   2   u16 starting index (the device's last_avail_idx and used_idx)
  *   4   RAM (16 KiB at guest address 0): descriptor table at 0x0, available
  *       ring at 0x1000, used ring at 0x2000, buffers anywhere
@@ -70,7 +72,8 @@ static void setup_once(void)
 }
 
 /* Seeds: one request each (IN, OUT, FLUSH with extra writable bytes, GET_ID,
- * an unknown type), header and status in their own descriptors. */
+ * an unknown type, DISCARD of two ranges, WRITE_ZEROES with unmap), header
+ * and status in their own descriptors. */
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
@@ -92,18 +95,26 @@ static void write_seeds(const char *dir)
 		{ "flush-with-writable-bytes", VIRTIO_BLK_T_FLUSH, 8, true },
 		{ "get-id", VIRTIO_BLK_T_GET_ID, 20, true },
 		{ "unknown-type", 99, 16, true },
+		{ "discard", VIRTIO_BLK_T_DISCARD, 32, false },
+		{ "write-zeroes", VIRTIO_BLK_T_WRITE_ZEROES, 16, false },
 	};
 	for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		static uint8_t in[HDR + RAM_SIZE];
 		memset(in, 0, sizeof(in));
 		in[0] = 4;      /* 16 entries */
-		in[1] = 1 | 8;  /* EVENT_IDX, FLUSH */
+		in[1] = 1 | 8 | 16;   /* EVENT_IDX, FLUSH, DISCARD and WRITE_ZEROES */
 		uint8_t *r = in + HDR;
 		desc(r, 0, 0x3000, 16, VIRTQ_DESC_F_NEXT, 1);   /* header */
 		desc(r, 1, 0x3100, reqs[i].data_len, (uint16_t)(VIRTQ_DESC_F_NEXT | (reqs[i].data_write ? VIRTQ_DESC_F_WRITE : 0)), 2);
 		desc(r, 2, 0x3ff0, 1, VIRTQ_DESC_F_WRITE, 0);     /* status */
 		put32(r + 0x3000, reqs[i].type);
 		put64(r + 0x3008, 8);                             /* sector */
+		/* discard and write zeroes ranges: sector, count, flags */
+		put64(r + 0x3100, 8);
+		put32(r + 0x3108, 16);
+		put32(r + 0x310c, reqs[i].type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0);
+		put64(r + 0x3110, 100);
+		put32(r + 0x3118, 4);
 		put16(r + AVAIL_GPA + 2, 1);                      /* avail->idx */
 		put16(r + AVAIL_GPA + 4, 0);                      /* ring[0] = head 0 */
 		fuzz_write_seed(dir, reqs[i].name, in, sizeof(in));
@@ -143,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w->queue = &queue;
 	blk->irq = &fuzz_irq;
 	blk->writethrough = !(h[1] & 8);
+	blk->discard = blk->write_zeroes = !blk->readonly && (h[1] & 16);
 	atomic_store(&blk->stopping, false);
 	notified = 0;
 

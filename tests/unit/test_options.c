@@ -136,6 +136,83 @@ Test(options, disk_queues)
 	}
 }
 
+/* --disk serial=: GET_ID's 20 bytes, printable ASCII; absent: the device's
+ * default (minivmm-blkN), left to it. */
+Test(options, disk_serial)
+{
+	struct disk_opt d;
+	cr_assert_eq(options_parse_disk("a.img", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_empty(d.serial, "no serial: the device's default");
+	cr_assert_eq(options_parse_disk("a.img,serial=data-disk_01,ro", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(d.serial, "data-disk_01");
+	cr_assert(d.readonly);
+	cr_assert_eq(options_parse_disk("a.img,serial=ABCDEFGHIJ0123456789", &d, err, sizeof(err)), 0, "20: %s", err);
+	cr_assert_str_eq(d.serial, "ABCDEFGHIJ0123456789");
+	cr_assert_eq(options_parse_disk("a.img,serial=x y=z~!", &d, err, sizeof(err)), 0, "spaces, '=': %s", err);
+	cr_assert_str_eq(d.serial, "x y=z~!");
+	const char *bad[][2] = {
+		{ "a.img,serial=ABCDEFGHIJ0123456789K", "--disk: serial=ABCDEFGHIJ0123456789K is not 1 to 20 characters" },
+		{ "a.img,serial=", "--disk: serial= is not 1 to 20 characters" },
+		{ "a.img,serial", "--disk: setting 'serial' needs a value" },
+		{ "a.img,serial=tab\there", "--disk: serial= takes printable ASCII only (byte 0x09)" },
+		{ "a.img,serial=caf\xc3\xa9", "printable ASCII only (byte 0xc3)" },
+		{ "a.img,serial=del\x7f", "(byte 0x7f)" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_disk(bad[i][0], &d, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+		cr_assert_null(strchr(err, '\n'), "one line");
+	}
+	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a.img,serial=123456789012345678901"), -1);
+	cr_assert(strstr(err, "--disk: serial=123456789012345678901"), "%s", err);
+	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a.img,serial=one", "--disk", "b.img"), 0, "%s", err);
+	cr_assert_str_eq(o.disks[0].serial, "one");
+	cr_assert_str_empty(o.disks[1].serial);
+}
+
+/* --disk bw=, iops=: the disk's limits, independent; 0 or absent: none. */
+Test(options, disk_rate_limits)
+{
+	struct disk_opt d;
+	cr_assert_eq(options_parse_disk("a.img", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.bytes_per_sec, 0, "no limit unless asked");
+	cr_assert_eq(d.ops_per_sec, 0);
+	cr_assert_eq(options_parse_disk("a.img,bw=10485760,iops=500,queues=2", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.bytes_per_sec, 10485760);
+	cr_assert_eq(d.ops_per_sec, 500);
+	cr_assert_eq(d.queues, 2);
+	cr_assert_eq(options_parse_disk("a.img,iops=7", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.bytes_per_sec, 0);
+	cr_assert_eq(d.ops_per_sec, 7);
+	cr_assert_eq(options_parse_disk("a.img,bw=0,iops=0,ro", &d, err, sizeof(err)), 0, "0 is no limit: %s", err);
+	cr_assert_eq(d.bytes_per_sec + d.ops_per_sec, 0);
+	cr_assert_eq(options_parse_disk("a.img,bw=1099511627776,iops=1099511627776", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.bytes_per_sec, 1ull << 40);
+	cr_assert_eq(d.ops_per_sec, 1ull << 40);
+	const char *bad[][2] = {
+		{ "a.img,bw=", "--disk: bw= is not a number of bytes per second from 0 (no limit) to 1099511627776" },
+		{ "a.img,iops=", "--disk: iops= is not a number of requests per second" },
+		{ "a.img,bw=10M", "--disk: bw=10M is not a number" },
+		{ "a.img,iops=-1", "--disk: iops=-1 is not" },
+		{ "a.img,iops=+5", "--disk: iops=+5 is not" },
+		{ "a.img,bw=1099511627777", "--disk: bw=1099511627777 is not" },
+		{ "a.img,iops=99999999999999999999999", "is not a number" },
+		{ "a.img,bw", "--disk: setting 'bw' needs a value" },
+		{ "a.img,iops", "--disk: setting 'iops' needs a value" },
+		{ "a.img,pps=5", "--disk: unknown setting 'pps'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_disk(bad[i][0], &d, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+		cr_assert_null(strchr(err, '\n'), "one line");
+	}
+	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a.img,iops=100", "--disk", "b.img,bw=4096"), 0, "%s", err);
+	cr_assert_eq(o.disks[0].ops_per_sec, 100);
+	cr_assert_eq(o.disks[0].bytes_per_sec, 0);
+	cr_assert_eq(o.disks[1].bytes_per_sec, 4096);
+	cr_assert_eq(o.disks[1].ops_per_sec, 0);
+}
+
 Test(options, net_specs)
 {
 	struct net_opt n;
@@ -156,6 +233,54 @@ Test(options, net_specs)
 	cr_assert_eq(options_parse_net("tap0,vhost=yes", &n, err, sizeof(err)), -1);
 	cr_assert_eq(options_parse_net("averyveryverylongtapname", &n, err, sizeof(err)), -1);
 	cr_assert_eq(options_parse_net("ta/p", &n, err, sizeof(err)), -1);
+}
+
+/* --net bw=, pps=: each direction's limit, 0 or absent: none; vhost-net
+ * cannot meter, so not with vhost=on (auto and off are fine). */
+Test(options, net_rate_limits)
+{
+	struct net_opt n;
+	cr_assert_eq(options_parse_net("tap0", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.bytes_per_sec, 0, "no limit unless asked");
+	cr_assert_eq(n.packets_per_sec, 0);
+	cr_assert_eq(options_parse_net("tap0,bw=1250000,pps=1000,queues=2", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.bytes_per_sec, 1250000);
+	cr_assert_eq(n.packets_per_sec, 1000);
+	cr_assert_eq(n.queue_pairs, 2);
+	cr_assert_eq(n.vhost, VHOST_AUTO);
+	cr_assert_eq(options_parse_net("tap0,pps=5,vhost=off", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.bytes_per_sec, 0);
+	cr_assert_eq(n.packets_per_sec, 5);
+	cr_assert_eq(n.vhost, VHOST_OFF);
+	cr_assert_eq(options_parse_net("tap0,bw=0,pps=0,vhost=on", &n, err, sizeof(err)), 0, "0 is no limit: %s", err);
+	cr_assert_eq(n.vhost, VHOST_ON);
+	cr_assert_eq(options_parse_net("tap0,bw=1099511627776,pps=1099511627776", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.bytes_per_sec, 1ull << 40);
+	cr_assert_eq(n.packets_per_sec, 1ull << 40);
+	const char *bad[][2] = {
+		{ "tap0,bw=", "--net: bw= is not a number of bytes per second from 0 (no limit) to 1099511627776" },
+		{ "tap0,pps=", "--net: pps= is not a number of packets per second" },
+		{ "tap0,bw=10M", "--net: bw=10M is not a number" },
+		{ "tap0,pps=-1", "--net: pps=-1 is not" },
+		{ "tap0,bw=1099511627777", "--net: bw=1099511627777 is not" },
+		{ "tap0,pps=99999999999999999999999", "is not a number" },
+		{ "tap0,bw", "--net: setting 'bw' needs a value" },
+		{ "tap0,pps", "--net: setting 'pps' needs a value" },
+		{ "tap0,bw=1000,vhost=on", "--net tap0: bw= with vhost=on: vhost-net moves the frames in the kernel" },
+		{ "tap0,vhost=on,pps=10", "--net tap0: pps= with vhost=on" },
+		{ "tap0,vhost=on,pps=10,bw=9", "--net tap0: bw= and pps= with vhost=on" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_net(bad[i][0], &n, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+		cr_assert_null(strchr(err, '\n'), "one line");
+	}
+	cr_assert_eq(PARSE("--kernel", "k", "--net", "tap0,vhost=on,bw=100"), -1);
+	cr_assert(strstr(err, "cannot be metered (vhost=auto or off)"), "%s", err);
+	cr_assert_eq(PARSE("--kernel", "k", "--net", "tap0,pps=100", "--net", "tap1,bw=7"), 0, "%s", err);
+	cr_assert_eq(o.nets[0].packets_per_sec, 100);
+	cr_assert_eq(o.nets[0].bytes_per_sec, 0);
+	cr_assert_eq(o.nets[1].bytes_per_sec, 7);
 }
 
 Test(options, vsock_specs)

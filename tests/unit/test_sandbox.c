@@ -123,6 +123,8 @@ Test(sandbox, control_allows_what_every_role_allows)
 	for (unsigned i = 0; i < sizeof(not_main) / sizeof(not_main[0]); i++)
 		cr_assert_not(sandbox_role_allows(THREAD_ROLE_MAIN, not_main[i]), "syscall %d", not_main[i]);
 	cr_assert(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(pwritev)));
+	cr_assert(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(fallocate)), "discard and write zeroes");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(fallocate)));
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(pwritev)), "net workers never touch files");
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VCPU, SCMP_SYS(fdatasync)));
 #if !SANDBOX_SANITIZER_BUILD   /* the sanitizer runtime opens /proc files itself */
@@ -136,6 +138,9 @@ Test(sandbox, control_allows_what_every_role_allows)
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(socket)), "by its arguments only");
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VSOCK, SCMP_SYS(bind)));
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(accept4)));
+	cr_assert(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(timerfd_settime)), "a rate-limited pair's timer");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(timerfd_create)), "made with the device");
+	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET_CTRL, SCMP_SYS(timerfd_create)));
 	cr_assert(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(getrandom)));
 	cr_assert(sandbox_role_allows(THREAD_ROLE_RNG, SCMP_SYS(poll)));
 #if !SANDBOX_SANITIZER_BUILD   /* the sanitizer runtime's own calls are in every list there */
@@ -214,6 +219,9 @@ static int blk_opens_a_file(struct sandbox *sb, void *arg)
 	char b[4];
 	if (pread(fd, b, sizeof(b), 0) != 0 || pwrite(fd, b, sizeof(b), 0) != sizeof(b) || (fdatasync(fd) != 0 && errno != EINVAL))
 		return 93;
+	/* discard and write zeroes: allowed (/dev/null has no blocks to punch) */
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) == 0 || errno == EPERM)
+		return 94;
 	socket(AF_INET6, SOCK_STREAM, 0);   /* forbidden: the process ends here */
 	return 0;
 }

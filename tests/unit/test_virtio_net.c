@@ -40,8 +40,10 @@
 #include "devices/net/worker.h"
 #include "devices/net/virtio_net.h"
 #include "vmm/base/guest_mem.h"
+#include "vmm/sandbox.h"
 #include "captured_log.h"
 #include "proc_census.h"
+#include "sandboxed_starter.h"
 #include "udp_frame.h"
 #include "virtq_driver.h"
 
@@ -1686,4 +1688,456 @@ Test(virtio_net, worker_threads_and_fds_go_with_reset)
 	cr_assert_eq(census_fds(), fds);
 	virtio_net_destroy(net);
 	net = NULL;
+}
+
+/* ============================ rate limits (bw=, pps=) ====================== */
+
+/* The real worker on a stand-in tap (socketpairs: one frame a message, the
+ * 12-byte header first), with the limits given. */
+static void create_limited(unsigned pairs, uint64_t bps, uint64_t pps, const struct thread_starter *threads)
+{
+	struct net_tap t;
+	memset(&t, 0, sizeof(t));
+	snprintf(t.name, sizeof(t.name), "fake0");
+	for (unsigned i = 0; i < pairs; i++) {
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+		t.fds[i] = sv[0];
+		peer_fds[i] = sv[1];
+	}
+	t.n_fds = pairs;
+	char err[256] = "";
+	struct virtio_net_params p = params(pairs, VIRTIO_NET_BACKEND_WORKER);
+	p.bytes_per_sec = bps;
+	p.packets_per_sec = pps;
+	p.threads = threads;
+	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
+	cr_assert_not_null(net, "create: %s", err);
+	cr_assert_eq(virtio_net_backend(net), &net_worker_backend);
+	n_pairs = pairs;
+	n_queues = 2 * pairs + 1;
+}
+
+#define SEQ_OFF 42u   /* where a frame's sequence number is: the UDP payload */
+#define RX_BUF 8192u  /* each RX chain: one buffer */
+#define IN_FLIGHT 40u /* frames queued each way at most (rings of QSIZE) */
+
+/* Frames of one direction: counted, and checked whole and in order. */
+struct flow {
+	unsigned sent, got;       /* frames given, frames that came out whole and in order */
+	uint64_t got_bytes;
+	uint64_t first_ms, third_ms;  /* when the first and the third came out */
+};
+
+struct both_ways {
+	unsigned pair;
+	size_t len;                 /* each frame, without the header */
+	struct flow tx, rx;         /* guest -> stand-in tap, stand-in tap -> guest */
+	unsigned tx_in_ring;        /* TX chains not used yet */
+	uint64_t rx_addr[QSIZE];    /* RX chain head -> its buffer */
+	unsigned rx_posted;
+	uint64_t end_ms;            /* when both_ways_run's time was up */
+	uint8_t frame[HDR + RX_BUF];
+};
+
+static void numbered_frame(struct both_ways *b, unsigned seq, uint8_t *out)
+{
+	memset(out, 0, HDR);
+	make_udp_frame(out + HDR, b->len, (uint16_t)(7000 + b->pair), (uint8_t)seq);
+	memcpy(out + HDR + SEQ_OFF, &seq, sizeof(seq));
+}
+
+static void got_one(struct flow *f, const uint8_t *frame_with_hdr, size_t n, struct both_ways *b)
+{
+	cr_assert_eq(n, HDR + b->len, "frame %u: %zu bytes, not %zu", f->got, n, HDR + b->len);
+	unsigned seq;
+	memcpy(&seq, frame_with_hdr + HDR + SEQ_OFF, sizeof(seq));
+	cr_assert_eq(seq, f->got, "frame %u came as number %u: lost or reordered", f->got, seq);
+	if (!f->got)
+		f->first_ms = now_ms();
+	if (f->got == 2)
+		f->third_ms = now_ms();
+	f->got++;
+	f->got_bytes += b->len;
+}
+
+static void post_rx_chain(struct both_ways *b)
+{
+	struct virtq_driver *d = &drv[2 * b->pair];
+	uint64_t a = virtq_driver_alloc(d, RX_BUF);
+	uint16_t head = virtq_driver_add(d, &(struct virtq_seg){ a, RX_BUF, true }, 1);
+	b->rx_addr[head] = a;
+	b->rx_posted++;
+}
+
+/* One round of both sides: the guest takes its used buffers back, reads
+ * its RX frames, posts RX buffers and queues TX frames (sending: while
+ * more); the host end reads TX frames and writes RX frames (sending). */
+static void both_ways_round(struct both_ways *b, bool sending)
+{
+	struct virtq_driver *txd = &drv[2 * b->pair + 1], *rxd = &drv[2 * b->pair];
+	int peer = peer_fds[b->pair];
+	while (virtq_driver_has_used(txd)) {
+		virtq_driver_wait_used(txd);
+		b->tx_in_ring--;
+	}
+	while (virtq_driver_has_used(rxd)) {
+		struct virtq_used_elem e = virtq_driver_wait_used(rxd);
+		cr_assert_lt(e.id, QSIZE);
+		got_one(&b->rx, gpa(b->rx_addr[e.id]), e.len, b);
+		b->rx_posted--;
+	}
+	bool kick = false;
+	while (b->rx_posted < IN_FLIGHT) {
+		post_rx_chain(b);
+		kick = true;
+	}
+	if (kick)
+		virtq_driver_kick(rxd);
+	kick = false;
+	while (sending && b->tx_in_ring < IN_FLIGHT) {
+		uint64_t a = virtq_driver_alloc(txd, (uint32_t)(HDR + b->len));
+		numbered_frame(b, b->tx.sent++, gpa(a));
+		virtq_driver_add(txd, &(struct virtq_seg){ a, (uint32_t)(HDR + b->len), false }, 1);
+		b->tx_in_ring++;
+		kick = true;
+	}
+	if (kick)
+		virtq_driver_kick(txd);
+	for (;;) {
+		ssize_t n = recv(peer, b->frame, sizeof(b->frame), MSG_DONTWAIT);
+		if (n < 0) {
+			cr_assert_eq(errno, EAGAIN, "stand-in tap: %s", strerror(errno));
+			break;
+		}
+		got_one(&b->tx, b->frame, (size_t)n, b);
+	}
+	while (sending && b->rx.sent - b->rx.got < IN_FLIGHT) {
+		numbered_frame(b, b->rx.sent, b->frame);
+		ssize_t n = send(peer, b->frame, HDR + b->len, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			break;
+		cr_assert_eq(n, (ssize_t)(HDR + b->len), "stand-in tap: %s", strerror(errno));
+		b->rx.sent++;
+	}
+}
+
+/* Frames of len bytes both ways through a pair for ms, as fast as the
+ * device takes them (IN_FLIGHT queued each way); *at_end: the counts when
+ * the time is up. Then nothing more is sent and every frame sent must come
+ * out: none lost, each whole and in order (checked frame by frame). */
+static void both_ways_run(struct both_ways *b, unsigned ms, struct both_ways *at_end)
+{
+	uint64_t end = now_ms() + ms;
+	while (now_ms() < end) {
+		both_ways_round(b, true);
+		usleep(500);
+	}
+	b->end_ms = now_ms();
+	*at_end = *b;
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	while (b->tx.got < b->tx.sent || b->rx.got < b->rx.sent) {
+		cr_assert_lt(now_ms(), deadline, "TX %u of %u frames, RX %u of %u after the end", b->tx.got, b->tx.sent,
+			     b->rx.got, b->rx.sent);
+		both_ways_round(b, false);
+		usleep(500);
+	}
+}
+
+/* CPU time (user + system) thread `name` of this process used, in ms. */
+static unsigned long thread_cpu_ms(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	long found = -1;
+	unsigned long ut = 0, st = 0;
+	for (struct dirent *e; (e = readdir(d)) && found < 0;) {
+		char path[300], comm[32] = "", stat[1024] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+		comm[strcspn(comm, "\n")] = 0;
+		if (strcmp(comm, name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		f = fopen(path, "re");
+		cr_assert_not_null(f);
+		cr_assert_not_null(fgets(stat, sizeof(stat), f));
+		fclose(f);
+		/* after "(comm)": state, then 10 fields, then utime and stime */
+		const char *p = strrchr(stat, ')');
+		cr_assert_not_null(p);
+		cr_assert_eq(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+		found = atol(e->d_name);
+	}
+	closedir(d);
+	cr_assert_geq(found, 0, "no thread %s", name);
+	return (ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK);
+}
+
+/* count frames came out in elapsed_ms under a limit of rate a second and a
+ * burst: at most the burst and the rate over the time (and the frame
+ * metered when the time began), at least 80% of the rate over the time (a
+ * limiter off or too strict fails one or the other). */
+static void assert_rate(const char *what, uint64_t count, uint64_t rate, uint64_t burst, uint64_t elapsed_ms,
+			uint64_t unit)
+{
+	uint64_t most = burst + rate * elapsed_ms / 1000 + unit, least = rate * elapsed_ms / 1000 * 8 / 10;
+	cr_assert_leq(count, most, "%s: %llu in %llu ms, over the limit (%llu a second, burst %llu)", what,
+		      (unsigned long long)count, (unsigned long long)elapsed_ms, (unsigned long long)rate,
+		      (unsigned long long)burst);
+	cr_assert_geq(count, least, "%s: %llu in %llu ms, under 80%% of the limit (%llu a second)", what,
+		      (unsigned long long)count, (unsigned long long)elapsed_ms, (unsigned long long)rate);
+}
+
+/* pps=200: about 200 frames a second each way (plus the burst, 100 ms of
+ * them), every frame out whole and in order, and the pair's thread sleeps
+ * between frames: little CPU, a wake-up or so a frame. */
+Test(virtio_net, pps_limit_holds_each_way)
+{
+	const uint64_t pps = 200, burst = pps / 10;
+	create_limited(1, 0, pps, NULL);
+	uint64_t t0 = now_ms();
+	activate_with(BASE_FEATURES, true);
+	unsigned long cpu0 = thread_cpu_ms("net0-qp0");
+	struct both_ways b = { .pair = 0, .len = 100 }, end;
+	both_ways_run(&b, 1000, &end);
+	uint64_t elapsed = end.end_ms - t0;
+	unsigned long cpu = thread_cpu_ms("net0-qp0") - cpu0;
+	assert_rate("TX frames", end.tx.got, pps, burst, elapsed, 1);
+	assert_rate("RX frames", end.rx.got, pps, burst, elapsed, 1);
+	struct net_pair_stats st = pair_stats(0);
+	cr_assert_eq(st.tx_packets, b.tx.sent);
+	cr_assert_eq(st.rx_packets, b.rx.sent);
+	cr_assert_eq(st.tx_dropped + st.rx_dropped, 0);
+	cr_assert_geq(st.tx_throttled, 1);
+	cr_assert_geq(st.rx_throttled, 1);
+	elapsed = now_ms() - t0;
+	cr_assert_lt(cpu, 100 + elapsed / 5, "the pair's thread used %lu ms of CPU in %llu ms: spinning?", cpu,
+		     (unsigned long long)elapsed);
+	cr_assert_leq(st.wakeups, 4 * (st.tx_packets + st.rx_packets) + 100, "%llu wake-ups for %llu frames",
+		      (unsigned long long)st.wakeups, (unsigned long long)(st.tx_packets + st.rx_packets));
+	cr_assert_eq(atomic_load(&irq_log.needs_reset_calls), 0);
+}
+
+/* bw=200000 with frames of 1000 bytes: about 200 KB a second each way. */
+Test(virtio_net, bw_limit_holds_each_way)
+{
+	const uint64_t bps = 200000, burst = bps / 10;
+	create_limited(1, bps, 0, NULL);
+	uint64_t t0 = now_ms();
+	activate_with(BASE_FEATURES, false);
+	unsigned long cpu0 = thread_cpu_ms("net0-qp0");
+	struct both_ways b = { .pair = 0, .len = 1000 }, end;
+	both_ways_run(&b, 1000, &end);
+	uint64_t elapsed = end.end_ms - t0;
+	unsigned long cpu = thread_cpu_ms("net0-qp0") - cpu0;
+	/* RX is metered after the read (its length is not known before): one
+	 * frame over, at most */
+	assert_rate("TX bytes", end.tx.got_bytes, bps, burst, elapsed, b.len);
+	assert_rate("RX bytes", end.rx.got_bytes, bps, burst, elapsed, b.len);
+	struct net_pair_stats st = pair_stats(0);
+	cr_assert_eq(st.tx_bytes, (uint64_t)b.tx.sent * b.len);
+	cr_assert_eq(st.rx_bytes, (uint64_t)b.rx.sent * b.len);
+	cr_assert_geq(st.tx_throttled, 1);
+	cr_assert_geq(st.rx_throttled, 1);
+	elapsed = now_ms() - t0;
+	cr_assert_lt(cpu, 100 + elapsed / 5, "the pair's thread used %lu ms of CPU in %llu ms: spinning?", cpu,
+		     (unsigned long long)elapsed);
+}
+
+/* Both limits at once: the stricter one rules (here pps). */
+Test(virtio_net, bw_and_pps_the_stricter_rules)
+{
+	const uint64_t pps = 100;
+	create_limited(1, 10000000, pps, NULL);
+	uint64_t t0 = now_ms();
+	activate_with(BASE_FEATURES, false);
+	struct both_ways b = { .pair = 0, .len = 500 }, end;
+	both_ways_run(&b, 700, &end);
+	uint64_t elapsed = end.end_ms - t0;
+	assert_rate("TX frames", end.tx.got, pps, pps / 10, elapsed, 1);
+	assert_rate("RX frames", end.rx.got, pps, pps / 10, elapsed, 1);
+}
+
+/* A throttled pair does not spin and does not read its TX ring: with the
+ * ring full and the guest kicking all the time, a frame goes every 1/pps
+ * second and the thread wakes about as often (the kicks included). */
+Test(virtio_net, throttled_pair_sleeps_through_kicks)
+{
+	const uint64_t pps = 10;   /* burst: 1 */
+	create_limited(1, 0, pps, NULL);
+	activate_with(BASE_FEATURES, true);
+	uint8_t f[HDR + 60];
+	struct both_ways b = { .pair = 0, .len = 60 };
+	for (unsigned i = 0; i < 20; i++) {
+		numbered_frame(&b, i, f);
+		uint64_t a = virtq_driver_alloc(&drv[1], sizeof(f));
+		memcpy(gpa(a), f, sizeof(f));
+		virtq_driver_add(&drv[1], &(struct virtq_seg){ a, sizeof(f), false }, 1);
+	}
+	uint64_t t0 = now_ms();
+	virtq_driver_kick(&drv[1]);
+	unsigned long cpu0 = thread_cpu_ms("net0-qp0");
+	wait_count(&irq_log.queue_calls[1], 1, "TX interrupt");
+	uint64_t w0 = pair_stats(0).wakeups;
+	for (unsigned i = 0; i < 50; i++) {   /* 500 ms of kicks */
+		virtq_driver_kick(&drv[1]);
+		usleep(10 * 1000);
+	}
+	uint64_t elapsed = now_ms() - t0;
+	struct net_pair_stats st = pair_stats(0);
+	unsigned long cpu = thread_cpu_ms("net0-qp0") - cpu0;
+	assert_rate("TX frames", st.tx_packets, pps, 1, elapsed, 1);
+	cr_assert_leq(st.wakeups - w0, 50 + 2 * st.tx_packets + 5, "%llu wake-ups in %llu ms",
+		      (unsigned long long)(st.wakeups - w0), (unsigned long long)elapsed);
+	cr_assert_lt(cpu, 60, "the pair's thread used %lu ms of CPU in %llu ms: spinning?", cpu,
+		     (unsigned long long)elapsed);
+	/* the kicks did not make it look at the ring: one stop a frame */
+	cr_assert_leq(st.tx_throttled, st.tx_packets + 2, "%llu stops for %llu frames",
+		      (unsigned long long)st.tx_throttled, (unsigned long long)st.tx_packets);
+	/* a frame the tap never saw is still in the ring, not used: not
+	 * dropped, and the rest in order */
+	unsigned used = virtq_driver_used_idx(&drv[1]);
+	cr_assert_leq(used, 10, "used %u", used);
+	for (ssize_t n; (n = recv(peer_fds[0], b.frame, sizeof(b.frame), MSG_DONTWAIT)) > 0;)
+		got_one(&b.tx, b.frame, (size_t)n, &b);
+	cr_assert_geq(b.tx.got, used, "%u frames used, %u sent", used, b.tx.got);
+}
+
+/* A frame larger than the burst goes (once the bucket is full), and costs
+ * all its bytes: bw=10000 (burst 1000) and frames of 4000 bytes. The first
+ * goes at once each way; by the third, 12000 bytes went, which takes at
+ * least 0.7 s: the burst, the rate, and (RX, metered once read) one frame
+ * on credit. */
+Test(virtio_net, frame_larger_than_the_burst_passes_and_pays)
+{
+	create_limited(1, 10000, 0, NULL);
+	uint64_t t0 = now_ms();
+	activate_with(BASE_FEATURES, false);
+	struct both_ways b = { .pair = 0, .len = 4000 };
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	while (b.tx.sent < 3 || b.rx.sent < 3) {   /* IN_FLIGHT at once: sends far more than 3 */
+		both_ways_round(&b, true);
+		cr_assert_lt(now_ms(), deadline);
+	}
+	while (b.tx.got < 3 || b.rx.got < 3) {
+		both_ways_round(&b, false);
+		cr_assert_lt(now_ms(), deadline, "TX %u, RX %u frames after %d ms", b.tx.got, b.rx.got, TEST_TIMEOUT_MS);
+		usleep(1000);
+	}
+	uint64_t tx3 = b.tx.third_ms - t0, rx3 = b.rx.third_ms - t0;
+	cr_assert_geq(tx3, 650, "the third TX frame after %llu ms", (unsigned long long)tx3);
+	cr_assert_geq(rx3, 650, "the third RX frame after %llu ms", (unsigned long long)rx3);
+	cr_assert_leq(b.tx.first_ms - t0, 300, "the first frame waits for nothing");
+	cr_assert_leq(b.rx.first_ms - t0, 300, "the first frame waits for nothing");
+}
+
+/* The limit is the NIC's: each of its pairs gets an even share, so that
+ * the sum never passes it. pps=200 on 2 pairs, frames on pair 0 only: 100
+ * a second. */
+Test(virtio_net, pairs_share_the_nic_limit)
+{
+	const uint64_t pps = 200;
+	create_limited(2, 0, pps, NULL);
+	uint64_t t0 = now_ms();
+	activate_with(BASE_FEATURES | CTRL_FEATURES | F(VIRTIO_NET_F_MQ), false);
+	cr_assert_eq(pairs_set(2), VIRTIO_NET_OK);
+	struct both_ways b = { .pair = 0, .len = 100 }, end;
+	both_ways_run(&b, 1000, &end);
+	uint64_t elapsed = end.end_ms - t0;
+	assert_rate("TX frames, pair 0", end.tx.got, pps / 2, pps / 20, elapsed, 1);
+	assert_rate("RX frames, pair 0", end.rx.got, pps / 2, pps / 20, elapsed, 1);
+	cr_assert_eq(pair_stats(1).tx_packets, 0);
+}
+
+/* The buckets belong to the device: a reset does not refill them (a driver
+ * gains no burst by resetting), pause and resume neither. */
+Test(virtio_net, reset_gives_no_new_burst)
+{
+	create_limited(1, 0, 10, NULL);   /* burst 1 */
+	activate_with(BASE_FEATURES, false);
+	struct both_ways b = { .pair = 0, .len = 60 };
+	both_ways_round(&b, true);
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	while (!b.tx.got) {
+		both_ways_round(&b, false);
+		cr_assert_lt(now_ms(), deadline);
+		usleep(1000);
+	}
+	uint64_t t0 = now_ms();
+	virtio_net_ops.reset(net);
+	memset(&b, 0, sizeof(b));
+	activate_with(BASE_FEATURES, false);
+	numbered_frame(&b, 0, b.frame);
+	uint64_t a = virtq_driver_alloc(&drv[1], HDR + 60);
+	memcpy(gpa(a), b.frame, HDR + 60);
+	virtq_driver_submit(&drv[1], &(struct virtq_seg){ a, HDR + 60, false }, 1);
+	struct virtq_used_elem e = virtq_driver_wait_used(&drv[1]);
+	(void)e;
+	cr_assert_geq(now_ms() - t0, 50, "the frame after the reset went at once: the bucket was refilled");
+}
+
+/* A limit takes the worker backend: vhost-net cannot meter. */
+Test(virtio_net, rate_limit_needs_the_worker_backend)
+{
+	struct net_tap t;
+	memset(&t, 0, sizeof(t));
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	t.fds[0] = sv[0];
+	t.n_fds = 1;
+	peer_fds[0] = sv[1];
+	char err[256] = "";
+	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
+	p.bytes_per_sec = 1000;
+	cr_assert_null(virtio_net_create_on_tap(&p, &t, err, sizeof(err)));
+	cr_assert(strstr(err, "tap " TAP ": a rate limit needs the worker backend: vhost-net moves the frames in the "
+			 "kernel"), "%s", err);
+	cr_assert_null(strchr(err, '\n'));
+	/* auto: the worker, whether /dev/vhost-net opens or not, and it says why */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	memset(&t, 0, sizeof(t));
+	t.fds[0] = sv[0];
+	t.n_fds = 1;
+	close(peer_fds[0]);
+	peer_fds[0] = sv[1];
+	p.backend = VIRTIO_NET_BACKEND_AUTO;
+	p.bytes_per_sec = 0;
+	p.packets_per_sec = 1000;
+	logged();
+	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
+	cr_assert_not_null(net, "%s", err);
+	cr_assert_eq(virtio_net_backend(net), &net_worker_backend);
+	const char *l = logged();
+	cr_assert(strstr(l, "net0: tap " TAP ", 1 queue pair, datapath: worker threads (rate limited"), "%s", l);
+}
+
+/* The pair's thread, throttled both ways (its timerfd set and read), under
+ * THREAD_ROLE_NET's allow list: a call missing from it ends this process
+ * with status 159 (the test fails). Then pause, resume (a new thread), reset. */
+Test(virtio_net, throttled_worker_keeps_to_its_seccomp_allow_list)
+{
+	const struct thread_starter *starter = sandboxed_starter(THREAD_ROLE_NET);
+	create_limited(1, 0, 50, starter);   /* burst 5 */
+	activate_with(BASE_FEATURES, false);
+	struct both_ways b = { .pair = 0, .len = 100 }, end;
+	both_ways_run(&b, 200, &end);
+	struct net_pair_stats st = pair_stats(0);
+	cr_assert_geq(st.tx_throttled, 1);
+	cr_assert_geq(st.rx_throttled, 1);
+	virtio_net_ops.pause(net);
+	cr_assert_eq(virtio_net_ops.resume(net), 0);
+	b.tx.sent = b.tx.got = b.rx.sent = b.rx.got = 0;
+	both_ways_run(&b, 200, &end);
+	cr_assert_geq(pair_stats(0).tx_throttled + pair_stats(0).rx_throttled, 1);
+	virtio_net_ops.reset(net);
+	cr_assert_eq(atomic_load(&sandboxed_threads), 2);
+	virtio_net_destroy(net);   /* on this (unfiltered) thread */
+	net = NULL;
+	sandbox_destroy(&sandbox);
 }

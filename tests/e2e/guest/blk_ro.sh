@@ -4,6 +4,7 @@
 dev=/dev/vda
 [ -b $dev ] || { echo "MVTEST ro: no $dev"; exit 1; }
 echo "MVTEST ro flag=$(cat /sys/block/vda/ro)"
+echo "MVTEST ro discard_max=$(cat /sys/block/vda/queue/discard_max_bytes)"
 if dd if=/dev/zero of=$dev bs=4096 count=16 conv=fsync 2>/tmp/err; then
     echo "MVTEST ro write=allowed"
 else
