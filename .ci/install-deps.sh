@@ -6,6 +6,8 @@ PKGS=(
 	# build and unit tests
 	build-essential cmake pkg-config libcriterion-dev clang
 	libfdt-dev libseccomp-dev libcap-dev libjson-c-dev
+	# virtio-blk's io_uring engine (devices/virtio/blk_uring.c)
+	liburing-dev
 	# guest images: Debian kernel, busybox initramfs, our own minimal kernel
 	linux-image-amd64 linux-source-6.1 busybox-static iperf3 cpio kmod e2fsprogs
 	iproute2 ethtool bc flex bison libelf-dev libssl-dev xz-utils
@@ -19,6 +21,7 @@ PKGS=(
 	# arch/arm64/cross-build.sh, it cannot be installed beside the native
 	# one), dtc for the device tree tests, qemu-user to run the arm64 binary
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 libcap-dev:arm64 libjson-c-dev:arm64
+	liburing-dev:arm64
 	device-tree-compiler qemu-user
 	# the nested arm64 rig (tests/rig/rig.sh --arch arm64): a qemu-system-aarch64 TCG L1;
 	# Debian's arm64 kernel, busybox and QEMU are downloaded, not installed, by

@@ -131,6 +131,9 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			.serial = d->serial[0] ? d->serial : NULL,
 			.bytes_per_sec = d->bytes_per_sec,
 			.ops_per_sec = d->ops_per_sec,
+			.engine = d->engine == DISK_ENGINE_URING  ? VIRTIO_BLK_ENGINE_URING
+				  : d->engine == DISK_ENGINE_SYNC ? VIRTIO_BLK_ENGINE_SYNC
+								  : VIRTIO_BLK_ENGINE_AUTO,
 			.index = i,
 			.threads = &vm->threads.starter,
 		};
@@ -236,6 +239,12 @@ void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps
 		*n_taps += virtio_net_tap_fds(d->nets[i], taps + *n_taps, max_taps - *n_taps);
 		*n_vhost += virtio_net_vhost_fds(d->nets[i], vhost + *n_vhost, max_vhost - *n_vhost);
 	}
+}
+
+void vm_devices_log_choices(struct vm_devices *d)
+{
+	for (unsigned i = 0; i < d->n_blks; i++)
+		virtio_blk_log_engine(d->blks[i]);
 }
 
 void vm_devices_pause(struct vm_devices *d)

@@ -50,6 +50,9 @@ struct vm_devices {
  * sets *n_taps and *n_vhost. */
 void vm_devices_net_fds(const struct vm_devices *d, int *taps, unsigned max_taps, unsigned *n_taps, int *vhost,
 			unsigned max_vhost, unsigned *n_vhost);
+/* Start-up is over: says what devices chose when they were made (each
+ * disk's engine=auto), one line each. */
+void vm_devices_log_choices(struct vm_devices *d);
 /* Pause and resume every device's threads (virtio_transport_pause). */
 void vm_devices_pause(struct vm_devices *d);
 void vm_devices_resume(struct vm_devices *d);

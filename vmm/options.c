@@ -22,12 +22,14 @@ const char options_usage[] =
 "  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
 "  --cpus N              number of vCPUs (default 1)\n"
 "  --mem MiB             guest RAM in MiB (default 256)\n"
-"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,transport=mmio|pci]\n"
+"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,engine=uring|sync|auto][,transport=mmio|pci]\n"
 "                        virtio-blk disk (repeatable); queues: one per vCPU by default;\n"
 "                        serial: its ID for the guest (1-20 printable ASCII\n"
 "                        characters; default minivmm-blkN); bw, iops: at most\n"
 "                        BYTES and N requests per second (0: no limit), after a\n"
-"                        one-time burst of one second's worth\n"
+"                        one-time burst of one second's worth; engine: io_uring\n"
+"                        or synchronous I/O (auto, the default: io_uring where\n"
+"                        the kernel allows it)\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable); bw, pps: at\n"
 "                        most BYTES and N frames per second each way (0: no\n"
@@ -200,8 +202,19 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 		*(bytes ? &d->bytes_per_sec : &d->ops_per_sec) = v;
 		return 0;
 	}
+	if (!strcmp(key, "engine") && val) {
+		if (!strcmp(val, "uring"))
+			d->engine = DISK_ENGINE_URING;
+		else if (!strcmp(val, "sync"))
+			d->engine = DISK_ENGINE_SYNC;
+		else if (!strcmp(val, "auto"))
+			d->engine = DISK_ENGINE_AUTO;
+		else
+			return err_set(err, errlen, "--disk: engine=%s is not uring, sync or auto", val);
+		return 0;
+	}
 	if (!val && (!strcmp(key, "serial") || !strcmp(key, "bw") || !strcmp(key, "iops") || !strcmp(key, "queues") ||
-		     !strcmp(key, "transport")))
+		     !strcmp(key, "transport") || !strcmp(key, "engine")))
 		return err_set(err, errlen, "--disk: setting '%s' needs a value (%s=...)", key, key);
 	return err_set(err, errlen, "--disk: unknown setting '%s'", key);
 }

@@ -19,6 +19,7 @@
 
 enum transport { TRANSPORT_DEFAULT, TRANSPORT_MMIO, TRANSPORT_PCI };
 enum vhost_mode { VHOST_AUTO, VHOST_ON, VHOST_OFF };
+enum disk_engine { DISK_ENGINE_AUTO, DISK_ENGINE_SYNC, DISK_ENGINE_URING };
 enum console_kind { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
 enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
 
@@ -32,6 +33,7 @@ struct disk_opt {
 	char serial[21];           /* serial=: GET_ID's answer (1-20 printable ASCII); "": the default */
 	uint64_t bytes_per_sec;    /* bw=: rate limit of the disk; 0: none */
 	uint64_t ops_per_sec;      /* iops= */
+	enum disk_engine engine;   /* engine=: io_uring or synchronous I/O; auto: io_uring where the kernel allows it */
 };
 
 struct net_opt {

@@ -112,8 +112,14 @@ static const struct rule vcpu_rules[] = {
  * and syncs, fallocate for discard and write zeroes (punched holes, zeroed
  * ranges), and the queue worker's poll, also its timed sleep when a disk is
  * over its rate limits. */
+/* A disk queue's worker (devices/virtio/blk.c): the image's I/O, and with
+ * the io_uring engine io_uring_enter on its queue's ring (submit, reap,
+ * wait). On any fd: this process has no other ring, and no thread may make
+ * one (io_uring_setup and io_uring_register are in no list; the rings are
+ * made and restricted before the sandbox, devices/virtio/blk_uring.h). */
 static const struct rule blk_rules[] = {
 	R(poll), R(ppoll), R(preadv), R(pwritev), R(pread64), R(pwrite64), R(fdatasync), R(fsync), R(fallocate),
+	R(io_uring_enter),
 	{ RULES_END, ANY_ARGS },
 };
 

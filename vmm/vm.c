@@ -315,6 +315,7 @@ static int start_threads(void *arg)
 	struct vm *vm = arg;
 	if (vm->restore && snapshot_restore_devices(vm, vm->restore->snap))
 		return -1;
+	vm_devices_log_choices(&vm->devices);   /* start-up's errors are behind */
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (vcpu_start(&vm->vcpus[i]))
 			return -1;

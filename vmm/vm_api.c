@@ -97,6 +97,7 @@ static struct json_object *blk_stats(struct virtio_blk *blk)
 	struct json_object *o = json_object_new_object();
 	if (!o)
 		return NULL;
+	json_object_object_add(o, "engine", json_object_new_string(virtio_blk_engine_name(blk)));
 	add_u64(o, "reads", st.reads);
 	add_u64(o, "writes", st.writes);
 	add_u64(o, "flushes", st.flushes);
@@ -108,6 +109,7 @@ static struct json_object *blk_stats(struct virtio_blk *blk)
 	add_u64(o, "errors", st.errors);
 	add_u64(o, "discards_ignored", st.discards_ignored);
 	add_u64(o, "throttled", st.throttled);
+	add_u64(o, "uring_requests", st.uring_requests);
 	return o;
 }
 

@@ -4,7 +4,8 @@
 # executable.
 # Usage: arch/arm64/cross-build.sh [BUILD_DIR]     (default: build-arm64)
 # Needs (.ci/install-deps.sh installs them): gcc-aarch64-linux-gnu,
-# libseccomp-dev:arm64, libcap-dev:arm64, and apt access for libfdt-dev:arm64.
+# libseccomp-dev:arm64, libcap-dev:arm64, libjson-c-dev:arm64, liburing-dev:arm64,
+# and apt access for libfdt-dev:arm64.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-build-arm64}

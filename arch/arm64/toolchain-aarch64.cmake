@@ -1,6 +1,6 @@
 # Cross build for arm64 on an x86 Debian host:
 #   dpkg --add-architecture arm64 && apt-get update
-#   apt-get install gcc-aarch64-linux-gnu libfdt-dev:arm64 libseccomp-dev:arm64 libcap-dev:arm64
+#   apt-get install gcc-aarch64-linux-gnu libfdt-dev:arm64 libseccomp-dev:arm64 libcap-dev:arm64 liburing-dev:arm64
 #   cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=arch/arm64/toolchain-aarch64.cmake -DMINIVMM_STATIC=ON
 #   cmake --build build-arm64
 # Tests are off in a cross build (MINIVMM_TESTS defaults to OFF).

@@ -14,9 +14,19 @@
  * there (see virtio_blk_params).
  *
  * Threads: activate() starts one worker per ready queue ("blk<index>-q<i>"),
- * which waits on that queue's kick eventfd and does the I/O with
- * preadv/pwritev/fdatasync/fallocate, so a vCPU never blocks on the disk. reset() stops
- * and joins them all. The device owns the image fd and a queue worker
+ * which waits on that queue's kick eventfd and does the I/O, so a vCPU never
+ * blocks on the disk. reset() stops and joins them all.
+ *
+ * Engines (virtio_blk_params.engine): io_uring (devices/virtio/blk_uring.h)
+ * keeps up to 64 reads, writes and flushes in flight per queue, in a ring
+ * made at create (before the sandbox) and restricted to those operations on
+ * the image; a pause or reset waits for them and completes them first. The
+ * synchronous engine serves one request at a time with
+ * preadv/pwritev/fdatasync. Either way, other requests (GET_ID, DISCARD and
+ * WRITE_ZEROES with fallocate, unsupported ones), writes in writethrough
+ * mode and requests of more than seg_max segments are served synchronously.
+ *
+ * The device owns the image fd, the rings and a queue worker
  * (devices/virtio/queue_worker.h: the threads and their stop eventfd); the
  * transport owns the queues, their eventfds and the interrupt handle. */
 #ifndef MINIVMM_VIRTIO_BLK_H
@@ -29,6 +39,13 @@
 #include "devices/virtio/virtio.h"
 
 struct thread_starter;
+
+/* How a disk's requests reach the image. */
+enum virtio_blk_engine {
+	VIRTIO_BLK_ENGINE_AUTO,    /* io_uring where the kernel allows it, else sync; one info line says which */
+	VIRTIO_BLK_ENGINE_SYNC,    /* preadv/pwritev/fdatasync on the queue's worker, one request at a time */
+	VIRTIO_BLK_ENGINE_URING,   /* io_uring, or create() fails saying why */
+};
 
 struct virtio_blk_params {
 	const char *path;            /* the image: a regular file or block device */
@@ -49,6 +66,7 @@ struct virtio_blk_params {
 	 * burst of one second's worth, then refills a bucket of 1/10 s worth. */
 	uint64_t bytes_per_sec;
 	uint64_t ops_per_sec;
+	enum virtio_blk_engine engine;          /* 0: auto */
 	const struct thread_starter *threads;   /* who creates the queue workers; NULL: pthread_create */
 };
 
@@ -56,8 +74,9 @@ struct virtio_blk;
 
 /* Opens the image. Returns NULL with one line in err naming the image and
  * the reason ("image PATH: not a regular file or block device", size not a
- * multiple of 512, a serial that is too long, ...); the caller adds where the
- * path came from. */
+ * multiple of 512, a serial that is too long, "engine=uring: io_uring
+ * unavailable: io_uring_setup: ..." ...); the caller adds where the path came
+ * from. Makes the io_uring engine's rings: call before the sandbox. */
 struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *err, size_t errlen);
 
 /* Gives the disk another index (see virtio_blk_params; a serial given at
@@ -76,8 +95,19 @@ struct virtio_blk_stats {
 	uint64_t errors;                            /* completed with a status other than OK (UNSUPP too) */
 	uint64_t discards_ignored;                  /* completed OK, but the image cannot punch holes */
 	uint64_t throttled;                         /* waits of a queue over the rate limits */
+	uint64_t uring_requests;                    /* submitted through io_uring (the rest: synchronously) */
 };
 void virtio_blk_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
+
+/* The engine create() chose: "io_uring" or "sync". */
+const char *virtio_blk_engine_name(const struct virtio_blk *blk);
+
+/* With engine=auto: one info line saying which engine create() chose and,
+ * for sync, why ("blk0: image PATH, 2 queues, engine: sync (io_uring
+ * unavailable: io_uring_setup: ...)"); the first call only. Not said by
+ * create() itself: a start-up error after it must stay the one line on
+ * stderr. */
+void virtio_blk_log_engine(struct virtio_blk *blk);
 
 /* The dev pointer of every op is the struct virtio_blk. */
 extern const struct virtio_dev_ops virtio_blk_ops;

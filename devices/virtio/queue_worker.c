@@ -99,10 +99,15 @@ static void *worker_main(void *arg)
 			if (errno == EINTR)
 				continue;
 			log_warn("%s: poll: %s; thread stopped", t->name, strerror(errno));
+			if (p->ops->stop)
+				p->ops->stop(p->ctx);   /* what is in flight is not left behind */
 			return NULL;
 		}
-		if (fds[0].revents)
-			return NULL;   /* stop() */
+		if (fds[0].revents) {   /* stop() */
+			if (p->ops->stop)
+				p->ops->stop(p->ctx);
+			return NULL;
+		}
 		if (!serving)
 			continue;
 		if (!take_kicks(t, kicks)) {

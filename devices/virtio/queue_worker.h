@@ -6,11 +6,12 @@
  *
  * A thread's loop: while its queues work, serve(); then sleep in poll() on
  * the stop eventfd, the queues' kick eventfds and the device's own fds
- * ("watch"), for serve()'s timeout at most; on waking, return if stop was
- * asked, drain the kicks that fired, then woken() with the watched fds'
- * revents, and round again. When serve() says the queues broke, or a kick
- * eventfd is unusable (POLLERR/POLLNVAL), the thread marks the device
- * DEVICE_NEEDS_RESET through its irq and from then on only waits for stop.
+ * ("watch"), for serve()'s timeout at most; on waking, if stop was asked,
+ * call the device's stop() and return; else drain the kicks that fired,
+ * then woken() with the watched fds' revents, and round again. When serve()
+ * says the queues broke, or a kick eventfd is unusable (POLLERR/POLLNVAL),
+ * the thread marks the device DEVICE_NEEDS_RESET through its irq and from
+ * then on only waits for stop (and still calls stop() then).
  *
  * System calls, which the thread role's seccomp list (vmm/sandbox.c) must
  * allow: poll() and read() on the worker's threads; eventfd2 in create(),
@@ -48,6 +49,14 @@ struct queue_worker_ops {
 	/* Optional, after every wake-up (or timeout) but a stop while the
 	 * queues work, once the kicks are drained: the watched fds' revents. */
 	void (*woken)(void *ctx, const struct pollfd *watch);
+	/* Optional, on the worker's thread just before it ends (it saw stop,
+	 * or poll failed), whether or not the queues still work: a device with
+	 * requests in flight (blk's io_uring engine) finishes them and returns
+	 * them to the guest, so a pause or reset finds the rings final and the
+	 * next thread inherits nothing. Bounded (it may wait, for I/O that
+	 * always completes). On a broken queue nothing can be pushed: virtq
+	 * refuses, the device need not check. */
+	void (*stop)(void *ctx);
 };
 
 struct queue_worker_params {

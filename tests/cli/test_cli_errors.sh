@@ -40,6 +40,7 @@ expect_error "--cpus 0" --kernel "$tmp/trunc.bz" --cpus 0
 expect_error "--cpus 300" --kernel "$tmp/trunc.bz" --cpus 300
 expect_error "--disk: serial=123456789012345678901 is not 1 to 20 characters" --kernel "$tmp/trunc.bz" --disk "$tmp/d.img,serial=123456789012345678901"
 expect_error "--disk: iops=fast is not a number" --kernel "$tmp/trunc.bz" --disk "$tmp/d.img,iops=fast"
+expect_error "--disk: engine=aio is not uring, sync or auto" --kernel "$tmp/trunc.bz" --disk "$tmp/d.img,engine=aio"
 expect_error "--mem 4" --kernel "$tmp/trunc.bz" --mem 4
 expect_error "--mem lots" --kernel "$tmp/trunc.bz" --mem lots
 expect_error "--initrd $tmp/nope" --kernel "$tmp/trunc.bz" --initrd "$tmp/nope"

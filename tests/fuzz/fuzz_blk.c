@@ -14,7 +14,10 @@
  *   1   u8  bit 0 EVENT_IDX, bit 1 INDIRECT_DESC, bit 2 read-only disk,
  *           bit 3 FLUSH negotiated (else every write is synced), bit 4
  *           DISCARD and WRITE_ZEROES negotiated (ranges punched or zeroed in
- *           the image, a memfd: it punches holes, zeros are written)
+ *           the image, a memfd: it punches holes, zeros are written), bit 5
+ *           the io_uring engine (where the kernel allows it: its requests
+ *           in flight are then completed by the worker's stop op, as a pause
+ *           would, after the drains)
  *   2   u16 starting index (the device's last_avail_idx and used_idx)
  *   4   RAM (16 KiB at guest address 0): descriptor table at 0x0, available
  *       ring at 0x1000, used ring at 0x2000, buffers anywhere
@@ -35,7 +38,7 @@
 #define DISK_SIZE 0x10000
 
 static uint8_t ram[RAM_SIZE];
-static struct virtio_blk *disks[2];   /* read-write, read-only */
+static struct virtio_blk *disks[2][2];   /* [io_uring][read-only] */
 static int disk_fd = -1;
 static unsigned notified;
 
@@ -61,19 +64,22 @@ static void setup_once(void)
 	CHECK(disk_fd >= 0 && ftruncate(disk_fd, DISK_SIZE) == 0);
 	char path[64], err[256];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", disk_fd);
-	for (int ro = 0; ro < 2; ro++) {
-		disks[ro] = virtio_blk_create(&(struct virtio_blk_params){ .path = path, .readonly = ro, .num_queues = 1 }, err,
-					      sizeof(err));
-		if (!disks[ro]) {
-			fprintf(stderr, "fuzz_blk: %s\n", err);
-			abort();
+	for (int uring = 0; uring < 2; uring++)
+		for (int ro = 0; ro < 2; ro++) {
+			disks[uring][ro] = virtio_blk_create(
+				&(struct virtio_blk_params){ .path = path, .readonly = ro, .num_queues = 1,
+							     .engine = uring ? VIRTIO_BLK_ENGINE_AUTO : VIRTIO_BLK_ENGINE_SYNC },
+				err, sizeof(err));
+			if (!disks[uring][ro]) {
+				fprintf(stderr, "fuzz_blk: %s\n", err);
+				abort();
+			}
 		}
-	}
 }
 
 /* Seeds: one request each (IN, OUT, FLUSH with extra writable bytes, GET_ID,
  * an unknown type, DISCARD of two ranges, WRITE_ZEROES with unmap), header
- * and status in their own descriptors. */
+ * and status in their own descriptors, on each engine. */
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
@@ -98,11 +104,13 @@ static void write_seeds(const char *dir)
 		{ "discard", VIRTIO_BLK_T_DISCARD, 32, false },
 		{ "write-zeroes", VIRTIO_BLK_T_WRITE_ZEROES, 16, false },
 	};
-	for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+	for (unsigned k = 0; k < 2 * sizeof(reqs) / sizeof(reqs[0]); k++) {
+		unsigned i = k / 2;
+		bool uring = k & 1;
 		static uint8_t in[HDR + RAM_SIZE];
 		memset(in, 0, sizeof(in));
 		in[0] = 4;      /* 16 entries */
-		in[1] = 1 | 8 | 16;   /* EVENT_IDX, FLUSH, DISCARD and WRITE_ZEROES */
+		in[1] = 1 | 8 | 16 | (uring ? 32 : 0);   /* EVENT_IDX, FLUSH, DISCARD and WRITE_ZEROES, io_uring */
 		uint8_t *r = in + HDR;
 		desc(r, 0, 0x3000, 16, VIRTQ_DESC_F_NEXT, 1);   /* header */
 		desc(r, 1, 0x3100, reqs[i].data_len, (uint16_t)(VIRTQ_DESC_F_NEXT | (reqs[i].data_write ? VIRTQ_DESC_F_WRITE : 0)), 2);
@@ -117,7 +125,9 @@ static void write_seeds(const char *dir)
 		put32(r + 0x3118, 4);
 		put16(r + AVAIL_GPA + 2, 1);                      /* avail->idx */
 		put16(r + AVAIL_GPA + 4, 0);                      /* ring[0] = head 0 */
-		fuzz_write_seed(dir, reqs[i].name, in, sizeof(in));
+		char name[64];
+		snprintf(name, sizeof(name), "%s%s", reqs[i].name, uring ? "-uring" : "");
+		fuzz_write_seed(dir, name, in, sizeof(in));
 	}
 }
 
@@ -149,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t start = (uint16_t)(h[2] | h[3] << 8);
 	queue.vq.last_avail_idx = queue.vq.avail_idx_shadow = queue.vq.used_idx = start;
 
-	struct virtio_blk *blk = disks[(h[1] >> 2) & 1];
+	struct virtio_blk *blk = disks[(h[1] >> 5) & 1][(h[1] >> 2) & 1];
 	struct blk_worker *w = &blk->workers[0];
 	w->queue = &queue;
 	blk->irq = &fuzz_irq;
@@ -168,6 +178,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(!was_broken || queue.vq.broken);
 		was_broken = queue.vq.broken;
 	}
+	worker_stop(w);   /* io_uring: what is in flight completes (or is waited for, on a broken queue) */
+	CHECK(!w->ring || blk_uring_in_flight(w->ring) == 0);
 	uint16_t pushed = (uint16_t)(queue.vq.used_idx - start);
 	/* (The used ring's contents are not checked: a request's data may
 	 * legitimately land on it, the guest having put a buffer there; nor is

@@ -56,7 +56,8 @@ srcs() {
 	fuzz_snapshot) echo vmm/snapshot_parse.c vmm/base/snap_format.c arch/x86/snapshot.c arch/x86/cpu.c \
 		devices/virtio/transport.c devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
-		vmm/base/guest_mem.c vmm/base/log_limit.c vmm/base/snap_format.c vmm/base/token_bucket.c ;;   # blk.c itself is included by the target
+		vmm/base/guest_mem.c vmm/base/log_limit.c vmm/base/snap_format.c vmm/base/token_bucket.c \
+		devices/virtio/blk_uring.c -luring ;;   # blk.c itself is included by the target
 	fuzz_vsock_pkt) echo devices/vsock/vsock_pkt.c devices/virtio/iov.c ;;
 	fuzz_runner_proto) echo runner/proto.c ;;
 	esac

@@ -213,6 +213,35 @@ Test(options, disk_rate_limits)
 	cr_assert_eq(o.disks[1].ops_per_sec, 0);
 }
 
+/* --disk engine=: io_uring, synchronous, or auto (the default). */
+Test(options, disk_engine)
+{
+	struct disk_opt d;
+	cr_assert_eq(options_parse_disk("a.img", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.engine, DISK_ENGINE_AUTO, "auto unless asked");
+	cr_assert_eq(options_parse_disk("a.img,engine=uring,ro", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.engine, DISK_ENGINE_URING);
+	cr_assert(d.readonly);
+	cr_assert_eq(options_parse_disk("a.img,engine=sync", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.engine, DISK_ENGINE_SYNC);
+	cr_assert_eq(options_parse_disk("a.img,engine=sync,engine=auto", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.engine, DISK_ENGINE_AUTO, "the last one counts");
+	const char *bad[][2] = {
+		{ "a.img,engine=io_uring", "--disk: engine=io_uring is not uring, sync or auto" },
+		{ "a.img,engine=", "--disk: engine= is not uring, sync or auto" },
+		{ "a.img,engine=URING", "--disk: engine=URING is not" },
+		{ "a.img,engine", "--disk: setting 'engine' needs a value" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_disk(bad[i][0], &d, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+		cr_assert_null(strchr(err, '\n'), "one line");
+	}
+	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a.img,engine=sync", "--disk", "b.img"), 0, "%s", err);
+	cr_assert_eq(o.disks[0].engine, DISK_ENGINE_SYNC);
+	cr_assert_eq(o.disks[1].engine, DISK_ENGINE_AUTO);
+}
+
 Test(options, net_specs)
 {
 	struct net_opt n;

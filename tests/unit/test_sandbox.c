@@ -124,6 +124,16 @@ Test(sandbox, control_allows_what_every_role_allows)
 		cr_assert_not(sandbox_role_allows(THREAD_ROLE_MAIN, not_main[i]), "syscall %d", not_main[i]);
 	cr_assert(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(pwritev)));
 	cr_assert(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(fallocate)), "discard and write zeroes");
+	/* io_uring: the blk workers enter their rings (made before the sandbox);
+	 * no role makes or registers one, and only blk (and the control thread,
+	 * the union every thread starts from) enters one. */
+	cr_assert(sandbox_role_allows(THREAD_ROLE_BLK, SCMP_SYS(io_uring_enter)));
+	for (int r = 0; r < THREAD_ROLE_COUNT; r++) {
+		cr_assert_not(sandbox_role_allows((enum thread_role)r, SCMP_SYS(io_uring_setup)), "role %d", r);
+		cr_assert_not(sandbox_role_allows((enum thread_role)r, SCMP_SYS(io_uring_register)), "role %d", r);
+		if (r != THREAD_ROLE_BLK && r != THREAD_ROLE_CONTROL)
+			cr_assert_not(sandbox_role_allows((enum thread_role)r, SCMP_SYS(io_uring_enter)), "role %d", r);
+	}
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(fallocate)));
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_NET, SCMP_SYS(pwritev)), "net workers never touch files");
 	cr_assert_not(sandbox_role_allows(THREAD_ROLE_VCPU, SCMP_SYS(fdatasync)));

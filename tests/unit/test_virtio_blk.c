@@ -30,6 +30,7 @@
 #include "captured_log.h"
 #include "proc_census.h"
 #include "sandboxed_starter.h"
+#include "uring_refused.h"
 #include "virtq_driver.h"
 
 #define RAM_SIZE    0x400000ull          /* 4 MiB of fake guest RAM at 0 */
@@ -45,6 +46,14 @@
 #define HDR(q)      BUF_GPA(q)
 #define STATUS(q)   (BUF_GPA(q) + 0x100)
 #define DATA(q)     (BUF_GPA(q) + 0x1000)
+
+/* The engine every test creates its disk with: this file is built twice,
+ * test_virtio_blk (synchronous) and test_virtio_blk_uring (io_uring, where
+ * the kernel allows it: else every test skips, saying why). */
+#ifndef BLK_TEST_ENGINE
+#define BLK_TEST_ENGINE VIRTIO_BLK_ENGINE_SYNC
+#endif
+#define TEST_URING (BLK_TEST_ENGINE == VIRTIO_BLK_ENGINE_URING)
 
 #define ALL_FEATURES ((1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) | \
 		      (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_F_VERSION_1))
@@ -182,12 +191,23 @@ static void teardown(void)
 
 TestSuite(virtio_blk, .init = setup, .fini = teardown);
 
-static void create(bool readonly, unsigned nq)
+/* Creates the disk on the test's engine; a kernel without io_uring skips
+ * the test, saying why. */
+static struct virtio_blk *create_on_engine(struct virtio_blk_params p)
 {
 	char err[256] = "";
-	blk = virtio_blk_create(&(struct virtio_blk_params){ .path = img_path, .readonly = readonly, .num_queues = nq },
-				 err, sizeof(err));
-	cr_assert_not_null(blk, "create: %s", err);
+	if (!p.engine)
+		p.engine = BLK_TEST_ENGINE;
+	struct virtio_blk *b = virtio_blk_create(&p, err, sizeof(err));
+	if (!b && p.engine == VIRTIO_BLK_ENGINE_URING && strstr(err, "io_uring unavailable"))
+		cr_skip_test("%s", err);
+	cr_assert_not_null(b, "create: %s", err);
+	return b;
+}
+
+static void create(bool readonly, unsigned nq)
+{
+	blk = create_on_engine((struct virtio_blk_params){ .path = img_path, .readonly = readonly, .num_queues = nq });
 	n_queues = nq;
 }
 
@@ -235,7 +255,7 @@ Test(virtio_blk, config_space)
 	memset(&cfg, 0xaa, sizeof(cfg));
 	config_read(0, &cfg, size);
 	cr_assert_eq(le64toh(cfg.capacity), IMG_SECTORS);
-	cr_assert_eq(le32toh(cfg.seg_max), VIRTQ_MAX_IOV - 2);
+	cr_assert_eq(le32toh(cfg.seg_max), virtio_blk_ops.queue_max_size - 2, "seg_max: as QEMU, the queue size - 2");
 	cr_assert_eq(le32toh(cfg.blk_size), 512);
 	cr_assert_eq(le16toh(cfg.num_queues), 1);
 	cr_assert_eq(cfg.wce, 0);
@@ -827,12 +847,17 @@ Test(virtio_blk, reset_while_requests_are_pending)
 
 Test(virtio_blk, no_fd_or_thread_leaks)
 {
-	unsigned fds = census_fds();
+	unsigned fds = census_fds(), rings = TEST_URING ? 3 : 0;
 	create(false, 3);
-	cr_assert_eq(census_fds(), fds + 2, "the image and the stop eventfd");
+	cr_assert_eq(census_fds(), fds + 2 + rings, "the image, the stop eventfd, io_uring: a ring per queue");
+	cr_assert_str_eq(virtio_blk_engine_name(blk), TEST_URING ? "io_uring" : "sync");
 	activate_with(ALL_FEATURES, false);
 	cr_assert_eq(census_threads("blk0-q", 3), 3);
-	cr_assert_eq(census_fds(), fds + 2);
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert_eq(blk_read(i, 0, DATA(i), 4096, NULL), VIRTIO_BLK_S_OK);
+	cr_assert_eq(census_fds(), fds + 2 + rings);
+	virtio_blk_ops.reset(blk);
+	cr_assert_eq(census_fds(), fds + 2 + rings);
 	virtio_blk_destroy(blk);
 	blk = NULL;
 	cr_assert_eq(census_fds(), fds);
@@ -891,10 +916,8 @@ Test(virtio_blk, create_empty_image_and_most_queues)
 	virtio_blk_destroy(blk);
 	blk = NULL;
 	/* the largest queue count */
-	char err[256];
-	blk = virtio_blk_create(&(struct virtio_blk_params){ .path = img_path, .readonly = true, .num_queues = VIRTIO_MAX_QUEUES },
-				 err, sizeof(err));
-	cr_assert_not_null(blk, "%s", err);
+	blk = create_on_engine(
+		(struct virtio_blk_params){ .path = img_path, .readonly = true, .num_queues = VIRTIO_MAX_QUEUES });
 	cr_assert_eq(virtio_blk_ops.num_queues(blk), VIRTIO_MAX_QUEUES);
 }
 
@@ -967,12 +990,10 @@ Test(virtio_blk, host_write_error_is_ioerr_logged_once_and_the_disk_goes_on)
 
 static void create_p(struct virtio_blk_params p)
 {
-	char err[256] = "";
 	p.path = img_path;
 	if (!p.num_queues)
 		p.num_queues = 1;
-	blk = virtio_blk_create(&p, err, sizeof(err));
-	cr_assert_not_null(blk, "create: %s", err);
+	blk = create_on_engine(p);
 	n_queues = p.num_queues;
 }
 
@@ -1527,4 +1548,366 @@ Test(virtio_blk, the_workers_keep_to_their_seccomp_allow_list)
 	virtio_blk_destroy(blk);   /* on this (unfiltered) thread */
 	blk = NULL;
 	sandbox_destroy(&sandbox);
+}
+
+/* ---- engines: io_uring's requests in flight, and the choice ---- */
+
+/* Queue q set up by hand (as the transport would) with its own size and
+ * indirect descriptors, then the device activated with every feature. */
+static void activate_sized(uint16_t size, bool indirect)
+{
+	for (unsigned q = 0; q < n_queues; q++)
+		virtq_driver_init(&drv[q], &queues[q], q, &mem, size, RING_GPA(q), false, indirect);
+	cr_assert_eq(virtio_blk_ops.activate(blk, virtio_blk_ops.features(blk) | (1ull << VIRTIO_F_VERSION_1), queues,
+					     n_queues, &irq_log.irq), 0);
+}
+
+/* n requests on queue 0, not kicked: request i is a FLUSH when i % flush_every
+ * == flush_every - 1 (flush_every 0: none), else a write (write true) or a
+ * read of 16 KiB at sector 32 i, with data DATA(0) + 16 KiB i (a write's
+ * filled with i + 1). Header i at HDR(0) + 32 i, its status after it; heads[i]
+ * gets its head. */
+#define REQ_LEN 16384u
+static void queue_mixed(unsigned n, bool write, unsigned flush_every, uint16_t *heads)
+{
+	cr_assert_leq(n, 96u, "test bug: the headers reach the data");
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t hdr = HDR(0) + 32 * i, data = DATA(0) + (uint64_t)REQ_LEN * i;
+		*(uint8_t *)gpa(hdr + 16) = 0xee;
+		if (flush_every && i % flush_every == flush_every - 1) {
+			put_hdr(hdr, VIRTIO_BLK_T_FLUSH, 0);
+			struct virtq_seg s[] = { { hdr, 16, false }, { hdr + 16, 1, true } };
+			heads[i] = virtq_driver_add(&drv[0], s, 2);
+			continue;
+		}
+		put_hdr(hdr, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 32ull * i);
+		memset(gpa(data), write ? (int)(i + 1) : 0xcc, REQ_LEN);
+		struct virtq_seg s[] = { { hdr, 16, false }, { data, REQ_LEN, !write }, { hdr + 16, 1, true } };
+		heads[i] = virtq_driver_add(&drv[0], s, 3);
+	}
+}
+
+/* Request i of queue_mixed() completed right: its status, the used length,
+ * and its data (a read's as the image has it, a write's on the image). */
+static void assert_mixed_done(unsigned i, bool write, unsigned flush_every, uint32_t used_len)
+{
+	cr_assert_eq(*(uint8_t *)gpa(HDR(0) + 32 * i + 16), VIRTIO_BLK_S_OK, "request %u", i);
+	if (flush_every && i % flush_every == flush_every - 1) {
+		cr_assert_eq(used_len, 1, "flush %u", i);
+		return;
+	}
+	cr_assert_eq(used_len, write ? 1 : REQ_LEN + 1, "request %u", i);
+	static uint8_t file[REQ_LEN];
+	image_read(32ull * 512 * i, file, REQ_LEN);
+	const uint8_t *d = gpa(DATA(0) + (uint64_t)REQ_LEN * i);
+	for (unsigned j = 0; j < REQ_LEN; j += 97) {
+		if (write)
+			cr_assert_eq(file[j], (uint8_t)(i + 1), "request %u byte %u", i, j);
+		cr_assert_eq(d[j], file[j], "request %u byte %u", i, j);
+	}
+}
+
+/* Takes the used entries up to used->idx and checks each request they name. */
+static unsigned check_used(const uint16_t *heads, unsigned n, bool write, unsigned flush_every, bool *done)
+{
+	unsigned got = 0;
+	while (virtq_driver_has_used(&drv[0])) {
+		struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
+		unsigned i = 0;
+		while (i < n && (heads[i] != e.id || done[i]))
+			i++;
+		cr_assert_lt(i, n, "used head %u is no request in flight", e.id);
+		done[i] = true;
+		assert_mixed_done(i, write, flush_every, e.len);
+		got++;
+	}
+	return got;
+}
+
+Test(virtio_blk, sixty_four_requests_in_flight_one_interrupt_a_batch)
+{
+	create(false, 1);
+	activate_sized(256, false);
+	/* one request first: the worker is then idle in poll (its interrupt
+	 * comes after its last look at the ring) */
+	cr_assert_eq(blk_read(0, 0, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
+	wait_count(&irq_log.queue_calls[0], 1, "interrupts");
+	unsigned irqs0 = atomic_load(&irq_log.queue_calls[0]);
+	uint16_t heads[64];
+	bool done[64] = { false };
+	queue_mixed(64, false, 0, heads);
+	virtq_driver_kick(&drv[0]);
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	while (used_idx(0) < 65 && now_ms() < deadline)
+		usleep(200);
+	cr_assert_eq(used_idx(0), 65);
+	cr_assert_eq(check_used(heads, 64, false, 0, done), 64);
+	wait_count(&irq_log.queue_calls[0], irqs0 + 1, "interrupts");
+	usleep(20000);
+	/* One interrupt a batch: the reads of the page cache complete as they
+	 * are submitted, in one batch; a few may be finished by the kernel's
+	 * workers later, each batch of those with its own interrupt. */
+	unsigned irqs = atomic_load(&irq_log.queue_calls[0]) - irqs0;
+	cr_assert_leq(irqs, TEST_URING ? 4u : 1u, "%u interrupts for 64 requests", irqs);
+	cr_assert_eq(blk_stats().uring_requests, TEST_URING ? 65u : 0u);
+	cr_assert_eq(blk_stats().reads, 65);
+
+	/* and 64 writes with a flush every 8th, twice around the ring */
+	for (unsigned round = 0; round < 2; round++) {
+		memset(done, 0, sizeof(done));
+		queue_mixed(64, true, 8, heads);
+		virtq_driver_kick(&drv[0]);
+		unsigned got = 0;
+		deadline = now_ms() + TEST_TIMEOUT_MS;
+		while (got < 64 && now_ms() < deadline) {
+			got += check_used(heads, 64, true, 8, done);
+			usleep(200);
+		}
+		cr_assert_eq(got, 64, "round %u", round);
+	}
+	cr_assert_eq(blk_stats().flushes, 16);
+	cr_assert_eq(blk_stats().errors, 0);
+	cr_assert_str_empty(logged());
+}
+
+/* A pause (or reset) with requests in the ring waits for them: every request
+ * the device took is completed when pause returns, none completes while
+ * paused, and the ones it had not taken are served after the resume. */
+Test(virtio_blk, pause_with_requests_in_flight_completes_them_first)
+{
+	create(false, 1);
+	activate_sized(256, false);
+	for (unsigned round = 0; round < 8; round++) {
+		uint16_t heads[64];
+		bool done[64] = { false };
+		queue_mixed(64, true, 4, heads);   /* writes, and a flush (fdatasync: slow) every 4th */
+		virtq_driver_kick(&drv[0]);
+		if (round & 1)
+			usleep(300 * round);
+		virtio_blk_ops.pause(blk);
+		cr_assert_eq(census_threads("blk0-", 0), 0);
+		uint16_t taken = queues[0].vq.last_avail_idx, used = (uint16_t)used_idx(0);
+		cr_assert_eq(used, taken, "round %u: %u requests taken, %u completed by the pause", round,
+			     (uint16_t)(taken - drv[0].used_seen), (uint16_t)(used - drv[0].used_seen));
+		unsigned got = check_used(heads, 64, true, 4, done);
+		usleep(20000);
+		cr_assert_eq(used_idx(0), used, "round %u: completed while paused", round);
+		cr_assert_eq(virtio_blk_ops.resume(blk), 0);
+		uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+		while (got < 64 && now_ms() < deadline) {
+			got += check_used(heads, 64, true, 4, done);
+			usleep(200);
+		}
+		cr_assert_eq(got, 64, "round %u", round);
+	}
+	/* a reset with requests in flight: the same, and the queue is let go */
+	uint16_t heads[64];
+	queue_mixed(64, false, 4, heads);
+	virtq_driver_kick(&drv[0]);
+	virtio_blk_ops.reset(blk);
+	uint16_t used = (uint16_t)used_idx(0);
+	cr_assert_eq(used, queues[0].vq.last_avail_idx, "requests in flight after the reset");
+	usleep(20000);
+	cr_assert_eq(used_idx(0), used, "completed after the reset");
+	cr_assert_eq(blk_stats().errors, 0);
+}
+
+/* A chain with more data segments than the device's seg_max (a driver that
+ * ignores it; at most VIRTQ_MAX_IOV descriptors): served, synchronously
+ * with the io_uring engine, whose slots hold seg_max. seg_max itself goes
+ * to the ring. Indirect descriptors: more than the queue's size. */
+static uint16_t add_indirect(uint64_t table, const struct virtq_seg *segs, unsigned n)
+{
+	struct virtq_desc *it = gpa(table);
+	for (unsigned i = 0; i < n; i++)
+		it[i] = (struct virtq_desc){ htole64(segs[i].gpa), htole32(segs[i].len),
+					     htole16((uint16_t)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
+								(segs[i].write ? VIRTQ_DESC_F_WRITE : 0))),
+					     htole16((uint16_t)(i + 1)) };
+	struct virtq_driver *d = &drv[0];
+	if (d->next_desc >= d->size)
+		d->next_desc = 0;
+	uint16_t head = d->next_desc++;
+	virtq_driver_desc(d)[head] = (struct virtq_desc){ htole64(table), htole32(16 * n),
+							  htole16(VIRTQ_DESC_F_INDIRECT), 0 };
+	struct virtq_avail *avail = virtq_driver_avail(d);
+	avail->ring[d->avail_idx % d->size] = htole16(head);
+	__atomic_store_n(&avail->idx, htole16(++d->avail_idx), __ATOMIC_RELEASE);
+	return head;
+}
+
+Test(virtio_blk, more_segments_than_seg_max_are_served)
+{
+	create(false, 1);
+	activate_sized(QSIZE, true);
+	uint32_t seg_max;
+	config_read(offsetof(struct virtio_blk_config, seg_max), &seg_max, 4);
+	seg_max = le32toh(seg_max);
+	cr_assert_eq(seg_max, 254);
+	const uint64_t table = BUF_GPA(1);   /* queue 1's space: unused here */
+	static struct virtq_seg segs[402];
+	const unsigned counts[] = { 254, 255, 400 };
+	for (unsigned c = 0; c < 3; c++) {
+		unsigned n = counts[c];
+		uint64_t via_ring = blk_stats().uring_requests;
+		/* a write of n scattered 512-byte segments at sector 600 */
+		segs[0] = (struct virtq_seg){ HDR(0), 16, false };
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t at = DATA(0) + 1024ull * i;
+			memset(gpa(at), (int)(i * 3 + c + 1), 512);
+			segs[1 + i] = (struct virtq_seg){ at, 512, false };
+		}
+		segs[1 + n] = (struct virtq_seg){ STATUS(0), 1, true };
+		put_hdr(HDR(0), VIRTIO_BLK_T_OUT, 600);
+		*(uint8_t *)gpa(STATUS(0)) = 0xee;
+		uint16_t head = add_indirect(table, segs, n + 2);
+		virtq_driver_kick(&drv[0]);
+		struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
+		cr_assert_eq(e.id, head);
+		cr_assert_eq(e.len, 1);
+		cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), VIRTIO_BLK_S_OK, "%u segments", n);
+		for (unsigned i = 0; i < n; i++) {
+			uint8_t s[512];
+			image_read((600 + i) * 512ull, s, 512);
+			cr_assert_eq(s[0], (uint8_t)(i * 3 + c + 1), "%u segments: sector %u", n, 600 + i);
+			cr_assert_eq(s[511], (uint8_t)(i * 3 + c + 1), "%u segments: sector %u", n, 600 + i);
+		}
+		/* read back into n scattered segments, the status in the last one's buffer */
+		for (unsigned i = 0; i < n; i++) {
+			memset(gpa(DATA(0) + 1024ull * i + 512), 0, 512);
+			segs[1 + i] = (struct virtq_seg){ DATA(0) + 1024ull * i + 512, 512, true };
+		}
+		put_hdr(HDR(0), VIRTIO_BLK_T_IN, 600);
+		head = add_indirect(table, segs, n + 2);
+		virtq_driver_kick(&drv[0]);
+		e = virtq_driver_wait_used(&drv[0]);
+		cr_assert_eq(e.id, head);
+		cr_assert_eq(e.len, 512 * n + 1);
+		cr_assert_eq(*(uint8_t *)gpa(STATUS(0)), VIRTIO_BLK_S_OK);
+		for (unsigned i = 0; i < n; i++)
+			cr_assert_arr_eq(gpa(DATA(0) + 1024ull * i + 512), gpa(DATA(0) + 1024ull * i), 512,
+					 "%u segments: segment %u", n, i);
+		uint64_t went = blk_stats().uring_requests - via_ring;
+		cr_assert_eq(went, TEST_URING && n <= seg_max ? 2u : 0u, "%u segments: %llu through the ring", n,
+			     (unsigned long long)went);
+	}
+	cr_assert_str_empty(logged());
+}
+
+/* With requests in flight in io_uring (writeback: writes go there too),
+ * under THREAD_ROLE_BLK's allow list: io_uring_enter is all the ring needs
+ * (a missing call ends this process with status 159). */
+Test(virtio_blk, the_workers_keep_to_their_seccomp_allow_list_with_requests_in_flight)
+{
+	const struct thread_starter *starter = sandboxed_starter(THREAD_ROLE_BLK);
+	unsigned threads0 = atomic_load(&sandboxed_threads);   /* the TSan runner runs every test in one process */
+	create_p((struct virtio_blk_params){ .threads = starter });
+	activate_sized(256, false);
+	for (unsigned round = 0; round < 3; round++) {
+		uint16_t heads[64];
+		bool done[64] = { false };
+		queue_mixed(64, round != 1, 8, heads);
+		virtq_driver_kick(&drv[0]);
+		if (round == 2) {
+			virtio_blk_ops.pause(blk);   /* the wait for what is in flight, under the filter */
+			cr_assert_eq(virtio_blk_ops.resume(blk), 0);
+		}
+		unsigned got = 0;
+		uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+		while (got < 64 && now_ms() < deadline) {
+			got += check_used(heads, 64, round != 1, 8, done);
+			usleep(200);
+		}
+		cr_assert_eq(got, 64, "round %u", round);
+	}
+	cr_assert_eq(blk_stats().uring_requests, TEST_URING ? 192u : 0u);
+	virtio_blk_ops.reset(blk);
+	cr_assert_eq(atomic_load(&sandboxed_threads) - threads0, 2);
+	virtio_blk_destroy(blk);
+	blk = NULL;
+	sandbox_destroy(&sandbox);
+}
+
+/* engine=auto takes io_uring when the kernel allows it, else the
+ * synchronous engine, one line saying which and why (when the VM starts:
+ * virtio_blk_log_engine); engine=uring without io_uring is one error line
+ * naming the image and the reason. The kernel's refusal is played by a
+ * seccomp filter on the creating thread. */
+struct engine_try {
+	enum virtio_blk_engine engine;
+	struct virtio_blk *made;
+	char err[256];
+	unsigned fds_before, fds_after;
+};
+
+static void engine_try_create(void *p)
+{
+	struct engine_try *t = p;
+	t->fds_before = census_fds();
+	t->made = virtio_blk_create(
+		&(struct virtio_blk_params){ .path = img_path, .num_queues = 2, .engine = t->engine }, t->err,
+		sizeof(t->err));
+	t->fds_after = census_fds();
+}
+
+Test(virtio_blk, engine_auto_falls_back_and_engine_uring_says_why)
+{
+	char want[256];
+	/* auto, refused (a container's seccomp profile: ENOSYS): sync, said once */
+	struct engine_try t = { .engine = VIRTIO_BLK_ENGINE_AUTO };
+	(void)logged();
+	with_io_uring_refused(ENOSYS, engine_try_create, &t);
+	cr_assert_not_null(t.made, "%s", t.err);
+	blk = t.made;
+	n_queues = 2;
+	cr_assert_str_eq(virtio_blk_engine_name(blk), "sync");
+	cr_assert_str_empty(logged(), "said at create");
+	virtio_blk_log_engine(blk);
+	virtio_blk_log_engine(blk);   /* once */
+	snprintf(want, sizeof(want),
+		 "minivmm: blk0: image %s, 2 queues, engine: sync (io_uring unavailable: io_uring_setup: Function "
+		 "not implemented (no io_uring in this kernel, or a seccomp filter around this process refuses it))\n",
+		 img_path);
+	cr_assert_str_eq(logged(), want);
+	activate_with(ALL_FEATURES, false);
+	cr_assert_eq(blk_read(1, 2, DATA(1), 1024, NULL), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_stats().uring_requests, 0);
+	virtio_blk_destroy(blk);
+	blk = NULL;
+
+	/* uring, refused (kernel.io_uring_disabled: EPERM): one error line, nothing left open */
+	t = (struct engine_try){ .engine = VIRTIO_BLK_ENGINE_URING };
+	with_io_uring_refused(EPERM, engine_try_create, &t);
+	cr_assert_null(t.made);
+	snprintf(want, sizeof(want),
+		 "image %s: engine=uring: io_uring unavailable: io_uring_setup: Operation not permitted (disabled by "
+		 "sysctl kernel.io_uring_disabled)", img_path);
+	cr_assert_str_eq(t.err, want);
+	cr_assert_eq(t.fds_after, t.fds_before, "fd leaked");
+	cr_assert_str_empty(logged());
+
+	/* sync asked: no ring made, nothing said, even where io_uring works */
+	t = (struct engine_try){ .engine = VIRTIO_BLK_ENGINE_SYNC };
+	engine_try_create(&t);
+	cr_assert_not_null(t.made, "%s", t.err);
+	cr_assert_eq(t.fds_after, t.fds_before + 2, "the image and the stop eventfd");
+	cr_assert_str_eq(virtio_blk_engine_name(t.made), "sync");
+	virtio_blk_log_engine(t.made);
+	virtio_blk_destroy(t.made);
+	cr_assert_str_empty(logged());
+
+	/* auto on this thread: io_uring if this kernel allows it, the line says which */
+	t = (struct engine_try){ .engine = VIRTIO_BLK_ENGINE_AUTO };
+	engine_try_create(&t);
+	cr_assert_not_null(t.made, "%s", t.err);
+	virtio_blk_log_engine(t.made);
+	const char *line = logged();
+	if (!strcmp(virtio_blk_engine_name(t.made), "io_uring")) {
+		snprintf(want, sizeof(want), "minivmm: blk0: image %s, 2 queues, engine: io_uring\n", img_path);
+		cr_assert_str_eq(line, want);
+		cr_assert_eq(t.fds_after, t.fds_before + 4, "the image, the stop eventfd, two rings");
+	} else {
+		cr_assert(strstr(line, "engine: sync (io_uring unavailable: "), "%s", line);
+	}
+	virtio_blk_destroy(t.made);
 }
