@@ -5,7 +5,7 @@
 # host and host to guest, 1 and 4 streams), 4 vCPUs, 4 queue pairs. minivmm's
 # worker threads are compared with QEMU's own (userspace) backend, vhost-net
 # with vhost-net. QEMU is microvm on its virtio-mmio, and microvm with
-# pcie=on for pci. Exits, injected interrupts, system calls and CPU per packet
+# pcie=on for pci (romfile= : no option ROM, which microvm has no firmware for). Exits, injected interrupts, system calls and CPU per packet
 # come with each figure (datapath.inc). Results: LOGDIR/datapath_net.txt and .tsv.
 #   tests/rig/rig.sh --with-qemu --scenario-dir tests/bench/rig datapath_net
 #   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS (a subset of the configs below)
@@ -32,7 +32,7 @@ net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND
 		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --net "tap0,queues=4,vhost=$_vh,transport=$_tr" ;;
 	qemu-*)
 		_m=microvm _d=virtio-net-device
-		[ "$_tr" = pci ] && _m=microvm,pcie=on _d=virtio-net-pci,vectors=10
+		[ "$_tr" = pci ] && _m=microvm,pcie=on _d=virtio-net-pci,vectors=10,romfile=
 		dp_run "$1" "$2" "$QEMU" -enable-kvm -M $_m -cpu host -smp 4 -m 512 -nographic -no-reboot \
 			-kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$CMDLINE" \
 			-netdev "tap,id=n0,ifname=tap0,script=no,downscript=no,queues=4,vhost=$_vh" -device "$_d,netdev=n0,mq=on" ;;

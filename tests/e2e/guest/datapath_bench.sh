@@ -91,5 +91,8 @@ net)
     exit 1
     ;;
 esac
+# The host reads its counters when it sees the last end line: the VM must
+# still be there then.
+sleep 2
 echo "MVTEST dp done status=$status"
 exit $status
