@@ -9,7 +9,8 @@
 # Exits, injected interrupts, system calls and CPU per request come with each
 # figure (datapath.inc). Results: LOGDIR/datapath_blk.txt (table) and .tsv.
 #   tests/rig/rig.sh --with-qemu --scenario-dir tests/bench/rig datapath_blk
-#   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS="mv-pci qemu-pci" (a subset)
+#   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS="mv-pci qemu-pci" (a subset;
+#   also mv-mmio-sync, mv-pci-sync: minivmm with engine=sync, the thread engine)
 # rig-timeout: 3600
 # rig-needs: qemu
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}   # before lib.sh, which defaults it to 120
@@ -29,8 +30,10 @@ dd if=/dev/zero of=$img bs=1M count=200 2>/dev/null || fail "cannot write $img"
 
 blk_run() { # blk_run CONFIG RUN
 	case $1 in
-	mv-*) dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
-		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --disk "$img,queues=4,transport=${1#mv-}" ;;
+	mv-*) # mv-TRANSPORT[-ENGINE]: minivmm's default engine (auto: io_uring here) unless named
+		_tr=$(echo "$1" | cut -d- -f2) _en=$(echo "$1" | cut -d- -f3)
+		dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
+		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --disk "$img,queues=4,transport=$_tr${_en:+,engine=$_en}" ;;
 	qemu-mmio) dp_run "$1" "$2" "$QEMU" -enable-kvm -M microvm -cpu host -smp 4 -m 512 -nographic -no-reboot \
 		-kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$CMDLINE" \
 		-drive "id=d0,file=$img,format=raw,if=none,cache=writeback,aio=threads" \
@@ -44,7 +47,7 @@ blk_run() { # blk_run CONFIG RUN
 }
 
 DP_FAILED=
-configs=$(dp_configs_wanted "mv-mmio qemu-mmio mv-pci qemu-pci")
+configs=$(dp_configs_wanted "mv-mmio qemu-mmio mv-pci qemu-pci mv-pci-sync")
 i=0
 while [ $i -lt "$RUNS" ]; do
 	for c in $configs; do blk_run "$c" $i; done
@@ -53,7 +56,7 @@ done
 rm -f $img
 {
 	echo "block datapath in L1 (TCG): fio, 4 vCPUs, 4 queues, ${DP_SECS}s a cell, $RUNS runs per config, alternated"
-	dp_report "mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:-"
+	dp_report "mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:- mv-pci-sync:qemu-pci mv-mmio-sync:qemu-mmio"
 	[ -z "$DP_FAILED" ] || echo "runs left out (the guest did not finish):$DP_FAILED"
 } | tee "$LOGDIR/datapath_blk.txt"
 [ -s "$DP_TSV" ] || fail "no cell measured"
