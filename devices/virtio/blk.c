@@ -5,9 +5,7 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <linux/fs.h>
 #include <linux/virtio_blk.h>
 #include <limits.h>
 #include <pthread.h>
@@ -15,20 +13,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "devices/virtio/blk_image.h"
+#include "devices/virtio/blk_ranges.h"
+#include "devices/virtio/blk_rate.h"
 #include "devices/virtio/blk_uring.h"
 #include "devices/virtio/queue_worker.h"
 #include "vmm/base/eventfd_util.h"
 #include "vmm/base/log.h"
 #include "vmm/base/log_limit.h"
 #include "vmm/base/snap_format.h"
-#include "vmm/base/token_bucket.h"
 
-#define SECTOR_SIZE 512u
 #define BLK_QUEUE_MAX_SIZE 256
 /* The data segments a request may have (seg_max), as QEMU tells it: the
  * queue size less the header's and the status's descriptors. A slot of the
@@ -42,108 +39,9 @@
  * of the features we offer (secure erase and zones are not). */
 #define BLK_CONFIG_SIZE ((uint32_t)offsetof(struct virtio_blk_config, max_secure_erase_sectors))
 
-/* Discard and write zeroes (spec 5.2.6): ranges of struct
- * virtio_blk_discard_write_zeroes after the header. A discard punches a hole
- * (no data moves: large ranges and several of them, as Linux merges the
- * discards of a file system, up to 256 ranges; 32 is plenty). A write
- * zeroes has one range, as Linux sends it, at most 32 MiB: where the image
- * cannot punch or zero a range, the worker writes the zeros, and a request
- * must not hold it (and a pause) for long. */
-#define BLK_DISCARD_MAX_SEG 32u
-#define BLK_DISCARD_MAX_SECTORS (1u << 21)        /* 1 GiB a range */
-#define BLK_WRITE_ZEROES_MAX_SEG 1u
-#define BLK_WRITE_ZEROES_MAX_SECTORS (1u << 16)   /* 32 MiB */
-/* The zeros written where fallocate() cannot: BLK_ZERO_IOV pieces of this a call. */
-#define BLK_ZERO_CHUNK (64u * 1024)
-#define BLK_ZERO_IOV 16u
-
 _Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio-blk request header is 16 bytes");
 _Static_assert(offsetof(struct virtio_blk_config, num_queues) == 34, "virtio-blk config layout");
 _Static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "virtio-blk config layout");
-_Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16, "virtio-blk discard range is 16 bytes");
-_Static_assert(BLK_DISCARD_MAX_SEG >= BLK_WRITE_ZEROES_MAX_SEG, "one buffer for the ranges of both");
-
-/* ---- rate limits ----
- *
- * One limit (operations or bytes) of a disk: a token bucket of 1/10 s
- * worth (so an idle disk gets little more than its rate), a one-time burst
- * of one second's worth spent first (a guest booting, or a job starting,
- * goes at full speed for a moment, as Firecracker's one_time_burst does), and
- * the debt of a request larger than the bucket (a 1 MiB read under a
- * 1 MB/s limit): it goes when the bucket is full and the rest is paid before
- * the next request goes, so the rate holds whatever the request sizes. */
-#define BLK_LIMIT_BUCKET_DIV 10u
-
-struct blk_limit {
-	struct token_bucket bucket;      /* rate 0: no limit */
-	uint64_t one_time;               /* left of the one-time burst */
-	uint64_t debt;                   /* owed by a request larger than the bucket */
-};
-
-/* The disk's limits. Per disk, shared by its queue threads under a mutex
- * (arithmetic only under it: no I/O, no sleep): the limit a user sets is
- * the disk's, whichever queues the guest spreads its I/O over (one per vCPU
- * by default). Split per queue (rate/N each), a guest doing its I/O from one
- * CPU would get 1/N of the limit. */
-struct blk_rate {
-	bool limited;                    /* a limit is set; false: nothing here is used */
-	pthread_mutex_t lock;
-	struct blk_limit ops, bytes;
-};
-
-static void limit_init(struct blk_limit *l, uint64_t rate, uint64_t now)
-{
-	token_bucket_init(&l->bucket, rate, rate / BLK_LIMIT_BUCKET_DIV, now);   /* 0 with a rate: 1 */
-	l->one_time = rate;
-	l->debt = 0;
-}
-
-/* Nanoseconds until a request costing n may go (0: now). Pays what debt it
- * can from the bucket on the way. */
-static uint64_t limit_wait_ns(struct blk_limit *l, uint64_t n, uint64_t now)
-{
-	struct token_bucket *b = &l->bucket;
-	if (!b->rate || n <= l->one_time)
-		return 0;
-	token_bucket_refill(b, now);
-	uint64_t pay = l->debt < b->tokens ? l->debt : b->tokens;
-	token_bucket_take(b, pay, now);
-	l->debt -= pay;
-	if (l->debt)
-		return token_bucket_wait_ns(b, l->debt, now);   /* waits for at most a bucketful */
-	return token_bucket_wait_ns(b, n - l->one_time, now);
-}
-
-/* Takes n, once limit_wait_ns() said 0 at the same time. */
-static void limit_take(struct blk_limit *l, uint64_t n, uint64_t now)
-{
-	struct token_bucket *b = &l->bucket;
-	if (!b->rate)
-		return;
-	uint64_t burst = n < l->one_time ? n : l->one_time;
-	l->one_time -= burst;
-	n -= burst;
-	uint64_t part = n < b->burst ? n : b->burst;
-	token_bucket_take(b, part, now);
-	l->debt += n - part;
-}
-
-/* Whether a request carrying `bytes` of data may go now: 0 and its cost
- * taken, or the nanoseconds to wait (nothing taken). */
-static uint64_t rate_admit(struct blk_rate *r, uint64_t bytes)
-{
-	if (!r->limited)
-		return 0;
-	uint64_t now = monotonic_ns();
-	pthread_mutex_lock(&r->lock);
-	uint64_t w_ops = limit_wait_ns(&r->ops, 1, now), w_bytes = limit_wait_ns(&r->bytes, bytes, now);
-	if (!w_ops && !w_bytes) {
-		limit_take(&r->ops, 1, now);
-		limit_take(&r->bytes, bytes, now);
-	}
-	pthread_mutex_unlock(&r->lock);
-	return w_ops > w_bytes ? w_ops : w_bytes;
-}
 
 /* A request in a queue's ring (io_uring engine): what its completion
  * needs. Preallocated, BLK_URING_DEPTH per queue. The data buffers' iovecs
@@ -234,34 +132,6 @@ static void iov_fill(const struct iovec *iov, unsigned n, const void *src, size_
 	}
 }
 
-/* preadv/pwritev the whole of iov at off. Short transfers (a signal, the
- * kernel's 2 GiB cap per call) go on where they stopped, consuming iov.
- * Returns 0 or -errno. */
-static int rw_full(int fd, bool write, struct iovec *iov, unsigned n, off_t off)
-{
-	while (n) {
-		ssize_t r = write ? pwritev(fd, iov, (int)n, off) : preadv(fd, iov, (int)n, off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO;   /* end of file: the image shrank under us */
-		off += r;
-		size_t done = (size_t)r;
-		while (n && done >= iov->iov_len) {
-			done -= iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + done;
-			iov->iov_len -= done;
-		}
-	}
-	return 0;
-}
-
 /* ---- requests ---- */
 
 /* The device-writable bytes before the status byte (the data of IN and
@@ -278,11 +148,6 @@ static unsigned writable_data(struct blk_worker *w)
 static void zero_writable_data(struct blk_worker *w)
 {
 	iov_fill(w->data, writable_data(w), NULL, 0);
-}
-
-static bool in_capacity(const struct virtio_blk *blk, uint64_t sector, uint64_t len)
-{
-	return len % SECTOR_SIZE == 0 && sector <= blk->capacity && len / SECTOR_SIZE <= blk->capacity - sector;
 }
 
 /* Logs the first host I/O error of an activation: the guest sees IOERR for
@@ -305,11 +170,11 @@ static uint8_t do_read(struct blk_worker *w, uint64_t sector)
 	struct virtio_blk *blk = w->blk;
 	uint64_t len = w->chain.in_len - 1;
 	unsigned n = writable_data(w);
-	if (!in_capacity(blk, sector, len)) {
+	if (!blk_sectors_fit(blk->capacity, sector, len)) {
 		iov_fill(w->data, n, NULL, 0);
 		return VIRTIO_BLK_S_IOERR;
 	}
-	int e = rw_full(blk->fd, false, w->data, n, (off_t)(sector * SECTOR_SIZE));
+	int e = blk_image_rw(blk->fd, false, w->data, n, (off_t)(sector * BLK_SECTOR_SIZE));
 	if (e < 0) {
 		warn_io(blk, -e, "read", len, sector);
 		zero_writable_data(w);   /* not half old guest data, half disk */
@@ -325,10 +190,10 @@ static uint8_t do_write(struct blk_worker *w, uint64_t sector)
 	uint64_t len = c->out_len - sizeof(struct virtio_blk_outhdr);
 
 	zero_writable_data(w);   /* a well-formed write has none */
-	if (blk->readonly || !in_capacity(blk, sector, len))
+	if (blk->readonly || !blk_sectors_fit(blk->capacity, sector, len))
 		return VIRTIO_BLK_S_IOERR;
 	unsigned n = iov_slice(c->iov, c->n_out, sizeof(struct virtio_blk_outhdr), len, w->data);
-	int e = rw_full(blk->fd, true, w->data, n, (off_t)(sector * SECTOR_SIZE));
+	int e = blk_image_rw(blk->fd, true, w->data, n, (off_t)(sector * BLK_SECTOR_SIZE));
 	if (e == 0 && blk->writethrough && fdatasync(blk->fd) < 0)
 		e = -errno;
 	if (e < 0) {
@@ -350,57 +215,13 @@ static uint8_t do_flush(struct blk_worker *w)
 	return VIRTIO_BLK_S_OK;
 }
 
-/* fallocate(), again after a signal (a bounded number of times: a signal
- * does not come in a loop here). Returns 0 or -errno. */
-static int falloc(int fd, int mode, uint64_t off, uint64_t len)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		if (fallocate(fd, mode, (off_t)off, (off_t)len) == 0)
-			return 0;
-		if (errno != EINTR)
-			return -errno;
-	}
-	return -EINTR;
-}
-
-/* The image (its file system, or the block device) cannot do this kind of
- * fallocate(); EINVAL is what a block device says to a range that is not
- * aligned to its logical blocks. */
-static bool falloc_unsupported(int e)
-{
-	return e == -EOPNOTSUPP || e == -ENOSYS || e == -EINVAL;
-}
-
-/* Writes len bytes of zeros at off, 1 MiB a call. */
-static int write_zeros(int fd, uint64_t off, uint64_t len)
-{
-	static uint8_t zeros[BLK_ZERO_CHUNK];   /* never written: in .bss, not in the binary */
-	struct iovec iov[BLK_ZERO_IOV];
-	/* len <= BLK_WRITE_ZEROES_MAX_SECTORS * 512: 32 rounds at most */
-	while (len) {
-		unsigned n = 0;
-		uint64_t round = 0;
-		for (; n < BLK_ZERO_IOV && round < len; n++) {
-			size_t take = len - round < BLK_ZERO_CHUNK ? (size_t)(len - round) : BLK_ZERO_CHUNK;
-			iov[n] = (struct iovec){ zeros, take };
-			round += take;
-		}
-		int e = rw_full(fd, true, iov, n, (off_t)off);
-		if (e < 0)
-			return e;
-		off += round;
-		len -= round;
-	}
-	return 0;
-}
-
 /* A discard: a hole punched (the size kept). Where the image cannot punch
  * holes it is done as nothing, which a discard may be (spec 5.2.6.2), and
  * counted. Returns 0 or -errno. */
 static int discard_range(struct virtio_blk *blk, uint64_t off, uint64_t len)
 {
-	int e = falloc(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-	if (!falloc_unsupported(e))
+	int e = blk_image_punch_hole(blk->fd, off, len);
+	if (!blk_image_cannot(e))
 		return e;
 	atomic_fetch_add_explicit(&blk->n_discards_ignored, 1, memory_order_relaxed);
 	if (!atomic_exchange(&blk->warned_no_punch, true))
@@ -409,63 +230,28 @@ static int discard_range(struct virtio_blk *blk, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* A write zeroes: reads of the range give zeros afterwards. With unmap a
- * hole is punched (it reads as zeros), else the range is zeroed in place
- * (FALLOC_FL_ZERO_RANGE: its blocks stay allocated); where the image can do
- * neither, zeros are written. Returns 0 or -errno. */
-static int zero_range(struct virtio_blk *blk, uint64_t off, uint64_t len, bool unmap)
-{
-	int e = -EOPNOTSUPP;
-	if (unmap)
-		e = falloc(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-	if (falloc_unsupported(e))
-		e = falloc(blk->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);
-	if (falloc_unsupported(e))
-		e = write_zeros(blk->fd, off, len);
-	return e;
-}
-
-/* DISCARD and WRITE_ZEROES: ranges after the header, every one of them
- * checked before any is done. Unknown flags (and unmap on a discard) are
- * UNSUPP, as the spec says; a count or a range the device does not take
- * (too many, too long, past the end, a length that is no whole number of
- * ranges) is IOERR. */
+/* DISCARD and WRITE_ZEROES: the ranges after the header, every one of them
+ * checked (blk_ranges_read) before any is done on the image. */
 static uint8_t do_discard_write_zeroes(struct blk_worker *w, uint32_t type)
 {
 	struct virtio_blk *blk = w->blk;
-	const struct virtq_chain *c = &w->chain;
-	struct virtio_blk_discard_write_zeroes seg[BLK_DISCARD_MAX_SEG];
+	struct blk_ranges r;
 	bool discard = type == VIRTIO_BLK_T_DISCARD;
-	uint64_t len = c->out_len - sizeof(struct virtio_blk_outhdr);
-	uint32_t max_seg = discard ? BLK_DISCARD_MAX_SEG : BLK_WRITE_ZEROES_MAX_SEG;
-	uint32_t max_sectors = discard ? BLK_DISCARD_MAX_SECTORS : BLK_WRITE_ZEROES_MAX_SECTORS;
-	uint32_t allowed_flags = discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 
 	zero_writable_data(w);   /* a well-formed one has none */
 	if (blk->readonly)
 		return VIRTIO_BLK_S_IOERR;   /* as any write */
 	if (!(discard ? blk->discard : blk->write_zeroes))
 		return VIRTIO_BLK_S_UNSUPP;
-	if (len == 0 || len % sizeof(seg[0]) || len / sizeof(seg[0]) > max_seg)
-		return VIRTIO_BLK_S_IOERR;
-	unsigned n = (unsigned)(len / sizeof(seg[0]));
-	/* Copied once: the driver may change them under us. */
-	iov_to_buf(c->iov, c->n_out, sizeof(struct virtio_blk_outhdr), seg, len);
-	for (unsigned i = 0; i < n; i++)
-		if (le32toh(seg[i].flags) & ~allowed_flags)
-			return VIRTIO_BLK_S_UNSUPP;
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t num = le32toh(seg[i].num_sectors);
-		if (num > max_sectors || !in_capacity(blk, le64toh(seg[i].sector), (uint64_t)num * SECTOR_SIZE))
-			return VIRTIO_BLK_S_IOERR;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t sector = le64toh(seg[i].sector), bytes = (uint64_t)le32toh(seg[i].num_sectors) * SECTOR_SIZE;
+	uint8_t st = blk_ranges_read(&r, discard, &w->chain, blk->capacity);
+	if (st != VIRTIO_BLK_S_OK)
+		return st;
+	for (unsigned i = 0; i < r.n; i++) {
+		uint64_t sector = r.range[i].sector, bytes = (uint64_t)r.range[i].num_sectors * BLK_SECTOR_SIZE;
 		if (!bytes)
 			continue;
-		int e = discard ? discard_range(blk, sector * SECTOR_SIZE, bytes)
-				: zero_range(blk, sector * SECTOR_SIZE, bytes,
-					     le32toh(seg[i].flags) & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+		int e = discard ? discard_range(blk, sector * BLK_SECTOR_SIZE, bytes)
+				: blk_image_zero(blk->fd, sector * BLK_SECTOR_SIZE, bytes, r.range[i].unmap);
 		if (e < 0) {
 			warn_io(blk, -e, discard ? "discard" : "write zeroes", bytes, sector);
 			return VIRTIO_BLK_S_IOERR;
@@ -580,7 +366,7 @@ static bool submit_rw(struct blk_worker *w, bool write, uint64_t sector, uint8_t
 	if (!w->ring || !w->n_free)
 		return false;
 	uint64_t len = write ? c->out_len - sizeof(struct virtio_blk_outhdr) : c->in_len - 1;
-	if (!len || !in_capacity(blk, sector, len) || (write && (blk->readonly || blk->writethrough)))
+	if (!len || !blk_sectors_fit(blk->capacity, sector, len) || (write && (blk->readonly || blk->writethrough)))
 		return false;
 	if (write)
 		zero_writable_data(w);   /* a well-formed write has none; w->data is free again after */
@@ -592,7 +378,7 @@ static bool submit_rw(struct blk_worker *w, bool write, uint64_t sector, uint8_t
 	struct blk_slot *s = take_slot(w, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, sector, len, status, &i);
 	memcpy(s->iov, w->data, n * sizeof(s->iov[0]));
 	s->n_iov = n;
-	uint64_t off = sector * SECTOR_SIZE;
+	uint64_t off = sector * BLK_SECTOR_SIZE;
 	int e = write ? blk_uring_writev(w->ring, s->iov, n, off, i) : blk_uring_readv(w->ring, s->iov, n, off, i);
 	if (e) {   /* cannot be: a slot was free, so is an entry */
 		w->free_slots[w->n_free++] = (uint8_t)i;
@@ -646,7 +432,8 @@ static void submit_queued(struct blk_worker *w)
 static int rw_rest(struct blk_worker *w, const struct blk_slot *s, uint64_t done)
 {
 	unsigned n = iov_slice(s->iov, s->n_iov, done, s->len - done, w->data);
-	return rw_full(w->blk->fd, s->type == VIRTIO_BLK_T_OUT, w->data, n, (off_t)(s->sector * SECTOR_SIZE + done));
+	return blk_image_rw(w->blk->fd, s->type == VIRTIO_BLK_T_OUT, w->data, n,
+			    (off_t)(s->sector * BLK_SECTOR_SIZE + done));
 }
 
 /* Completes the request in slot i with the ring's result: status, counts,
@@ -811,7 +598,7 @@ static int drain(struct blk_worker *w)
 		if ((r = virtq_pop_chain(vq, &w->chain)) <= 0)
 			break;
 		rounds++;
-		uint64_t wait_ns = rate_admit(&blk->rate, chain_data_bytes(&w->chain));
+		uint64_t wait_ns = blk_rate_admit(&blk->rate, chain_data_bytes(&w->chain));
 		if (wait_ns) {
 			virtq_unpop(vq);
 			atomic_fetch_add_explicit(&blk->n_throttled, 1, memory_order_relaxed);
@@ -1168,51 +955,6 @@ static int choose_engine(struct virtio_blk *blk, enum virtio_blk_engine engine, 
 	return 0;
 }
 
-/* Size in bytes of the image open at fd, or -1 with err filled. */
-static int64_t image_size(int fd, const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	uint64_t size;
-
-	if (fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (S_ISREG(st.st_mode)) {
-		size = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			snprintf(err, errlen, "image %s: cannot get the size of the block device: %s", path,
-				 strerror(errno));
-			return -1;
-		}
-	} else {
-		snprintf(err, errlen, "image %s: not a regular file or block device", path);
-		return -1;
-	}
-	if (size % SECTOR_SIZE) {
-		snprintf(err, errlen, "image %s: size %" PRIu64 " bytes is not a multiple of 512", path, size);
-		return -1;
-	}
-	if (size > INT64_MAX) {
-		snprintf(err, errlen, "image %s: size %" PRIu64 " bytes is too large", path, size);
-		return -1;
-	}
-	return (int64_t)size;
-}
-
-/* The discard granularity the guest is told, in sectors: the image's
- * block size (a hole is punched in whole blocks; a part of one is zeroed),
- * 4 KiB when it says nothing sensible. */
-static uint32_t discard_alignment(int fd)
-{
-	struct stat st;
-	if (fstat(fd, &st) == 0 && st.st_blksize >= (blksize_t)SECTOR_SIZE && st.st_blksize <= (1 << 20) &&
-	    !(st.st_blksize & (st.st_blksize - 1)))
-		return (uint32_t)st.st_blksize / SECTOR_SIZE;
-	return 4096 / SECTOR_SIZE;
-}
-
 /* A serial GET_ID can give: 1 to 20 printable ASCII characters. */
 static bool serial_ok(const char *s)
 {
@@ -1240,30 +982,10 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 			 VIRTIO_BLK_ID_BYTES);
 		return NULL;
 	}
-	/* O_NONBLOCK: a FIFO named by mistake must fail the check below, not
-	 * hang the open. Cleared afterwards. */
-	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == EISDIR)
-			snprintf(err, errlen, "image %s: not a regular file or block device", path);
-		else if (!readonly && (errno == EACCES || errno == EROFS || errno == EPERM))
-			snprintf(err, errlen, "image %s: cannot open it read-write: %s (add ,ro for a read-only disk)",
-				 path, strerror(errno));
-		else
-			snprintf(err, errlen, "image %s: %s", path, strerror(errno));
+	uint64_t size;
+	int fd = blk_image_open(path, readonly, &size, err, errlen);
+	if (fd < 0)
 		return NULL;
-	}
-	int64_t size = image_size(fd, path, err, errlen);
-	if (size < 0) {
-		close(fd);
-		return NULL;
-	}
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
 
 	struct virtio_blk *blk = calloc(1, sizeof(*blk) + num_queues * sizeof(struct blk_worker));
 	if (!blk) {
@@ -1273,18 +995,14 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 	}
 	blk->fd = fd;
 	log_limit_init(&blk->log_limit, blk->name);
-	pthread_mutex_init(&blk->rate.lock, NULL);
-	uint64_t now = monotonic_ns();
-	limit_init(&blk->rate.ops, p->ops_per_sec, now);
-	limit_init(&blk->rate.bytes, p->bytes_per_sec, now);
-	blk->rate.limited = p->ops_per_sec || p->bytes_per_sec;
+	blk_rate_init(&blk->rate, p->ops_per_sec, p->bytes_per_sec);
 	if (p->serial) {
 		set_serial(blk, p->serial);
 		blk->custom_serial = true;
 	}
 	blk->readonly = readonly;
 	blk->num_queues = num_queues;
-	blk->capacity = (uint64_t)size / SECTOR_SIZE;
+	blk->capacity = size / BLK_SECTOR_SIZE;
 	for (unsigned i = 0; i < num_queues; i++) {
 		blk->workers[i].blk = blk;
 		blk->workers[i].queue_index = i;
@@ -1304,12 +1022,12 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 
 	blk->config.capacity = htole64(blk->capacity);
 	blk->config.seg_max = htole32(BLK_SEG_MAX);
-	blk->config.blk_size = htole32(SECTOR_SIZE);
+	blk->config.blk_size = htole32(BLK_SECTOR_SIZE);
 	blk->config.num_queues = htole16((uint16_t)num_queues);
 	if (!readonly) {
 		blk->config.max_discard_sectors = htole32(BLK_DISCARD_MAX_SECTORS);
 		blk->config.max_discard_seg = htole32(BLK_DISCARD_MAX_SEG);
-		blk->config.discard_sector_alignment = htole32(discard_alignment(fd));
+		blk->config.discard_sector_alignment = htole32(blk_image_block_sectors(fd));
 		blk->config.max_write_zeroes_sectors = htole32(BLK_WRITE_ZEROES_MAX_SECTORS);
 		blk->config.max_write_zeroes_seg = htole32(BLK_WRITE_ZEROES_MAX_SEG);
 		blk->config.write_zeroes_may_unmap = 1;   /* unmap: a hole is punched */
@@ -1326,6 +1044,6 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	free_rings(blk);   /* before the image: each holds it as its fixed file */
 	close(blk->fd);
 	log_limit_destroy(&blk->log_limit);
-	pthread_mutex_destroy(&blk->rate.lock);
+	blk_rate_destroy(&blk->rate);
 	free(blk);
 }

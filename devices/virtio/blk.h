@@ -4,14 +4,15 @@
  * Offered features: SEG_MAX, BLK_SIZE (512), FLUSH, RO for a read-only disk,
  * DISCARD and WRITE_ZEROES for a writable one, MQ when there is more than
  * one queue. Requests served: IN, OUT, FLUSH, GET_ID, and DISCARD and
- * WRITE_ZEROES when negotiated (holes punched in the image with fallocate();
- * zeros written where it cannot); anything else completes with
- * VIRTIO_BLK_S_UNSUPP.
+ * WRITE_ZEROES when negotiated (their ranges checked in
+ * devices/virtio/blk_ranges.h; holes punched in the image with fallocate(),
+ * zeros written where it cannot: devices/virtio/blk_image.h); anything else
+ * completes with VIRTIO_BLK_S_UNSUPP.
  *
  * Rate limits (optional): operations and bytes per second for the whole
  * disk, each a token bucket with a one-time burst; a queue over its budget
  * leaves the request in its ring and its worker sleeps until the budget is
- * there (see virtio_blk_params).
+ * there (see virtio_blk_params; the buckets: devices/virtio/blk_rate.h).
  *
  * Threads: activate() starts one worker per ready queue ("blk<index>-q<i>"),
  * which waits on that queue's kick eventfd and does the I/O, so a vCPU never
@@ -28,7 +29,12 @@
  *
  * The device owns the image fd, the rings and a queue worker
  * (devices/virtio/queue_worker.h: the threads and their stop eventfd); the
- * transport owns the queues, their eventfds and the interrupt handle. */
+ * transport owns the queues, their eventfds and the interrupt handle.
+ *
+ * Files: blk.c is the device (requests, the io_uring engine's slots, the
+ * workers, life cycle, config space); blk_ranges.c, blk_image.c, blk_rate.c
+ * and blk_uring.c do one job each for it, as above, and know nothing of the
+ * device. */
 #ifndef MINIVMM_VIRTIO_BLK_H
 #define MINIVMM_VIRTIO_BLK_H
 

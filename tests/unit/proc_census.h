@@ -1,18 +1,24 @@
-/* Counting this process's threads and fds from /proc, for the tests that
- * check a device leaves nothing behind. */
+/* Counting this process's threads (and the CPU time they used) and fds
+ * from /proc, for the tests that check a device leaves nothing behind, or
+ * that its threads sleep rather than spin. */
 #ifndef MINIVMM_TESTS_PROC_CENSUS_H
 #define MINIVMM_TESTS_PROC_CENSUS_H
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Threads whose name starts with prefix; "" counts all of ours. KVM attaches
- * its own worker tasks ("kvm-nx-lpage-recovery") to the process: those belong
- * to the kernel's VM object and are never counted. */
-static inline unsigned census_threads_now(const char *prefix)
+/* This process's threads whose name starts with prefix ("" matches all of
+ * ours): returns how many (~0u when /proc cannot be read) and, with cpu_ns
+ * given, adds the CPU time they used to it, in ns (the kernel's per-thread
+ * CPU clock, as pthread_getcpuclockid makes it). KVM attaches its own worker
+ * tasks ("kvm-nx-lpage-recovery") to the process: those belong to the
+ * kernel's VM object and never match. */
+static inline unsigned census_threads_scan(const char *prefix, uint64_t *cpu_ns)
 {
 	unsigned n = 0;
 	DIR *d = opendir("/proc/self/task");
@@ -29,11 +35,32 @@ static inline unsigned census_threads_now(const char *prefix)
 		if (!fgets(comm, sizeof(comm), f))
 			comm[0] = 0;
 		fclose(f);
-		if (strncmp(comm, "kvm-", 4) && !strncmp(comm, prefix, strlen(prefix)))
-			n++;
+		if (!strncmp(comm, "kvm-", 4) || strncmp(comm, prefix, strlen(prefix)))
+			continue;
+		n++;
+		if (!cpu_ns)
+			continue;
+		unsigned tid = (unsigned)atoi(e->d_name);
+		clockid_t clk = (clockid_t)((~tid << 3) | 6u);   /* CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK */
+		struct timespec ts;
+		if (clock_gettime(clk, &ts) == 0)
+			*cpu_ns += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	}
 	closedir(d);
 	return n;
+}
+
+static inline unsigned census_threads_now(const char *prefix)
+{
+	return census_threads_scan(prefix, NULL);
+}
+
+/* The CPU time of the threads whose name starts with prefix, in ns. */
+static inline uint64_t census_threads_cpu_ns(const char *prefix)
+{
+	uint64_t ns = 0;
+	census_threads_scan(prefix, &ns);
+	return ns;
 }
 
 /* pthread_join returns when the kernel clears the thread's tid, which is

@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +117,18 @@ static uint8_t blk_write(unsigned q, uint64_t sector, uint64_t data, uint32_t le
 
 /* ---- the image ---- */
 
+/* Breaks queue q: the driver publishes a chain whose descriptor links past
+ * the table, and the device asks for a reset (the test's first). */
+static void break_queue(unsigned q)
+{
+	struct virtq_desc *t = virtq_driver_desc(&drv[q]);
+	t[0] = (struct virtq_desc){ htole64(HDR(q)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(QSIZE) };
+	virtq_driver_avail(&drv[q])->ring[drv[q].avail_idx % QSIZE] = 0;
+	__atomic_store_n(&virtq_driver_avail(&drv[q])->idx, htole16(++drv[q].avail_idx), __ATOMIC_RELEASE);
+	virtq_driver_kick(&drv[q]);
+	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
+}
+
 static uint8_t pattern_byte(uint64_t off)
 {
 	return (uint8_t)(off * 7 + off / 512);
@@ -132,12 +143,32 @@ static void image_read(uint64_t off, void *dst, size_t len)
 	close(fd);
 }
 
-static void assert_image_is_pattern(void)
+/* The image's size in bytes, as its file says. */
+static uint64_t image_size(void)
+{
+	struct stat st;
+	cr_assert_eq(stat(img_path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* The image is the pattern but for the sector ranges [from, to) given,
+ * which read as zeros (n pairs). */
+static void assert_image_pattern_but_zeros(const uint64_t (*zeros)[2], unsigned n)
 {
 	static uint8_t buf[IMG_SIZE];
 	image_read(0, buf, IMG_SIZE);
-	for (uint64_t i = 0; i < IMG_SIZE; i++)
-		cr_assert_eq(buf[i], pattern_byte(i), "image byte %llu changed", (unsigned long long)i);
+	for (uint64_t i = 0; i < IMG_SIZE; i++) {
+		bool zero = false;
+		for (unsigned z = 0; z < n; z++)
+			zero |= i >= zeros[z][0] * 512 && i < zeros[z][1] * 512;
+		cr_assert_eq(buf[i], zero ? 0 : pattern_byte(i), "image byte %llu (sector %llu)", (unsigned long long)i,
+			     (unsigned long long)i / 512);
+	}
+}
+
+static void assert_image_is_pattern(void)
+{
+	assert_image_pattern_but_zeros(NULL, 0);
 }
 
 static void make_image(const char *path, uint64_t size, bool pattern)
@@ -373,9 +404,7 @@ Test(virtio_blk, write_then_read_back)
 	cr_assert_eq(blk_write(0, IMG_SECTORS - 1, DATA(0), 512, &len), VIRTIO_BLK_S_OK);
 	cr_assert_eq(blk_read(0, IMG_SECTORS, 0, 0, &len), VIRTIO_BLK_S_OK);
 	cr_assert_eq(len, 1);
-	struct stat st;
-	cr_assert_eq(stat(img_path, &st), 0);
-	cr_assert_eq(st.st_size, IMG_SIZE, "the image grew");
+	cr_assert_eq(image_size(), IMG_SIZE, "the image grew");
 	cr_assert_str_empty(logged());
 }
 
@@ -605,9 +634,7 @@ Test(virtio_blk, out_of_range_is_ioerr)
 	cr_assert_eq(blk_write(0, 0, DATA(0), 513, &len), VIRTIO_BLK_S_IOERR);
 	/* still serving */
 	cr_assert_eq(blk_read(0, IMG_SECTORS - 2, DATA(0), 1024, &len), VIRTIO_BLK_S_OK);
-	struct stat st;
-	cr_assert_eq(stat(img_path, &st), 0);
-	cr_assert_eq(st.st_size, IMG_SIZE, "the image grew");
+	cr_assert_eq(image_size(), IMG_SIZE, "the image grew");
 	assert_image_is_pattern();
 	cr_assert_str_empty(logged(), "guest errors are not logged");
 }
@@ -763,12 +790,7 @@ Test(virtio_blk, multiqueue)
 		}
 
 	/* queue 0 breaks: queue 1 keeps serving */
-	struct virtq_desc *t = virtq_driver_desc(&drv[0]);
-	t[0] = (struct virtq_desc){ htole64(HDR(0)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(QSIZE) };
-	virtq_driver_avail(&drv[0])->ring[drv[0].avail_idx % QSIZE] = 0;
-	__atomic_store_n(&virtq_driver_avail(&drv[0])->idx, htole16(++drv[0].avail_idx), __ATOMIC_RELEASE);
-	virtq_driver_kick(&drv[0]);
-	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
+	break_queue(0);
 	cr_assert_eq(blk_read(1, 64, DATA(1), 512, NULL), VIRTIO_BLK_S_OK);
 	cr_assert_eq(*(uint8_t *)gpa(DATA(1)), 17);
 
@@ -1032,21 +1054,6 @@ static uint64_t image_blocks(void)
 	return (uint64_t)st.st_blocks;
 }
 
-/* The image is the pattern but for the sector ranges [from, to) given,
- * which read as zeros (n pairs). */
-static void assert_image_pattern_but_zeros(const uint64_t (*zeros)[2], unsigned n)
-{
-	static uint8_t buf[IMG_SIZE];
-	image_read(0, buf, IMG_SIZE);
-	for (uint64_t i = 0; i < IMG_SIZE; i++) {
-		bool zero = false;
-		for (unsigned z = 0; z < n; z++)
-			zero |= i >= zeros[z][0] * 512 && i < zeros[z][1] * 512;
-		cr_assert_eq(buf[i], zero ? 0 : pattern_byte(i), "image byte %llu (sector %llu)", (unsigned long long)i,
-			     (unsigned long long)i / 512);
-	}
-}
-
 Test(virtio_blk, discard_punches_a_hole)
 {
 	start(false, 1);
@@ -1079,9 +1086,7 @@ Test(virtio_blk, discard_punches_a_hole)
 	cr_assert_eq(st.discards_ignored, 0);
 	cr_assert_eq(st.errors, 0);
 	cr_assert_eq(st.written_bytes, 0, "a discard writes no data");
-	struct stat sb;
-	cr_assert_eq(stat(img_path, &sb), 0);
-	cr_assert_eq(sb.st_size, IMG_SIZE, "the image keeps its size");
+	cr_assert_eq(image_size(), IMG_SIZE, "the image keeps its size");
 	cr_assert_str_empty(logged());
 }
 
@@ -1110,9 +1115,7 @@ Test(virtio_blk, write_zeroes_reads_back_zeros)
 	struct virtio_blk_stats st = blk_stats();
 	cr_assert_eq(st.write_zeroes, 4);
 	cr_assert_eq(st.errors, 0);
-	struct stat sb;
-	cr_assert_eq(stat(img_path, &sb), 0);
-	cr_assert_eq(sb.st_size, IMG_SIZE, "the image keeps its size");
+	cr_assert_eq(image_size(), IMG_SIZE, "the image keeps its size");
 	cr_assert_str_empty(logged());
 }
 
@@ -1282,9 +1285,7 @@ Test(virtio_blk, without_fallocate_discards_do_nothing_and_zeros_are_written)
 		cr_assert_eq(buf[i], zero ? 0 : 0xab, "byte %llu (sector %llu)", (unsigned long long)i,
 			     (unsigned long long)s);
 	}
-	struct stat sb;
-	cr_assert_eq(stat(img_path, &sb), 0);
-	cr_assert_eq((uint64_t)sb.st_size, size);
+	cr_assert_eq(image_size(), size);
 	st = blk_stats();
 	cr_assert_eq(st.write_zeroes, 2);
 	cr_assert_eq(st.errors, 0);
@@ -1343,36 +1344,6 @@ Test(virtio_blk, bad_serials_are_refused)
 
 /* ---- rate limits ---- */
 
-/* CPU time of this process's threads whose name starts with prefix, in ns
- * (the kernel's per-thread CPU clock, as pthread_getcpuclockid makes it). */
-static uint64_t threads_cpu_ns(const char *prefix)
-{
-	uint64_t total = 0;
-	DIR *d = opendir("/proc/self/task");
-	cr_assert_not_null(d);
-	for (struct dirent *e; (e = readdir(d));) {
-		char path[300], comm[32] = "";
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		fclose(f);
-		if (strncmp(comm, prefix, strlen(prefix)))
-			continue;
-		unsigned tid = (unsigned)atoi(e->d_name);
-		clockid_t clk = (clockid_t)((~tid << 3) | 6u);   /* CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK */
-		struct timespec ts;
-		if (clock_gettime(clk, &ts) == 0)
-			total += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	}
-	closedir(d);
-	return total;
-}
-
 static unsigned used_idx(unsigned q)
 {
 	return le16toh(__atomic_load_n(&virtq_driver_used(&drv[q])->idx, __ATOMIC_ACQUIRE));
@@ -1419,12 +1390,12 @@ Test(virtio_blk, iops_limit_is_the_disks_and_the_workers_sleep)
 	activate_with(ALL_FEATURES, false);
 	queue_reads(0, 20, 512);
 	queue_reads(1, 20, 512);
-	uint64_t cpu0 = threads_cpu_ns("blk0-q"), t0 = now_ms();
+	uint64_t cpu0 = census_threads_cpu_ns("blk0-q"), t0 = now_ms();
 	virtq_driver_kick(&drv[0]);
 	virtq_driver_kick(&drv[1]);
 	uint64_t at[40];
 	wait_completions(2, 40, t0, at);
-	uint64_t cpu = threads_cpu_ns("blk0-q") - cpu0;
+	uint64_t cpu = census_threads_cpu_ns("blk0-q") - cpu0;
 	cr_assert_lt(at[21], 200, "the burst: 22 requests at once, the 22nd came after %llu ms",
 		     (unsigned long long)at[21]);
 	cr_assert_geq(at[22], 30, "the 23rd waits for the bucket: came after %llu ms", (unsigned long long)at[22]);
@@ -1537,12 +1508,7 @@ Test(virtio_blk, the_workers_keep_to_their_seccomp_allow_list)
 	virtio_blk_ops.pause(blk);
 	cr_assert_eq(virtio_blk_ops.resume(blk), 0);
 	cr_assert_eq(blk_read(0, 1, DATA(0), 512, NULL), VIRTIO_BLK_S_OK);
-	struct virtq_desc *t = virtq_driver_desc(&drv[0]);
-	t[0] = (struct virtq_desc){ htole64(HDR(0)), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(QSIZE) };
-	virtq_driver_avail(&drv[0])->ring[drv[0].avail_idx % QSIZE] = 0;
-	__atomic_store_n(&virtq_driver_avail(&drv[0])->idx, htole16(++drv[0].avail_idx), __ATOMIC_RELEASE);
-	virtq_driver_kick(&drv[0]);
-	wait_count(&irq_log.needs_reset_calls, 1, "needs_reset calls");
+	break_queue(0);
 	virtio_blk_ops.reset(blk);
 	cr_assert_eq(atomic_load(&sandboxed_threads), 4);
 	virtio_blk_destroy(blk);   /* on this (unfiltered) thread */

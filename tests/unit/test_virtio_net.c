@@ -15,7 +15,6 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -184,8 +183,10 @@ static struct virtio_net_params params(unsigned pairs, enum virtio_net_backend_c
 	return p;
 }
 
-/* The device on a fake tap (socketpairs) with the fake backend. */
-static void create_fake(unsigned pairs)
+/* A stand-in tap of `pairs` queues: socketpairs, one frame a message (the
+ * 12-byte header first), non-blocking as a real tap's fds are. The device
+ * gets one end of each, peer_fds[] keeps the other. */
+static struct net_tap stand_in_tap(unsigned pairs)
 {
 	struct net_tap t;
 	memset(&t, 0, sizeof(t));
@@ -197,13 +198,26 @@ static void create_fake(unsigned pairs)
 		peer_fds[i] = sv[1];
 	}
 	t.n_fds = pairs;
+	return t;
+}
+
+/* The device with params p on a stand-in tap of p->queue_pairs queues. */
+static void create_on_stand_in_tap(const struct virtio_net_params *p)
+{
+	struct net_tap t = stand_in_tap(p->queue_pairs);
 	char err[256] = "";
-	struct virtio_net_params p = params(pairs, VIRTIO_NET_BACKEND_WORKER);
-	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
+	net = virtio_net_create_on_tap(p, &t, err, sizeof(err));
 	cr_assert_not_null(net, "create: %s", err);
+	n_pairs = p->queue_pairs;
+	n_queues = 2 * p->queue_pairs + 1;
+}
+
+/* The device on a stand-in tap with the fake backend. */
+static void create_fake(unsigned pairs)
+{
+	struct virtio_net_params p = params(pairs, VIRTIO_NET_BACKEND_WORKER);
+	create_on_stand_in_tap(&p);
 	virtio_net_set_backend(net, &fake_backend);
-	n_pairs = pairs;
-	n_queues = 2 * pairs + 1;
 }
 
 static void activate_with(uint64_t features, bool event_idx)
@@ -457,28 +471,17 @@ Test(virtio_net, vhost_on_without_vhost_net)
 {
 	if (access("/dev/vhost-net", R_OK | W_OK) == 0)
 		cr_skip_test("SKIP: /dev/vhost-net is usable here; this checks the error without it");
-	struct net_tap t;
-	memset(&t, 0, sizeof(t));
-	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	t.fds[0] = sv[0];
-	t.n_fds = 1;
-	peer_fds[0] = sv[1];
+	struct net_tap t = stand_in_tap(1);
 	char err[256] = "";
 	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
 	unsigned fds = census_fds();
 	cr_assert_null(virtio_net_create_on_tap(&p, &t, err, sizeof(err)));
 	cr_assert(strstr(err, "tap " TAP ": vhost=on but /dev/vhost-net cannot be opened"), "%s", err);
 	cr_assert_eq(census_fds(), fds - 1, "the tap fd is closed on failure");
-	peer_fds[0] = sv[1];
 
 	/* auto: workers, and one line saying so */
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	memset(&t, 0, sizeof(t));
-	t.fds[0] = sv[0];
-	t.n_fds = 1;
 	close(peer_fds[0]);
-	peer_fds[0] = sv[1];
+	t = stand_in_tap(1);
 	p.backend = VIRTIO_NET_BACKEND_AUTO;
 	logged();
 	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
@@ -1692,30 +1695,15 @@ Test(virtio_net, worker_threads_and_fds_go_with_reset)
 
 /* ============================ rate limits (bw=, pps=) ====================== */
 
-/* The real worker on a stand-in tap (socketpairs: one frame a message, the
- * 12-byte header first), with the limits given. */
+/* The real worker on a stand-in tap, with the limits given. */
 static void create_limited(unsigned pairs, uint64_t bps, uint64_t pps, const struct thread_starter *threads)
 {
-	struct net_tap t;
-	memset(&t, 0, sizeof(t));
-	snprintf(t.name, sizeof(t.name), "fake0");
-	for (unsigned i = 0; i < pairs; i++) {
-		int sv[2];
-		cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
-		t.fds[i] = sv[0];
-		peer_fds[i] = sv[1];
-	}
-	t.n_fds = pairs;
-	char err[256] = "";
 	struct virtio_net_params p = params(pairs, VIRTIO_NET_BACKEND_WORKER);
 	p.bytes_per_sec = bps;
 	p.packets_per_sec = pps;
 	p.threads = threads;
-	net = virtio_net_create_on_tap(&p, &t, err, sizeof(err));
-	cr_assert_not_null(net, "create: %s", err);
+	create_on_stand_in_tap(&p);
 	cr_assert_eq(virtio_net_backend(net), &net_worker_backend);
-	n_pairs = pairs;
-	n_queues = 2 * pairs + 1;
 }
 
 #define SEQ_OFF 42u   /* where a frame's sequence number is: the UDP payload */
@@ -1844,39 +1832,13 @@ static void both_ways_run(struct both_ways *b, unsigned ms, struct both_ways *at
 	}
 }
 
-/* CPU time (user + system) thread `name` of this process used, in ms. */
+/* CPU time thread `name` of this process used, in ms. */
 static unsigned long thread_cpu_ms(const char *name)
 {
-	DIR *d = opendir("/proc/self/task");
-	cr_assert_not_null(d);
-	long found = -1;
-	unsigned long ut = 0, st = 0;
-	for (struct dirent *e; (e = readdir(d)) && found < 0;) {
-		char path[300], comm[32] = "", stat[1024] = "";
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		fclose(f);
-		comm[strcspn(comm, "\n")] = 0;
-		if (strcmp(comm, name))
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
-		f = fopen(path, "re");
-		cr_assert_not_null(f);
-		cr_assert_not_null(fgets(stat, sizeof(stat), f));
-		fclose(f);
-		/* after "(comm)": state, then 10 fields, then utime and stime */
-		const char *p = strrchr(stat, ')');
-		cr_assert_not_null(p);
-		cr_assert_eq(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
-		found = atol(e->d_name);
-	}
-	closedir(d);
-	cr_assert_geq(found, 0, "no thread %s", name);
-	return (ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK);
+	uint64_t ns = 0;
+	unsigned n = census_threads_scan(name, &ns);
+	cr_assert(n != 0 && n != ~0u, "no thread %s", name);
+	return (unsigned long)(ns / 1000000);
 }
 
 /* count frames came out in elapsed_ms under a limit of rate a second and a
@@ -2085,13 +2047,7 @@ Test(virtio_net, reset_gives_no_new_burst)
 /* A limit takes the worker backend: vhost-net cannot meter. */
 Test(virtio_net, rate_limit_needs_the_worker_backend)
 {
-	struct net_tap t;
-	memset(&t, 0, sizeof(t));
-	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	t.fds[0] = sv[0];
-	t.n_fds = 1;
-	peer_fds[0] = sv[1];
+	struct net_tap t = stand_in_tap(1);
 	char err[256] = "";
 	struct virtio_net_params p = params(1, VIRTIO_NET_BACKEND_VHOST);
 	p.bytes_per_sec = 1000;
@@ -2100,12 +2056,8 @@ Test(virtio_net, rate_limit_needs_the_worker_backend)
 			 "kernel"), "%s", err);
 	cr_assert_null(strchr(err, '\n'));
 	/* auto: the worker, whether /dev/vhost-net opens or not, and it says why */
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	memset(&t, 0, sizeof(t));
-	t.fds[0] = sv[0];
-	t.n_fds = 1;
 	close(peer_fds[0]);
-	peer_fds[0] = sv[1];
+	t = stand_in_tap(1);
 	p.backend = VIRTIO_NET_BACKEND_AUTO;
 	p.bytes_per_sec = 0;
 	p.packets_per_sec = 1000;
