@@ -19,9 +19,17 @@ static struct virtio_mmio *from_irq(const struct virtio_irq *irq)
 	return irq->ctx;
 }
 
+/* Sets bit in InterruptStatus and raises the line, once: while the bit is
+ * still set (not acknowledged), the guest's handler has yet to read the
+ * status, or read it with the bit and acknowledges before it looks at the
+ * queues, so it sees this interrupt's work too. Another edge would only run
+ * it again for nothing, three exits each time (status read, ack, EOI): what
+ * a level-triggered line gives for free. Another bit set meanwhile does not
+ * count: a handler that read only CONFIG would skip the queues. */
 static void raise(struct virtio_mmio *m, unsigned bit)
 {
-	atomic_fetch_or(&m->isr, bit);
+	if (atomic_fetch_or(&m->isr, bit) & bit)
+		return;
 	eventfd_signal(m->irq_fd);
 }
 
@@ -247,5 +255,10 @@ int virtio_mmio_restore(struct virtio_mmio *m, struct snap_reader *r, char *err,
 	if (!rc)
 		atomic_fetch_or(&m->isr, isr & (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG));
 	pthread_mutex_unlock(&m->t.lock);
+	/* raise() signals only when a bit goes from clear to set: a status
+	 * restored with bits set gets its line raised here (spurious at worst:
+	 * the handler reads the status and finds it was served). */
+	if (!rc && atomic_load(&m->isr))
+		eventfd_signal(m->irq_fd);
 	return rc;
 }

@@ -162,8 +162,40 @@ Test(virtio_mmio, interrupts_and_isr)
 	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
 	dev.irq->needs_reset(dev.irq);
-	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);	/* no eventfd for vhost to signal: a queue interrupt sets InterruptStatus first */
+	cr_assert(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	/* no eventfd for vhost to signal: a queue interrupt sets InterruptStatus first */
 	cr_assert_null(dev.irq->queue_notifier);
+}
+
+/* Level semantics over the edge irqfd: one edge per bit until the guest
+ * acknowledges it; a different bit raises the line again. */
+Test(virtio_mmio, one_edge_until_acknowledged)
+{
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	uint64_t v;
+	dev.irq->queue(dev.irq, 0);
+	dev.irq->queue(dev.irq, 0);
+	dev.irq->queue(dev.irq, 0);
+	cr_assert_eq(read(m.irq_fd, &v, 8), 8);
+	cr_assert_eq(v, 1, "three queue interrupts before the ack raise the line once, not %llu times",
+		     (unsigned long long)v);
+	dev.irq->config(dev.irq);
+	cr_assert_eq(read(m.irq_fd, &v, 8), 8, "CONFIG while VRING is pending still raises the line");
+	dev.irq->config(dev.irq);
+	cr_assert_eq(read(m.irq_fd, &v, 8), -1, "a second CONFIG before the ack does not");
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+	dev.irq->queue(dev.irq, 0);
+	cr_assert_eq(read(m.irq_fd, &v, 8), 8, "after the ack the next queue interrupt raises it again");
+	/* A reset clears the status: the first interrupt after it raises the line. */
+	wr(VIRTIO_MMIO_STATUS, 0);
+	negotiate(0, 1);
+	setup_queue(0, 0x10000);
+	wr(VIRTIO_MMIO_STATUS, ALL_OK);
+	dev.irq->queue(dev.irq, 0);
+	cr_assert_eq(read(m.irq_fd, &v, 8), 8);
 }
 
 Test(virtio_mmio, reset_stops_device_and_removes_notifiers)
