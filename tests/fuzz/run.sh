@@ -48,10 +48,10 @@ srcs() {
 	fuzz_platform) echo devices/serial_8250.c devices/i8042.c devices/power_ctl.c devices/debug_port.c \
 		vmm/base/io_bus.c vmm/base/snap_format.c ;;
 	fuzz_net_worker) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c devices/net/tap.c \
-		devices/net/net_hdr.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;   # worker.c is included by the target
+		devices/net/net_hdr.c vmm/base/guest_mem.c vmm/base/log_limit.c vmm/base/token_bucket.c ;;   # worker.c is included by the target
 	fuzz_net_ctrl) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c devices/net/tap.c \
 		devices/net/net_hdr.c devices/net/worker.c devices/net/vhost.c vmm/base/guest_mem.c vmm/base/log_limit.c \
-		vmm/base/snap_format.c ;;   # virtio_net.c: included
+		vmm/base/snap_format.c vmm/base/token_bucket.c ;;   # virtio_net.c: included
 	fuzz_arm64_boot) echo arch/arm64/boot.c arch/arm64/fdt.c -lfdt ;;
 	fuzz_snapshot) echo vmm/snapshot_parse.c vmm/base/snap_format.c arch/x86/snapshot.c arch/x86/cpu.c \
 		devices/virtio/transport.c devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;
