@@ -32,6 +32,11 @@ for m in $(cat /rig/modules.order); do
 done
 [ -n "${L1_KVM_AMD_PARAMS:-}" ] && echo "RIG-L1: kvm-amd loaded with $L1_KVM_AMD_PARAMS"
 ip link set lo up 2>/dev/null
+# When L1 wedges (issue 12: soft lockups, RCU stalls, no trace under
+# "quiet"), its console is all that comes back: from here on the kernel
+# prints the stacks of every CPU at a soft lockup, and oopses in full.
+echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace 2>/dev/null
+echo 7 >/proc/sys/kernel/printk 2>/dev/null
 
 mkdir -p "$LOGDIR"
 {
