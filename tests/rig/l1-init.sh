@@ -37,6 +37,9 @@ ip link set lo up 2>/dev/null
 # prints the stacks of every CPU at a soft lockup, and oopses in full.
 echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace 2>/dev/null
 echo 7 >/proc/sys/kernel/printk 2>/dev/null
+# One VM and vCPU held for L1's life, so that KVM's static keys never switch
+# (the kernel text rewrites that wedged L1: tests/rig/kvmhold.c).
+[ -c /dev/kvm ] && kvmhold &
 
 mkdir -p "$LOGDIR"
 {

@@ -204,6 +204,7 @@ PTYDRIVE=$WORK/ptydrive MARKTIME=$WORK/marktime
 tool marktime "$RIG_SRC/marktime.c"
 tool udscat "$RIG_SRC/udscat.c"
 UDSCAT=$WORK/udscat
+tool kvmhold "$RIG_SRC/kvmhold.c"
 [ "$ARCH" = arm64 ] && tool kvm-check "$RIG_SRC/arm64/kvm-check.c"
 
 # ---------------------------------------------------------------- guest images
@@ -576,6 +577,7 @@ add "$ROOT/guest-images/run-default.sh" /rig/guest-images/run-default.sh
 add "$PTYDRIVE" /rig/bin/ptydrive
 add "$WORK/marktime" /rig/bin/marktime
 add "$UDSCAT" /rig/bin/udscat
+add "$WORK/kvmhold" /rig/bin/kvmhold
 L1_KVM_CHECK=
 [ "$ARCH" = arm64 ] && { add "$WORK/kvm-check" /rig/bin/kvm-check; L1_KVM_CHECK=/rig/bin/kvm-check; }
 while IFS= read -r f; do
