@@ -17,11 +17,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}   # before lib.sh, which defaults it to 120
 . "${RIG_LIB:-$(dirname "$0")/../../rig/lib.sh}"
 . "$(dirname "$0")/datapath.inc"
 
-need_minivmm
-need_qemu
-need_file DEBIAN_KERNEL
-need_file GUEST_INITRD
-RUNS=${BENCH_RUNS:-3}
+dp_begin
 CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=blk dp_secs=$DP_SECS"
 img=/tmp/dp-blk.img
 # Written once, fully allocated: reads find data, not holes, in every run.
@@ -46,7 +42,6 @@ blk_run() { # blk_run CONFIG RUN
 	esac
 }
 
-DP_FAILED=
 configs=$(dp_configs_wanted "mv-mmio qemu-mmio mv-pci qemu-pci mv-pci-sync")
 i=0
 while [ $i -lt "$RUNS" ]; do
@@ -54,10 +49,5 @@ while [ $i -lt "$RUNS" ]; do
 	i=$((i + 1))
 done
 rm -f $img
-{
-	echo "block datapath in L1 (TCG): fio, 4 vCPUs, 4 queues, ${DP_SECS}s a cell, $RUNS runs per config, alternated"
-	dp_report "mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:- mv-pci-sync:qemu-pci mv-mmio-sync:qemu-mmio"
-	[ -z "$DP_FAILED" ] || echo "runs left out (the guest did not finish):$DP_FAILED"
-} | tee "$LOGDIR/datapath_blk.txt"
-[ -s "$DP_TSV" ] || fail "no cell measured"
-pass "see datapath_blk.txt${DP_FAILED:+ (left out:$DP_FAILED)}"
+dp_finish "block datapath in L1 (TCG): fio, 4 vCPUs, 4 queues" \
+	"mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:- mv-pci-sync:qemu-pci mv-mmio-sync:qemu-mmio"

@@ -15,12 +15,8 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-300}   # before lib.sh, which defaults it to 120
 . "${RIG_LIB:-$(dirname "$0")/../../rig/lib.sh}"
 . "$(dirname "$0")/datapath.inc"
 
-need_minivmm
-need_qemu
-need_file DEBIAN_KERNEL
-need_file GUEST_INITRD
+dp_begin
 host_tap --iperf
-RUNS=${BENCH_RUNS:-3}
 CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=net dp_secs=$DP_SECS"
 
 net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND
@@ -40,7 +36,6 @@ net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND
 	iperf_server_stop
 }
 
-DP_FAILED=
 all="mv-mmio-worker qemu-mmio-user mv-mmio-vhost qemu-mmio-vhost mv-pci-worker qemu-pci-user mv-pci-vhost qemu-pci-vhost"
 configs=$(dp_configs_wanted "$all")
 i=0
@@ -48,10 +43,5 @@ while [ $i -lt "$RUNS" ]; do
 	for c in $configs; do net_run "$c" $i; done
 	i=$((i + 1))
 done
-{
-	echo "network datapath in L1 (TCG): iperf3, 4 vCPUs, 4 queue pairs, ${DP_SECS}s a cell, $RUNS runs per config, alternated"
-	dp_report "mv-mmio-worker:qemu-mmio-user qemu-mmio-user:- mv-mmio-vhost:qemu-mmio-vhost qemu-mmio-vhost:- mv-pci-worker:qemu-pci-user qemu-pci-user:- mv-pci-vhost:qemu-pci-vhost qemu-pci-vhost:-"
-	[ -z "$DP_FAILED" ] || echo "runs left out (the guest did not finish):$DP_FAILED"
-} | tee "$LOGDIR/datapath_net.txt"
-[ -s "$DP_TSV" ] || fail "no cell measured"
-pass "see datapath_net.txt${DP_FAILED:+ (left out:$DP_FAILED)}"
+dp_finish "network datapath in L1 (TCG): iperf3, 4 vCPUs, 4 queue pairs" \
+	"mv-mmio-worker:qemu-mmio-user qemu-mmio-user:- mv-mmio-vhost:qemu-mmio-vhost qemu-mmio-vhost:- mv-pci-worker:qemu-pci-user qemu-pci-user:- mv-pci-vhost:qemu-pci-vhost qemu-pci-vhost:-"
