@@ -42,12 +42,7 @@ blk_run() { # blk_run CONFIG RUN
 	esac
 }
 
-configs=$(dp_configs_wanted "mv-mmio qemu-mmio mv-pci qemu-pci mv-pci-sync")
-i=0
-while [ $i -lt "$RUNS" ]; do
-	for c in $configs; do blk_run "$c" $i; done
-	i=$((i + 1))
-done
+dp_rounds blk_run "mv-mmio qemu-mmio mv-pci qemu-pci mv-pci-sync"
 rm -f $img
 dp_finish "block datapath in L1 (TCG): fio, 4 vCPUs, 4 queues" \
 	"mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:- mv-pci-sync:qemu-pci mv-mmio-sync:qemu-mmio"

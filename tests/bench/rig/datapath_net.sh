@@ -36,12 +36,6 @@ net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND
 	iperf_server_stop
 }
 
-all="mv-mmio-worker qemu-mmio-user mv-mmio-vhost qemu-mmio-vhost mv-pci-worker qemu-pci-user mv-pci-vhost qemu-pci-vhost"
-configs=$(dp_configs_wanted "$all")
-i=0
-while [ $i -lt "$RUNS" ]; do
-	for c in $configs; do net_run "$c" $i; done
-	i=$((i + 1))
-done
+dp_rounds net_run "mv-mmio-worker qemu-mmio-user mv-mmio-vhost qemu-mmio-vhost mv-pci-worker qemu-pci-user mv-pci-vhost qemu-pci-vhost"
 dp_finish "network datapath in L1 (TCG): iperf3, 4 vCPUs, 4 queue pairs" \
 	"mv-mmio-worker:qemu-mmio-user qemu-mmio-user:- mv-mmio-vhost:qemu-mmio-vhost qemu-mmio-vhost:- mv-pci-worker:qemu-pci-user qemu-pci-user:- mv-pci-vhost:qemu-pci-vhost qemu-pci-vhost:-"
