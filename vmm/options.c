@@ -28,7 +28,7 @@ const char options_usage[] =
 "                        characters; default minivmm-blkN); bw, iops: at most\n"
 "                        BYTES and N requests per second (0: no limit), after a\n"
 "                        one-time burst of one second's worth; engine: io_uring\n"
-"                        or synchronous I/O (auto, the default: io_uring where\n"
+"                        or synchronous I/O (the default; auto: io_uring where\n"
 "                        the kernel allows it)\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable); bw, pps: at\n"

@@ -213,12 +213,12 @@ Test(options, disk_rate_limits)
 	cr_assert_eq(o.disks[1].ops_per_sec, 0);
 }
 
-/* --disk engine=: io_uring, synchronous, or auto (the default). */
+/* --disk engine=: io_uring, synchronous (the default), or auto. */
 Test(options, disk_engine)
 {
 	struct disk_opt d;
 	cr_assert_eq(options_parse_disk("a.img", &d, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(d.engine, DISK_ENGINE_AUTO, "auto unless asked");
+	cr_assert_eq(d.engine, DISK_ENGINE_SYNC, "sync unless asked");
 	cr_assert_eq(options_parse_disk("a.img,engine=uring,ro", &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(d.engine, DISK_ENGINE_URING);
 	cr_assert(d.readonly);
@@ -237,9 +237,9 @@ Test(options, disk_engine)
 		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
 		cr_assert_null(strchr(err, '\n'), "one line");
 	}
-	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a.img,engine=sync", "--disk", "b.img"), 0, "%s", err);
-	cr_assert_eq(o.disks[0].engine, DISK_ENGINE_SYNC);
-	cr_assert_eq(o.disks[1].engine, DISK_ENGINE_AUTO);
+	cr_assert_eq(PARSE("--kernel", "k", "--disk", "a.img,engine=auto", "--disk", "b.img"), 0, "%s", err);
+	cr_assert_eq(o.disks[0].engine, DISK_ENGINE_AUTO);
+	cr_assert_eq(o.disks[1].engine, DISK_ENGINE_SYNC);
 }
 
 Test(options, net_specs)

@@ -10,7 +10,7 @@
 # figure (datapath.inc). Results: LOGDIR/datapath_blk.txt (table) and .tsv.
 #   tests/rig/rig.sh --with-qemu --scenario-dir tests/bench/rig datapath_blk
 #   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS="mv-pci qemu-pci" (a subset;
-#   also mv-mmio-sync, mv-pci-sync: minivmm with engine=sync, the thread engine)
+#   mv-mmio-uring, mv-pci-uring: minivmm with engine=uring)
 # rig-timeout: 3600
 # rig-needs: qemu
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}   # before lib.sh, which defaults it to 120
@@ -26,7 +26,7 @@ dd if=/dev/zero of=$img bs=1M count=200 2>/dev/null || fail "cannot write $img"
 
 blk_run() { # blk_run CONFIG RUN
 	case $1 in
-	mv-*) # mv-TRANSPORT[-ENGINE]: minivmm's default engine (auto: io_uring here) unless named
+	mv-*) # mv-TRANSPORT[-ENGINE]: minivmm's default engine (sync) unless named
 		_tr=$(echo "$1" | cut -d- -f2) _en=$(echo "$1" | cut -d- -f3)
 		dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --disk "$img,queues=4,transport=$_tr${_en:+,engine=$_en}" ;;
@@ -42,7 +42,7 @@ blk_run() { # blk_run CONFIG RUN
 	esac
 }
 
-dp_rounds blk_run "mv-mmio qemu-mmio mv-pci qemu-pci mv-pci-sync"
+dp_rounds blk_run "mv-mmio qemu-mmio mv-pci qemu-pci mv-pci-uring mv-mmio-uring"
 rm -f $img
 dp_finish "block datapath in L1 (TCG): fio, 4 vCPUs, 4 queues" \
-	"mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:- mv-pci-sync:qemu-pci mv-mmio-sync:qemu-mmio"
+	"mv-mmio:qemu-mmio qemu-mmio:- mv-pci:qemu-pci qemu-pci:- mv-pci-uring:qemu-pci mv-mmio-uring:qemu-mmio"
