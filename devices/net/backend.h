@@ -24,7 +24,6 @@
  * larger than the burst passes, and is paid for before the next one). */
 struct net_dir_limit {
 	struct token_bucket bytes, packets;   /* rate 0: no limit on that count */
-	uint64_t debt;                        /* byte tokens owed */
 };
 
 /* A pair's share of its NIC's rate limits, owned by the device: it outlives

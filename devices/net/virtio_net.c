@@ -468,7 +468,6 @@ static void limits_share(struct virtio_net *net, unsigned pairs)
 		for (unsigned d = 0; d < 2; d++) {
 			limit_share(&dirs[d]->bytes, net->bytes_per_sec, pairs, now);
 			limit_share(&dirs[d]->packets, net->packets_per_sec, pairs, now);
-			dirs[d]->debt = 0;
 		}
 	}
 	net->limit_pairs = pairs;

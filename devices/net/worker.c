@@ -110,20 +110,12 @@ static void mark_tap_dead(struct worker *w, int err)
 /* ---- rate limits ---- */
 
 /* Nanoseconds until a frame of len bytes (0: not known yet, as before a
- * read) may go in direction d: 0 now. Pays what earlier frames owe first. */
+ * read) may go in direction d: 0 now. What earlier frames owe is paid
+ * first, and a frame larger than the burst goes when the bucket is full. */
 static uint64_t limit_wait_ns(struct net_dir_limit *d, uint64_t len, uint64_t now)
 {
 	uint64_t wait = token_bucket_wait_ns(&d->packets, NET_LIMIT_SCALE, now);
-	struct token_bucket *b = &d->bytes;
-	if (!b->rate)
-		return wait;
-	token_bucket_refill(b, now);
-	uint64_t pay = d->debt < b->tokens ? d->debt : b->tokens;
-	token_bucket_take(b, pay, now);
-	d->debt -= pay;
-	/* The debt left and the frame, capped at the burst by wait_ns: a frame
-	 * larger than the burst goes when the bucket is full. */
-	uint64_t wb = token_bucket_wait_ns(b, d->debt + (len ? len : 1) * NET_LIMIT_SCALE, now);
+	uint64_t wb = token_bucket_wait_ns(&d->bytes, (len ? len : 1) * NET_LIMIT_SCALE, now);
 	return wait > wb ? wait : wb;
 }
 
@@ -132,13 +124,7 @@ static uint64_t limit_wait_ns(struct net_dir_limit *d, uint64_t len, uint64_t no
 static void limit_charge(struct net_dir_limit *d, uint64_t len, uint64_t now)
 {
 	token_bucket_take(&d->packets, NET_LIMIT_SCALE, now);   /* there: limit_wait_ns said so */
-	struct token_bucket *b = &d->bytes;
-	if (!b->rate)
-		return;
-	token_bucket_refill(b, now);
-	uint64_t cost = len * NET_LIMIT_SCALE, take = cost < b->tokens ? cost : b->tokens;
-	token_bucket_take(b, take, now);
-	d->debt += cost - take;
+	token_bucket_charge(&d->bytes, len * NET_LIMIT_SCALE, now);
 }
 
 /* Whether a direction may go on now: false, with its stop time set and

@@ -354,6 +354,20 @@ static struct blk_slot *take_slot(struct blk_worker *w, uint32_t type, uint64_t 
 	return s;
 }
 
+/* After slot i's request was put on the ring with result e: counted as
+ * queued, or (e: cannot be, a slot was free so is an entry) the slot
+ * given back and false, for the synchronous path. */
+static bool slot_queued(struct blk_worker *w, unsigned i, int e)
+{
+	if (e) {
+		w->free_slots[w->n_free++] = (uint8_t)i;
+		return false;
+	}
+	w->queued++;
+	atomic_fetch_add_explicit(&w->blk->n_uring, 1, memory_order_relaxed);
+	return true;
+}
+
 /* Hands a read or a write to the ring when it can go there: a slot free,
  * data in the disk's range, at most a slot's worth of buffers, and for a
  * write a writable disk in writeback mode (in writethrough every write is
@@ -380,13 +394,7 @@ static bool submit_rw(struct blk_worker *w, bool write, uint64_t sector, uint8_t
 	s->n_iov = n;
 	uint64_t off = sector * BLK_SECTOR_SIZE;
 	int e = write ? blk_uring_writev(w->ring, s->iov, n, off, i) : blk_uring_readv(w->ring, s->iov, n, off, i);
-	if (e) {   /* cannot be: a slot was free, so is an entry */
-		w->free_slots[w->n_free++] = (uint8_t)i;
-		return false;
-	}
-	w->queued++;
-	atomic_fetch_add_explicit(&blk->n_uring, 1, memory_order_relaxed);
-	return true;
+	return slot_queued(w, i, e);
 }
 
 /* A flush to the ring (a data sync of the image); a read-only disk has
@@ -399,13 +407,7 @@ static bool submit_flush(struct blk_worker *w, uint8_t *status)
 	zero_writable_data(w);
 	unsigned i;
 	take_slot(w, VIRTIO_BLK_T_FLUSH, 0, 0, status, &i);
-	if (blk_uring_fdatasync(w->ring, i)) {
-		w->free_slots[w->n_free++] = (uint8_t)i;
-		return false;
-	}
-	w->queued++;
-	atomic_fetch_add_explicit(&blk->n_uring, 1, memory_order_relaxed);
-	return true;
+	return slot_queued(w, i, blk_uring_fdatasync(w->ring, i));
 }
 
 /* Hands what is queued to the kernel. A refusal (EAGAIN, ENOMEM: the

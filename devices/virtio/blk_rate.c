@@ -8,37 +8,25 @@ static void limit_init(struct blk_limit *l, uint64_t rate, uint64_t now)
 {
 	token_bucket_init(&l->bucket, rate, rate / BLK_LIMIT_BUCKET_DIV, now);   /* 0 with a rate: 1 */
 	l->one_time = rate;
-	l->debt = 0;
 }
 
-/* Nanoseconds until a request costing n may go (0: now). Pays what debt it
- * can from the bucket on the way. */
+/* Nanoseconds until a request costing n may go (0: now): the one-time
+ * burst first, then the bucket (which pays its debt first). */
 static uint64_t limit_wait_ns(struct blk_limit *l, uint64_t n, uint64_t now)
 {
-	struct token_bucket *b = &l->bucket;
-	if (!b->rate || n <= l->one_time)
+	if (!l->bucket.rate || n <= l->one_time)
 		return 0;
-	token_bucket_refill(b, now);
-	uint64_t pay = l->debt < b->tokens ? l->debt : b->tokens;
-	token_bucket_take(b, pay, now);
-	l->debt -= pay;
-	if (l->debt)
-		return token_bucket_wait_ns(b, l->debt, now);   /* waits for at most a bucketful */
-	return token_bucket_wait_ns(b, n - l->one_time, now);
+	return token_bucket_wait_ns(&l->bucket, n - l->one_time, now);
 }
 
-/* Takes n, once limit_wait_ns() said 0 at the same time. */
+/* Spends n, once limit_wait_ns() said 0 at the same time. */
 static void limit_take(struct blk_limit *l, uint64_t n, uint64_t now)
 {
-	struct token_bucket *b = &l->bucket;
-	if (!b->rate)
+	if (!l->bucket.rate)
 		return;
 	uint64_t burst = n < l->one_time ? n : l->one_time;
 	l->one_time -= burst;
-	n -= burst;
-	uint64_t part = n < b->burst ? n : b->burst;
-	token_bucket_take(b, part, now);
-	l->debt += n - part;
+	token_bucket_charge(&l->bucket, n - burst, now);
 }
 
 void blk_rate_init(struct blk_rate *r, uint64_t ops_per_sec, uint64_t bytes_per_sec)

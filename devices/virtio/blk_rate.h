@@ -21,13 +21,12 @@
  * idle disk gets little more than its rate), a one-time burst of one
  * second's worth spent first (a guest booting, or a job starting, goes at
  * full speed for a moment, as Firecracker's one_time_burst does), and the
- * debt of a request larger than the bucket (a 1 MiB read under a 1 MB/s
+ * bucket's debt for a request larger than it (a 1 MiB read under a 1 MB/s
  * limit): it goes when the bucket is full and the rest is paid before the
  * next request goes, so the rate holds whatever the request sizes. */
 struct blk_limit {
 	struct token_bucket bucket;      /* rate 0: no limit */
 	uint64_t one_time;               /* left of the one-time burst */
-	uint64_t debt;                   /* owed by a request larger than the bucket */
 };
 
 struct blk_rate {

@@ -149,37 +149,34 @@ static struct io_uring_sqe *next_sqe(struct blk_uring *u)
 	return sqe;
 }
 
-int blk_uring_readv(struct blk_uring *u, const struct iovec *iov, unsigned n, uint64_t off, uint64_t tag)
+/* One operation on the fixed file (index 0), tagged. fsync_flags shares
+ * the SQE's field with the rw flags, 0 for reads and writes. */
+static int queue_op(struct blk_uring *u, int op, const struct iovec *iov, unsigned n, uint64_t off,
+		    unsigned fsync_flags, uint64_t tag)
 {
 	struct io_uring_sqe *sqe = next_sqe(u);
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_readv(sqe, 0, iov, n, off);
+	io_uring_prep_rw(op, sqe, 0, iov, n, off);
+	sqe->fsync_flags = fsync_flags;
 	sqe->flags = IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, tag);
 	return 0;
+}
+
+int blk_uring_readv(struct blk_uring *u, const struct iovec *iov, unsigned n, uint64_t off, uint64_t tag)
+{
+	return queue_op(u, IORING_OP_READV, iov, n, off, 0, tag);
 }
 
 int blk_uring_writev(struct blk_uring *u, const struct iovec *iov, unsigned n, uint64_t off, uint64_t tag)
 {
-	struct io_uring_sqe *sqe = next_sqe(u);
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_writev(sqe, 0, iov, n, off);
-	sqe->flags = IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data64(sqe, tag);
-	return 0;
+	return queue_op(u, IORING_OP_WRITEV, iov, n, off, 0, tag);
 }
 
 int blk_uring_fdatasync(struct blk_uring *u, uint64_t tag)
 {
-	struct io_uring_sqe *sqe = next_sqe(u);
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_fsync(sqe, 0, IORING_FSYNC_DATASYNC);
-	sqe->flags = IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data64(sqe, tag);
-	return 0;
+	return queue_op(u, IORING_OP_FSYNC, NULL, 0, 0, IORING_FSYNC_DATASYNC, tag);
 }
 
 int blk_uring_submit(struct blk_uring *u)

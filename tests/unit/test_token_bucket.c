@@ -171,3 +171,61 @@ Test(token_bucket, zero_burst_holds_one_token)
 	cr_assert(token_bucket_take(&b, 1, 0));
 	cr_assert_eq(token_bucket_wait_ns(&b, 5, 0), S / 10, "a wait that can end");
 }
+
+/* A cost above what the bucket holds is charged anyway: the rest is owed,
+ * paid from the next tokens, and nothing else goes until it is. */
+Test(token_bucket, charge_beyond_the_bucket_is_owed)
+{
+	struct token_bucket b;
+	token_bucket_init(&b, 1000, 100, 0);   /* 1 token per ms */
+	cr_assert_eq(token_bucket_wait_ns(&b, 250, 0), 0, "full: a cost above the burst may go");
+	token_bucket_charge(&b, 250, 0);
+	cr_assert_eq(b.tokens, 0);
+	cr_assert_eq(b.debt, 150);
+	/* 150 owed, then 10 more: the wait is capped at a bucketful (100 ms). */
+	cr_assert_eq(token_bucket_wait_ns(&b, 10, 0), 100 * MS);
+	cr_assert_eq(token_bucket_wait_ns(&b, 10, 100 * MS), 60 * MS, "100 paid, 50 owed + 10");
+	cr_assert_eq(b.debt, 50);
+	cr_assert_eq(token_bucket_wait_ns(&b, 10, 160 * MS), 0);
+	cr_assert_eq(b.debt, 0);
+	cr_assert_eq(b.tokens, 10);
+	token_bucket_charge(&b, 10, 160 * MS);
+	cr_assert_eq(b.tokens, 0);
+	cr_assert_eq(b.debt, 0);
+}
+
+/* Charged in pieces larger than the bucket, a second of costs takes a
+ * second of rate: the debt keeps the rate whatever the sizes. */
+Test(token_bucket, debt_keeps_the_rate)
+{
+	struct token_bucket b;
+	token_bucket_init(&b, 1000, 100, 0);
+	cr_assert(token_bucket_take(&b, 100, 0), "start empty");
+	uint64_t now = 0, charged = 0;
+	for (int i = 0; i < 1000 && now < 10 * S; i++) {
+		/* As a device does: sleep what it says until it says 0; each
+		 * sleep is at most a bucketful, so a debt takes a few. */
+		uint64_t w;
+		int sleeps = 0;
+		while ((w = token_bucket_wait_ns(&b, 300, now)) != 0) {
+			cr_assert_leq(w, 100 * MS);
+			now += w;
+			cr_assert_lt(++sleeps, 5);
+		}
+		token_bucket_charge(&b, 300, now);
+		charged += 300;
+	}
+	/* At 10 s, 10,000 tokens earned: charged can exceed that by at most one
+	 * cost (the one that went last and is still owed). */
+	cr_assert_leq(charged, 10000 + 300);
+	cr_assert_geq(charged, 10000 - 300);
+}
+
+Test(token_bucket, unlimited_charge_owes_nothing)
+{
+	struct token_bucket b;
+	token_bucket_init(&b, 0, 0, 0);
+	token_bucket_charge(&b, UINT64_MAX, 0);
+	cr_assert_eq(b.debt, 0);
+	cr_assert_eq(token_bucket_wait_ns(&b, UINT64_MAX, 0), 0);
+}

@@ -51,11 +51,21 @@ bool token_bucket_take(struct token_bucket *b, uint64_t n, uint64_t now_ns)
 	return true;
 }
 
+/* Pays what it holds of the debt. */
+static void pay_debt(struct token_bucket *b)
+{
+	uint64_t pay = b->debt < b->tokens ? b->debt : b->tokens;
+	b->tokens -= pay;
+	b->debt -= pay;
+}
+
 uint64_t token_bucket_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_ns)
 {
 	if (!b->rate)
 		return 0;
 	token_bucket_refill(b, now_ns);
+	pay_debt(b);
+	n = b->debt > UINT64_MAX - n ? UINT64_MAX : b->debt + n;
 	if (n > b->burst)
 		n = b->burst;
 	if (b->tokens >= n)
@@ -64,6 +74,18 @@ uint64_t token_bucket_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_n
 	unsigned __int128 missing = (unsigned __int128)(n - b->tokens) * NS_PER_S - b->frac;
 	unsigned __int128 ns = (missing + b->rate - 1) / b->rate;
 	return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
+}
+
+void token_bucket_charge(struct token_bucket *b, uint64_t cost, uint64_t now_ns)
+{
+	if (!b->rate)
+		return;
+	token_bucket_refill(b, now_ns);
+	pay_debt(b);
+	uint64_t take = cost < b->tokens ? cost : b->tokens;
+	b->tokens -= take;
+	cost -= take;
+	b->debt = b->debt > UINT64_MAX - cost ? UINT64_MAX : b->debt + cost;
 }
 
 uint64_t token_bucket_max_take(const struct token_bucket *b)

@@ -11,6 +11,11 @@
  * last one seen (a clock that went back) earns nothing and becomes the
  * new reference: the bucket never stalls waiting for the old time.
  *
+ * A cost larger than what the bucket holds (a 1 MiB request under a
+ * 1 MB/s limit) can be charged anyway: the bucket gives what it holds and
+ * the rest is owed. The debt is paid from the next tokens earned before
+ * anything else can go, so the rate holds whatever the sizes.
+ *
  * rate 0 means no limit: every take succeeds and nothing is counted. */
 #ifndef MINIVMM_TOKEN_BUCKET_H
 #define MINIVMM_TOKEN_BUCKET_H
@@ -24,6 +29,7 @@ struct token_bucket {
 	uint64_t tokens;     /* held now, <= burst */
 	uint64_t frac;       /* the part of a token earned too, in 1e-9 tokens (< 1e9) */
 	uint64_t last_ns;    /* the time of the last refill */
+	uint64_t debt;       /* owed by costs charged beyond what it held */
 };
 
 /* A full bucket at time now_ns. burst 0 with a rate is taken as 1 (a bucket
@@ -38,10 +44,15 @@ void token_bucket_refill(struct token_bucket *b, uint64_t now_ns);
  * most token_bucket_max_take(). */
 bool token_bucket_take(struct token_bucket *b, uint64_t n, uint64_t now_ns);
 
-/* Refills, then the nanoseconds until n tokens are there (n capped at
- * burst): 0 when they are now (always, unlimited). Rounded up, so a caller
- * that sleeps that long finds them. */
+/* Refills and pays what it can of the debt, then the nanoseconds until the
+ * debt left plus n tokens are there (capped at burst): 0 when they are now
+ * (always, unlimited). Rounded up, so a caller that sleeps that long finds
+ * them. */
 uint64_t token_bucket_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_ns);
+
+/* Refills, then spends cost: what the bucket holds of it now, the rest
+ * owed (see above). Call it once token_bucket_wait_ns() said 0. */
+void token_bucket_charge(struct token_bucket *b, uint64_t cost, uint64_t now_ns);
 
 /* The most one take can ask for: burst, or UINT64_MAX unlimited. */
 uint64_t token_bucket_max_take(const struct token_bucket *b);
