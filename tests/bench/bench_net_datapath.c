@@ -4,7 +4,7 @@
  *
  * Runs in a network namespace of its own (unshare(CLONE_NEWNET): root), on a
  * tap it creates there ("bnet0", brought up, IPv6 off, no address).
- *  - Fake guest memory and rings, as in tests/unit/test_virtio_net.c; the
+ *  - Fake guest memory and rings (the driver: tests/bench/bench_driver.h); the
  *    driver negotiates what Linux does (VERSION_1, EVENT_IDX, MRG_RXBUF, MQ,
  *    CTRL_VQ...), enables the pairs with VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET on
  *    the control queue, and runs one thread per pair (a guest vCPU): it
@@ -27,8 +27,11 @@
  * used (user+sys, in cores: driver, injector and the kernel's tap work
  * included), the CPU the whole host was busy (in cores: above "cores" means
  * others were running too), CPU microseconds of this process per frame
- * (the figure that does not depend on how busy the host is), and frames per
- * worker wakeup (batching).
+ * (the figure that does not depend on how busy the host is), the same for
+ * the device's worker threads alone ("dev us/fr": the driver threads and the
+ * injector left out, so RX compares with TX; the kernel's work in their
+ * reads and writes of the tap counts, the injector's sending does not), and
+ * frames per worker wakeup (batching).
  *
  * Usage: bench_net_datapath [SECONDS_PER_RUN (default 2)]   (12 runs) */
 #define _GNU_SOURCE
@@ -49,17 +52,17 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "devices/net/worker.h"
 #include "devices/net/virtio_net.h"
 #include "vmm/base/guest_mem.h"
+#include "tests/bench/bench_driver.h"
 #include "tests/unit/udp_frame.h"
 
 #define TAP       "bnet0"
+#define DEV_THREADS "net0-qp"   /* the worker threads' names: net<index>-qp<pair> */
 #define QSIZE     256u
 #define MAXP      4u
 #define NQ        (2 * MAXP + 1)
@@ -78,45 +81,9 @@ static struct guest_mem mem;
 static struct virtio_queue queues[NQ];
 static atomic_bool running;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
-/* CPU seconds all processes of the host spent busy (/proc/stat: everything
- * but idle and iowait), to tell how much of the machine others used. */
-static double host_busy_s(void)
-{
-	unsigned long long v[10] = { 0 };
-	FILE *f = fopen("/proc/stat", "re");
-	if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-			 &v[6], &v[7]) != 8) {
-		if (f)
-			fclose(f);
-		return 0;
-	}
-	fclose(f);
-	return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void *gpa(uint64_t a)
 {
-	void *p = guest_mem_ptr(&mem, a, 1);
-	if (!p) {
-		fprintf(stderr, "bench bug: 0x%llx\n", (unsigned long long)a);
-		exit(1);
-	}
-	return p;
+	return bench_gpa(&mem, a);
 }
 
 /* ---- the transport side: interrupts are the call eventfds ---- */
@@ -134,77 +101,6 @@ static void irq_needs_reset(const struct virtio_irq *irq) { atomic_fetch_add(&ne
 static const struct virtio_irq irq = { .queue = irq_queue, .config = irq_config, .needs_reset = irq_needs_reset };
 
 /* ---- the synthetic driver ---- */
-
-struct dq {
-	unsigned q;
-	struct virtq_desc *desc;
-	struct virtq_avail *avail;
-	struct virtq_used *used;
-	uint16_t avail_idx, used_seen;
-};
-
-static void dq_init(struct dq *d, unsigned q)
-{
-	memset(gpa(RING(q)), 0, 0x3000 + 8 * QSIZE);
-	d->q = q;
-	d->desc = gpa(RING(q));
-	d->avail = gpa(RING(q) + 0x1000);
-	d->used = gpa(RING(q) + 0x2000);
-	d->avail_idx = d->used_seen = 0;
-	queues[q].size = QSIZE;
-	queues[q].desc = RING(q);
-	queues[q].avail = RING(q) + 0x1000;
-	queues[q].used = RING(q) + 0x2000;
-	queues[q].ready = true;
-	if (virtq_init(&queues[q].vq, &mem, QSIZE, queues[q].desc, queues[q].avail, queues[q].used, true, false)) {
-		fprintf(stderr, "virtq_init failed\n");
-		exit(1);
-	}
-}
-
-/* Makes head available (not yet published). */
-static void dq_add(struct dq *d, uint16_t head)
-{
-	d->avail->ring[d->avail_idx % QSIZE] = htole16(head);
-	d->avail_idx++;
-}
-
-/* Publishes what was added since old and kicks if the device asked for it
- * (EVENT_IDX: avail_event). */
-static void dq_publish(struct dq *d, uint16_t old)
-{
-	if (d->avail_idx == old)
-		return;
-	__atomic_store_n(&d->avail->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	uint16_t ev = le16toh(__atomic_load_n((uint16_t *)&d->used->ring[QSIZE], __ATOMIC_RELAXED));
-	if (virtq_need_event(ev, d->avail_idx, old)) {
-		uint64_t one = 1;
-		if (write(queues[d->q].kick_fd, &one, sizeof(one)) < 0) {
-			/* full: pending anyway */
-		}
-	}
-}
-
-static bool dq_used(struct dq *d, struct virtq_used_elem *e)
-{
-	uint16_t idx = le16toh(__atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE));
-	if (idx == d->used_seen)
-		return false;
-	*e = d->used->ring[d->used_seen % QSIZE];
-	e->id = le32toh(e->id);
-	e->len = le32toh(e->len);
-	d->used_seen++;
-	return true;
-}
-
-/* Asks for an interrupt at the next used buffer; true if one came meanwhile. */
-static bool dq_arm(struct dq *d)
-{
-	__atomic_store_n(&d->avail->ring[QSIZE], htole16(d->used_seen), __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return le16toh(__atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE)) != d->used_seen;
-}
 
 struct pair_drv {
 	unsigned index;
@@ -226,8 +122,8 @@ static void setup_pair(struct pair_drv *p, bool tx_mode, uint32_t tx_len)
 	atomic_store(&p->tx_frames, 0);
 	atomic_store(&p->tx_bytes, 0);
 	unsigned rq = 2 * p->index, tq = 2 * p->index + 1;
-	dq_init(&p->rx, rq);
-	dq_init(&p->tx, tq);
+	dq_init(&p->rx, &mem, &queues[rq], QSIZE, RING(rq));
+	dq_init(&p->tx, &mem, &queues[tq], QSIZE, RING(tq));
 	for (unsigned i = 0; i < QSIZE; i++) {
 		p->rx.desc[i] = (struct virtq_desc){ htole64(BUF(rq) + i * RX_BUF), htole32(RX_BUF),
 						     htole16(VIRTQ_DESC_F_WRITE), 0 };
@@ -246,8 +142,8 @@ static void *pair_main(void *arg)
 {
 	struct pair_drv *p = arg;
 	struct pollfd fds[2] = {
-		{ .fd = queues[p->rx.q].call_fd, .events = POLLIN },
-		{ .fd = queues[p->tx.q].call_fd, .events = POLLIN },
+		{ .fd = p->rx.queue->call_fd, .events = POLLIN },
+		{ .fd = p->tx.queue->call_fd, .events = POLLIN },
 	};
 	if (p->tx_mode) {
 		uint16_t old = p->tx.avail_idx;
@@ -268,7 +164,7 @@ static void *pair_main(void *arg)
 				continue;
 			if (!rest) {
 				struct virtio_net_hdr_v1 h;
-				memcpy(&h, gpa(BUF(p->rx.q) + e.id * RX_BUF), sizeof(h));
+				memcpy(&h, gpa(BUF(2 * p->index) + e.id * RX_BUF), sizeof(h));
 				rest = le16toh(h.num_buffers);
 				frames++;
 				bytes += e.len - HDR;
@@ -436,6 +332,7 @@ static void *inject_main(void *arg)
 struct result {
 	double pps[MAXP], bps[MAXP];
 	double total_pps, total_bps, cores, host_cores;
+	double dev_cores;            /* the device's worker threads ("net0-qp<i>") only */
 	double injected_pps, tap_dropped_pps, tap_seen_pps;
 	uint64_t worker_drops;
 	double frames_per_wakeup;
@@ -462,7 +359,7 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 		setup_pair(&drv[i], tx, len);
 	}
 	struct dq ctrl;
-	dq_init(&ctrl, NQ - 1);
+	dq_init(&ctrl, &mem, &queues[NQ - 1], QSIZE, RING(NQ - 1));
 	uint64_t features = F(VIRTIO_F_VERSION_1) | F(VIRTIO_F_EVENT_IDX) | F(VIRTIO_NET_F_MRG_RXBUF) |
 			    F(VIRTIO_NET_F_MQ) | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS) |
 			    F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_HOST_TSO4);
@@ -502,9 +399,12 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 	}
 	struct if_counters c0 = if_counters(TAP);
 	uint64_t inj0 = atomic_load(&in.sent);
+	struct thread_cpu dev0, dev1;
+	device_threads_cpu(&dev0, DEV_THREADS);
 	double t0 = now_s(), cpu0 = cpu_s(), host0 = host_busy_s();
 	usleep((useconds_t)(secs * 1e6));
 	double t1 = now_s(), cpu1 = cpu_s(), host1 = host_busy_s();
+	device_threads_cpu(&dev1, DEV_THREADS);
 	struct if_counters c1 = if_counters(TAP);
 	uint64_t inj1 = atomic_load(&in.sent);
 	double dt = t1 - t0;
@@ -526,6 +426,7 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 	r->worker_drops -= d0;
 	r->cores = (cpu1 - cpu0) / dt;
 	r->host_cores = (host1 - host0) / dt;
+	r->dev_cores = thread_cpu_between(&dev0, &dev1) / dt;
 	r->injected_pps = (double)(inj1 - inj0) / dt;
 	r->tap_seen_pps = (double)(c1.rx_packets - c0.rx_packets) / dt;
 	r->tap_dropped_pps = (double)((c1.tx_dropped - c0.tx_dropped) + (c1.rx_dropped - c0.rx_dropped)) / dt;
@@ -577,8 +478,8 @@ int main(int argc, char **argv)
 	       secs, cpus);
 	printf("synthetic guest: one driver thread per pair, queue size %u, EVENT_IDX, 2 KiB mergeable RX buffers\n",
 	       QSIZE);
-	printf("%-5s %-3s %5s %8s %8s %6s %6s %7s  %-32s %5s  %s\n", "pairs", "dir", "frame", "Mpps", "Gbit/s",
-	       "cores", "host", "us/fr", "Mpps per pair", "fr/wk", "check");
+	printf("%-5s %-3s %5s %8s %8s %6s %6s %7s %9s  %-32s %5s  %s\n", "pairs", "dir", "frame", "Mpps", "Gbit/s",
+	       "cores", "host", "us/fr", "dev us/fr", "Mpps per pair", "fr/wk", "check");
 	static const uint32_t sizes[2] = { 60, 1514 };
 	for (int dir = 0; dir < 2; dir++)
 		for (int s = 0; s < 2; s++)
@@ -601,9 +502,10 @@ int main(int argc, char **argv)
 						 "%5.1f  tap took %.3f Mpps, refused %.3f Mpps (queue full), too big %llu",
 						 r.frames_per_wakeup, r.injected_pps / 1e6, r.tap_dropped_pps / 1e6,
 						 (unsigned long long)r.worker_drops);
-				printf("%-5u %-3s %5u %8.3f %8.3f %6.2f %6.2f %7.2f  %-32s %s\n", pairs, tx ? "TX" : "RX",
-				       sizes[s], r.total_pps / 1e6, r.total_bps / 1e9, r.cores, r.host_cores,
-				       r.total_pps > 0 ? r.cores / r.total_pps * 1e6 : 0, per, check);
+				printf("%-5u %-3s %5u %8.3f %8.3f %6.2f %6.2f %7.2f %9.2f  %-32s %s\n", pairs,
+				       tx ? "TX" : "RX", sizes[s], r.total_pps / 1e6, r.total_bps / 1e9, r.cores,
+				       r.host_cores, r.total_pps > 0 ? r.cores / r.total_pps * 1e6 : 0,
+				       r.total_pps > 0 ? r.dev_cores / r.total_pps * 1e6 : 0, per, check);
 				fflush(stdout);
 			}
 	if (atomic_load(&needs_reset))
