@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* fallocate */
+#define _GNU_SOURCE /* fallocate, O_NOATIME */
 #include "devices/virtio/blk_image.h"
 
 #include <errno.h>
@@ -68,8 +68,13 @@ int blk_image_open(const char *path, bool readonly, uint64_t *size, char *err, s
 		close(fd);
 		return -1;
 	}
+	/* O_NOATIME: an image's access time tells nobody anything, and its
+	 * update cost 3% of a 4 KiB read from the page cache
+	 * (bench_blk_datapath). Only the file's owner (or CAP_FOWNER) may set
+	 * it: anyone else goes without. */
 	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+	if (fl < 0 || (fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | O_NOATIME) < 0 &&
+		       fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
 		snprintf(err, errlen, "image %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;

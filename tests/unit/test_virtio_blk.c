@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk.h"
+#include "devices/virtio/blk_image.h"
 #include "vmm/base/guest_mem.h"
 #include "vmm/base/log.h"
 #include "vmm/base/thread_start.h"
@@ -1876,4 +1877,25 @@ Test(virtio_blk, engine_auto_falls_back_and_engine_uring_says_why)
 		cr_assert(strstr(line, "engine: sync (io_uring unavailable: "), "%s", line);
 	}
 	virtio_blk_destroy(t.made);
+}
+
+/* The image is opened blocking (the O_NONBLOCK that guards against a FIFO
+ * is cleared) and, for its owner, without access-time updates. */
+Test(virtio_blk, image_open_flags)
+{
+	char path[] = "/tmp/blk-flags-XXXXXX";
+	int tmp = mkstemp(path);
+	cr_assert_geq(tmp, 0);
+	cr_assert_eq(ftruncate(tmp, 1 << 20), 0);
+	close(tmp);
+	char err[256];
+	uint64_t size = 0;
+	int fd = blk_image_open(path, false, &size, err, sizeof(err));
+	unlink(path);
+	cr_assert_geq(fd, 0, "%s", err);
+	cr_assert_eq(size, 1 << 20);
+	int fl = fcntl(fd, F_GETFL);
+	cr_assert_eq(fl & O_NONBLOCK, 0);
+	cr_assert_neq(fl & O_NOATIME, 0, "the owner's image is opened O_NOATIME");
+	close(fd);
 }
