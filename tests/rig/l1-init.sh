@@ -36,6 +36,12 @@ ip link set lo up 2>/dev/null
 # "quiet"), its console is all that comes back: from here on the kernel
 # prints the stacks of every CPU at a soft lockup, and oopses in full.
 echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace 2>/dev/null
+# A wedge that prints nothing is read from outside, through the host QEMU's
+# monitor (tests/rig/l1_cpu_dump.py); its addresses are named from this copy
+# of the symbols (the host keeps it for the next L1 of the same kernel: with
+# nokaslr they do not move).
+mkdir -p "$LOGDIR"
+cp /proc/kallsyms "$LOGDIR/l1-kallsyms.txt" 2>/dev/null
 echo 7 >/proc/sys/kernel/printk 2>/dev/null
 # One VM and vCPU held for L1's life, so that KVM's static keys never switch
 # (the kernel text rewrites that wedged L1: tests/rig/kvmhold.c).

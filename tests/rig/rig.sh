@@ -401,6 +401,10 @@ else
 	# under minivmm; with npt=0 no L2 guest died in 26 runs of fio, boots and
 	# iperf3, at the same speed. docs/rig-failure-rates.md.
 	L1_KVM_AMD_PARAMS=${L1_KVM_AMD_PARAMS-npt=0}
+	# A wedged L1 is read through the monitor (l1_cpu_dump.py): nokaslr keeps
+	# its symbols where the last L1 of this kernel found them.
+	L1_KALLSYMS=$CACHE/l1-kallsyms-$KVER.txt
+	L1_APPEND_RIG=nokaslr
 	L1_DISK=(-drive "file=@OUT@,format=raw,if=virtio,cache=unsafe")
 	L1_CONSOLE=ttyS0
 	PIECE_SUFFIX=
@@ -709,11 +713,26 @@ watch_l1() {
 				say "L1 is wedged: no heartbeat for $((now - alive)) s during $cur; stopping it"
 			fi
 			echo "$cur" >"$RUN_TMP/l1-wedged"
+			l1_dump_cpus
 			kill "$pid" 2>/dev/null
 			deadline=$(($(date +%s) + 3600))
 		fi
 	done
 	exec {cons}<&-
+}
+
+# Where a wedged L1's CPUs are (it printed nothing): LOGDIR/l1-wedge-cpus.txt,
+# its last sample on this output.
+l1_dump_cpus() {
+	local out=$LOGDIR/l1-wedge-cpus.txt
+	if ! command -v python3 >/dev/null; then
+		say "no python3: L1's CPUs are not read (tests/rig/l1_cpu_dump.py)"
+		return
+	fi
+	timeout 60 python3 "$ROOT/tests/rig/l1_cpu_dump.py" "$RUN_TMP/l1-monitor.sock" "${L1_KALLSYMS:-}" >"$out" 2>&1
+	[ -s "${L1_KALLSYMS:-}" ] || echo "(no symbols yet: ${L1_KALLSYMS:-none} comes from the first L1 that finishes)" >>"$out"
+	say "L1's CPUs when it wedged ($out):"
+	awk '/^== sample/ { last = "" } /^cpu[0-9]+:/ { last = last "  | " $0 "\n" } END { printf "%s", last }' "$out"
 }
 
 say "booting L1 ($L1_KERNEL, TCG, limit ${L1_TIMEOUT}s): ${SCENARIOS[*]}"
@@ -723,8 +742,8 @@ timeout -k 10 "$L1_TIMEOUT" "$HOST_QEMU" \
 	"${L1_MACHINE[@]}" -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
 	-nographic -no-reboot \
 	-kernel "$L1_KERNEL" -initrd "$L1_INITRD" \
-	-append "console=$L1_CONSOLE panic=-1 quiet${L1_APPEND:+ $L1_APPEND}" \
-	-nic none "${L1_DISK[@]/@OUT@/$OUT_IMG}" \
+	-append "console=$L1_CONSOLE panic=-1 quiet${L1_APPEND_RIG:+ $L1_APPEND_RIG}${L1_APPEND:+ $L1_APPEND}" \
+	-nic none "${L1_DISK[@]/@OUT@/$OUT_IMG}" -monitor "unix:$RUN_TMP/l1-monitor.sock,server=on,wait=off" \
 	</dev/null >"$LOGDIR/l1-console.log" 2>"$LOGDIR/l1-qemu-stderr.log" &
 L1_PID=$!
 watch_l1 "$L1_PID"
@@ -739,6 +758,11 @@ if ! tar -xf "$OUT_IMG" -C "$LOGDIR" 2>"$RUN_TMP/untar.err" || [ ! -s "$LOGDIR/r
 	echo "---- tail of $LOGDIR/l1-console.log ----"
 	tail -n 25 "$LOGDIR/l1-console.log" | tr -d '\r' | sed 's/^/  | /'
 fi
+# L1's symbols, for the next wedge (l1_dump_cpus); moved, not kept in LOGDIR.
+if [ -n "${L1_KALLSYMS:-}" ] && [ -s "$LOGDIR/l1-kallsyms.txt" ]; then
+	mv -f "$LOGDIR/l1-kallsyms.txt" "$L1_KALLSYMS"
+fi
+rm -f "$LOGDIR/l1-kallsyms.txt"
 if [ ! -s "$RESULTS" ]; then
 	tr -d '\r' <"$LOGDIR/l1-console.log" | sed -n 's/.*\(RIG-RESULT \)/\1/p' >"$RESULTS"
 fi
