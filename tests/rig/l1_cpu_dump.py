@@ -6,8 +6,10 @@ trace there is.
 Usage: l1_cpu_dump.py MONITOR_SOCKET [KALLSYMS [SAMPLES]]
 
 Takes SAMPLES (default 5) snapshots 0.5 s apart of every CPU's state ("info
-cpus"; RIP, RSP, CR3 and HLT from "info registers -a"), then each CPU's
-stack (64 words at RSP). Addresses are named from KALLSYMS, a copy of
+cpus", the host thread behind each; RIP, RSP, CR3, HLT, EFLAGS and the
+interrupt shadow from "info registers -a"), then the last sample's registers
+whole, each CPU's local APIC ("info lapic": timer, IRR, ISR) and stack (64
+words at RSP). Addresses are named from KALLSYMS, a copy of
 /proc/kallsyms from an earlier L1 of the same kernel and modules: L1 runs
 with nokaslr, so the kernel's and the modules' addresses are the same in
 every boot. The stack words that name kernel text are the likely return
@@ -81,21 +83,43 @@ def main():
     last = {}
     for n in range(samples):
         print(f"== sample {n + 1} of {samples}")
-        print(mon.cmd("info cpus").strip())
+        cpus = mon.cmd("info cpus").strip()
+        print(cpus)
+        # The host threads behind the vCPUs: a halted vCPU's sleeps in a futex.
+        for tid in re.findall(r"thread_id=(\d+)", cpus):
+            try:
+                stat = open(f"/proc/{tid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+                wchan = open(f"/proc/{tid}/task/{tid}/wchan").read().strip()
+                print(f"  thread {tid}: state {stat[0]}, wchan {wchan or '-'}, utime {stat[11]} stime {stat[12]}")
+            except OSError:
+                pass
         regs = mon.cmd("info registers -a")
         for cpu, block in re.findall(r"CPU#(\d+)\n(.*?)(?=\nCPU#|\Z)", regs, re.S):
             rip = re.search(r"RIP=([0-9a-f]+)", block)
             rsp = re.search(r"RSP=([0-9a-f]+)", block)
             cr3 = re.search(r"CR3=([0-9a-f]+)", block)
             hlt = re.search(r"HLT=(\d)", block)
+            efl = re.search(r"[RE]FL=([0-9a-f]+) \[([^\]]*)\]", block)
+            ii = re.search(r"II=(\d)", block)
             if not rip:
                 continue
             r = int(rip.group(1), 16)
             last[cpu] = (r, int(rsp.group(1), 16) if rsp else 0)
             print(f"cpu{cpu}: RIP {r:016x} {name(syms, r) or '(not kernel text)'}"
                   f" RSP {last[cpu][1]:016x} CR3 {cr3.group(1) if cr3 else '?'}"
-                  f" HLT {hlt.group(1) if hlt else '?'}")
+                  f" HLT {hlt.group(1) if hlt else '?'}"
+                  f" EFL {efl.group(1) + (' IF' if int(efl.group(1), 16) & 0x200 else ' no-IF') if efl else '?'}"
+                  f" II {ii.group(1) if ii else '?'}")
         time.sleep(0.5)
+    print("== the last sample's registers, whole")
+    print("\n".join(l for l in mon.cmd("info registers -a").strip().split("\n")
+                    if not l.startswith(("YMM", "XMM", "FPR", "FCW"))))
+    for cpu in sorted(last):
+        # The local APIC: the timer's mode and count, and IRR/ISR (a vector
+        # stuck in service masks every vector below it).
+        print(f"== cpu{cpu}: local APIC")
+        mon.cmd(f"cpu {cpu}")
+        print(mon.cmd("info lapic").strip())
     for cpu, (rip, rsp) in sorted(last.items()):
         print(f"== cpu{cpu}: stack at {rsp:016x}, kernel text words (likely return addresses)")
         mon.cmd(f"cpu {cpu}")
