@@ -41,7 +41,9 @@ echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace 2>/dev/null
 # of the symbols (the host keeps it for the next L1 of the same kernel: with
 # nokaslr they do not move).
 mkdir -p "$LOGDIR"
-cp /proc/kallsyms "$LOGDIR/l1-kallsyms.txt" 2>/dev/null
+cat /proc/kallsyms >"$LOGDIR/l1-kallsyms.txt" 2>/tmp/kallsyms.err ||
+	echo "RIG-L1: cannot copy /proc/kallsyms: $(cat /tmp/kallsyms.err)"
+echo "L1 kallsyms: $(wc -l <"$LOGDIR/l1-kallsyms.txt") lines"
 echo 7 >/proc/sys/kernel/printk 2>/dev/null
 # One VM and vCPU held for L1's life, so that KVM's static keys never switch
 # (the kernel text rewrites that wedged L1: tests/rig/kvmhold.c).
