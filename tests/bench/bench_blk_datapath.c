@@ -266,23 +266,17 @@ static int run(enum virtio_blk_engine engine, const struct workload *wl, unsigne
 		kicks0 += atomic_load(&drv[q].dq.kicks);
 	}
 	uint64_t irq0 = atomic_load(&irq_calls);
-	struct thread_cpu dev0, dev1;
-	device_threads_cpu(&dev0, DEV_THREADS);
-	double t0 = now_s(), cpu0 = cpu_s(), host0 = host_busy_s();
-	usleep((useconds_t)(secs * 1e6));
-	double t1 = now_s(), cpu1 = cpu_s(), host1 = host_busy_s();
-	device_threads_cpu(&dev1, DEV_THREADS);
+	struct bench_window win;
+	bench_window_sleep(&win, DEV_THREADS, secs);
 	uint64_t irq1 = atomic_load(&irq_calls);
 	for (unsigned q = 0; q < nq; q++) {
 		done1 += atomic_load(&drv[q].done);
 		kicks1 += atomic_load(&drv[q].dq.kicks);
 	}
-	double dt = t1 - t0, n = (double)(done1 - done0);
+	double dt = win.t1 - win.t0, n = (double)(done1 - done0);
 	r->iops = n / dt;
 	r->bytes_per_s = r->iops * wl->len;
-	r->cores = (cpu1 - cpu0) / dt;
-	r->host_cores = (host1 - host0) / dt;
-	r->dev_cores = thread_cpu_between(&dev0, &dev1) / dt;
+	bench_window_cores(&win, &r->cores, &r->host_cores, &r->dev_cores);
 	r->per_irq = irq1 > irq0 ? n / (double)(irq1 - irq0) : 0;
 	r->per_kick = kicks1 > kicks0 ? n / (double)(kicks1 - kicks0) : 0;
 

@@ -163,6 +163,33 @@ static inline double thread_cpu_between(const struct thread_cpu *t0, const struc
 	return (double)sum / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* One measured interval: the caller's counters are read around
+ * bench_window_sleep(), which notes time, the process's CPU, the host's
+ * busy CPU and the device threads' CPU at both ends. */
+struct bench_window {
+	double t0, cpu0, host0, t1, cpu1, host1;
+	struct thread_cpu dev0, dev1;
+};
+
+static inline void bench_window_sleep(struct bench_window *w, const char *dev_prefix, double secs)
+{
+	device_threads_cpu(&w->dev0, dev_prefix);
+	w->t0 = now_s(), w->cpu0 = cpu_s(), w->host0 = host_busy_s();
+	usleep((useconds_t)(secs * 1e6));
+	w->t1 = now_s(), w->cpu1 = cpu_s(), w->host1 = host_busy_s();
+	device_threads_cpu(&w->dev1, dev_prefix);
+}
+
+/* Cores used over the window: the process, the host, the device threads. */
+static inline void bench_window_cores(const struct bench_window *w, double *cores, double *host_cores,
+				      double *dev_cores)
+{
+	double dt = w->t1 - w->t0;
+	*cores = (w->cpu1 - w->cpu0) / dt;
+	*host_cores = (w->host1 - w->host0) / dt;
+	*dev_cores = thread_cpu_between(&w->dev0, &w->dev1) / dt;
+}
+
 /* ---- the driver of one queue ---- */
 
 /* Host address of guest address a; not RAM is a bug of the benchmark. */

@@ -399,15 +399,11 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 	}
 	struct if_counters c0 = if_counters(TAP);
 	uint64_t inj0 = atomic_load(&in.sent);
-	struct thread_cpu dev0, dev1;
-	device_threads_cpu(&dev0, DEV_THREADS);
-	double t0 = now_s(), cpu0 = cpu_s(), host0 = host_busy_s();
-	usleep((useconds_t)(secs * 1e6));
-	double t1 = now_s(), cpu1 = cpu_s(), host1 = host_busy_s();
-	device_threads_cpu(&dev1, DEV_THREADS);
+	struct bench_window win;
+	bench_window_sleep(&win, DEV_THREADS, secs);
 	struct if_counters c1 = if_counters(TAP);
 	uint64_t inj1 = atomic_load(&in.sent);
-	double dt = t1 - t0;
+	double dt = win.t1 - win.t0;
 	r->total_pps = r->total_bps = 0;
 	r->worker_drops = 0;
 	for (unsigned i = 0; i < pairs; i++) {
@@ -424,9 +420,7 @@ static int run(unsigned pairs, bool tx, uint32_t len, double secs, struct result
 	}
 	r->frames_per_wakeup = w1 > w0 ? r->total_pps * dt / (double)(w1 - w0) : 0;
 	r->worker_drops -= d0;
-	r->cores = (cpu1 - cpu0) / dt;
-	r->host_cores = (host1 - host0) / dt;
-	r->dev_cores = thread_cpu_between(&dev0, &dev1) / dt;
+	bench_window_cores(&win, &r->cores, &r->host_cores, &r->dev_cores);
 	r->injected_pps = (double)(inj1 - inj0) / dt;
 	r->tap_seen_pps = (double)(c1.rx_packets - c0.rx_packets) / dt;
 	r->tap_dropped_pps = (double)((c1.tx_dropped - c0.tx_dropped) + (c1.rx_dropped - c0.rx_dropped)) / dt;
