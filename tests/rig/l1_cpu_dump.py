@@ -73,6 +73,37 @@ class Monitor:
         return "\n".join(l for l in lines[1:] if l != "(qemu) ")
 
 
+def sample(mon, syms, last):
+    """One look at every CPU; sets last[cpu] = (RIP, RSP)."""
+    cpus = mon.cmd("info cpus").strip()
+    print(cpus)
+    # The host threads behind the vCPUs: a halted vCPU's sleeps in a futex.
+    for tid in re.findall(r"thread_id=(\d+)", cpus):
+        try:
+            stat = open(f"/proc/{tid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            wchan = open(f"/proc/{tid}/task/{tid}/wchan").read().strip()
+            print(f"  thread {tid}: state {stat[0]}, wchan {wchan or '-'}, utime {stat[11]} stime {stat[12]}")
+        except OSError:
+            pass
+    regs = mon.cmd("info registers -a")
+    for cpu, block in re.findall(r"CPU#(\d+)\n(.*?)(?=\nCPU#|\Z)", regs, re.S):
+        rip = re.search(r"RIP=([0-9a-f]+)", block)
+        rsp = re.search(r"RSP=([0-9a-f]+)", block)
+        cr3 = re.search(r"CR3=([0-9a-f]+)", block)
+        hlt = re.search(r"HLT=(\d)", block)
+        efl = re.search(r"[RE]FL=([0-9a-f]+) \[([^\]]*)\]", block)
+        ii = re.search(r"II=(\d)", block)
+        if not rip:
+            continue
+        r = int(rip.group(1), 16)
+        last[cpu] = (r, int(rsp.group(1), 16) if rsp else 0)
+        print(f"cpu{cpu}: RIP {r:016x} {name(syms, r) or '(not kernel text)'}"
+              f" RSP {last[cpu][1]:016x} CR3 {cr3.group(1) if cr3 else '?'}"
+              f" HLT {hlt.group(1) if hlt else '?'}"
+              f" EFL {efl.group(1) + (' IF' if int(efl.group(1), 16) & 0x200 else ' no-IF') if efl else '?'}"
+              f" II {ii.group(1) if ii else '?'}")
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -83,33 +114,7 @@ def main():
     last = {}
     for n in range(samples):
         print(f"== sample {n + 1} of {samples}")
-        cpus = mon.cmd("info cpus").strip()
-        print(cpus)
-        # The host threads behind the vCPUs: a halted vCPU's sleeps in a futex.
-        for tid in re.findall(r"thread_id=(\d+)", cpus):
-            try:
-                stat = open(f"/proc/{tid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-                wchan = open(f"/proc/{tid}/task/{tid}/wchan").read().strip()
-                print(f"  thread {tid}: state {stat[0]}, wchan {wchan or '-'}, utime {stat[11]} stime {stat[12]}")
-            except OSError:
-                pass
-        regs = mon.cmd("info registers -a")
-        for cpu, block in re.findall(r"CPU#(\d+)\n(.*?)(?=\nCPU#|\Z)", regs, re.S):
-            rip = re.search(r"RIP=([0-9a-f]+)", block)
-            rsp = re.search(r"RSP=([0-9a-f]+)", block)
-            cr3 = re.search(r"CR3=([0-9a-f]+)", block)
-            hlt = re.search(r"HLT=(\d)", block)
-            efl = re.search(r"[RE]FL=([0-9a-f]+) \[([^\]]*)\]", block)
-            ii = re.search(r"II=(\d)", block)
-            if not rip:
-                continue
-            r = int(rip.group(1), 16)
-            last[cpu] = (r, int(rsp.group(1), 16) if rsp else 0)
-            print(f"cpu{cpu}: RIP {r:016x} {name(syms, r) or '(not kernel text)'}"
-                  f" RSP {last[cpu][1]:016x} CR3 {cr3.group(1) if cr3 else '?'}"
-                  f" HLT {hlt.group(1) if hlt else '?'}"
-                  f" EFL {efl.group(1) + (' IF' if int(efl.group(1), 16) & 0x200 else ' no-IF') if efl else '?'}"
-                  f" II {ii.group(1) if ii else '?'}")
+        sample(mon, syms, last)
         time.sleep(0.5)
     print("== the last sample's registers, whole")
     print("\n".join(l for l in mon.cmd("info registers -a").strip().split("\n")
@@ -130,6 +135,15 @@ def main():
             nm = name(syms, w)
             if nm:
                 print(f"  [rsp+0x{8 * i:x}] {w:016x} {nm}")
+    # Last, an NMI to every CPU (the monitor's "nmi"), then where they are:
+    # a halted CPU that wakes for it had its interrupts pending but was not
+    # woken for them (a lost wake-up); one that does not had NMIs blocked
+    # too (the global interrupt flag, or the NMI mask). The rig stops L1
+    # after this either way.
+    print("== 2 s after an NMI to every CPU (the monitor's nmi)")
+    mon.cmd("nmi")
+    time.sleep(2)
+    sample(mon, syms, {})
     return 0
 
 
