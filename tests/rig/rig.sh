@@ -40,7 +40,8 @@ Environment overrides: MINIVMM, DEBIAN_KERNEL, MINIMAL_KERNEL, GUEST_INITRD (a p
   or "none" to not build that image), L1_KERNEL_VERSION, L1_MEM (MiB), L1_SMP,
   L1_APPEND (added to L1's kernel command line; x86_64 default mitigations=off),
   L1_KVM_AMD_PARAMS (L1's kvm-amd module parameters; default npt=0),
-  MINIVMM_CACHE; passed on to the
+  L1_TCG_THREAD (multi, the default, or single: one host thread runs all of L1's
+  CPUs, to count the silent wedges against; slower), MINIVMM_CACHE; passed on to the
   scenarios: GUEST_TIMEOUT, RIG_REBOOTS, BLK_TRANSPORTS, NET_TRANSPORTS,
   NET_VHOST_MODES, BENCH_RUNS.
 EOF
@@ -739,7 +740,7 @@ say "booting L1 ($L1_KERNEL, TCG, limit ${L1_TIMEOUT}s): ${SCENARIOS[*]}"
 T_L1=$(date +%s.%N)
 : >"$LOGDIR/l1-console.log"
 timeout -k 10 "$L1_TIMEOUT" "$HOST_QEMU" \
-	"${L1_MACHINE[@]}" -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
+	"${L1_MACHINE[@]}" -accel "tcg,thread=${L1_TCG_THREAD:-multi}" -smp "${L1_SMP:-2}" -m "${L1_MEM:-4096}" \
 	-nographic -no-reboot \
 	-kernel "$L1_KERNEL" -initrd "$L1_INITRD" \
 	-append "console=$L1_CONSOLE panic=-1 quiet${L1_APPEND_RIG:+ $L1_APPEND_RIG}${L1_APPEND:+ $L1_APPEND}" \
