@@ -7,7 +7,7 @@
 set -euo pipefail
 [ $# = 2 ] || { echo "usage: $0 L1_CONSOLE_LOG blk|net" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
-pairs=$(sed -n 's/^dp_finish .*//; /^\t"mv-/{s/^\t"\(.*\)"$/\1/p}' "$here/datapath_$2.sh")
+pairs=$(sed -n '/^\t"mv-/{s/^\t"\(.*\)"$/\1/p}' "$here/datapath_$2.sh")
 [ -n "$pairs" ] || { echo "no pairs in $here/datapath_$2.sh" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
