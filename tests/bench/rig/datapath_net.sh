@@ -8,7 +8,8 @@
 # pcie=on for pci (romfile= : no option ROM, which microvm has no firmware for). Exits, injected interrupts, system calls and CPU per packet
 # come with each figure (datapath.inc). Results: LOGDIR/datapath_net.txt and .tsv.
 #   tests/rig/rig.sh --with-qemu --scenario-dir tests/bench/rig datapath_net
-#   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS (a subset of the configs below)
+#   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS (a subset of the configs below),
+#   DP_CELLS, DP_EXIT_REASONS: see datapath.inc
 # rig-timeout: 3600
 # rig-needs: qemu
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-300}   # before lib.sh, which defaults it to 120
@@ -17,7 +18,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-300}   # before lib.sh, which defaults it to 120
 
 dp_begin
 host_tap --iperf
-CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=net dp_secs=$DP_SECS"
+CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=net dp_secs=$DP_SECS${DP_CELLS:+ dp_cells=$DP_CELLS}"
 
 net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND
 	_tr=$(echo "$1" | cut -d- -f2) _be=$(echo "$1" | cut -d- -f3)

@@ -14,6 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 tr -d '\r' <"$1" | sed -n 's/^DP-ROW\t//p' >"$tmp/rows.tsv"
 [ -s "$tmp/rows.tsv" ] || { echo "no DP-ROW lines in $1" >&2; exit 1; }
 # dp_report from datapath.inc, without the rest of it (its set-up is L1's).
-eval "$(sed -n '/^dp_report() {/,/^}/p' "$here/datapath.inc")"
+eval "$(sed -n '/^dp_report() {/,/^}/p; /^dp_exit_report() {/,/^}/p' "$here/datapath.inc")"
 DP_TSV=$tmp/rows.tsv
 dp_report "$pairs"
+DP_SVM=1 dp_exit_report   # the x86 rig's CPU is AMD's

@@ -7,7 +7,8 @@
 # V: IOPS (4 KiB cells), MB/s (1 MiB cells) or Mbit/s (iperf3); R: requests
 # (fio I/Os) or packets (eth0's both ways) in the cell; I: virtio interrupts
 # the guest handled in the cell (/proc/interrupts), all CPUs.
-# Knobs from the kernel command line: dp=blk|net, dp_secs (per cell, default 4).
+# Knobs from the kernel command line: dp=blk|net, dp_secs (per cell, default
+# 4), dp_cells=NAME,NAME (only those cells; default all).
 secs=${dp_secs:-4}
 
 virtio_irqs() {
@@ -18,6 +19,10 @@ virtio_irqs() {
 status=0
 cell() {
     name=$1; shift
+    case ,${dp_cells:-$name}, in
+    *,"$name",*) ;;
+    *) return ;;
+    esac
     i0=$(virtio_irqs)
     echo "MVTEST dp begin $name"
     set -- $("$@")
