@@ -19,6 +19,8 @@
 #include "vmm/machine.h"
 #include "vmm/vm.h"
 
+_Static_assert(DISK_POLL_US_MAX == VIRTIO_BLK_POLL_US_MAX, "--disk poll= and the device agree on the bound");
+
 _Static_assert(MAX_DISK_QUEUES == VIRTIO_MAX_QUEUES, "--disk queues= limit is the transport's");
 
 static const char *dev_name(struct vm *vm, const char *kind, unsigned index)
@@ -134,6 +136,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 			.engine = d->engine == DISK_ENGINE_URING  ? VIRTIO_BLK_ENGINE_URING
 				  : d->engine == DISK_ENGINE_SYNC ? VIRTIO_BLK_ENGINE_SYNC
 								  : VIRTIO_BLK_ENGINE_AUTO,
+			.poll_us = d->poll_us,
 			.index = i,
 			.threads = &vm->threads.starter,
 		};

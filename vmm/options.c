@@ -22,14 +22,17 @@ const char options_usage[] =
 "  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
 "  --cpus N              number of vCPUs (default 1)\n"
 "  --mem MiB             guest RAM in MiB (default 256)\n"
-"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,engine=uring|sync|auto][,transport=mmio|pci]\n"
+"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,engine=uring|sync|auto][,poll=US]\n"
+"        [,transport=mmio|pci]"
 "                        virtio-blk disk (repeatable); queues: one per vCPU by default;\n"
 "                        serial: its ID for the guest (1-20 printable ASCII\n"
 "                        characters; default minivmm-blkN); bw, iops: at most\n"
 "                        BYTES and N requests per second (0: no limit), after a\n"
 "                        one-time burst of one second's worth; engine: io_uring\n"
 "                        or synchronous I/O (the default; auto: io_uring where\n"
-"                        the kernel allows it)\n"
+"                        the kernel allows it); poll: after a batch a queue\n"
+"                        looks for more every US microseconds while it finds\n"
+"                        some, the guest's kicks off (sync engine; 0: off)\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable); bw, pps: at\n"
 "                        most BYTES and N frames per second each way (0: no\n"
@@ -202,6 +205,14 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 		*(bytes ? &d->bytes_per_sec : &d->ops_per_sec) = v;
 		return 0;
 	}
+	if (!strcmp(key, "poll") && val) {
+		uint64_t us;
+		if (parse_u64(val, &us) || us > DISK_POLL_US_MAX)
+			return err_set(err, errlen, "--disk: poll=%s is not a number of microseconds from 0 (off) to %u", val,
+				       DISK_POLL_US_MAX);
+		d->poll_us = (unsigned)us;
+		return 0;
+	}
 	if (!strcmp(key, "engine") && val) {
 		if (!strcmp(val, "uring"))
 			d->engine = DISK_ENGINE_URING;
@@ -214,7 +225,7 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 		return 0;
 	}
 	if (!val && (!strcmp(key, "serial") || !strcmp(key, "bw") || !strcmp(key, "iops") || !strcmp(key, "queues") ||
-		     !strcmp(key, "transport") || !strcmp(key, "engine")))
+		     !strcmp(key, "transport") || !strcmp(key, "engine") || !strcmp(key, "poll")))
 		return err_set(err, errlen, "--disk: setting '%s' needs a value (%s=...)", key, key);
 	return err_set(err, errlen, "--disk: unknown setting '%s'", key);
 }
@@ -222,6 +233,7 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
+	d->poll_us = DISK_POLL_US_DEFAULT;
 	return for_each_item("--disk", spec, d->path, sizeof(d->path), disk_item, d, err, errlen);
 }
 

@@ -27,6 +27,9 @@ enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
 
 #define OPT_PATH_MAX 1024
 
+#define DISK_POLL_US_MAX 1000   /* devices/virtio/blk.h's VIRTIO_BLK_POLL_US_MAX */
+#define DISK_POLL_US_DEFAULT 50
+
 struct disk_opt {
 	char path[OPT_PATH_MAX];
 	bool readonly;
@@ -36,6 +39,7 @@ struct disk_opt {
 	uint64_t bytes_per_sec;    /* bw=: rate limit of the disk; 0: none */
 	uint64_t ops_per_sec;      /* iops= */
 	enum disk_engine engine;   /* engine=: io_uring or synchronous I/O; auto: io_uring where the kernel allows it */
+	unsigned poll_us;          /* poll=: microseconds a queue keeps polling after a batch (virtio_blk_params.poll_us) */
 };
 
 struct net_opt {

@@ -78,6 +78,10 @@ struct blk_worker {
 	unsigned n_free;
 	unsigned queued;                 /* in the ring, not yet submitted */
 	bool submit_failed;              /* retry soon: nothing else may wake the thread */
+	/* poll_us: wake-ups left to serve without polling, and how many the
+	 * next poll that finds nothing skips (doubling to BLK_POLL_BACKOFF_MAX;
+	 * 0 again once a poll finds requests). */
+	unsigned poll_skip, poll_backoff;
 };
 
 struct virtio_blk {
@@ -90,6 +94,7 @@ struct virtio_blk {
 	bool custom_serial;              /* given at create: set_index keeps it */
 	struct virtio_blk_config config; /* little-endian, as the driver reads it */
 	struct blk_rate rate;            /* kept across resets: a reset does not refill the burst */
+	unsigned poll_us;                /* virtio_blk_params.poll_us (0 with the io_uring engine) */
 
 	/* Written by activate() before the workers start and by reset() after
 	 * they stopped (the transport's thread): read-only while they run. */
@@ -581,7 +586,7 @@ static uint64_t chain_data_bytes(const struct virtq_chain *c)
  * stops popping and the ring's fd wakes it for the completions), are handed
  * to the kernel once a batch, and what has completed is pushed before the
  * one interrupt of the batch. */
-static int drain(struct blk_worker *w)
+static int drain(struct blk_worker *w, unsigned *served)
 {
 	struct virtio_blk *blk = w->blk;
 	struct virtq *vq = &w->queue->vq;
@@ -633,13 +638,73 @@ static int drain(struct blk_worker *w)
 		if (w->queue->kick_fd >= 0)
 			eventfd_signal(w->queue->kick_fd);
 	}
+	*served = rounds;
 	return r < 0 ? -1 : 0;
+}
+
+/* Wake-ups of poll_us a serve() polls through at most before it goes back
+ * through the worker's poll() (where a pause or reset is seen). */
+#define BLK_POLL_ROUNDS 64u
+/* Batches served without polling, at most, after polls that found nothing:
+ * a guest with one request at a time pays one empty look in this many. */
+#define BLK_POLL_BACKOFF_MAX 64u
+
+/* After a batch, with poll_us: the guest's kicks stay off (virtq
+ * kicks_off) and the thread looks at the ring every poll_us for as long
+ * as each look finds requests, then asks for kicks again. A guest keeping
+ * many requests in flight then adds them without an exit each (a kick is
+ * a VM exit, and a wake-up of this thread); a guest with one request at a
+ * time costs an empty look, and then polls less and less often (the
+ * backoff). Called with kicks_off set before the batch (served requests:
+ * its drain() did not ask for a kick either). Returns drain()'s -1 or 0;
+ * *more: requests came in as the kicks were asked for again. */
+static int poll_ring(struct blk_worker *w, unsigned served, bool *more)
+{
+	struct virtio_blk *blk = w->blk;
+	struct virtq *vq = &w->queue->vq;
+	struct timespec pause = { .tv_nsec = (long)blk->poll_us * 1000 };
+	bool found = false;
+	int r = 0;
+
+	for (unsigned i = 0; served && i < BLK_POLL_ROUNDS && r == 0; i++) {
+		nanosleep(&pause, NULL);
+		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed) || !virtq_has_buffers(vq))
+			break;
+		found = true;
+		r = drain(w, &served);
+	}
+	if (found) {
+		w->poll_backoff = 0;
+	} else if (served) {
+		w->poll_backoff = w->poll_backoff ? w->poll_backoff * 2 : 1;
+		if (w->poll_backoff > BLK_POLL_BACKOFF_MAX)
+			w->poll_backoff = BLK_POLL_BACKOFF_MAX;
+		w->poll_skip = w->poll_backoff;
+	}
+	vq->kicks_off = false;
+	*more = r == 0 && virtq_has_buffers(vq);   /* asks for the next kick, and looks once more */
+	return r;
 }
 
 static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 {
 	struct blk_worker *w = ctx;
-	int r = drain(w);
+	bool polling = w->blk->poll_us && !w->ring && w->queue->vq.event_idx;
+	if (polling && w->poll_skip) {
+		w->poll_skip--;
+		polling = false;
+	}
+	unsigned served = 0;
+	w->queue->vq.kicks_off = polling;
+	int r = drain(w, &served);
+	if (polling) {
+		bool more = false;
+		if (r == 0)
+			r = poll_ring(w, served, &more);
+		w->queue->vq.kicks_off = false;   /* a broken queue: nothing more to ask */
+		if (more)
+			next->timeout_ms = 0;   /* serve again before sleeping */
+	}
 	if (w->submit_failed)
 		next->timeout_ms = 1;   /* the kernel refused a submission: try again soon */
 	return r;
@@ -998,6 +1063,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 	blk->fd = fd;
 	log_limit_init(&blk->log_limit, blk->name);
 	blk_rate_init(&blk->rate, p->ops_per_sec, p->bytes_per_sec);
+	blk->poll_us = p->poll_us < VIRTIO_BLK_POLL_US_MAX ? p->poll_us : VIRTIO_BLK_POLL_US_MAX;
 	if (p->serial) {
 		set_serial(blk, p->serial);
 		blk->custom_serial = true;

@@ -73,8 +73,16 @@ struct virtio_blk_params {
 	uint64_t bytes_per_sec;
 	uint64_t ops_per_sec;
 	enum virtio_blk_engine engine;          /* 0: auto */
+	/* After a wake-up that served requests, a queue's thread keeps the
+	 * guest's kicks off and looks at the ring again after this many
+	 * microseconds, as long as it finds requests there each time; then it
+	 * asks for kicks again and sleeps. 0: never (kicked for every batch).
+	 * The synchronous engine only; at most VIRTIO_BLK_POLL_US_MAX. */
+	unsigned poll_us;
 	const struct thread_starter *threads;   /* who creates the queue workers; NULL: pthread_create */
 };
+
+#define VIRTIO_BLK_POLL_US_MAX 1000u
 
 struct virtio_blk;
 

@@ -153,7 +153,7 @@ static int avail_check(struct virtq *q)
 	if (q->avail_idx_shadow != q->last_avail_idx)
 		return 1;
 	int n = refresh_avail(q);
-	if (n != 0 || !q->event_idx)
+	if (n != 0 || !q->event_idx || q->kicks_off)
 		return n < 0 ? -1 : n > 0;
 	/* Empty. Ask for a kick when the driver adds entry last_avail_idx, then
 	 * look again: the driver may have added it (and read the old

@@ -117,6 +117,11 @@ struct virtq {
 	uint16_t signalled_used;       /* used_idx at the last notification decision */
 	bool signalled_used_valid;
 	bool broken;                   /* malformed input seen: the device must be reset */
+	/* The device is polling the ring (with EVENT_IDX): finding it empty
+	 * does not ask the driver for a kick, so the driver does not make
+	 * one (an exit) for every request it adds meanwhile. The device clears
+	 * it and calls virtq_has_buffers() before it sleeps. */
+	bool kicks_off;
 	struct log_limit *log_limit;   /* the device's, for the line saying why (NULL: none) */
 };
 

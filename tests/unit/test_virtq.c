@@ -598,6 +598,31 @@ VQ_TEST(event_idx_publishes_avail_event)
 	cr_assert_eq(*avail_event_field(), 4);
 }
 
+VQ_TEST(kicks_off_leaves_avail_event_alone)
+{
+	init_q(QSIZE, true, false);
+	set_desc(0, BUF_GPA, 4, 0, 0);
+	cr_assert_eq(virtq_pop_chain(&q, &c), 0);
+	cr_assert_eq(*avail_event_field(), 0);
+	avail_add(0);
+	q.kicks_off = true;   /* the device polls */
+	cr_assert_eq(virtq_pop_chain(&q, &c), 1);
+	cr_assert_eq(virtq_pop_chain(&q, &c), 0);
+	cr_assert_not(virtq_has_buffers(&q));
+	cr_assert_eq(*avail_event_field(), 0, "empty while polling: no kick asked for entry 1");
+	/* the driver adds entries 1 and 2 without a kick (its event is behind) */
+	cr_assert_not(virtq_need_event(*avail_event_field(), 2, 1));
+	avail_add(0);
+	avail_add(0);
+	cr_assert(virtq_has_buffers(&q), "the poll finds them");
+	cr_assert_eq(virtq_pop_chain(&q, &c), 1);
+	cr_assert_eq(virtq_pop_chain(&q, &c), 1);
+	/* done polling: the next look asks for a kick for entry 3 */
+	q.kicks_off = false;
+	cr_assert_not(virtq_has_buffers(&q));
+	cr_assert_eq(*avail_event_field(), 3);
+}
+
 VQ_TEST(no_avail_event_without_event_idx)
 {
 	init_q(QSIZE, false, false);

@@ -10,7 +10,8 @@
 # figure (datapath.inc). Results: LOGDIR/datapath_blk.txt (table) and .tsv.
 #   tests/rig/rig.sh --with-qemu --scenario-dir tests/bench/rig datapath_blk
 #   BENCH_RUNS=N (default 3), DP_SECS=S per cell (4), DP_CONFIGS="mv-pci qemu-pci" (a subset;
-#   mv-mmio-uring, mv-pci-uring: minivmm with engine=uring)
+#   DP_CELLS, DP_EXIT_REASONS: see datapath.inc;
+#   mv-mmio-uring, mv-pci-uring: minivmm with engine=uring; mv-mmio-sync-p50: with poll=50)
 # rig-timeout: 3600
 # rig-needs: qemu
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}   # before lib.sh, which defaults it to 120
@@ -18,7 +19,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}   # before lib.sh, which defaults it to 120
 . "$(dirname "$0")/datapath.inc"
 
 dp_begin
-CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=blk dp_secs=$DP_SECS"
+CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=blk dp_secs=$DP_SECS${DP_CELLS:+ dp_cells=$DP_CELLS}"
 img=/tmp/dp-blk.img
 # Written once, fully allocated: reads find data, not holes, in every run.
 rm -f $img
@@ -26,10 +27,11 @@ dd if=/dev/zero of=$img bs=1M count=200 2>/dev/null || fail "cannot write $img"
 
 blk_run() { # blk_run CONFIG RUN
 	case $1 in
-	mv-*) # mv-TRANSPORT[-ENGINE]: minivmm's default engine (sync) unless named
-		_tr=$(echo "$1" | cut -d- -f2) _en=$(echo "$1" | cut -d- -f3)
+	mv-*) # mv-TRANSPORT[-ENGINE[-pUS]]: minivmm's default engine (sync) and poll unless named
+		_tr=$(echo "$1" | cut -d- -f2) _en=$(echo "$1" | cut -d- -f3) _po=$(echo "$1" | cut -d- -f4)
 		dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
-		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --disk "$img,queues=4,transport=$_tr${_en:+,engine=$_en}" ;;
+		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" \
+		--disk "$img,queues=4,transport=$_tr${_en:+,engine=$_en}${_po:+,poll=${_po#p}}" ;;
 	qemu-mmio) dp_run "$1" "$2" "$QEMU" -enable-kvm -M microvm -cpu host -smp 4 -m 512 -nographic -no-reboot \
 		-kernel "$DEBIAN_KERNEL" -initrd "$GUEST_INITRD" -append "$CMDLINE" \
 		-drive "id=d0,file=$img,format=raw,if=none,cache=writeback,aio=threads" \
