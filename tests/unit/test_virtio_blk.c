@@ -503,6 +503,23 @@ Test(virtio_blk, poll_serves_requests_added_without_a_kick)
 			     avail_event_of(&drv[0]), drv[0].avail_idx);
 }
 
+/* While it polls the queue interrupts the guest for fewer, larger batches,
+ * but every completion the guest asked an interrupt for gets one. */
+Test(virtio_blk, poll_interrupts_for_every_batch_the_driver_waits_for)
+{
+	start_polling(VIRTIO_BLK_POLL_US_MAX);
+	uint16_t *used_event = (uint16_t *)(void *)&virtq_driver_avail(&drv[0])->ring[QSIZE];
+	for (unsigned i = 0; i < 20; i++) {
+		/* The driver wants an interrupt for its next completion. */
+		__atomic_store_n(used_event, htole16(drv[0].used_seen), __ATOMIC_SEQ_CST);
+		unsigned calls = atomic_load(&irq_log.queue_calls[0]);
+		write_as_driver(i);
+		uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+		while (atomic_load(&irq_log.queue_calls[0]) == calls)
+			cr_assert_lt(now_ms(), deadline, "write %u: served, never interrupted for", i);
+	}
+}
+
 Test(virtio_blk, no_poll_asks_a_kick_for_every_request)
 {
 	start_polling(0);
