@@ -1,10 +1,12 @@
 #!/bin/sh
-# Guest side of the read-only disk check: the disk says it is read-only, and
-# a write to it fails.
-dev=/dev/vda
+# Guest side of the read-only disk check: the disk (/dev/vda, or /dev/$1:
+# blk_all.sh names the vdX it found by serial) says it is read-only, offers
+# no discard, and a write to it fails.
+vd=${1:-vda}
+dev=/dev/$vd
 [ -b $dev ] || { echo "MVTEST ro: no $dev"; exit 1; }
-echo "MVTEST ro flag=$(cat /sys/block/vda/ro)"
-echo "MVTEST ro discard_max=$(cat /sys/block/vda/queue/discard_max_bytes)"
+echo "MVTEST ro flag=$(cat /sys/block/$vd/ro)"
+echo "MVTEST ro discard_max=$(cat /sys/block/$vd/queue/discard_max_bytes)"
 if dd if=/dev/zero of=$dev bs=4096 count=16 conv=fsync 2>/tmp/err; then
     echo "MVTEST ro write=allowed"
 else
