@@ -586,7 +586,7 @@ static uint64_t chain_data_bytes(const struct virtq_chain *c)
  * stops popping and the ring's fd wakes it for the completions), are handed
  * to the kernel once a batch, and what has completed is pushed before the
  * one interrupt of the batch. */
-static int drain(struct blk_worker *w, unsigned *served, bool notify)
+static int drain(struct blk_worker *w, unsigned *served)
 {
 	struct virtio_blk *blk = w->blk;
 	struct virtq *vq = &w->queue->vq;
@@ -630,7 +630,7 @@ static int drain(struct blk_worker *w, unsigned *served, bool notify)
 		submit_queued(w);
 		settle(w);
 	}
-	if (notify && virtq_should_notify(vq))
+	if (virtq_should_notify(vq))
 		blk->irq->queue(blk->irq, w->queue_index);
 	if (rounds == BLK_DRAIN_BUDGET) {
 		/* More may be waiting: come back after poll. Only this thread
@@ -645,11 +645,6 @@ static int drain(struct blk_worker *w, unsigned *served, bool notify)
 /* Wake-ups of poll_us a serve() polls through at most before it goes back
  * through the worker's poll() (where a pause or reset is seen). */
 #define BLK_POLL_ROUNDS 64u
-/* While polling, a look that finds requests interrupts the guest only every
- * this many looks (the last look, which finds none, always does): the guest
- * gets its completions in fewer, larger batches, each one later by at most
- * this many poll_us. */
-#define BLK_POLL_NOTIFY_EVERY 4u
 /* Batches served without polling, at most, after polls that found nothing:
  * a guest with one request at a time pays one empty look in this many. */
 #define BLK_POLL_BACKOFF_MAX 64u
@@ -676,10 +671,8 @@ static int poll_ring(struct blk_worker *w, unsigned served, bool *more)
 		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed) || !virtq_has_buffers(vq))
 			break;
 		found = true;
-		r = drain(w, &served, i % BLK_POLL_NOTIFY_EVERY == BLK_POLL_NOTIFY_EVERY - 1);
+		r = drain(w, &served);   /* interrupts the guest for what it served */
 	}
-	if (virtq_should_notify(vq))
-		blk->irq->queue(blk->irq, w->queue_index);   /* what the looks served */
 	if (found) {
 		w->poll_backoff = 0;
 	} else if (served) {
@@ -703,7 +696,7 @@ static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 	}
 	unsigned served = 0;
 	w->queue->vq.kicks_off = polling;
-	int r = drain(w, &served, true);
+	int r = drain(w, &served);
 	if (polling) {
 		bool more = false;
 		if (r == 0)

@@ -503,8 +503,9 @@ Test(virtio_blk, poll_serves_requests_added_without_a_kick)
 			     avail_event_of(&drv[0]), drv[0].avail_idx);
 }
 
-/* While it polls the queue interrupts the guest for fewer, larger batches,
- * but every completion the guest asked an interrupt for gets one. */
+/* While it polls, every completion the guest asked an interrupt for gets
+ * one (each look that finds requests interrupts for them, as a kicked batch
+ * does). */
 Test(virtio_blk, poll_interrupts_for_every_batch_the_driver_waits_for)
 {
 	start_polling(VIRTIO_BLK_POLL_US_MAX);
