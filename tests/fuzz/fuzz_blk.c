@@ -173,7 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * which the second call serves). */
 	bool was_broken = false;
 	for (int round = 0; round < 2; round++) {
-		int r = drain(w);
+		unsigned served;
+		int r = drain(w, &served);
 		CHECK(r == 0 || queue.vq.broken);
 		CHECK(!was_broken || queue.vq.broken);
 		was_broken = queue.vq.broken;
