@@ -28,7 +28,7 @@ enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
 #define OPT_PATH_MAX 1024
 
 #define DISK_POLL_US_MAX 1000   /* devices/virtio/blk.h's VIRTIO_BLK_POLL_US_MAX */
-#define DISK_POLL_US_DEFAULT 50
+#define DISK_POLL_US_DEFAULT 0
 
 struct disk_opt {
 	char path[OPT_PATH_MAX];

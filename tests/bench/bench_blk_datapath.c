@@ -25,6 +25,9 @@
  *    image) at QD1 and QD32 on 1 and 4 queues; 1 MiB sequential reads and
  *    writes at QD8 on one queue. FLUSH is negotiated (writeback: no write
  *    waits for a sync), and the driver sends none.
+ * Engines: sync (poll=0), sync50 (the thread engine with poll=50, minivmm's
+ * default: the queue looks at the ring every 50 us after a batch, kicks
+ * off), uring.
  * Each line: engine, workload, queues, QD per queue, thousands of requests
  * per second and MB/s (data, 10^6 bytes) in total, the CPU the whole process
  * used (user+sys, in cores: the driver threads included), the CPU the whole
@@ -38,7 +41,7 @@
  * requests that failed (a status other than OK, a wrong used length) and
  * needs_reset() calls, both 0 on a good run.
  *
- * Usage: bench_blk_datapath [SECONDS_PER_RUN (default 2) [FILTER]]   (20 runs)
+ * Usage: bench_blk_datapath [SECONDS_PER_RUN (default 2) [FILTER]]   (30 runs)
  * FILTER: only the runs whose label contains it, e.g. "uring randread4k q1
  * qd32"; each is followed by what the device served in all (warm-up and
  * wind-down included), the count to divide a system-call trace by. */
@@ -237,10 +240,10 @@ struct result {
 };
 
 /* Returns 0, or -1 with err saying why the disk could not be made. */
-static int run(enum virtio_blk_engine engine, const struct workload *wl, unsigned nq, unsigned qd, double secs,
-	       struct result *r, char *err, size_t errlen)
+static int run(enum virtio_blk_engine engine, unsigned poll_us, const struct workload *wl, unsigned nq, unsigned qd,
+	       double secs, struct result *r, char *err, size_t errlen)
 {
-	struct virtio_blk_params p = { .path = img_path, .num_queues = nq, .engine = engine };
+	struct virtio_blk_params p = { .path = img_path, .num_queues = nq, .engine = engine, .poll_us = poll_us };
 	struct virtio_blk *blk = virtio_blk_create(&p, err, errlen);
 	if (!blk)
 		return -1;
@@ -394,12 +397,16 @@ int main(int argc, char **argv)
 	       "check: failed requests, resets\n", DEV_THREADS);
 	printf("%-6s %-11s %2s %3s %8s %8s %6s %6s %6s %9s %7s %8s  %s\n", "engine", "workload", "q", "QD", "kIOPS",
 	       "MB/s", "cores", "host", "dev", "dev us/rq", "rq/irq", "rq/kick", "check");
+	/* sync50: the thread engine with --disk poll=50, minivmm's default. */
 	static const struct {
 		const char *name;
 		enum virtio_blk_engine engine;
-	} engines[2] = { { "sync", VIRTIO_BLK_ENGINE_SYNC }, { "uring", VIRTIO_BLK_ENGINE_URING } };
+		unsigned poll_us;
+	} engines[3] = { { "sync", VIRTIO_BLK_ENGINE_SYNC, 0 },
+			 { "sync50", VIRTIO_BLK_ENGINE_SYNC, 50 },
+			 { "uring", VIRTIO_BLK_ENGINE_URING, 0 } };
 	int status = 0;
-	for (unsigned e = 0; e < 2; e++) {
+	for (unsigned e = 0; e < 3; e++) {
 		for (unsigned i = 0; i < n_runs; i++) {
 			char label[64], err[512];
 			snprintf(label, sizeof(label), "%s %s q%u qd%u", engines[e].name, runs[i].wl->name, runs[i].nq,
@@ -407,7 +414,8 @@ int main(int argc, char **argv)
 			if (filter && !strstr(label, filter))
 				continue;
 			struct result r;
-			if (run(engines[e].engine, runs[i].wl, runs[i].nq, runs[i].qd, secs, &r, err, sizeof(err))) {
+			if (run(engines[e].engine, engines[e].poll_us, runs[i].wl, runs[i].nq, runs[i].qd, secs, &r, err,
+				sizeof(err))) {
 				if (engines[e].engine == VIRTIO_BLK_ENGINE_URING && strstr(err, "io_uring unavailable")) {
 					printf("SKIP %s runs: %s\n", engines[e].name, err);
 					break;
