@@ -32,7 +32,7 @@ const char options_usage[] =
 "                        or synchronous I/O (the default; auto: io_uring where\n"
 "                        the kernel allows it); poll: after a batch a queue\n"
 "                        looks for more every US microseconds while it finds\n"
-"                        some, the guest's kicks off (sync engine; default 0: off)\n"
+"                        some, kicks off (sync engine; 0, the default: off)\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable); bw, pps: at\n"
 "                        most BYTES and N frames per second each way (0: no\n"
