@@ -23,7 +23,7 @@ const char options_usage[] =
 "  --cpus N              number of vCPUs (default 1)\n"
 "  --mem MiB             guest RAM in MiB (default 256)\n"
 "  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,engine=uring|sync|auto][,poll=US]\n"
-"        [,transport=mmio|pci]"
+"        [,transport=mmio|pci]\n"
 "                        virtio-blk disk (repeatable); queues: one per vCPU by default;\n"
 "                        serial: its ID for the guest (1-20 printable ASCII\n"
 "                        characters; default minivmm-blkN); bw, iops: at most\n"
