@@ -94,7 +94,7 @@ struct virtio_blk {
 	bool custom_serial;              /* given at create: set_index keeps it */
 	struct virtio_blk_config config; /* little-endian, as the driver reads it */
 	struct blk_rate rate;            /* kept across resets: a reset does not refill the burst */
-	unsigned poll_us;                /* virtio_blk_params.poll_us (0 with the io_uring engine) */
+	unsigned poll_us;                /* virtio_blk_params.poll_us (the io_uring engine does not poll) */
 
 	/* Written by activate() before the workers start and by reset() after
 	 * they stopped (the transport's thread): read-only while they run. */

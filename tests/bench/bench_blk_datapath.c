@@ -25,9 +25,9 @@
  *    image) at QD1 and QD32 on 1 and 4 queues; 1 MiB sequential reads and
  *    writes at QD8 on one queue. FLUSH is negotiated (writeback: no write
  *    waits for a sync), and the driver sends none.
- * Engines: sync (poll=0), sync50 (the thread engine with poll=50, minivmm's
- * default: the queue looks at the ring every 50 us after a batch, kicks
- * off), uring.
+ * Engines: sync (poll=0, minivmm's default), sync50 (the thread engine with
+ * --disk poll=50: the queue looks at the ring every 50 us after a batch,
+ * kicks off), uring.
  * Each line: engine, workload, queues, QD per queue, thousands of requests
  * per second and MB/s (data, 10^6 bytes) in total, the CPU the whole process
  * used (user+sys, in cores: the driver threads included), the CPU the whole
@@ -397,7 +397,7 @@ int main(int argc, char **argv)
 	       "check: failed requests, resets\n", DEV_THREADS);
 	printf("%-6s %-11s %2s %3s %8s %8s %6s %6s %6s %9s %7s %8s  %s\n", "engine", "workload", "q", "QD", "kIOPS",
 	       "MB/s", "cores", "host", "dev", "dev us/rq", "rq/irq", "rq/kick", "check");
-	/* sync50: the thread engine with --disk poll=50, minivmm's default. */
+	/* sync50: the thread engine with --disk poll=50 (off by default). */
 	static const struct {
 		const char *name;
 		enum virtio_blk_engine engine;
