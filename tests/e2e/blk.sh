@@ -14,7 +14,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-180}
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 command -v debugfs >/dev/null 2>&1 || skip "debugfs (e2fsprogs) missing: cannot check the image"
 
@@ -36,7 +36,7 @@ for tr in $TRANSPORTS; do
 	yes mvtest-ro-image | head -c 1048576 >$ro_img
 	truncate -s 64M $ro_img
 	before=$(md5sum <$ro_img)
-	run_guest "blk-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+	run_guest "blk-$tr" --cpus 2 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 		--disk "$img,transport=$tr,serial=mvtest-rw-$tr" \
 		--disk "$ro_img,ro,transport=$tr,serial=mvtest-ro-$tr" \
 		--disk "$discard_img,transport=$tr,serial=mvtest-discard-$tr" \

@@ -7,7 +7,7 @@
 # passes and the guest powers off: a guest that dies (triple fault, hang,
 # panic) fails the scenario, it is never booted again.
 # rig-timeout: 600
-# rig-own-l1: heavy I/O, where the rig's L1 dies most: an L1 death here cuts off nothing else
+# rig-last: heavy I/O, where the rig's L1 has died most: run after the others
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}   # before lib.sh, which defaults it to 120 (a guest takes 40-60 s)
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 

@@ -6,7 +6,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 
 times=
@@ -14,7 +14,7 @@ retried=
 for n in 1 4; do
 	# A guest the rig killed (rig_guest_died) boots again, and the result says so.
 	boot() {
-		run_guest "$1" --cpus "$n" --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+		run_guest "$1" --cpus "$n" --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 			--cmdline "console=ttyS0 panic=-1 mvtest=cpus"
 	}
 	boot_retrying "cpus-$n"

@@ -17,7 +17,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 
 TRANSPORTS=${BLK_TRANSPORTS:-pci mmio}
@@ -52,7 +52,7 @@ for tr in $TRANSPORTS; do
 	mkdir -p $full
 	mount -t tmpfs -o size=16m tmpfs $full || fail "cannot mount a 16 MiB tmpfs on $full"
 	truncate -s 64M $full/disk.img
-	run_guest "blk-full-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+	run_guest "blk-full-$tr" --cpus 2 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 		--disk "$full/disk.img,transport=$tr" --cmdline "$CMDLINE mvtest=blk_full"
 	expect_line "$GUEST_LOG" '^MVTEST full A written' "$tr: pattern A could not be written"
 	expect_line "$GUEST_LOG" '^MVTEST full error at MiB [0-9]+: .*Input/output error' "$tr: the guest saw no I/O error"
@@ -72,7 +72,7 @@ for tr in $TRANSPORTS; do
 	# ---- SIGKILL right after a flush ----
 	rm -f $img
 	truncate -s 64M $img
-	start_guest "blk-kill-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+	start_guest "blk-kill-$tr" --cpus 2 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 		--disk "$img,transport=$tr" --cmdline "$CMDLINE mvtest=blk_kill"
 	watch_for '^MVTEST kill flushed' 150 KILL
 	wait_guest 10
@@ -85,7 +85,7 @@ for tr in $TRANSPORTS; do
 	rm -f $img
 	truncate -s 64M $img
 	before=" $(pidof minivmm) "   # on a host, other minivmm may run: only ours counts
-	start_guest "blk-term-$tr" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+	start_guest "blk-term-$tr" --cpus 2 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 		--disk "$img,transport=$tr" --cmdline "$CMDLINE mvtest=blk_term"
 	if ! watch_for '^MVTEST term heavy' 150; then
 		wait_guest 5

@@ -8,7 +8,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 [ -c /dev/net/tun ] || skip "no /dev/net/tun"
 command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
@@ -29,7 +29,7 @@ for vh in $VHOSTS; do
 		$IP addr add 10.0.2.1/24 dev tap0
 		$IP link set tap0 up
 		iperf_server_start 10.0.2.1
-		start_guest "$name" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+		start_guest "$name" --cpus 2 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 			--net "tap0,queues=2,vhost=$vh" --cmdline "console=ttyS0 panic=-1 mvtest=net_tap_deleted"
 		if watch_for '^MVTEST tapdel sending' 150; then
 			sleep 2   # mid-stream

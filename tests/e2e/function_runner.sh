@@ -7,7 +7,7 @@
 # two clones that must draw different random numbers and have the host's time; a cold boot;
 # the server with 50 jobs at once; the old runner's 20-command example through the server.
 # rig-timeout: 1500
-# rig-own-l1: many VMs at once (the server runs 50 jobs), where the rig's L1 dies most: an L1 death here cuts off nothing else
+# rig-last: many VMs at once (the server runs 50 jobs), where the rig's L1 has died most: run after the others
 # shellcheck source=tests/rig/lib.sh
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 

@@ -24,7 +24,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 command -v ip >/dev/null 2>&1 || skip "ip (iproute2) missing: cannot make the taps"
 [ -x "${UDSCAT:-}" ] || skip "udscat helper missing (${UDSCAT:-UDSCAT unset}): no vsock host side"
@@ -121,7 +121,7 @@ vsock_secs() {
 
 # Every warning counts here: no rate limit on those the guest causes.
 export MINIVMM_GUEST_WARNINGS=all
-start_guest hostile --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+start_guest hostile --cpus 1 --mem 256 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 	--disk /tmp/hostile-disk0.img,transport=mmio --disk /tmp/hostile-disk1.img,transport=pci \
 	--net hostile0,vhost=off,transport=mmio --net hostile1,vhost=off,transport=pci \
 	--vsock "cid=3,uds=$sock,transport=$vsock_tr" \

@@ -13,7 +13,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 [ -c /dev/vhost-net ] || skip "no /dev/vhost-net here"
 command -v ip >/dev/null 2>&1 || skip "ip (iproute2) missing: cannot make the taps"
@@ -36,7 +36,7 @@ done
 GUEST_TIMEOUT=${HOSTILE_TIMEOUT:-300}
 # Every warning counts here: no rate limit on those the guest causes.
 export MINIVMM_GUEST_WARNINGS=all
-run_guest hostile-vhost --cpus 1 --mem 256 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+run_guest hostile-vhost --cpus 1 --mem 256 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 	--net hostile0,vhost=on,transport=mmio --net hostile1,vhost=on,transport=pci \
 	--cmdline "console=ttyS0 panic=-1 iomem=relaxed mvtest=hostile mvcases=$CASES"
 log=$GUEST_LOG

@@ -8,7 +8,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 host_tap --iperf
 
@@ -20,7 +20,7 @@ for vh in $VHOSTS; do
 	for tr in ${NET_TRANSPORTS:-pci mmio}; do
 		name="net-$vh-$tr"
 		boot() {
-			run_guest "$1" --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+			run_guest "$1" --cpus 4 --mem 512 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 				--net "tap0,queues=4,vhost=$vh,transport=$tr" \
 				--cmdline "console=ttyS0 panic=-1 quiet mvtest=net_iperf"
 		}

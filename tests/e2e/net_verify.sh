@@ -11,7 +11,7 @@
 # tests/e2e/guest/net_verify.sh): the guest connects, the host listens on
 # ports 5310-5313 (guest->host) and 5320-5323 (host->guest).
 # rig-timeout: 900
-# rig-own-l1: heavy I/O, where the rig's L1 dies most: an L1 death here cuts off nothing else
+# rig-last: heavy I/O, where the rig's L1 has died most: run after the others
 # Before lib.sh (its default is 120 s): a guest here moves 2 x NET_VERIFY_MB MiB.
 NET_VERIFY_MB=${NET_VERIFY_MB:-32}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-$((180 + 3 * NET_VERIFY_MB))}

@@ -11,7 +11,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 [ -c /dev/vhost-net ] || skip "/dev/vhost-net missing (modprobe vhost_net)"
 [ -c /dev/net/tun ] || skip "/dev/net/tun missing"
@@ -62,7 +62,7 @@ for tr in $TRANSPORTS; do
 	) &
 	watch_pid=$!
 	boot() {
-		run_guest "$1" --cpus 2 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+		run_guest "$1" --cpus 2 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 			--net "$TAP,queues=2,vhost=on,transport=$tr" \
 			--cmdline "console=ttyS0 panic=-1 mvtest=net_vhost_smoke mvhost=$HOST_IP"
 	}

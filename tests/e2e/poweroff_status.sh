@@ -6,7 +6,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 
 # 1. A file that is not a kernel: fails fast, non-zero, names the problem.
@@ -24,7 +24,7 @@ note "non-kernel: exit $GUEST_RC, $(tr -d '\r' <"$GUEST_LOG" | grep -E '^minivmm
 bad_rc=$GUEST_RC
 
 # 2. A real boot that ends with the guest powering off: exit 0.
-run_guest poweroff --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+run_guest poweroff --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 	--cmdline "console=ttyS0 panic=-1 mvtest=marker"
 expect_line "$GUEST_LOG" "$GUEST_MARKER" "guest /init never started"
 expect_line "$GUEST_LOG" '^MINIVMM-GUEST: test marker exit=0' "guest test did not finish"
@@ -33,7 +33,7 @@ expect_rc 0 "minivmm after guest poweroff"
 off_secs=$GUEST_SECS
 
 # 3. The guest reboots: the VM stops, exit 0, and minivmm says why.
-run_guest reboot --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" \
+run_guest reboot --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" \
 	--cmdline "console=ttyS0 panic=-1 mvtest=reboot"
 expect_line "$GUEST_LOG" '^MVTEST rebooting' "guest reboot script did not run"
 expect_line "$GUEST_LOG" 'guest requested a reboot' "minivmm did not report the guest reboot"

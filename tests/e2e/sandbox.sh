@@ -13,7 +13,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 
 root=$(mktemp -d /tmp/minivmm-root.XXXXXX)
@@ -32,7 +32,7 @@ for m in $modes; do
 	log=$LOGDIR/$name.log
 	: >"$log"
 	note "run $name"
-	"$MINIVMM" --cpus 2 --mem 384 --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" --console stdio --guest-exit \
+	"$MINIVMM" --cpus 2 --mem 384 --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" --console stdio --guest-exit \
 		--disk "$img,transport=$tr" --net "tap0,queues=2,vhost=$vh,transport=$tr" \
 		--user 65534 --group 65534 --chroot "$root" \
 		--cmdline "console=ttyS0 panic=-1 quiet mvtest=sandbox" </dev/null >"$log" 2>&1 &

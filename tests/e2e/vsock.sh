@@ -14,7 +14,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file DEBIAN_KERNEL
+need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
 need_file GUEST_INITRD
 [ -n "$UDSCAT" ] && [ -x "$UDSCAT" ] || skip "udscat helper missing (${UDSCAT:-UDSCAT unset})"
 dir=$(mktemp -d /tmp/vsock.XXXXXX) || fail "cannot make a directory in /tmp"
@@ -43,7 +43,7 @@ for tr in ${VSOCK_TRANSPORTS:-mmio pci}; do
 	# umask 0: minivmm runs as nobody and must be able to connect to it.
 	(umask 0; exec "$UDSCAT" -l "${sock}_5000" 1) >/dev/null 2>"$dir/echo.err" &
 	echo_pid=$!
-	start_guest "vsock-$tr" --kernel "$DEBIAN_KERNEL" --initrd "$GUEST_INITRD" --cpus 2 --mem 256 \
+	start_guest "vsock-$tr" --kernel "$MINIMAL_KERNEL" --initrd "$GUEST_INITRD" --cpus 2 --mem 256 \
 		--vsock "cid=3,uds=$sock,transport=$tr" --api-sock "$dir/api.sock" \
 		--cmdline "console=ttyS0 panic=-1 mvtest=vsock"
 	guest=$GUEST_PID

@@ -7,7 +7,7 @@ $IP link set lo up
 $IP link set eth0 up || { echo "MVTEST net: no eth0"; exit 1; }
 $IP addr add 10.0.2.2/24 dev eth0
 echo "MVTEST net channels: $(ethtool -l eth0 2>/dev/null | sed -n '/Current/,$p' | grep -i combined)"
-secs=${IPERF_SECS:-5}
+secs=${IPERF_SECS:-3}
 sum() { grep -E '\[SUM\].*receiver' | tail -n 1 | sed 's/.* \([0-9.]*\) \([KMG]\)bits\/sec.*/\1 \2bit\/s/'; }
 i=0
 while ! ping -c 1 -W 1 10.0.2.1 >/dev/null 2>&1 && [ $i -lt 10 ]; do i=$((i + 1)); done

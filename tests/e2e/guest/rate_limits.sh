@@ -5,14 +5,15 @@
 #   /dev/vdb (iops= limit): 4 KiB random reads      -> MVTEST rate disk_iops IOPS
 #   eth0 (bw= limit): iperf3 both ways, 1 stream   -> MVTEST rate net_tx|net_rx BITS/s
 status=0
+# fio's complaint goes to stderr: stdout is the caller's numbers.
 fio_rate() { # fio_rate DEV RW BS: "bytes/s iops" over 5 s after a 2 s ramp
     fio --name=rate --filename="$1" --direct=1 --ioengine=libaio --rw="$2" --bs="$3" --iodepth=8 --size=48M \
         --time_based --ramp_time=2 --runtime=5 --output-format=terse --terse-version=3 >/tmp/rate.out 2>&1 ||
-        { tail -n 5 /tmp/rate.out | sed 's/^/MVTEST rate fio: /'; return 1; }
+        { tail -n 5 /tmp/rate.out | sed 's/^/MVTEST rate fio: /' >&2; return 1; }
     awk -F';' '/^3;/ { printf "%d %d\n", $7 * 1024, $8 }' /tmp/rate.out
 }
-set -- $(fio_rate /dev/vda read 1M) && echo "MVTEST rate disk_bw $1" || status=1
-set -- $(fio_rate /dev/vdb randread 4k) && echo "MVTEST rate disk_iops $2" || status=1
+if r=$(fio_rate /dev/vda read 1M); then set -- $r; echo "MVTEST rate disk_bw $1"; else status=1; fi
+if r=$(fio_rate /dev/vdb randread 4k); then set -- $r; echo "MVTEST rate disk_iops $2"; else status=1; fi
 
 IP=/sbin/ip
 $IP link set lo up
