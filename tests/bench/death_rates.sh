@@ -10,7 +10,8 @@
 #       tests/bench/death_rates.sh 3
 #
 # Knobs as for the scenario (see its header); ROUNDS defaults to 1, OUTDIR to
-# build/death-rates. Every round's logs stay in OUTDIR/round-N; the table is
+# build/death-rates; DEATH_RIG_ARGS adds rig.sh options (e.g. --no-build with
+# MINIVMM=...). Every round's logs stay in OUTDIR/round-N; the table is
 # OUTDIR/table.md and is printed at the end.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +27,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	# A wedged L1 (no panic, no output) would otherwise hold the round until
 	# the scenario's own 2-hour limit: every run may take its guest timeout.
 	n_runs=$(( ${BENCH_RUNS:-1} * $(wc -w <<<"${DEATH_CASES:-fio:mmio:4}") * $(wc -w <<<"${DEATH_VMMS:-minivmm qemu}") ))
-	bash tests/rig/rig.sh --scenario-dir tests/bench/rig --logdir "$log" \
+	bash tests/rig/rig.sh ${DEATH_RIG_ARGS:-} --scenario-dir tests/bench/rig --logdir "$log" \
 		--timeout $(( n_runs * (${GUEST_TIMEOUT:-900} + 30) + 120 )) death_rates >"$OUT/round-$r.txt" 2>&1
 	console=$log/l1-console.log
 	[[ -f $console ]] || { echo "death_rates: round $r left no L1 console (see $OUT/round-$r.txt)"; continue; }
