@@ -13,9 +13,9 @@ bash .ci/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 
 step_fail=0
 # Guest images (cached in ~/.cache/minivmm by the hash of their recipe) build
-# in the background: uncached, the minimal kernel alone takes ~10 min of
-# make -j3 on 2 cores, and the single-threaded steps below (ctest --jobs 1,
-# one fuzzer at a time) leave a core to it. The rig waits on each image's lock.
+# in the background (niced): uncached, the minimal kernel alone takes ~10 min
+# of make on 2 cores, beside the test steps below, which mostly wait on
+# timeouts and children. The rig waits on each image's lock.
 mkdir -p build build-asan
 if ((E2E)); then
 	(for n in all arm64-kernel arm64-initramfs arm64-qemu; do
@@ -45,7 +45,7 @@ echo "== unit and process tests (release build)"
 FUZZ_PID=$!
 echo "== unit and process tests (ASan+UBSan build, clang)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	ctest --output-on-failure -V -j2 >ctest-asan.log 2>&1; rc=$?; tail -n 25 ctest-asan.log; exit $rc) || step_fail=1
+	ctest --output-on-failure -V -j3 >ctest-asan.log 2>&1; rc=$?; tail -n 25 ctest-asan.log; exit $rc) || step_fail=1
 # Criterion runs each test in a child whose sanitizer report does not always
 # fail the test: any report in the log fails the run.
 if grep -nE "ERROR: (Leak|Address)Sanitizer|runtime error:" build-asan/ctest-asan.log; then
@@ -58,7 +58,7 @@ rm -f build-tsan/tsan-report.*
 mkdir -p build-tsan
 if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMINIVMM_TSAN=ON -DCMAKE_C_COMPILER=clang \
 	>build-tsan/cmake.log 2>&1 && cmake --build build-tsan --target tsan_tests -j"$(nproc)" >build-tsan/build.log 2>&1; then
-	(cd build-tsan && ctest --output-on-failure -R '^tsan_') || { cat build-tsan/tsan-report.* 2>/dev/null; step_fail=1; }
+	(cd build-tsan && ctest --output-on-failure -j2 -R '^tsan_') || { cat build-tsan/tsan-report.* 2>/dev/null; step_fail=1; }
 else
 	echo "BUILD FAILED (build-tsan):"; tail -n 30 build-tsan/cmake.log build-tsan/build.log; step_fail=1
 fi

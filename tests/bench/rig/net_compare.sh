@@ -13,7 +13,7 @@ need_qemu
 need_file DEBIAN_KERNEL
 need_file GUEST_INITRD
 host_tap --iperf
-CMDLINE="console=ttyS0 panic=-1 quiet mvtest=net_iperf"
+CMDLINE="console=ttyS0 panic=-1 quiet mvtest=net_iperf IPERF_SECS=5"
 
 # mbit LOG tx|rx: the iperf3 SUM in Mbit/s
 mbit() {
