@@ -28,7 +28,8 @@ vhost_fds() {
 	echo $n
 }
 watch_pid=
-trap '[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null' EXIT
+# host_tap's clean-up (the iperf3 server, tap0) and the fd watcher's.
+trap '[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null; iperf_server_stop; $IP link del tap0 2>/dev/null' EXIT
 retried=
 table="mode        transport  tx           rx           queues (rx/tx packets)"
 for vh in $VHOSTS; do
