@@ -137,6 +137,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 				  : d->engine == DISK_ENGINE_SYNC ? VIRTIO_BLK_ENGINE_SYNC
 								  : VIRTIO_BLK_ENGINE_AUTO,
 			.poll_us = d->poll_us,
+			.poll_auto = d->poll_auto,
 			.index = i,
 			.threads = &vm->threads.starter,
 		};

@@ -22,7 +22,7 @@ const char options_usage[] =
 "  --cmdline \"STR\"       kernel command line (default \"console=ttyS0\")\n"
 "  --cpus N              number of vCPUs (default 1)\n"
 "  --mem MiB             guest RAM in MiB (default 256)\n"
-"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,engine=uring|sync|auto][,poll=US]\n"
+"  --disk PATH[,ro][,queues=N][,serial=STR][,bw=BYTES][,iops=N][,engine=uring|sync|auto][,poll=auto|US]\n"
 "        [,transport=mmio|pci]\n"
 "                        virtio-blk disk (repeatable); queues: one per vCPU by default;\n"
 "                        serial: its ID for the guest (1-20 printable ASCII\n"
@@ -32,7 +32,9 @@ const char options_usage[] =
 "                        or synchronous I/O (the default; auto: io_uring where\n"
 "                        the kernel allows it); poll: after a batch a queue\n"
 "                        looks for more every US microseconds while it finds\n"
-"                        some, kicks off (sync engine; 0, the default: off)\n"
+"                        some, kicks off (sync engine; 0: off; auto, the\n"
+"                        default: each queue polls or not, whichever serves\n"
+"                        more requests per second)\n"
 "  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable); bw, pps: at\n"
 "                        most BYTES and N frames per second each way (0: no\n"
@@ -207,10 +209,16 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 	}
 	if (!strcmp(key, "poll") && val) {
 		uint64_t us;
+		if (!strcmp(val, "auto")) {
+			d->poll_auto = true;
+			d->poll_us = DISK_POLL_US_AUTO;
+			return 0;
+		}
 		if (parse_u64(val, &us) || us > DISK_POLL_US_MAX)
-			return err_set(err, errlen, "--disk: poll=%s is not a number of microseconds from 0 (off) to %u", val,
+			return err_set(err, errlen, "--disk: poll=%s is not auto or a number of microseconds from 0 (off) to %u", val,
 				       DISK_POLL_US_MAX);
 		d->poll_us = (unsigned)us;
+		d->poll_auto = false;
 		return 0;
 	}
 	if (!strcmp(key, "engine") && val) {
@@ -233,7 +241,8 @@ static int disk_item(const char *key, const char *val, void *ctx, char *err, siz
 int options_parse_disk(const char *spec, struct disk_opt *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
-	d->poll_us = DISK_POLL_US_DEFAULT;
+	d->poll_us = DISK_POLL_US_AUTO;
+	d->poll_auto = true;
 	return for_each_item("--disk", spec, d->path, sizeof(d->path), disk_item, d, err, errlen);
 }
 

@@ -28,7 +28,7 @@ enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
 #define OPT_PATH_MAX 1024
 
 #define DISK_POLL_US_MAX 1000   /* devices/virtio/blk.h's VIRTIO_BLK_POLL_US_MAX */
-#define DISK_POLL_US_DEFAULT 0
+#define DISK_POLL_US_AUTO 50   /* poll=auto (the default): the looks, when the tuner polls */
 
 struct disk_opt {
 	char path[OPT_PATH_MAX];
@@ -40,6 +40,7 @@ struct disk_opt {
 	uint64_t ops_per_sec;      /* iops= */
 	enum disk_engine engine;   /* engine=: io_uring or synchronous I/O; auto: io_uring where the kernel allows it */
 	unsigned poll_us;          /* poll=: microseconds a queue keeps polling after a batch (virtio_blk_params.poll_us) */
+	bool poll_auto;            /* poll=auto: polls or not as the queue measures (virtio_blk_params.poll_auto) */
 };
 
 struct net_opt {

@@ -110,6 +110,8 @@ static struct json_object *blk_stats(struct virtio_blk *blk)
 	add_u64(o, "discards_ignored", st.discards_ignored);
 	add_u64(o, "throttled", st.throttled);
 	add_u64(o, "uring_requests", st.uring_requests);
+	add_u64(o, "poll_epochs", st.poll_epochs);
+	add_u64(o, "kick_epochs", st.kick_epochs);
 	return o;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/blk_image.h"
+#include "devices/virtio/blk_poll.h"
 #include "devices/virtio/blk_ranges.h"
 #include "devices/virtio/blk_rate.h"
 #include "devices/virtio/blk_uring.h"
@@ -82,6 +83,8 @@ struct blk_worker {
 	 * next poll that finds nothing skips (doubling to BLK_POLL_BACKOFF_MAX;
 	 * 0 again once a poll finds requests). */
 	unsigned poll_skip, poll_backoff;
+	/* poll_auto: whether this queue polls; told of every batch. */
+	struct blk_poll_tuner tuner;
 };
 
 struct virtio_blk {
@@ -95,6 +98,7 @@ struct virtio_blk {
 	struct virtio_blk_config config; /* little-endian, as the driver reads it */
 	struct blk_rate rate;            /* kept across resets: a reset does not refill the burst */
 	unsigned poll_us;                /* virtio_blk_params.poll_us (the io_uring engine does not poll) */
+	bool poll_auto;                  /* virtio_blk_params.poll_auto */
 
 	/* Written by activate() before the workers start and by reset() after
 	 * they stopped (the transport's thread): read-only while they run. */
@@ -113,6 +117,7 @@ struct virtio_blk {
 	atomic_uint_fast64_t n_reads, n_writes, n_flushes, n_others, n_read_bytes, n_written_bytes, n_errors;
 	atomic_uint_fast64_t n_discards, n_write_zeroes, n_discards_ignored, n_throttled;
 	atomic_uint_fast64_t n_uring;    /* requests submitted through io_uring */
+	atomic_uint_fast64_t n_poll_epochs, n_kick_epochs;   /* poll=auto's epochs each way, all queues */
 	bool uring;                      /* the io_uring engine: every worker has a ring */
 	char engine_note[1536];          /* engine=auto's choice and why, for virtio_blk_log_engine() */
 	atomic_bool warned_uring;        /* once per activation: a ring refused a submission */
@@ -325,6 +330,8 @@ void virtio_blk_stats(const struct virtio_blk *b, struct virtio_blk_stats *out)
 		.discards_ignored = atomic_load_explicit(&blk->n_discards_ignored, memory_order_relaxed),
 		.throttled = atomic_load_explicit(&blk->n_throttled, memory_order_relaxed),
 		.uring_requests = atomic_load_explicit(&blk->n_uring, memory_order_relaxed),
+		.poll_epochs = atomic_load_explicit(&blk->n_poll_epochs, memory_order_relaxed),
+		.kick_epochs = atomic_load_explicit(&blk->n_kick_epochs, memory_order_relaxed),
 	};
 }
 
@@ -572,6 +579,24 @@ static uint64_t chain_data_bytes(const struct virtq_chain *c)
 	return out + (c->in_len > 1 ? c->in_len - 1 : 0);
 }
 
+/* Whether poll=auto's tuner picks the way after this queue's batches. */
+static bool tuned(const struct blk_worker *w)
+{
+	return w->blk->poll_auto && w->blk->poll_us && !w->ring && w->queue->vq.event_idx;
+}
+
+/* Tells the tuner of a batch (it times the epochs by them), and counts the
+ * epochs it ends for stats. */
+static void tell_tuner(struct blk_worker *w, unsigned served)
+{
+	uint64_t polled = w->tuner.epochs_polled, kicked = w->tuner.epochs_kicked;
+	blk_poll_tuner_served(&w->tuner, served, monotonic_ns());
+	if (w->tuner.epochs_polled != polled)
+		atomic_fetch_add_explicit(&w->blk->n_poll_epochs, 1, memory_order_relaxed);
+	if (w->tuner.epochs_kicked != kicked)
+		atomic_fetch_add_explicit(&w->blk->n_kick_epochs, 1, memory_order_relaxed);
+}
+
 /* Serves the available requests (up to the budget), then interrupts the
  * guest if it wants. A request over the rate limits goes back to the ring
  * (nothing is held: a pause finds the rings final) and the worker sleeps
@@ -639,6 +664,8 @@ static int drain(struct blk_worker *w, unsigned *served)
 			eventfd_signal(w->queue->kick_fd);
 	}
 	*served = rounds;
+	if (tuned(w))
+		tell_tuner(w, rounds);
 	return r < 0 ? -1 : 0;
 }
 
@@ -690,6 +717,8 @@ static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 {
 	struct blk_worker *w = ctx;
 	bool polling = w->blk->poll_us && !w->ring && w->queue->vq.event_idx;
+	if (tuned(w))
+		polling = blk_poll_tuner_polls(&w->tuner);
 	if (polling && w->poll_skip) {
 		w->poll_skip--;
 		polling = false;
@@ -1064,6 +1093,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 	log_limit_init(&blk->log_limit, blk->name);
 	blk_rate_init(&blk->rate, p->ops_per_sec, p->bytes_per_sec);
 	blk->poll_us = p->poll_us < VIRTIO_BLK_POLL_US_MAX ? p->poll_us : VIRTIO_BLK_POLL_US_MAX;
+	blk->poll_auto = p->poll_auto;
 	if (p->serial) {
 		set_serial(blk, p->serial);
 		blk->custom_serial = true;
@@ -1073,6 +1103,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_blk_params *p, char *er
 	blk->capacity = size / BLK_SECTOR_SIZE;
 	for (unsigned i = 0; i < num_queues; i++) {
 		blk->workers[i].blk = blk;
+		blk_poll_tuner_init(&blk->workers[i].tuner);
 		blk->workers[i].queue_index = i;
 	}
 	blk->queue_threads = queue_worker_create(num_queues);

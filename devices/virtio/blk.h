@@ -79,6 +79,10 @@ struct virtio_blk_params {
 	 * asks for kicks again and sleeps. 0: never (kicked for every batch).
 	 * The synchronous engine only; at most VIRTIO_BLK_POLL_US_MAX. */
 	unsigned poll_us;
+	/* poll_us polls only where it serves more: each queue measures its
+	 * requests per second polling and on kicks and takes the better
+	 * (devices/virtio/blk_poll.h). */
+	bool poll_auto;
 	const struct thread_starter *threads;   /* who creates the queue workers; NULL: pthread_create */
 };
 
@@ -110,6 +114,10 @@ struct virtio_blk_stats {
 	uint64_t discards_ignored;                  /* completed OK, but the image cannot punch holes */
 	uint64_t throttled;                         /* waits of a queue over the rate limits */
 	uint64_t uring_requests;                    /* submitted through io_uring (the rest: synchronously) */
+	/* poll=auto: the tuner's epochs (devices/virtio/blk_poll.h) spent
+	 * polling and on kicks, all queues: where polling won, most are
+	 * polled. */
+	uint64_t poll_epochs, kick_epochs;
 };
 void virtio_blk_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
 

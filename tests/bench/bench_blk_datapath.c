@@ -25,9 +25,10 @@
  *    image) at QD1 and QD32 on 1 and 4 queues; 1 MiB sequential reads and
  *    writes at QD8 on one queue. FLUSH is negotiated (writeback: no write
  *    waits for a sync), and the driver sends none.
- * Engines: sync (poll=0, minivmm's default), sync50 (the thread engine with
- * --disk poll=50: the queue looks at the ring every 50 us after a batch,
- * kicks off), uring.
+ * Engines: sync (poll=0), sync50 (the thread engine with --disk poll=50:
+ * the queue looks at the ring every 50 us after a batch, kicks off), syncA
+ * (poll=auto, minivmm's default: each queue polls or not, whichever it
+ * measures to serve more), uring.
  * Each line: engine, workload, queues, QD per queue, thousands of requests
  * per second and MB/s (data, 10^6 bytes) in total, the CPU the whole process
  * used (user+sys, in cores: the driver threads included), the CPU the whole
@@ -240,10 +241,11 @@ struct result {
 };
 
 /* Returns 0, or -1 with err saying why the disk could not be made. */
-static int run(enum virtio_blk_engine engine, unsigned poll_us, const struct workload *wl, unsigned nq, unsigned qd,
-	       double secs, struct result *r, char *err, size_t errlen)
+static int run(enum virtio_blk_engine engine, unsigned poll_us, bool poll_auto, const struct workload *wl, unsigned nq,
+	       unsigned qd, double secs, struct result *r, char *err, size_t errlen)
 {
-	struct virtio_blk_params p = { .path = img_path, .num_queues = nq, .engine = engine, .poll_us = poll_us };
+	struct virtio_blk_params p = { .path = img_path, .num_queues = nq, .engine = engine, .poll_us = poll_us,
+				       .poll_auto = poll_auto };
 	struct virtio_blk *blk = virtio_blk_create(&p, err, errlen);
 	if (!blk)
 		return -1;
@@ -397,16 +399,17 @@ int main(int argc, char **argv)
 	       "check: failed requests, resets\n", DEV_THREADS);
 	printf("%-6s %-11s %2s %3s %8s %8s %6s %6s %6s %9s %7s %8s  %s\n", "engine", "workload", "q", "QD", "kIOPS",
 	       "MB/s", "cores", "host", "dev", "dev us/rq", "rq/irq", "rq/kick", "check");
-	/* sync50: the thread engine with --disk poll=50 (off by default). */
 	static const struct {
 		const char *name;
 		enum virtio_blk_engine engine;
 		unsigned poll_us;
-	} engines[3] = { { "sync", VIRTIO_BLK_ENGINE_SYNC, 0 },
-			 { "sync50", VIRTIO_BLK_ENGINE_SYNC, 50 },
-			 { "uring", VIRTIO_BLK_ENGINE_URING, 0 } };
+		bool poll_auto;
+	} engines[] = { { "sync", VIRTIO_BLK_ENGINE_SYNC, 0, false },
+			{ "sync50", VIRTIO_BLK_ENGINE_SYNC, 50, false },
+			{ "syncA", VIRTIO_BLK_ENGINE_SYNC, 50, true },
+			{ "uring", VIRTIO_BLK_ENGINE_URING, 0, false } };
 	int status = 0;
-	for (unsigned e = 0; e < 3; e++) {
+	for (unsigned e = 0; e < sizeof(engines) / sizeof(engines[0]); e++) {
 		for (unsigned i = 0; i < n_runs; i++) {
 			char label[64], err[512];
 			snprintf(label, sizeof(label), "%s %s q%u qd%u", engines[e].name, runs[i].wl->name, runs[i].nq,
@@ -414,7 +417,7 @@ int main(int argc, char **argv)
 			if (filter && !strstr(label, filter))
 				continue;
 			struct result r;
-			if (run(engines[e].engine, engines[e].poll_us, runs[i].wl, runs[i].nq, runs[i].qd, secs, &r, err,
+			if (run(engines[e].engine, engines[e].poll_us, engines[e].poll_auto, runs[i].wl, runs[i].nq, runs[i].qd, secs, &r, err,
 				sizeof(err))) {
 				if (engines[e].engine == VIRTIO_BLK_ENGINE_URING && strstr(err, "io_uring unavailable")) {
 					printf("SKIP %s runs: %s\n", engines[e].name, err);
@@ -434,9 +437,11 @@ int main(int argc, char **argv)
 			       r.host_cores, r.dev_cores, r.iops > 0 ? r.dev_cores / r.iops * 1e6 : 0, r.per_irq,
 			       r.per_kick, check);
 			if (filter)
-				printf("  served in all: %llu reads, %llu writes, %llu through io_uring, %llu errors\n",
+				printf("  served in all: %llu reads, %llu writes, %llu through io_uring, %llu errors;"
+				       " poll=auto epochs: %llu polled, %llu on kicks\n",
 				       (unsigned long long)r.served.reads, (unsigned long long)r.served.writes,
-				       (unsigned long long)r.served.uring_requests, (unsigned long long)r.served.errors);
+				       (unsigned long long)r.served.uring_requests, (unsigned long long)r.served.errors,
+				       (unsigned long long)r.served.poll_epochs, (unsigned long long)r.served.kick_epochs);
 			fflush(stdout);
 			if (r.failures || r.resets)
 				status = 1;

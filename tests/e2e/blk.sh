@@ -14,7 +14,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-180}
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+need_minimal_kernel
 need_file GUEST_INITRD
 command -v debugfs >/dev/null 2>&1 || skip "debugfs (e2fsprogs) missing: cannot check the image"
 

@@ -6,7 +6,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+need_minimal_kernel
 need_file GUEST_INITRD
 
 times=

@@ -8,7 +8,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+need_minimal_kernel
 need_file GUEST_INITRD
 [ -c /dev/net/tun ] || skip "no /dev/net/tun"
 command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"

@@ -24,7 +24,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+need_minimal_kernel
 need_file GUEST_INITRD
 command -v ip >/dev/null 2>&1 || skip "ip (iproute2) missing: cannot make the taps"
 [ -x "${UDSCAT:-}" ] || skip "udscat helper missing (${UDSCAT:-UDSCAT unset}): no vsock host side"

@@ -13,7 +13,7 @@
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+need_minimal_kernel
 need_file GUEST_INITRD
 host_tap --iperf
 
@@ -29,7 +29,7 @@ vhost_fds() {
 }
 watch_pid=
 # host_tap's clean-up (the iperf3 server, tap0) and the fd watcher's.
-trap '[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null; iperf_server_stop; $IP link del tap0 2>/dev/null' EXIT
+trap '[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null; host_tap_stop' EXIT
 retried=
 table="mode        transport  tx           rx           queues (rx/tx packets)"
 for vh in $VHOSTS; do

@@ -14,7 +14,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 . "${RIG_LIB:-$(dirname "$0")/../rig/lib.sh}"
 
 need_minivmm
-need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+need_minimal_kernel
 need_file GUEST_INITRD
 [ -n "$UDSCAT" ] && [ -x "$UDSCAT" ] || skip "udscat helper missing (${UDSCAT:-UDSCAT unset})"
 dir=$(mktemp -d /tmp/vsock.XXXXXX) || fail "cannot make a directory in /tmp"

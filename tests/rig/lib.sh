@@ -62,6 +62,9 @@ need_file() {
 	[ -n "$_nf" ] || skip "$1 unavailable${2:+: $2}"
 	[ -f "$_nf" ] || skip "$1=$_nf does not exist"
 }
+need_minimal_kernel() {
+	need_file MINIMAL_KERNEL "guest-images/build.sh minimal-kernel did not give one"
+}
 need_ptydrive() {
 	[ -n "$PTYDRIVE" ] && [ -x "$PTYDRIVE" ] || skip "ptydrive helper missing (${PTYDRIVE:-PTYDRIVE unset})"
 }
@@ -146,10 +149,17 @@ host_tap() {
 	$IP tuntap add tap0 mode tap multi_queue || fail "cannot create tap0"
 	$IP addr add 10.0.2.1/24 dev tap0
 	$IP link set tap0 up
-	trap 'iperf_server_stop; $IP link del tap0 2>/dev/null' EXIT
+	trap host_tap_stop EXIT
 	[ "${1:-}" = --iperf ] || return 0
 	command -v iperf3 >/dev/null 2>&1 || skip "iperf3 missing"
 	iperf_server_start 10.0.2.1
+}
+
+# host_tap_stop: host_tap's clean-up; a scenario that sets its own EXIT trap
+# calls it from there.
+host_tap_stop() {
+	iperf_server_stop
+	$IP link del tap0 2>/dev/null
 }
 
 # iperf_server_start IP: a fresh iperf3 server on IP:5201, this shell's child

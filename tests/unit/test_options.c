@@ -242,18 +242,26 @@ Test(options, disk_engine)
 	cr_assert_eq(o.disks[1].engine, DISK_ENGINE_SYNC);
 }
 
-/* --disk poll=: microseconds, 0 (off) to DISK_POLL_US_MAX. */
+/* --disk poll=: auto (the default) or microseconds, 0 (off) to
+ * DISK_POLL_US_MAX; the last one given counts. */
 Test(options, disk_poll)
 {
 	struct disk_opt d;
 	cr_assert_eq(options_parse_disk("a.img", &d, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(d.poll_us, DISK_POLL_US_DEFAULT);
+	cr_assert(d.poll_auto);
+	cr_assert_eq(d.poll_us, DISK_POLL_US_AUTO);
 	cr_assert_eq(options_parse_disk("a.img,poll=0", &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(d.poll_us, 0);
+	cr_assert_not(d.poll_auto);
 	cr_assert_eq(options_parse_disk("a.img,poll=1000,queues=2", &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(d.poll_us, 1000);
+	cr_assert_not(d.poll_auto);
+	cr_assert_eq(options_parse_disk("a.img,poll=0,poll=auto", &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert(d.poll_auto);
+	cr_assert_eq(d.poll_us, DISK_POLL_US_AUTO);
 	const char *bad[][2] = {
-		{ "a.img,poll=1001", "--disk: poll=1001 is not a number of microseconds from 0 (off) to 1000" },
+		{ "a.img,poll=1001", "--disk: poll=1001 is not auto or a number of microseconds from 0 (off) to 1000" },
+		{ "a.img,poll=Auto", "--disk: poll=Auto is not auto or" },
 		{ "a.img,poll=-1", "--disk: poll=-1 is not" },
 		{ "a.img,poll=50us", "--disk: poll=50us is not" },
 		{ "a.img,poll", "--disk: setting 'poll' needs a value" },

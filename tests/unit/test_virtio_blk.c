@@ -23,6 +23,7 @@
 
 #include "devices/virtio/blk.h"
 #include "devices/virtio/blk_image.h"
+#include "devices/virtio/blk_poll.h"
 #include "vmm/base/guest_mem.h"
 #include "vmm/base/log.h"
 #include "vmm/base/thread_start.h"
@@ -478,12 +479,17 @@ static bool write_as_driver(unsigned i)
 	return kick;
 }
 
-static void start_polling(unsigned poll_us)
+static void start_polling_auto(unsigned poll_us, bool poll_auto)
 {
 	blk = create_on_engine((struct virtio_blk_params){ .path = img_path, .num_queues = 1, .poll_us = poll_us,
-							  .engine = VIRTIO_BLK_ENGINE_SYNC });
+							  .poll_auto = poll_auto, .engine = VIRTIO_BLK_ENGINE_SYNC });
 	n_queues = 1;
 	activate_with(virtio_blk_ops.features(blk) | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX), true);
+}
+
+static void start_polling(unsigned poll_us)
+{
+	start_polling_auto(poll_us, false);
 }
 
 Test(virtio_blk, poll_serves_requests_added_without_a_kick)
@@ -519,6 +525,24 @@ Test(virtio_blk, poll_interrupts_for_every_batch_the_driver_waits_for)
 		while (atomic_load(&irq_log.queue_calls[0]) == calls)
 			cr_assert_lt(now_ms(), deadline, "write %u: served, never interrupted for", i);
 	}
+}
+
+/* poll=auto: the queue runs epochs both ways (the choice itself is
+ * tests/unit/test_blk_poll.c's), and every request is served, kicked or
+ * polled for. */
+Test(virtio_blk, poll_auto_tries_both_ways_and_serves_everything)
+{
+	start_polling_auto(VIRTIO_BLK_POLL_US_MAX, true);
+	uint64_t t0 = now_ms();
+	unsigned n = 0, kicked = 0;
+	while (now_ms() - t0 < 400 || n < 3 * BLK_POLL_EPOCH_MIN_REQUESTS)
+		kicked += write_as_driver(n++);
+	struct virtio_blk_stats st;
+	virtio_blk_stats(blk, &st);
+	cr_assert_eq(st.writes, n);
+	cr_assert_geq(st.poll_epochs, 1, "never polled (%lu kicked epochs, %u writes, %u kicked)", (unsigned long)st.kick_epochs, n, kicked);
+	cr_assert_geq(st.kick_epochs, 2, "%lu kicked epochs", (unsigned long)st.kick_epochs);
+	cr_assert_lt(kicked, n, "no write went without a kick: it never polled");
 }
 
 Test(virtio_blk, no_poll_asks_a_kick_for_every_request)
