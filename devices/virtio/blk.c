@@ -597,8 +597,17 @@ static void tell_tuner(struct blk_worker *w, unsigned served)
 		atomic_fetch_add_explicit(&w->blk->n_kick_epochs, 1, memory_order_relaxed);
 }
 
+/* Interrupts the guest if it wants one for what was pushed since the last
+ * decision. */
+static void notify_guest(struct blk_worker *w)
+{
+	if (virtq_should_notify(&w->queue->vq))
+		w->blk->irq->queue(w->blk->irq, w->queue_index);
+}
+
 /* Serves the available requests (up to the budget), then interrupts the
- * guest if it wants. A request over the rate limits goes back to the ring
+ * guest if it wants (unless defer: a polling caller interrupts once the
+ * ring is idle, see poll_ring). A request over the rate limits goes back to the ring
  * (nothing is held: a pause finds the rings final) and the worker sleeps
  * until the budget is there, on the stop eventfd only: it neither polls the
  * ring nor wakes for the guest's kicks meanwhile (they stay counted in the
@@ -611,7 +620,7 @@ static void tell_tuner(struct blk_worker *w, unsigned served)
  * stops popping and the ring's fd wakes it for the completions), are handed
  * to the kernel once a batch, and what has completed is pushed before the
  * one interrupt of the batch. */
-static int drain(struct blk_worker *w, unsigned *served)
+static int drain(struct blk_worker *w, unsigned *served, bool defer)
 {
 	struct virtio_blk *blk = w->blk;
 	struct virtq *vq = &w->queue->vq;
@@ -640,8 +649,7 @@ static int drain(struct blk_worker *w, unsigned *served)
 				submit_queued(w);
 				settle(w);
 			}
-			if (virtq_should_notify(vq))
-				blk->irq->queue(blk->irq, w->queue_index);
+			notify_guest(w);
 			uint64_t ms = wait_ns / 1000000u + 1;
 			if (queue_worker_wait_stop(blk->queue_threads, ms > INT_MAX ? INT_MAX : (int)ms))
 				break;   /* pause or reset */
@@ -655,8 +663,8 @@ static int drain(struct blk_worker *w, unsigned *served)
 		submit_queued(w);
 		settle(w);
 	}
-	if (virtq_should_notify(vq))
-		blk->irq->queue(blk->irq, w->queue_index);
+	if (!defer || rounds == BLK_DRAIN_BUDGET)
+		notify_guest(w);
 	if (rounds == BLK_DRAIN_BUDGET) {
 		/* More may be waiting: come back after poll. Only this thread
 		 * reads the eventfd; a full counter means a kick is pending. */
@@ -682,8 +690,10 @@ static int drain(struct blk_worker *w, unsigned *served)
  * many requests in flight then adds them without an exit each (a kick is
  * a VM exit, and a wake-up of this thread); a guest with one request at a
  * time costs an empty look, and then polls less and less often (the
- * backoff). Called with kicks_off set before the batch (served requests:
- * its drain() did not ask for a kick either). Returns drain()'s -1 or 0;
+ * backoff). The guest's interrupt waits for the first look that finds
+ * nothing (or the last of BLK_POLL_ROUNDS). Called with kicks_off set
+ * before the batch (served requests: its drain() did not ask for a kick,
+ * nor interrupt, either). Returns drain()'s -1 or 0;
  * *more: requests came in as the kicks were asked for again. */
 static int poll_ring(struct blk_worker *w, unsigned served, bool *more)
 {
@@ -698,8 +708,14 @@ static int poll_ring(struct blk_worker *w, unsigned served, bool *more)
 		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed) || !virtq_has_buffers(vq))
 			break;
 		found = true;
-		r = drain(w, &served);   /* interrupts the guest for what it served */
+		r = drain(w, &served, true);
 	}
+	/* The interrupt for everything served since the kick: a guest that
+	 * keeps adding requests while it has completions it has not been told
+	 * of gets one interrupt for the lot once it stops (QD32: a few a
+	 * batch instead of one a look; an interrupt costs the guest exits and
+	 * its handler's time). */
+	notify_guest(w);
 	if (found) {
 		w->poll_backoff = 0;
 	} else if (served) {
@@ -725,7 +741,7 @@ static int worker_serve(void *ctx, struct queue_worker_sleep *next)
 	}
 	unsigned served = 0;
 	w->queue->vq.kicks_off = polling;
-	int r = drain(w, &served);
+	int r = drain(w, &served, polling);
 	if (polling) {
 		bool more = false;
 		if (r == 0)
@@ -1140,6 +1156,9 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 		return;
 	blk_reset(blk);
 	queue_worker_destroy(blk->queue_threads);
+	uint64_t polled = atomic_load(&blk->n_poll_epochs), kicked = atomic_load(&blk->n_kick_epochs);
+	if (polled + kicked)   /* what poll=auto chose, for whoever tunes a host */
+		log_info("%s: poll=auto: %" PRIu64 " of %" PRIu64 " epochs polled", blk->name, polled, polled + kicked);
 	free_rings(blk);   /* before the image: each holds it as its fixed file */
 	close(blk->fd);
 	log_limit_destroy(&blk->log_limit);

@@ -8,7 +8,8 @@ void blk_poll_tuner_init(struct blk_poll_tuner *t)
 
 bool blk_poll_tuner_polls(const struct blk_poll_tuner *t)
 {
-	return t->phase == BLK_POLL_PROBE ? !t->incumbent_polls : t->incumbent_polls;
+	bool probing = t->phase == BLK_POLL_PROBE_SETTLE || t->phase == BLK_POLL_PROBE;
+	return probing ? !t->incumbent_polls : t->incumbent_polls;
 }
 
 static void end_epoch(struct blk_poll_tuner *t, double rate)
@@ -21,11 +22,17 @@ static void end_epoch(struct blk_poll_tuner *t, double rate)
 	case BLK_POLL_HOLD:
 		if (--t->hold_left == 0) {
 			t->before_rate = rate;
-			t->phase = BLK_POLL_PROBE;
+			t->phase = BLK_POLL_PROBE_SETTLE;
 		}
+		return;
+	case BLK_POLL_PROBE_SETTLE:
+		t->phase = BLK_POLL_PROBE;
 		return;
 	case BLK_POLL_PROBE:
 		t->probe_rate = rate;
+		t->phase = BLK_POLL_CHECK_SETTLE;
+		return;
+	case BLK_POLL_CHECK_SETTLE:
 		t->phase = BLK_POLL_CHECK;
 		return;
 	case BLK_POLL_CHECK:

@@ -9,14 +9,17 @@
  * were 1.5-4x the faster), which a VMM cannot ask. So it measures: the
  * queue runs in epochs (at least BLK_POLL_EPOCH_MIN_NS and
  * BLK_POLL_EPOCH_MIN_REQUESTS, or BLK_POLL_EPOCH_MAX_NS), mostly in the
- * way that won last, and now and then one epoch the other way. That probe
- * is compared with the mean of the epochs just before and just after it,
- * which cancels a load that grows or shrinks steadily. The other way takes
+ * way that won last, and now and then two epochs the other way. The first
+ * epoch after each change of way is not measured: a guest's batches take a
+ * while to follow (with polling they grow, as its interrupts come once a
+ * burst). The second, the probe, is compared with the mean of the measured
+ * epochs before and after it, which cancels a load that grows or shrinks
+ * steadily. The other way takes
  * over when it served more. Gaps of an idle guest (over BLK_POLL_IDLE_NS)
- * are left out of the epochs' time. The first decision comes after three epochs;
+ * are left out of the epochs' time. The first decision comes after five epochs;
  * every probe the incumbent wins doubles the epochs to the next one (from
  * BLK_POLL_HOLD_MIN to BLK_POLL_HOLD_MAX), so the cost of probing a worse
- * way falls to under 2% of the time.
+ * way falls to about 3% of the time.
  *
  * Pure arithmetic on the times it is given: unit-tested with made-up
  * clocks (tests/unit/test_blk_poll.c). One per queue, used by its thread
@@ -37,9 +40,11 @@
 #define BLK_POLL_HOLD_MAX 64u
 
 enum blk_poll_phase {
-	BLK_POLL_HOLD,    /* the incumbent's epochs, hold_left of them to go */
-	BLK_POLL_PROBE,   /* one epoch the other way */
-	BLK_POLL_CHECK,   /* one more of the incumbent's, to compare with */
+	BLK_POLL_HOLD,           /* the incumbent's epochs, hold_left of them to go */
+	BLK_POLL_PROBE_SETTLE,   /* the other way, not measured */
+	BLK_POLL_PROBE,          /* the other way, measured */
+	BLK_POLL_CHECK_SETTLE,   /* back to the incumbent, not measured */
+	BLK_POLL_CHECK,          /* the incumbent again, to compare with */
 };
 
 struct blk_poll_tuner {

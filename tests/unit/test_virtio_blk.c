@@ -545,6 +545,44 @@ Test(virtio_blk, poll_auto_tries_both_ways_and_serves_everything)
 	cr_assert_lt(kicked, n, "no write went without a kick: it never polled");
 }
 
+/* While it polls and finds requests, the queue does not interrupt: a
+ * driver that adds the next request as soon as the last is served (and
+ * always wants an interrupt) gets one for the lot once it stops, not one a
+ * look. Without poll it gets one for each. */
+static unsigned interrupts_for_eager_writes(unsigned n)
+{
+	uint16_t *used_event = (uint16_t *)(void *)&virtq_driver_avail(&drv[0])->ring[QSIZE];
+	unsigned calls0 = atomic_load(&irq_log.queue_calls[0]);
+	for (unsigned i = 0; i < n; i++) {
+		__atomic_store_n(used_event, htole16(drv[0].used_seen), __ATOMIC_SEQ_CST);
+		write_as_driver(i);
+	}
+	__atomic_store_n(used_event, htole16(drv[0].used_seen - 1), __ATOMIC_SEQ_CST);
+	/* The driver stopped: the interrupt for the last completions comes. */
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	while (atomic_load(&irq_log.queue_calls[0]) == calls0)
+		cr_assert_lt(now_ms(), deadline, "no interrupt after %u writes", n);
+	usleep(20 * 1000);   /* past a few more looks */
+	return atomic_load(&irq_log.queue_calls[0]) - calls0;
+}
+
+Test(virtio_blk, poll_interrupts_once_the_ring_is_idle)
+{
+	/* 1 ms between looks: the next write lands before the next look
+	 * unless this thread is kept off the CPU that long; a late one costs
+	 * one interrupt more. */
+	start_polling(VIRTIO_BLK_POLL_US_MAX);
+	unsigned irqs = interrupts_for_eager_writes(20);
+	cr_assert_leq(irqs, 6, "%u interrupts for 20 writes added while the queue polled", irqs);
+}
+
+Test(virtio_blk, no_poll_interrupts_for_every_request)
+{
+	start_polling(0);
+	unsigned irqs = interrupts_for_eager_writes(20);
+	cr_assert_geq(irqs, 20, "%u interrupts for 20 writes, each waited for", irqs);
+}
+
 Test(virtio_blk, no_poll_asks_a_kick_for_every_request)
 {
 	start_polling(0);
