@@ -174,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool was_broken = false;
 	for (int round = 0; round < 2; round++) {
 		unsigned served;
-		int r = drain(w, &served);
+		int r = drain(w, &served, false);
 		CHECK(r == 0 || queue.vq.broken);
 		CHECK(!was_broken || queue.vq.broken);
 		was_broken = queue.vq.broken;

@@ -57,7 +57,7 @@ srcs() {
 		devices/virtio/transport.c devices/virtio/virtq.c vmm/base/guest_mem.c vmm/base/log_limit.c ;;
 	fuzz_blk) echo devices/virtio/virtq.c devices/virtio/iov.c devices/virtio/queue_worker.c vmm/base/thread_start.c \
 		vmm/base/guest_mem.c vmm/base/log_limit.c vmm/base/snap_format.c vmm/base/token_bucket.c \
-		devices/virtio/blk_image.c devices/virtio/blk_ranges.c devices/virtio/blk_rate.c devices/virtio/blk_uring.c \
+		devices/virtio/blk_image.c devices/virtio/blk_ranges.c devices/virtio/blk_rate.c devices/virtio/blk_uring.c devices/virtio/blk_poll.c \
 		-luring ;;   # blk.c itself is included by the target
 	fuzz_vsock_pkt) echo devices/vsock/vsock_pkt.c devices/virtio/iov.c ;;
 	fuzz_runner_proto) echo runner/proto.c ;;
