@@ -161,6 +161,7 @@ int vm_add_devices(struct vm *vm, const struct vmm_options *o)
 							   : VIRTIO_NET_BACKEND_AUTO,
 			.bytes_per_sec = n->bytes_per_sec,
 			.packets_per_sec = n->packets_per_sec,
+			.tx_irq_delay_us = n->tx_irq_delay_us,
 			.index = i,
 			.threads = &vm->threads.starter,
 		};

@@ -35,10 +35,14 @@ const char options_usage[] =
 "                        some, kicks off (sync engine; 0: off; auto, the\n"
 "                        default: each queue polls or not, whichever serves\n"
 "                        more requests per second)\n"
-"  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
+"  --net TAP[,queues=N][,vhost=on|off|auto][,bw=BYTES][,pps=N][,tx_irq_delay=US]\n"
+"        [,mac=XX:XX:XX:XX:XX:XX][,transport=mmio|pci]\n"
 "                        virtio-net on a tap device (repeatable); bw, pps: at\n"
 "                        most BYTES and N frames per second each way (0: no\n"
-"                        limit), worker threads only (not with vhost=on)\n"
+"                        limit); tx_irq_delay: the interrupt for sent frames\n"
+"                        waits US µs, none if the guest took them back meanwhile\n"
+"                        (0: at once); bw, pps, tx_irq_delay: worker threads\n"
+"                        only (not with vhost=on)\n"
 "  --vsock cid=N,uds=PATH[,transport=mmio|pci]\n"
 "                        virtio-vsock with guest CID N (3 and up): the host end\n"
 "                        is the Unix socket PATH (connect, write \"CONNECT PORT\\n\",\n"
@@ -281,6 +285,13 @@ static int net_item(const char *key, const char *val, void *ctx, char *err, size
 			return err_set(err, errlen, "--net: %s=%s is not a number of %s per second from 0 (no limit) to %llu",
 				       key, val, bytes ? "bytes" : "packets", 1ull << 40);
 		*(bytes ? &n->bytes_per_sec : &n->packets_per_sec) = v;
+	} else if (!strcmp(key, "tx_irq_delay")) {
+		uint64_t us;
+		if (parse_u64(val, &us) || us > NET_TX_IRQ_DELAY_MAX_US)
+			return err_set(err, errlen, "--net: tx_irq_delay=%s is not a number of microseconds from 0 to %u",
+				       val, NET_TX_IRQ_DELAY_MAX_US);
+		n->tx_irq_delay_us = (unsigned)us;
+		n->tx_irq_delay_set = true;
 	} else {
 		return err_set(err, errlen, "--net: unknown setting '%s'", key);
 	}
@@ -292,6 +303,7 @@ int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t err
 	memset(n, 0, sizeof(*n));
 	n->queue_pairs = 1;
 	n->vhost = VHOST_AUTO;
+	n->tx_irq_delay_us = NET_TX_IRQ_DELAY_DEFAULT_US;
 	if (for_each_item("--net", spec, n->tap, sizeof(n->tap), net_item, n, err, errlen))
 		return -1;
 	for (const char *c = n->tap; *c; c++)
@@ -301,6 +313,9 @@ int options_parse_net(const char *spec, struct net_opt *n, char *err, size_t err
 		return err_set(err, errlen, "--net %s: %s with vhost=on: vhost-net moves the frames in the kernel, where "
 			       "they cannot be metered (vhost=auto or off)", n->tap,
 			       n->bytes_per_sec && n->packets_per_sec ? "bw= and pps=" : n->bytes_per_sec ? "bw=" : "pps=");
+	if (n->vhost == VHOST_ON && n->tx_irq_delay_set)
+		return err_set(err, errlen, "--net %s: tx_irq_delay= with vhost=on: vhost-net sends the interrupts from the "
+			       "kernel (vhost=auto or off)", n->tap);
 	return 0;
 }
 

@@ -29,6 +29,8 @@ enum seccomp_mode { SECCOMP_ON, SECCOMP_LOG, SECCOMP_OFF };
 
 #define DISK_POLL_US_MAX 1000   /* devices/virtio/blk.h's VIRTIO_BLK_POLL_US_MAX */
 #define DISK_POLL_US_AUTO 50   /* poll=auto (the default): the looks, when the tuner polls */
+#define NET_TX_IRQ_DELAY_MAX_US 100000
+#define NET_TX_IRQ_DELAY_DEFAULT_US 0
 
 struct disk_opt {
 	char path[OPT_PATH_MAX];
@@ -52,6 +54,8 @@ struct net_opt {
 	enum transport transport;
 	uint64_t bytes_per_sec;    /* bw=: rate limit of each direction; 0: none */
 	uint64_t packets_per_sec;  /* pps= */
+	unsigned tx_irq_delay_us;  /* tx_irq_delay=: µs a TX interrupt is held back (worker backend) */
+	bool tx_irq_delay_set;     /* given: an error with vhost=on */
 };
 
 struct vsock_opt {

@@ -142,6 +142,7 @@ static struct json_object *net_stats(struct virtio_net *net)
 		add_u64(p, "wakeups", st.wakeups);
 		add_u64(p, "tx_throttled", st.tx_throttled);
 		add_u64(p, "rx_throttled", st.rx_throttled);
+		add_u64(p, "kicks", st.kicks);
 		json_object_array_add(pairs, p);
 	}
 	json_object_object_add(o, "pairs", pairs);

@@ -64,6 +64,11 @@ struct net_pair {
 	/* The pair's share of the NIC's rate limits (NULL: none). Only the
 	 * worker backend meters: the device never gives one to vhost-net. */
 	struct net_pair_limit *limit;
+	/* --net tx_irq_delay=: µs a TX interrupt is held back (worker only). */
+	unsigned tx_irq_delay_us;
+	/* The device's: what the backend's counters came to, added by its
+	 * stop() (for the device's exit line). */
+	struct net_pair_stats *totals;
 };
 
 /* A pair's counters, as its backend keeps them. */
@@ -77,7 +82,26 @@ struct net_pair_stats {
 	uint64_t rx_buffers;             /* RX chains used (> rx_packets with MRG_RXBUF) */
 	uint64_t wakeups;                /* times the pair's thread woke up to look at its fds */
 	uint64_t tx_throttled, rx_throttled;   /* times a direction stopped for its rate limit */
+	uint64_t kicks;                  /* the guest's notifies on both queues */
 };
+
+/* to += what (available is or-ed). */
+static inline void net_pair_stats_add(struct net_pair_stats *to, const struct net_pair_stats *what)
+{
+	to->available |= what->available;
+	to->tx_packets += what->tx_packets;
+	to->tx_bytes += what->tx_bytes;
+	to->tx_dropped += what->tx_dropped;
+	to->tx_bad_header += what->tx_bad_header;
+	to->rx_packets += what->rx_packets;
+	to->rx_bytes += what->rx_bytes;
+	to->rx_dropped += what->rx_dropped;
+	to->rx_buffers += what->rx_buffers;
+	to->wakeups += what->wakeups;
+	to->tx_throttled += what->tx_throttled;
+	to->rx_throttled += what->rx_throttled;
+	to->kicks += what->kicks;
+}
 
 struct net_backend_ops {
 	const char *name;               /* "worker", "vhost" */

@@ -5,6 +5,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
 #include <pthread.h>
@@ -58,6 +59,7 @@ struct net_qp {
 	/* Its share of the NIC's rate limits: written by activate() while no
 	 * pair runs, then the pair's thread's alone (start and join order them). */
 	struct net_pair_limit limit;
+	struct net_pair_stats totals;          /* pair.totals: every stopped backend's counters */
 };
 
 struct virtio_net {
@@ -73,6 +75,7 @@ struct virtio_net {
 	struct log_limit log_limit;      /* the lines the guest can cause, pairs' too */
 	uint64_t pairs_change_tat;       /* rate of pair changes: next "theoretical arrival" (GCRA) */
 	uint64_t bytes_per_sec, packets_per_sec;   /* rate limits, each direction; 0: none */
+	unsigned tx_irq_delay_us;        /* params' */
 	unsigned limit_pairs;            /* the pairs the buckets are shared among; 0: not made yet */
 
 	/* Config space and receive filter: read by vCPUs (and tests), written
@@ -192,6 +195,8 @@ static int pair_start(struct virtio_net *net, unsigned i)
 	p->owner = net;
 	p->log_limit = &net->log_limit;
 	p->limit = net->bytes_per_sec || net->packets_per_sec ? &qp->limit : NULL;
+	p->tx_irq_delay_us = net->tx_irq_delay_us;
+	p->totals = &qp->totals;
 
 	const struct net_backend_ops *b = net->backend;
 	if (b->start(p) < 0) {
@@ -819,6 +824,7 @@ struct virtio_net *virtio_net_create_on_tap(const struct virtio_net_params *p, s
 	net->threads = p->threads;
 	net->bytes_per_sec = p->bytes_per_sec;
 	net->packets_per_sec = p->packets_per_sec;
+	net->tx_irq_delay_us = p->tx_irq_delay_us;
 	memcpy(net->mac, p->mac, 6);
 	net->status = VIRTIO_NET_S_LINK_UP;
 	net->ctrl_index = -1;
@@ -902,6 +908,16 @@ void virtio_net_destroy(struct virtio_net *net)
 	if (!net)
 		return;
 	net_reset(net);
+	/* What each pair did, for whoever tunes a host (and finds the frames
+	 * it lost): worker pairs that moved any. */
+	for (unsigned i = 0; i < net->max_pairs; i++) {
+		const struct net_pair_stats *s = &net->qps[i].totals;
+		if (s->tx_packets + s->tx_dropped + s->rx_packets + s->rx_dropped)
+			log_info("%s: sent %" PRIu64 " frames (%" PRIu64 " dropped), received %" PRIu64 " (%" PRIu64
+				 " dropped, %" PRIu64 " buffers), %" PRIu64 " kicks, %" PRIu64 " wake-ups",
+				 net->qps[i].pair.name, s->tx_packets, s->tx_dropped, s->rx_packets, s->rx_dropped,
+				 s->rx_buffers, s->kicks, s->wakeups);
+	}
 	for (unsigned i = 0; i < net->max_pairs; i++) {
 		if (net->qps[i].vhost_fd >= 0)
 			close(net->qps[i].vhost_fd);

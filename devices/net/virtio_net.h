@@ -62,6 +62,7 @@ struct virtio_net_params {
 	 * cannot meter, so VHOST is an error and AUTO picks the worker. */
 	uint64_t bytes_per_sec;      /* frame bytes, without the virtio-net header */
 	uint64_t packets_per_sec;
+	unsigned tx_irq_delay_us;    /* worker backend: µs a TX interrupt is held back; 0: none */
 	unsigned index;              /* which NIC of the VM: "net<index>" in thread names and logs */
 	const struct thread_starter *threads;   /* who creates device threads; NULL: pthread_create */
 };

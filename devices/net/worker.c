@@ -4,6 +4,7 @@
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/if_tun.h>
@@ -58,6 +59,8 @@ struct worker {
 	struct net_pair_limit *lim;   /* p->limit: the pair's rate limits, or NULL */
 	uint64_t tx_until, rx_until;  /* a direction stopped for its limit until then (monotonic ns); 0: not */
 	uint64_t timer_at;        /* what lim->timer_fd was last set to (monotonic ns); 0: never */
+	uint64_t tx_irq_delay_ns; /* p->tx_irq_delay_us: 0, TX interrupts go at once */
+	uint64_t tx_irq_due;      /* a TX interrupt held back until then (monotonic ns); 0: none */
 
 	_Atomic uint64_t tx_packets, tx_bytes, tx_dropped, tx_bad_header;
 	_Atomic uint64_t rx_packets, rx_bytes, rx_dropped, rx_buffers;
@@ -178,6 +181,7 @@ static int tx_process(struct worker *w)
 	struct virtq *vq = &p->tx->vq;
 	struct virtq_chain *c = &w->chain;
 	int ret = PAIR_OK;
+	bool pushed = false;
 
 	w->tx_blocked = false;
 	for (unsigned budget = BUDGET;; budget--) {
@@ -252,12 +256,34 @@ static int tx_process(struct worker *w)
 			ret = PAIR_BROKEN;
 			break;
 		}
+		pushed = true;
 		if ((BUDGET - budget + 1) % NOTIFY_EVERY == 0 && virtq_should_notify(vq))
 			p->irq->queue(p->irq, p->tx_index);
 	}
-	if (virtq_should_notify(vq))
-		p->irq->queue(p->irq, p->tx_index);
+	if (!w->tx_irq_delay_ns) {
+		if (virtq_should_notify(vq))
+			p->irq->queue(p->irq, p->tx_index);
+	} else if (pushed && !w->tx_irq_due) {
+		w->tx_irq_due = monotonic_ns() + w->tx_irq_delay_ns;
+	}
 	return ret;
+}
+
+/* The TX interrupt held back by tx_process(), once due (or now: force).
+ * The guest has often taken its buffers back by then (Linux frees them at
+ * its next transmit and in its RX poll) and moved used_event past them:
+ * then none is sent. Returns the µs left until it is due, or -1. */
+static int tx_irq_flush(struct worker *w, bool force)
+{
+	if (!w->tx_irq_due)
+		return -1;
+	uint64_t now = monotonic_ns();
+	if (!force && now < w->tx_irq_due)
+		return (int)((w->tx_irq_due - now + 999u) / 1000u);
+	w->tx_irq_due = 0;
+	if (virtq_should_notify(&w->p->tx->vq))
+		w->p->irq->queue(w->p->irq, w->p->tx_index);
+	return -1;
 }
 
 /* ---- RX: tap -> guest ---- */
@@ -442,6 +468,7 @@ static int pair_serve(void *ctx, struct queue_worker_sleep *next)
 		return -1;
 	if (t == PAIR_MORE || r == PAIR_MORE)
 		next->timeout_ms = 0;
+	next->timeout_us = tx_irq_flush(w, false);
 	uint64_t until = w->tx_until;
 	if (w->rx_until && (!until || w->rx_until < until))
 		until = w->rx_until;
@@ -471,7 +498,14 @@ static void pair_woken(void *ctx, const struct pollfd *watch)
 	}
 }
 
-static const struct queue_worker_ops pair_ops = { .serve = pair_serve, .woken = pair_woken };
+/* The thread stops (device reset, pause, exit): an interrupt held back
+ * goes now, or a guest paused with it would wait for it after resume. */
+static void pair_stop(void *ctx)
+{
+	tx_irq_flush(ctx, true);
+}
+
+static const struct queue_worker_ops pair_ops = { .serve = pair_serve, .woken = pair_woken, .stop = pair_stop };
 
 static int worker_start(struct net_pair *p)
 {
@@ -482,6 +516,7 @@ static int worker_start(struct net_pair *p)
 	}
 	w->p = p;
 	w->lim = p->limit;
+	w->tx_irq_delay_ns = (uint64_t)p->tx_irq_delay_us * 1000u;
 	w->hdr_len = p->vnet_hdr_len ? p->vnet_hdr_len : NET_TAP_VNET_HDR_LEN;
 	w->mrg = p->features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
 	w->clear_flags = !(p->features & (1ull << VIRTIO_NET_F_GUEST_CSUM));
@@ -527,6 +562,8 @@ static int worker_start(struct net_pair *p)
 	return 0;
 }
 
+static void worker_stats(const struct net_pair *p, struct net_pair_stats *out);
+
 static void worker_stop(struct net_pair *p)
 {
 	struct worker *w = p->backend_state;
@@ -535,6 +572,12 @@ static void worker_stop(struct net_pair *p)
 		return;
 	/* The thread gave its RX chains back before sleeping: the rings are
 	 * where the next backend starts. */
+	queue_worker_stop(w->thread);
+	if (p->totals) {
+		struct net_pair_stats s;
+		worker_stats(p, &s);
+		net_pair_stats_add(p->totals, &s);
+	}
 	queue_worker_destroy(w->thread);
 	free(w);
 	p->backend_state = NULL;
@@ -558,6 +601,7 @@ static void worker_stats(const struct net_pair *p, struct net_pair_stats *out)
 	out->wakeups = atomic_load_explicit(&w->wakeups, memory_order_relaxed);
 	out->tx_throttled = atomic_load_explicit(&w->tx_throttled, memory_order_relaxed);
 	out->rx_throttled = atomic_load_explicit(&w->rx_throttled, memory_order_relaxed);
+	out->kicks = queue_worker_kicks(w->thread, 0);
 }
 
 const struct net_backend_ops net_worker_backend = {

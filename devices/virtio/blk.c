@@ -85,6 +85,10 @@ struct blk_worker {
 	unsigned poll_skip, poll_backoff;
 	/* poll_auto: whether this queue polls; told of every batch. */
 	struct blk_poll_tuner tuner;
+	/* Since create, for the exit line: requests, interrupts sent, polling
+	 * looks and those that found nothing. Written by the thread only, read
+	 * once it is joined. */
+	uint64_t n_requests, n_interrupts, n_looks, n_empty_looks;
 };
 
 struct virtio_blk {
@@ -601,8 +605,10 @@ static void tell_tuner(struct blk_worker *w, unsigned served)
  * decision. */
 static void notify_guest(struct blk_worker *w)
 {
-	if (virtq_should_notify(&w->queue->vq))
+	if (virtq_should_notify(&w->queue->vq)) {
 		w->blk->irq->queue(w->blk->irq, w->queue_index);
+		w->n_interrupts++;
+	}
 }
 
 /* Serves the available requests (up to the budget), then interrupts the
@@ -672,6 +678,7 @@ static int drain(struct blk_worker *w, unsigned *served, bool defer)
 			eventfd_signal(w->queue->kick_fd);
 	}
 	*served = rounds;
+	w->n_requests += rounds;
 	if (tuned(w))
 		tell_tuner(w, rounds);
 	return r < 0 ? -1 : 0;
@@ -705,8 +712,11 @@ static int poll_ring(struct blk_worker *w, unsigned served, bool *more)
 
 	for (unsigned i = 0; served && i < BLK_POLL_ROUNDS && r == 0; i++) {
 		nanosleep(&pause, NULL);
-		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed) || !virtq_has_buffers(vq))
+		w->n_looks++;
+		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed) || !virtq_has_buffers(vq)) {
+			w->n_empty_looks++;
 			break;
+		}
 		found = true;
 		r = drain(w, &served, true);
 	}
@@ -1155,10 +1165,20 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	if (!blk)
 		return;
 	blk_reset(blk);
+	/* Where each queue's time went, for whoever tunes a host: what the
+	 * guest asked (requests, kicks), what it was given (interrupts), and
+	 * what poll= did. */
+	for (unsigned i = 0; i < blk->num_queues; i++) {
+		const struct blk_worker *w = &blk->workers[i];
+		uint64_t polled = w->tuner.epochs_polled, epochs = polled + w->tuner.epochs_kicked;
+		if (!epochs)
+			continue;   /* poll=auto did not run: nothing to tune */
+		log_info("%s q%u: %" PRIu64 " requests, %" PRIu64 " kicks, %" PRIu64 " interrupts, %" PRIu64
+			 " polling looks (%" PRIu64 " empty); poll=auto polled %" PRIu64 " of %" PRIu64 " epochs",
+			 blk->name, i, w->n_requests, queue_worker_kicks(blk->queue_threads, i), w->n_interrupts,
+			 w->n_looks, w->n_empty_looks, polled, epochs);
+	}
 	queue_worker_destroy(blk->queue_threads);
-	uint64_t polled = atomic_load(&blk->n_poll_epochs), kicked = atomic_load(&blk->n_kick_epochs);
-	if (polled + kicked)   /* what poll=auto chose, for whoever tunes a host */
-		log_info("%s: poll=auto: %" PRIu64 " of %" PRIu64 " epochs polled", blk->name, polled, polled + kicked);
 	free_rings(blk);   /* before the image: each holds it as its fixed file */
 	close(blk->fd);
 	log_limit_destroy(&blk->log_limit);

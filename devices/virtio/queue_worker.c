@@ -1,11 +1,16 @@
+#define _GNU_SOURCE /* ppoll */
 #include "devices/virtio/queue_worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/base/eventfd_util.h"
@@ -18,6 +23,7 @@ struct queue_thread {
 	int stop_fd;                  /* the worker's */
 	char name[32];
 	struct queue_worker_params p; /* what start() was given; p.name points to name */
+	_Atomic uint64_t kicks;       /* kicks taken, since create (all starts of this slot) */
 };
 
 struct queue_worker {
@@ -63,11 +69,27 @@ static bool take_kicks(struct queue_thread *t, const struct pollfd *kicks)
 					 t->name, kicks[i].fd);
 			return false;
 		}
-		int r = (kicks[i].revents & POLLIN) ? eventfd_drain(kicks[i].fd) : 0;
-		if (r < 0)
-			log_warn("%s: kick eventfd: %s", t->name, strerror(-r));
+		if (!(kicks[i].revents & POLLIN))
+			continue;
+		uint64_t n;
+		if (read(kicks[i].fd, &n, sizeof(n)) == sizeof(n))
+			atomic_fetch_add_explicit(&t->kicks, n, memory_order_relaxed);
+		else if (errno != EAGAIN && errno != EINTR)
+			log_warn("%s: kick eventfd: %s", t->name, strerror(errno));
 	}
 	return true;
+}
+
+/* poll() for next's timeout: ppoll() when a µs one is set. NULL: none. */
+static int sleep_poll(struct pollfd *fds, nfds_t n, const struct queue_worker_sleep *next)
+{
+	if (!next || next->timeout_us < 0)
+		return poll(fds, n, next ? next->timeout_ms : -1);
+	int64_t us = next->timeout_us;
+	if (next->timeout_ms >= 0 && (int64_t)next->timeout_ms * 1000 < us)
+		us = (int64_t)next->timeout_ms * 1000;
+	struct timespec ts = { .tv_sec = (time_t)(us / 1000000), .tv_nsec = (long)(us % 1000000) * 1000 };
+	return ppoll(fds, n, &ts, NULL);
 }
 
 static void *worker_main(void *arg)
@@ -90,12 +112,12 @@ static void *worker_main(void *arg)
 		/* Serve before sleeping: buffers may be there before the first
 		 * kick, and a kick that came in while serving keeps its eventfd
 		 * readable, so none is lost. */
-		struct queue_worker_sleep next = { .timeout_ms = -1, .watch = watch };
+		struct queue_worker_sleep next = { .timeout_ms = -1, .timeout_us = -1, .watch = watch };
 		if (serving && p->ops->serve && p->ops->serve(p->ctx, &next) < 0) {
 			serving = false;
 			mark_broken(t);
 		}
-		if (poll(fds, serving ? n_fds : 1, serving ? next.timeout_ms : -1) < 0) {
+		if (sleep_poll(fds, serving ? n_fds : 1, serving ? &next : NULL) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_warn("%s: poll: %s; thread stopped", t->name, strerror(errno));
@@ -136,6 +158,11 @@ int queue_worker_start(struct queue_worker *qw, const struct queue_worker_params
 		return e;
 	qw->n_running++;
 	return 0;
+}
+
+uint64_t queue_worker_kicks(struct queue_worker *qw, unsigned i)
+{
+	return qw && i < qw->max_threads ? atomic_load_explicit(&qw->threads[i].kicks, memory_order_relaxed) : 0;
 }
 
 unsigned queue_worker_running(const struct queue_worker *qw)

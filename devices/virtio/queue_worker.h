@@ -37,6 +37,7 @@
 /* What serve() leaves for the next sleep. */
 struct queue_worker_sleep {
 	int timeout_ms;           /* -1 on entry: until something happens; 0: work is left, do not sleep */
+	int timeout_us;           /* -1 on entry; >= 0: sleep at most this many µs (the shorter of the two counts) */
 	struct pollfd *watch;     /* the device's own fds [n_watch]: serve may change fd (-1: skip) and events */
 };
 
@@ -86,6 +87,10 @@ int queue_worker_start(struct queue_worker *qw, const struct queue_worker_params
 
 /* Threads running (started and not yet stopped). */
 unsigned queue_worker_running(const struct queue_worker *qw);
+
+/* Kicks thread slot i took (the kick eventfds' counts: one a guest
+ * notify, or a device's self-kick), over all its starts. */
+uint64_t queue_worker_kicks(struct queue_worker *qw, unsigned i);
 
 /* Asks every thread to stop and joins them; the worker can then start
  * threads again. Serving stops at a thread's next wake-up: a device whose

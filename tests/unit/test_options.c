@@ -342,6 +342,31 @@ Test(options, net_rate_limits)
 	cr_assert_eq(o.nets[1].bytes_per_sec, 7);
 }
 
+/* --net tx_irq_delay=US: worker backend only, 0 to NET_TX_IRQ_DELAY_MAX_US. */
+Test(options, net_tx_irq_delay)
+{
+	struct net_opt n;
+	cr_assert_eq(options_parse_net("tap0", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.tx_irq_delay_us, NET_TX_IRQ_DELAY_DEFAULT_US);
+	cr_assert_eq(options_parse_net("tap0,vhost=on", &n, err, sizeof(err)), 0, "the default goes with vhost: %s", err);
+	cr_assert_eq(options_parse_net("tap0,tx_irq_delay=0,vhost=off", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.tx_irq_delay_us, 0);
+	cr_assert_eq(options_parse_net("tap0,tx_irq_delay=100000", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.tx_irq_delay_us, 100000);
+	const char *bad[][2] = {
+		{ "tap0,tx_irq_delay=100001", "--net: tx_irq_delay=100001 is not a number of microseconds from 0 to 100000" },
+		{ "tap0,tx_irq_delay=1ms", "--net: tx_irq_delay=1ms is not" },
+		{ "tap0,tx_irq_delay=", "--net: tx_irq_delay= is not" },
+		{ "tap0,tx_irq_delay", "--net: setting 'tx_irq_delay' needs a value" },
+		{ "tap0,vhost=on,tx_irq_delay=50", "--net tap0: tx_irq_delay= with vhost=on" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(options_parse_net(bad[i][0], &n, err, sizeof(err)), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: got '%s'", bad[i][0], err);
+		cr_assert_null(strchr(err, '\n'), "one line");
+	}
+}
+
 Test(options, vsock_specs)
 {
 	struct vsock_opt v;

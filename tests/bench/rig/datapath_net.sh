@@ -20,13 +20,13 @@ dp_begin
 host_tap --iperf
 CMDLINE="console=ttyS0 panic=-1 quiet mvtest=datapath_bench dp=net dp_secs=$DP_SECS${DP_CELLS:+ dp_cells=$DP_CELLS}"
 
-net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND
-	_tr=$(echo "$1" | cut -d- -f2) _be=$(echo "$1" | cut -d- -f3)
+net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND[-tUS] (tUS: minivmm's tx_irq_delay=US)
+	_tr=$(echo "$1" | cut -d- -f2) _be=$(echo "$1" | cut -d- -f3) _td=$(echo "$1" | cut -d- -f4)
 	_vh=off; [ "$_be" = vhost ] && _vh=on
 	iperf_server_start 10.0.2.1
 	case $1 in
 	mv-*) dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
-		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --net "tap0,queues=4,vhost=$_vh,transport=$_tr" ;;
+		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --net "tap0,queues=4,vhost=$_vh,transport=$_tr${_td:+,tx_irq_delay=${_td#t}}" ;;
 	qemu-*)
 		_m=microvm _d=virtio-net-device
 		[ "$_tr" = pci ] && _m=microvm,pcie=on _d=virtio-net-pci,vectors=10,romfile=

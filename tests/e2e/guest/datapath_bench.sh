@@ -15,6 +15,20 @@ virtio_irqs() {
     awk '/virtio/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
 }
 
+# irq_counts: "NAME COUNT" per virtio interrupt line (all CPUs); several
+# lines of one name (mmio's "virtio0" on each CPU list) are added up.
+irq_counts() {
+    awk '/virtio/ { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; n[$NF] += s }
+        END { for (k in n) print k, n[k] }' /proc/interrupts | sort
+}
+
+# net_counts: eth0's packets each way.
+net_counts() {
+    [ -d /sys/class/net/eth0 ] || return 0
+    echo "tx_packets $(cat /sys/class/net/eth0/statistics/tx_packets)"
+    echo "rx_packets $(cat /sys/class/net/eth0/statistics/rx_packets)"
+}
+
 # cell NAME CMD...: CMD prints "VALUE UNIT REQS" (or nothing when it failed).
 status=0
 cell() {
@@ -24,10 +38,15 @@ cell() {
     *) return ;;
     esac
     i0=$(virtio_irqs)
+    { irq_counts; net_counts; } >/tmp/dp-counts0
     echo "MVTEST dp begin $name"
     set -- $("$@")
     echo "MVTEST dp end $name"
     i1=$(virtio_irqs)
+    # Where the interrupts and packets went (per queue on pci), for reading
+    # the console log: "MVTEST dp detail NAME input.0=N ... tx_packets=N".
+    { irq_counts; net_counts; } | awk -v name="$name" 'NR == FNR { a[$1] = $2; next }
+        { d = $2 - a[$1]; if (d) s = s " " $1 "=" d } END { print "MVTEST dp detail " name s }' /tmp/dp-counts0 -
     if [ $# -ne 3 ]; then
         echo "MVTEST dp cell $name FAILED"
         status=1
@@ -59,7 +78,11 @@ pkts() { echo $(($(cat /sys/class/net/eth0/statistics/tx_packets) + $(cat /sys/c
 # iperf_cell STREAMS [-R]: iperf3 to the host side of the tap.
 iperf_cell() {
     p0=$(pkts)
-    mb=$(iperf3 -c 10.0.2.1 -P "$1" -t "$secs" $2 2>&1 | grep -E 'receiver' | tail -n 1 |
+    iperf3 -c 10.0.2.1 -P "$1" -t "$secs" $2 >/tmp/iperf-dp.out 2>&1
+    # Each second's total, for reading the console log (a stall shows).
+    echo "MVTEST dp seconds: $(grep -E '^\[SUM\] +[0-9.]+-[0-9.]+ +sec' /tmp/iperf-dp.out | grep -v -e sender -e receiver |
+        awk '{ print $6 $7 }' | tr '\n' ' ')" >&2
+    mb=$(grep -E 'receiver' /tmp/iperf-dp.out | tail -n 1 |
         sed -n 's/.* \([0-9.]*\) \([KMG]\)bits\/sec.*/\1 \2/p' |
         awk '{ v = $1; if ($2 == "K") v /= 1000; if ($2 == "G") v *= 1000; printf "%.1f", v }')
     [ -n "$mb" ] && echo "$mb Mbit/s $(($(pkts) - p0))"
