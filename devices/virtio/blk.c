@@ -698,7 +698,8 @@ static int drain(struct blk_worker *w, unsigned *served, bool defer)
  * a VM exit, and a wake-up of this thread); a guest with one request at a
  * time costs an empty look, and then polls less and less often (the
  * backoff). The guest's interrupt waits for the first look that finds
- * nothing (or the last of BLK_POLL_ROUNDS). Called with kicks_off set
+ * nothing (or the last of BLK_POLL_ROUNDS); the look after it decides
+ * (a guest answers completions with requests). Called with kicks_off set
  * before the batch (served requests: its drain() did not ask for a kick,
  * nor interrupt, either). Returns drain()'s -1 or 0;
  * *more: requests came in as the kicks were asked for again. */
@@ -707,17 +708,27 @@ static int poll_ring(struct blk_worker *w, unsigned served, bool *more)
 	struct virtio_blk *blk = w->blk;
 	struct virtq *vq = &w->queue->vq;
 	struct timespec pause = { .tv_nsec = (long)blk->poll_us * 1000 };
-	bool found = false;
+	bool found = false, told = false;
 	int r = 0;
 
 	for (unsigned i = 0; served && i < BLK_POLL_ROUNDS && r == 0; i++) {
 		nanosleep(&pause, NULL);
 		w->n_looks++;
-		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed) || !virtq_has_buffers(vq)) {
-			w->n_empty_looks++;
+		if (atomic_load_explicit(&blk->stopping, memory_order_relaxed))
 			break;
+		if (!virtq_has_buffers(vq)) {
+			w->n_empty_looks++;
+			/* A guest that adds requests as it sees completions had
+			 * not been told of them yet: tell it, and look once more
+			 * before going back to kicks. */
+			if (told)
+				break;
+			notify_guest(w);
+			told = true;
+			continue;
 		}
 		found = true;
+		told = false;
 		r = drain(w, &served, true);
 	}
 	/* The interrupt for everything served since the kick: a guest that
