@@ -41,7 +41,8 @@ Environment overrides: MINIVMM, DEBIAN_KERNEL, MINIMAL_KERNEL, GUEST_INITRD (a p
   L1_APPEND (added to L1's kernel command line; x86_64 default mitigations=off),
   L1_KVM_AMD_PARAMS (L1's kvm-amd module parameters; default npt=0),
   L1_TCG_THREAD (multi, the default, or single: one host thread runs all of L1's
-  CPUs, to count the silent wedges against; slower), MINIVMM_CACHE; passed on to the
+  CPUs, to count the silent wedges against; slower), MINIVMM_CACHE, MINIVMM_ALT (a
+  second binary for the datapath benchmarks' alt-* configs: an A/B in one L1); passed on to the
   scenarios: GUEST_TIMEOUT, RIG_REBOOTS, BLK_TRANSPORTS, NET_TRANSPORTS,
   NET_VHOST_MODES, BENCH_RUNS.
 EOF
@@ -594,6 +595,10 @@ while IFS= read -r f; do
 done < <(find "$ROOT/tests/runner" -type f | sort)
 L1_MINIVMM=
 if [ -n "$MINIVMM" ]; then add_bin "$MINIVMM" /rig/bin/minivmm; L1_MINIVMM=/rig/bin/minivmm; fi
+# MINIVMM_ALT: a second binary, for A/B benchmarks in one L1 (the datapath
+# benchmarks' alt-* configs).
+L1_MINIVMM_ALT=
+if [ -n "${MINIVMM_ALT:-}" ]; then add_bin "$MINIVMM_ALT" /rig/bin/minivmm-alt; L1_MINIVMM_ALT=/rig/bin/minivmm-alt; fi
 # minivmm-runner (runner/), built beside minivmm; it finds minivmm beside itself in L1 too.
 L1_RUNNER=
 if [ -n "$MINIVMM" ] && [ -x "$(dirname "$MINIVMM")/minivmm-runner" ]; then
@@ -641,6 +646,7 @@ L1_QEMU=
 	for v in GUEST_TIMEOUT RIG_REBOOTS BLK_TRANSPORTS NET_TRANSPORTS NET_VHOST_MODES BENCH_RUNS BENCH_CLONES DEATH_CASES DEATH_VMMS DEATH_TRACE DEATH_QEMU_PCI DP_SECS DP_CONFIGS DP_CELLS DP_EXIT_REASONS NET_VERIFY_MB L1_KVM_AMD_PARAMS; do
 		[ -n "${!v:-}" ] && { q "$v" "${!v}"; knobs="$knobs $v"; }
 	done
+	[ -n "$L1_MINIVMM_ALT" ] && { q MINIVMM_ALT "$L1_MINIVMM_ALT"; knobs="$knobs MINIVMM_ALT"; }
 	echo "export KVER MINIVMM DEBIAN_KERNEL MINIMAL_KERNEL GUEST_INITRD PTYDRIVE MARKTIME UDSCAT RUNNER KVM_CHECK RIG_ARCH QEMU UNIT_TESTS_DIR LOGDIR$knobs"
 } >"$WORK/env"
 add "$WORK/env" /rig/env

@@ -27,9 +27,11 @@ dd if=/dev/zero of=$img bs=1M count=200 2>/dev/null || fail "cannot write $img"
 
 blk_run() { # blk_run CONFIG RUN
 	case $1 in
-	mv-*) # mv-TRANSPORT[-ENGINE[-pUS]]: minivmm's default engine (sync) and poll unless named
+	mv-*|alt-*) # mv-TRANSPORT[-ENGINE[-pUS]]: minivmm's default engine (sync) and poll unless named;
+		# alt-...: the same with $MINIVMM_ALT (rig.sh's MINIVMM_ALT), an A/B in one L1
 		_tr=$(echo "$1" | cut -d- -f2) _en=$(echo "$1" | cut -d- -f3) _po=$(echo "$1" | cut -d- -f4)
-		dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
+		_bin=$MINIVMM; case $1 in alt-*) _bin=${MINIVMM_ALT:?alt-* configs need MINIVMM_ALT} ;; esac
+		dp_run "$1" "$2" "$_bin" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" \
 		--disk "$img,queues=4,transport=$_tr${_en:+,engine=$_en}${_po:+,poll=${_po#p}}" ;;
 	qemu-mmio) dp_run "$1" "$2" "$QEMU" -enable-kvm -M microvm -cpu host -smp 4 -m 512 -nographic -no-reboot \

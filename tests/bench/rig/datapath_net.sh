@@ -25,7 +25,9 @@ net_run() { # net_run CONFIG RUN; CONFIG: VMM-TRANSPORT-BACKEND[-tUS] (tUS: mini
 	_vh=off; [ "$_be" = vhost ] && _vh=on
 	iperf_server_start 10.0.2.1
 	case $1 in
-	mv-*) dp_run "$1" "$2" "$MINIVMM" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
+	mv-*|alt-*) # alt-...: with $MINIVMM_ALT (rig.sh's MINIVMM_ALT), an A/B in one L1
+		_bin=$MINIVMM; case $1 in alt-*) _bin=${MINIVMM_ALT:?alt-* configs need MINIVMM_ALT} ;; esac
+		dp_run "$1" "$2" "$_bin" --console stdio --guest-exit --cpus 4 --mem 512 --kernel "$DEBIAN_KERNEL" \
 		--initrd "$GUEST_INITRD" --cmdline "$CMDLINE" --net "tap0,queues=4,vhost=$_vh,transport=$_tr${_td:+,tx_irq_delay=${_td#t}}" ;;
 	qemu-*)
 		_m=microvm _d=virtio-net-device
