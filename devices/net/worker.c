@@ -4,7 +4,6 @@
 #include "devices/virtio/iov.h"
 
 #include <endian.h>
-#include <inttypes.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/if_tun.h>
