@@ -45,7 +45,10 @@ echo "== unit and process tests (release build)"
 FUZZ_PID=$!
 echo "== unit and process tests (ASan+UBSan build, clang)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	ctest --output-on-failure -V -j3 >ctest-asan.log 2>&1; rc=$?; tail -n 25 ctest-asan.log; exit $rc) || step_fail=1
+	ctest --output-on-failure -V -j3 >ctest-asan.log 2>&1; rc=$?; tail -n 25 ctest-asan.log
+	# the failed checks themselves (the log is verbose, the tail misses them)
+	((rc)) && grep -E -B6 "\[FAIL\]|\(Failed\)|\(Timeout\)|\*\*\*" ctest-asan.log | grep -vE "\[PASS\]|\[RUN \]" | tail -n 60
+	exit $rc) || step_fail=1
 # Criterion runs each test in a child whose sanitizer report does not always
 # fail the test: any report in the log fails the run.
 if grep -nE "ERROR: (Leak|Address)Sanitizer|runtime error:" build-asan/ctest-asan.log; then

@@ -458,6 +458,81 @@ static uint16_t avail_event_of(const struct virtq_driver *d)
 	return le16toh(v);
 }
 
+/* A polled write must land within the queue's 1 ms between looks. This
+ * thread kept off the CPU longer than that (CI runs the fuzzers and two more
+ * tests beside this one, on 2 cores) misses the window through no fault of
+ * the device: the waits below note the longest gap between this thread's
+ * wake-ups, and a measurement with a gap over POLL_LATE_US is made again
+ * on a fresh disk (measure_on_time). */
+#define POLL_LATE_US  800
+#define POLL_ATTEMPTS 12
+
+static uint64_t tick_last_us, tick_max_gap_us;
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void tick(void)
+{
+	uint64_t t = now_us();
+	if (tick_last_us && t - tick_last_us > tick_max_gap_us)
+		tick_max_gap_us = t - tick_last_us;
+	tick_last_us = t;
+}
+
+static struct virtq_used_elem wait_used_ticking(struct virtq_driver *d)
+{
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	for (tick(); !virtq_driver_has_used(d); tick()) {
+		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", d->index, TEST_TIMEOUT_MS);
+		usleep(100);
+	}
+	return virtq_driver_take_used(d);
+}
+
+static void wait_count_ticking(atomic_uint *counter, unsigned want, const char *what)
+{
+	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
+	for (tick(); atomic_load(counter) < want; tick()) {
+		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter), TEST_TIMEOUT_MS);
+		usleep(100);
+	}
+}
+
+/* Runs measure (which starts its own disk) until a run had this thread on
+ * the CPU throughout, and returns that run's result. Never such a run:
+ * the test is skipped, saying so (the machine is too busy to time a 1 ms
+ * window, which says nothing of the device). */
+static unsigned measure_on_time(unsigned (*measure)(void))
+{
+	uint64_t gaps[POLL_ATTEMPTS];
+	for (unsigned a = 0; a < POLL_ATTEMPTS; a++) {
+		if (a) {
+			virtio_blk_destroy(blk);
+			blk = NULL;
+		}
+		tick_last_us = tick_max_gap_us = 0;
+		unsigned r = measure();
+		if (tick_max_gap_us <= POLL_LATE_US) {
+			cr_log_info("attempt %u: %u, this thread off the CPU for at most %llu us", a + 1, r,
+				    (unsigned long long)tick_max_gap_us);
+			return r;
+		}
+		gaps[a] = tick_max_gap_us;
+		/* info, not a warning: Criterion exits non-zero after a warning */
+		cr_log_info("attempt %u: this thread was off the CPU for %llu us (more than %d): measuring again",
+			    a + 1, (unsigned long long)gaps[a], POLL_LATE_US);
+	}
+	cr_skip_test("this thread was off the CPU for more than %d us in each of %d attempts (last %llu us): "
+		     "the machine is too busy to time the queue's 1 ms polling window",
+		     POLL_LATE_US, POLL_ATTEMPTS, (unsigned long long)gaps[POLL_ATTEMPTS - 1]);
+	return 0;
+}
+
 /* Adds write i (no kick), then kicks as a driver does: only when the
  * device's avail_event, read after the entry was published, asks for it.
  * Waits for it to be served; returns whether it was kicked. */
@@ -473,7 +548,7 @@ static bool write_as_driver(unsigned i)
 	bool kick = virtq_need_event(avail_event_of(&drv[0]), idx, (uint16_t)(idx - 1));
 	if (kick)
 		virtq_driver_kick(&drv[0]);
-	struct virtq_used_elem e = virtq_driver_wait_used(&drv[0]);
+	struct virtq_used_elem e = wait_used_ticking(&drv[0]);
 	cr_assert_eq(e.len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(hdr + 16), VIRTIO_BLK_S_OK);
 	return kick;
@@ -492,16 +567,21 @@ static void start_polling(unsigned poll_us)
 	start_polling_auto(poll_us, false);
 }
 
-Test(virtio_blk, poll_serves_requests_added_without_a_kick)
+/* 20 writes, each added when the last was served: how many were kicked. */
+static unsigned kicks_for_20_writes(void)
 {
-	/* 1 ms between looks: the next write lands in the window unless this
-	 * thread is kept off the CPU that long, so most of 20 need no kick.
-	 * Every one is served either way (a late one is kicked). */
 	start_polling(VIRTIO_BLK_POLL_US_MAX);
 	unsigned kicked = 0;
 	for (unsigned i = 0; i < 20; i++)
 		kicked += write_as_driver(i);
-	cr_assert_lt(kicked, 10, "%u of 20 writes needed a kick while the queue polls", kicked);
+	return kicked;
+}
+
+Test(virtio_blk, poll_serves_requests_added_without_a_kick)
+{
+	/* Every one is served either way (a late one is kicked). */
+	unsigned kicked = measure_on_time(kicks_for_20_writes);
+	cr_assert_lt(kicked, 5, "%u of 20 writes needed a kick while the queue polls", kicked);
 	/* Nothing more comes: the thread asks for a kick for the next entry. */
 	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
 	while (avail_event_of(&drv[0]) != drv[0].avail_idx)
@@ -548,39 +628,44 @@ Test(virtio_blk, poll_auto_tries_both_ways_and_serves_everything)
 /* While it polls and finds requests, the queue does not interrupt: a
  * driver that adds the next request as soon as the last is served (and
  * always wants an interrupt) gets one for the lot once it stops, not one a
- * look. Without poll it gets one for each. */
-static unsigned interrupts_for_eager_writes(unsigned n)
+ * look. */
+static unsigned interrupts_for_20_polled_writes(void)
 {
+	start_polling(VIRTIO_BLK_POLL_US_MAX);
 	uint16_t *used_event = (uint16_t *)(void *)&virtq_driver_avail(&drv[0])->ring[QSIZE];
 	unsigned calls0 = atomic_load(&irq_log.queue_calls[0]);
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < 20; i++) {
 		__atomic_store_n(used_event, htole16(drv[0].used_seen), __ATOMIC_SEQ_CST);
 		write_as_driver(i);
 	}
 	__atomic_store_n(used_event, htole16(drv[0].used_seen - 1), __ATOMIC_SEQ_CST);
 	/* The driver stopped: the interrupt for the last completions comes. */
-	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
-	while (atomic_load(&irq_log.queue_calls[0]) == calls0)
-		cr_assert_lt(now_ms(), deadline, "no interrupt after %u writes", n);
+	wait_count_ticking(&irq_log.queue_calls[0], calls0 + 1, "the interrupt after 20 writes");
+	tick_last_us = 0;   /* the window is over: the sleep below is no gap */
 	usleep(20 * 1000);   /* past a few more looks */
 	return atomic_load(&irq_log.queue_calls[0]) - calls0;
 }
 
 Test(virtio_blk, poll_interrupts_once_the_ring_is_idle)
 {
-	/* 1 ms between looks: the next write lands before the next look
-	 * unless this thread is kept off the CPU that long; a late one costs
-	 * one interrupt more. */
-	start_polling(VIRTIO_BLK_POLL_US_MAX);
-	unsigned irqs = interrupts_for_eager_writes(20);
-	cr_assert_leq(irqs, 6, "%u interrupts for 20 writes added while the queue polled", irqs);
+	unsigned irqs = measure_on_time(interrupts_for_20_polled_writes);
+	cr_assert_leq(irqs, 4, "%u interrupts for 20 writes added while the queue polled", irqs);
 }
 
+/* Without poll, a driver that waits for the interrupt of each write before
+ * it adds the next gets every one. (It must wait: a driver that saw the
+ * completion and moved used_event on before the device looked at it asked
+ * for no interrupt, and a device may then send none.) */
 Test(virtio_blk, no_poll_interrupts_for_every_request)
 {
 	start_polling(0);
-	unsigned irqs = interrupts_for_eager_writes(20);
-	cr_assert_geq(irqs, 20, "%u interrupts for 20 writes, each waited for", irqs);
+	uint16_t *used_event = (uint16_t *)(void *)&virtq_driver_avail(&drv[0])->ring[QSIZE];
+	unsigned calls0 = atomic_load(&irq_log.queue_calls[0]);
+	for (unsigned i = 0; i < 20; i++) {
+		__atomic_store_n(used_event, htole16(drv[0].used_seen), __ATOMIC_SEQ_CST);
+		write_as_driver(i);
+		wait_count(&irq_log.queue_calls[0], calls0 + i + 1, "the interrupt for a write without poll");
+	}
 }
 
 /* A driver that adds its next request only once told of the last one
@@ -589,19 +674,25 @@ Test(virtio_blk, no_poll_interrupts_for_every_request)
  * tells it then and looks again, and the next request is polled for, not
  * kicked; giving up at that first look (and kicking from then on) would
  * cost a kick a request. */
-Test(virtio_blk, poll_looks_again_after_telling_the_guest)
+static unsigned kicks_for_20_writes_each_told(void)
 {
 	start_polling(VIRTIO_BLK_POLL_US_MAX);   /* 1 ms between looks: the driver answers well within */
 	uint16_t *used_event = (uint16_t *)(void *)&virtq_driver_avail(&drv[0])->ring[QSIZE];
-	unsigned kicked = 0, n = 20;
-	for (unsigned i = 0; i < n; i++) {
+	unsigned kicked = 0;
+	for (unsigned i = 0; i < 20; i++) {
 		unsigned calls0 = atomic_load(&irq_log.queue_calls[0]);
 		__atomic_store_n(used_event, htole16(drv[0].used_seen), __ATOMIC_SEQ_CST);
 		kicked += write_as_driver(i);
-		wait_count(&irq_log.queue_calls[0], calls0 + 1, "the interrupt for a write");
+		wait_count_ticking(&irq_log.queue_calls[0], calls0 + 1, "the interrupt for a write");
 	}
-	cr_assert_leq(kicked, 5, "%u of %u writes kicked: the queue gave up polling at the look before the interrupt",
-		      kicked, n);
+	return kicked;
+}
+
+Test(virtio_blk, poll_looks_again_after_telling_the_guest)
+{
+	unsigned kicked = measure_on_time(kicks_for_20_writes_each_told);
+	cr_assert_leq(kicked, 3, "%u of 20 writes kicked: the queue gave up polling at the look before the interrupt",
+		      kicked);
 }
 
 Test(virtio_blk, no_poll_asks_a_kick_for_every_request)

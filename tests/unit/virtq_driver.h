@@ -229,6 +229,14 @@ static inline bool virtq_driver_has_used(const struct virtq_driver *d)
 	return virtq_driver_used_idx(d) != d->used_seen;
 }
 
+/* Takes the next used element (id and len in host order); there is one. */
+static inline struct virtq_used_elem virtq_driver_take_used(struct virtq_driver *d)
+{
+	struct virtq_used_elem e = virtq_driver_used(d)->ring[d->used_seen % d->size];
+	d->used_seen++;
+	return (struct virtq_used_elem){ .id = le32toh(e.id), .len = le32toh(e.len) };
+}
+
 /* Takes the next used element (id and len in host order), waiting at most
  * TEST_TIMEOUT_MS for it. */
 static inline struct virtq_used_elem virtq_driver_wait_used(struct virtq_driver *d)
@@ -238,9 +246,7 @@ static inline struct virtq_used_elem virtq_driver_wait_used(struct virtq_driver 
 		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", d->index, TEST_TIMEOUT_MS);
 		usleep(200);
 	}
-	struct virtq_used_elem e = virtq_driver_used(d)->ring[d->used_seen % d->size];
-	d->used_seen++;
-	return (struct virtq_used_elem){ .id = le32toh(e.id), .len = le32toh(e.len) };
+	return virtq_driver_take_used(d);
 }
 
 /* Nothing is used on the queue during ms. */
