@@ -720,7 +720,7 @@ watch_l1() {
 				say "L1 is wedged: no heartbeat for $((now - alive)) s during $cur; stopping it"
 			fi
 			echo "$cur" >"$RUN_TMP/l1-wedged"
-			l1_dump_cpus
+			l1_dump_cpus "$pid"
 			kill "$pid" 2>/dev/null
 			deadline=$(($(date +%s) + 3600))
 		fi
@@ -740,6 +740,16 @@ l1_dump_cpus() {
 	[ -s "${L1_KALLSYMS:-}" ] || echo "(no symbols yet: ${L1_KALLSYMS:-none} comes from the first L1 that finishes)" >>"$out"
 	say "L1's CPUs when it wedged ($out):"
 	awk '/^== sample/ { last = "" } /^cpu[0-9]+:/ { last = last "  | " $0 "\n" } END { printf "%s", last }' "$out"
+	# Where the emulator's own threads wait (a TCG vCPU thread asleep while
+	# its CPU has code to run waits inside QEMU: docs/rig-failure-rates.md).
+	local qpid
+	qpid=$(pgrep -P "$1" -f qemu-system 2>/dev/null | head -n 1)
+	if [ -n "$qpid" ] && command -v gdb >/dev/null; then
+		timeout 90 gdb -p "$qpid" -batch -nx -ex "thread apply all bt 12" >"$LOGDIR/l1-wedge-qemu-threads.txt" 2>&1
+		say "host QEMU's threads when L1 wedged: $LOGDIR/l1-wedge-qemu-threads.txt ($(grep -c '^Thread ' "$LOGDIR/l1-wedge-qemu-threads.txt") threads)"
+	else
+		say "host QEMU's threads not read (${qpid:+no gdb}${qpid:-no QEMU process under $1})"
+	fi
 }
 
 say "booting L1 ($L1_KERNEL, TCG, limit ${L1_TIMEOUT}s): ${SCENARIOS[*]}"
