@@ -29,6 +29,14 @@ net_counts() {
     echo "rx_packets $(cat /sys/class/net/eth0/statistics/rx_packets)"
 }
 
+# guest_counts: the guest's own page faults, context switches and network
+# softirqs (all CPUs): what its time per request went to.
+guest_counts() {
+    awk '$1 == "pgfault" { print "pgfault", $2 }' /proc/vmstat
+    awk '$1 == "ctxt" { print "ctxt", $2 }' /proc/stat
+    awk '$1 == "NET_RX:" || $1 == "NET_TX:" { s = 0; for (i = 2; i <= NF; i++) s += $i; n = $1; sub(/:/, "", n); print n, s }' /proc/softirqs
+}
+
 # cell NAME CMD...: CMD prints "VALUE UNIT REQS" (or nothing when it failed).
 status=0
 cell() {
@@ -38,14 +46,15 @@ cell() {
     *) return ;;
     esac
     i0=$(virtio_irqs)
-    { irq_counts; net_counts; } >/tmp/dp-counts0
+    { irq_counts; net_counts; guest_counts; } >/tmp/dp-counts0
     echo "MVTEST dp begin $name"
     set -- $("$@")
     echo "MVTEST dp end $name"
     i1=$(virtio_irqs)
     # Where the interrupts and packets went (per queue on pci), for reading
-    # the console log: "MVTEST dp detail NAME input.0=N ... tx_packets=N".
-    { irq_counts; net_counts; } | awk -v name="$name" 'NR == FNR { a[$1] = $2; next }
+    # the console log: "MVTEST dp detail NAME input.0=N ... tx_packets=N ...
+    # pgfault=N ctxt=N NET_RX=N NET_TX=N".
+    { irq_counts; net_counts; guest_counts; } | awk -v name="$name" 'NR == FNR { a[$1] = $2; next }
         { d = $2 - a[$1]; if (d) s = s " " $1 "=" d } END { print "MVTEST dp detail " name s }' /tmp/dp-counts0 -
     if [ $# -ne 3 ]; then
         echo "MVTEST dp cell $name FAILED"
