@@ -35,6 +35,11 @@ guest_counts() {
     awk '$1 == "pgfault" { print "pgfault", $2 }' /proc/vmstat
     awk '$1 == "ctxt" { print "ctxt", $2 }' /proc/stat
     awk '$1 == "NET_RX:" || $1 == "NET_TX:" { s = 0; for (i = 2; i <= NF; i++) s += $i; n = $1; sub(/:/, "", n); print n, s }' /proc/softirqs
+    # TCP segments that came out of order (queued until the gap filled) and
+    # duplicate ACKs and SACKs this side sent for them (the sender's cue to
+    # retransmit)
+    awk '$1 == "TcpExt:" { if (!h) { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
+        for (i = 2; i <= NF; i++) if (k[i] == "TCPOFOQueue" || k[i] == "TCPOFOMerge" || k[i] == "TCPDSACKOldSent" || k[i] == "TCPDSACKOfoSent") print k[i], $i }' /proc/net/netstat 2>/dev/null
 }
 
 # cell NAME CMD...: CMD prints "VALUE UNIT REQS" (or nothing when it failed).
