@@ -72,10 +72,11 @@ static bool take_kicks(struct queue_thread *t, const struct pollfd *kicks)
 		if (!(kicks[i].revents & POLLIN))
 			continue;
 		uint64_t n;
-		if (read(kicks[i].fd, &n, sizeof(n)) == sizeof(n))
+		int r = eventfd_take(kicks[i].fd, &n);
+		if (r > 0)
 			atomic_fetch_add_explicit(&t->kicks, n, memory_order_relaxed);
-		else if (errno != EAGAIN && errno != EINTR)
-			log_warn("%s: kick eventfd: %s", t->name, strerror(errno));
+		else if (r < 0)
+			log_warn("%s: kick eventfd: %s", t->name, strerror(-r));
 	}
 	return true;
 }

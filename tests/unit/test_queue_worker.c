@@ -122,3 +122,24 @@ Test(queue_worker, stop_op_is_optional)
 	queue_worker_destroy(qw);
 	close(kick);
 }
+
+/* The kick counts the exit lines report come from eventfd_take(): the whole
+ * count at once, then nothing; a bad fd says so. */
+Test(queue_worker, eventfd_take_hands_out_the_whole_count)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(eventfd_signal(fd), 0);
+	uint64_t n = 99;
+	cr_assert_eq(eventfd_take(fd, &n), 1);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(eventfd_take(fd, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(eventfd_signal(fd), 0);
+	cr_assert_eq(eventfd_drain(fd), 1);
+	cr_assert_eq(eventfd_drain(fd), 0);
+	close(fd);
+	cr_assert_eq(eventfd_take(fd, &n), -EBADF);
+	cr_assert_eq(n, 0);
+}

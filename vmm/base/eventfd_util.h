@@ -20,15 +20,23 @@ static inline int eventfd_signal(int fd)
 }
 
 /* Reads the counter, which clears it (one read is enough: a non-semaphore
- * eventfd hands out its whole count at once). Returns 1 when it was set, 0
- * when it was not (EAGAIN on a non-blocking fd, or a signal came first), or
- * -errno. */
+ * eventfd hands out its whole count at once), into *count (0 when not set).
+ * Returns 1 when it was set, 0 when it was not (EAGAIN on a non-blocking
+ * fd, or a signal came first), or -errno. */
+static inline int eventfd_take(int fd, uint64_t *count)
+{
+	*count = 0;
+	if (read(fd, count, sizeof(*count)) == sizeof(*count))
+		return 1;
+	*count = 0;
+	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+}
+
+/* eventfd_take() for a caller that needs no count. */
 static inline int eventfd_drain(int fd)
 {
 	uint64_t count;
-	if (read(fd, &count, sizeof(count)) == sizeof(count))
-		return 1;
-	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	return eventfd_take(fd, &count);
 }
 
 #endif
