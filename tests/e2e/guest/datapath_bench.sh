@@ -29,11 +29,13 @@ net_counts() {
     echo "rx_packets $(cat /sys/class/net/eth0/statistics/rx_packets)"
 }
 
-# guest_counts: the guest's own page faults, context switches and network
-# softirqs (all CPUs): what its time per request went to.
+# guest_counts: the guest's own page faults, context switches, CPU time by
+# kind (t_*: USER_HZ ticks, all CPUs; t_steal: runnable but not run by the
+# host) and network softirqs: what its time per request went to.
 guest_counts() {
     awk '$1 == "pgfault" { print "pgfault", $2 }' /proc/vmstat
-    awk '$1 == "ctxt" { print "ctxt", $2 }' /proc/stat
+    awk '$1 == "ctxt" { print "ctxt", $2 }
+        $1 == "cpu" { print "t_user", $2 + $3; print "t_sys", $4; print "t_idle", $5 + $6; print "t_irq", $7; print "t_softirq", $8; print "t_steal", $9 }' /proc/stat
     awk '$1 == "NET_RX:" || $1 == "NET_TX:" { s = 0; for (i = 2; i <= NF; i++) s += $i; n = $1; sub(/:/, "", n); print n, s }' /proc/softirqs
     # TCP segments that came out of order (queued until the gap filled) and
     # duplicate ACKs and SACKs this side sent for them (the sender's cue to
