@@ -106,6 +106,7 @@ struct virtq_driver {
 	uint16_t size;
 	uint64_t ring_gpa;            /* VIRTQ_DRIVER_RING_BYTES there */
 	uint16_t avail_idx;           /* next avail->idx */
+	bool hold_publish;            /* adds wait for virtq_driver_publish() */
 	uint16_t used_seen;           /* used entries consumed */
 	uint16_t next_desc;           /* where the next chain goes in the descriptor table */
 	uint64_t buf_gpa, buf_size;   /* what virtq_driver_alloc() hands out */
@@ -206,8 +207,17 @@ static inline uint16_t virtq_driver_add(struct virtq_driver *d, const struct vir
 	struct virtq_avail *avail = virtq_driver_avail(d);
 	avail->ring[d->avail_idx % d->size] = htole16(head);
 	d->avail_idx++;
-	__atomic_store_n(&avail->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
+	if (!d->hold_publish)
+		__atomic_store_n(&avail->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
 	return head;
+}
+
+/* Makes every chain added since hold_publish was set available at once (a
+ * device looking meanwhile saw none of them), and stops holding. */
+static inline void virtq_driver_publish(struct virtq_driver *d)
+{
+	__atomic_store_n(&virtq_driver_avail(d)->idx, htole16(d->avail_idx), __ATOMIC_RELEASE);
+	d->hold_publish = false;
 }
 
 /* virtq_driver_add(), then a kick. */
