@@ -84,6 +84,17 @@ void shim_skip(const char *fmt, ...)
 	longjmp(skip_jump, 1);
 }
 
+void shim_log(const char *level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("[%s] ", level);
+	vprintf(fmt, ap);
+	printf("\n");
+	fflush(stdout);
+	va_end(ap);
+}
+
 void cr_redirect_stderr(void)
 {
 	int p[2];

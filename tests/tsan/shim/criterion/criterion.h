@@ -28,6 +28,7 @@ void shim_register_suite(const char *suite, const struct criterion_test_extra_da
 __attribute__((noreturn, format(printf, 4, 5))) void shim_fail(const char *file, int line, const char *expr,
 							       const char *fmt, ...);
 __attribute__((noreturn, format(printf, 1, 2))) void shim_skip(const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) void shim_log(const char *level, const char *fmt, ...);
 
 #define Test(suite, name, ...)                                                                   \
 	static void suite##_##name##_body(void);                                                 \
@@ -62,5 +63,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void shim_skip(const char *fmt, 
 #define cr_assert_arr_eq(a, b, n, ...) cr_assert(memcmp((a), (b), (n)) == 0, ##__VA_ARGS__)
 #define cr_assert_arr_neq(a, b, n, ...) cr_assert(memcmp((a), (b), (n)) != 0, ##__VA_ARGS__)
 #define cr_skip_test(...) shim_skip("" __VA_ARGS__)
+/* To stdout: a test may have stderr redirected and read back. */
+#define cr_log_info(...) shim_log("info", "" __VA_ARGS__)
+#define cr_log_warn(...) shim_log("warn", "" __VA_ARGS__)
 
 #endif
