@@ -25,7 +25,6 @@ static inline int eventfd_signal(int fd)
  * fd, or a signal came first), or -errno. */
 static inline int eventfd_take(int fd, uint64_t *count)
 {
-	*count = 0;
 	if (read(fd, count, sizeof(*count)) == sizeof(*count))
 		return 1;
 	*count = 0;
