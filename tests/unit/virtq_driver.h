@@ -220,6 +220,27 @@ static inline void virtq_driver_publish(struct virtq_driver *d)
 	d->hold_publish = false;
 }
 
+/* avail_event (EVENT_IDX): the avail index whose adding the device wants a
+ * kick for. */
+static inline uint16_t virtq_driver_avail_event(const struct virtq_driver *d)
+{
+	uint16_t v = __atomic_load_n((uint16_t *)(void *)&virtq_driver_used(d)->ring[d->size], __ATOMIC_ACQUIRE);
+	return le16toh(v);
+}
+
+/* After one virtq_driver_add() (EVENT_IDX): kicks as a driver does, only
+ * when the device's avail_event, read after the entry was published, asks
+ * for it. Returns whether it kicked. */
+static inline bool virtq_driver_kick_if_asked(const struct virtq_driver *d)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);   /* the driver's barrier between avail->idx and avail_event */
+	uint16_t idx = d->avail_idx;
+	bool kick = virtq_need_event(virtq_driver_avail_event(d), idx, (uint16_t)(idx - 1));
+	if (kick)
+		virtq_driver_kick(d);
+	return kick;
+}
+
 /* virtq_driver_add(), then a kick. */
 static inline uint16_t virtq_driver_submit(struct virtq_driver *d, const struct virtq_seg *segs, unsigned n)
 {
