@@ -14,6 +14,8 @@
 #define X86_EBDA_START       0x9fc00ull     /* end of conventional RAM in the e820 */
 #define X86_ACPI_GPA         0xe0000ull     /* RSDP is searched for here */
 #define X86_ACPI_SIZE        0x10000ull
+#define X86_MPTABLE_GPA      0xf0000ull     /* MP configuration table (its pointer is at X86_EBDA_START) */
+#define X86_MPTABLE_SIZE     0xf000ull
 #define X86_RESET_VECTOR_GPA 0xffff0ull     /* where a real-mode reset jumps (BIOS entry) */
 #define X86_KERNEL_GPA       0x100000ull    /* bzImage protected-mode code */
 #define X86_LOWMEM_END       0xc0000000ull  /* 3 GiB: [3G, 4G) is the MMIO hole */

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/acpi.h"
+#include "arch/x86/mptable.h"
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "devices/virtio/mmio.h"
@@ -176,6 +177,14 @@ int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *ini
 	if (!acpi || !acpi_build_tables(acpi, X86_ACPI_SIZE, X86_ACPI_GPA, &acfg))
 		return err_set(err, errlen, "internal: ACPI tables do not fit");
 	cfg.rsdp_gpa = X86_ACPI_GPA;   /* the RSDP is the first table written */
+	/* The MP floating pointer in the top KiB of base memory, the second
+	 * place Linux looks (arch/x86/mptable.h says why it matters). */
+	struct mptable_config mcfg = { .n_cpus = vm->n_vcpus, .ioapic_id = 0, .ioapic_addr = acfg.ioapic_addr,
+				       .lapic_addr = acfg.lapic_addr };
+	uint8_t *mp_fp = guest_mem_ptr(&vm->mem, X86_EBDA_START, 16);
+	uint8_t *mp_cfg = guest_mem_ptr(&vm->mem, X86_MPTABLE_GPA, X86_MPTABLE_SIZE);
+	if (!mp_fp || !mp_cfg || mptable_write(mp_fp, mp_cfg, X86_MPTABLE_SIZE, X86_MPTABLE_GPA, &mcfg))
+		return err_set(err, errlen, "internal: the MP table does not fit");
 
 	if (x86_write_boot_params(&vm->mem, &k, &cfg, err, errlen))
 		return -1;
