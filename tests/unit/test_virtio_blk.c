@@ -472,25 +472,6 @@ static void tick(void)
 	tick_last_us = t;
 }
 
-static struct virtq_used_elem wait_used_ticking(struct virtq_driver *d)
-{
-	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
-	for (tick(); !virtq_driver_has_used(d); tick()) {
-		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", d->index, TEST_TIMEOUT_MS);
-		usleep(100);
-	}
-	return virtq_driver_take_used(d);
-}
-
-static void wait_count_ticking(atomic_uint *counter, unsigned want, const char *what)
-{
-	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
-	for (tick(); atomic_load(counter) < want; tick()) {
-		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter), TEST_TIMEOUT_MS);
-		usleep(100);
-	}
-}
-
 /* Runs measure (which starts its own disk) until a run had this thread on
  * the CPU throughout, and returns that run's result. Never such a run:
  * the test is skipped, saying so (the machine is too busy to time a 1 ms
@@ -532,7 +513,7 @@ static bool write_as_driver(unsigned i)
 	struct virtq_seg segs[] = { { hdr, 16, false }, { data, 512, false }, { hdr + 16, 1, true } };
 	virtq_driver_add(&drv[0], segs, 3);
 	bool kick = virtq_driver_kick_if_asked(&drv[0]);
-	struct virtq_used_elem e = wait_used_ticking(&drv[0]);
+	struct virtq_used_elem e = virtq_driver_wait_used_ticking(&drv[0], tick);
 	cr_assert_eq(e.len, 1);
 	cr_assert_eq(*(uint8_t *)gpa(hdr + 16), VIRTIO_BLK_S_OK);
 	return kick;
@@ -631,7 +612,7 @@ static unsigned interrupts_for_20_polled_writes(void)
 	}
 	__atomic_store_n(used_event, htole16(drv[0].used_seen - 1), __ATOMIC_SEQ_CST);
 	/* The driver stopped: the interrupt for the last completions comes. */
-	wait_count_ticking(&irq_log.queue_calls[0], calls0 + 1, "the interrupt after 20 writes");
+	wait_count_ticking(&irq_log.queue_calls[0], calls0 + 1, "the interrupt after 20 writes", tick);
 	tick_last_us = 0;   /* the window is over: the sleep below is no gap */
 	usleep(20 * 1000);   /* past a few more looks */
 	return atomic_load(&irq_log.queue_calls[0]) - calls0;
@@ -674,7 +655,7 @@ static unsigned kicks_for_20_writes_each_told(void)
 		unsigned calls0 = atomic_load(&irq_log.queue_calls[0]);
 		__atomic_store_n(used_event, htole16(drv[0].used_seen), __ATOMIC_SEQ_CST);
 		kicked += write_as_driver(i);
-		wait_count_ticking(&irq_log.queue_calls[0], calls0 + 1, "the interrupt for a write");
+		wait_count_ticking(&irq_log.queue_calls[0], calls0 + 1, "the interrupt for a write", tick);
 	}
 	return kicked;
 }

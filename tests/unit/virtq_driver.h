@@ -38,15 +38,25 @@ static inline uint64_t now_ms(void)
 }
 
 /* Waits (at most TEST_TIMEOUT_MS) for *counter, bumped by a device thread,
- * to reach at least want. */
-static inline void wait_count(atomic_uint *counter, unsigned want, const char *what)
+ * to reach at least want; calls tick (if not NULL) at every look, for a test
+ * that times how late this thread wakes, and then looks every 100 µs. */
+static inline void wait_count_ticking(atomic_uint *counter, unsigned want, const char *what, void (*tick)(void))
 {
 	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
-	while (atomic_load(counter) < want) {
+	for (;;) {
+		if (tick)
+			tick();
+		if (atomic_load(counter) >= want)
+			return;
 		cr_assert_lt(now_ms(), deadline, "%s: still %u after %d ms", what, atomic_load(counter),
 			     TEST_TIMEOUT_MS);
-		usleep(200);
+		usleep(tick ? 100 : 200);
 	}
+}
+
+static inline void wait_count(atomic_uint *counter, unsigned want, const char *what)
+{
+	wait_count_ticking(counter, want, what, NULL);
 }
 
 /* Host address of guest address a; not RAM is a bug of the test. */
@@ -269,15 +279,23 @@ static inline struct virtq_used_elem virtq_driver_take_used(struct virtq_driver 
 }
 
 /* Takes the next used element (id and len in host order), waiting at most
- * TEST_TIMEOUT_MS for it. */
-static inline struct virtq_used_elem virtq_driver_wait_used(struct virtq_driver *d)
+ * TEST_TIMEOUT_MS for it; tick as for wait_count_ticking. */
+static inline struct virtq_used_elem virtq_driver_wait_used_ticking(struct virtq_driver *d, void (*tick)(void))
 {
 	uint64_t deadline = now_ms() + TEST_TIMEOUT_MS;
-	while (!virtq_driver_has_used(d)) {
+	for (;;) {
+		if (tick)
+			tick();
+		if (virtq_driver_has_used(d))
+			return virtq_driver_take_used(d);
 		cr_assert_lt(now_ms(), deadline, "queue %u: no used buffer after %d ms", d->index, TEST_TIMEOUT_MS);
-		usleep(200);
+		usleep(tick ? 100 : 200);
 	}
-	return virtq_driver_take_used(d);
+}
+
+static inline struct virtq_used_elem virtq_driver_wait_used(struct virtq_driver *d)
+{
+	return virtq_driver_wait_used_ticking(d, NULL);
 }
 
 /* Nothing is used on the queue during ms. */
