@@ -198,7 +198,7 @@ size_t acpi_build_tables(uint8_t *buf, size_t buflen, uint64_t base_gpa, const s
 	}
 	e[0] = 1;                                        /* I/O APIC */
 	e[1] = 12;
-	e[2] = 0;                                        /* KVM's IOAPIC resets to ID 0 */
+	e[2] = cfg->ioapic_id;
 	put32(e + 4, cfg->ioapic_addr);
 	put32(e + 8, 0);                                 /* GSI base */
 	e += 12;

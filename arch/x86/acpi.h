@@ -20,6 +20,7 @@ struct acpi_config {
 	uint16_t power_port;      /* sleep control at +0, status at +1, reset at +2 */
 	uint16_t com1_port;
 	uint8_t com1_irq;
+	uint8_t ioapic_id;        /* what the IOAPIC's ID register holds */
 	uint32_t ioapic_addr;
 	uint32_t lapic_addr;
 	const struct acpi_mmio_dev *mmio_devs;

@@ -167,6 +167,7 @@ int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *ini
 		.power_port = X86_POWER_CTL_PORT,
 		.com1_port = X86_COM1_PORT,
 		.com1_irq = X86_COM1_IRQ,
+		.ioapic_id = 0,   /* KVM's IOAPIC resets to ID 0 */
 		.mmio_devs = mmio,
 		.n_mmio_devs = vm->devices.n_mmio,
 		.pci_mmio_base = (uint32_t)X86_PCI_MMIO_BASE,
@@ -179,8 +180,8 @@ int arch_load_kernel(struct vm *vm, const struct arch_boot_in *in, uint64_t *ini
 	cfg.rsdp_gpa = X86_ACPI_GPA;   /* the RSDP is the first table written */
 	/* The MP floating pointer in the top KiB of base memory, the second
 	 * place Linux looks (arch/x86/mptable.h says why it matters). */
-	struct mptable_config mcfg = { .n_cpus = vm->n_vcpus, .ioapic_id = 0, .ioapic_addr = acfg.ioapic_addr,
-				       .lapic_addr = acfg.lapic_addr };
+	struct mptable_config mcfg = { .n_cpus = vm->n_vcpus, .ioapic_id = acfg.ioapic_id,
+				       .ioapic_addr = acfg.ioapic_addr, .lapic_addr = acfg.lapic_addr };
 	uint8_t *mp_fp = guest_mem_ptr(&vm->mem, X86_EBDA_START, 16);
 	uint8_t *mp_cfg = guest_mem_ptr(&vm->mem, X86_MPTABLE_GPA, X86_MPTABLE_SIZE);
 	if (!mp_fp || !mp_cfg || mptable_write(mp_fp, mp_cfg, X86_MPTABLE_SIZE, X86_MPTABLE_GPA, &mcfg))

@@ -10,7 +10,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUNNER=$HERE/function_runner.sh
 T=$(mktemp -d "${TMPDIR:-/tmp}/runner-selftest.XXXXXX") || exit 1
-trap '[ -n "${SELFTEST_KEEP:-}" ] || rm -rf "$T"' EXIT
+trap 'rm -rf "$T"' EXIT
 : >"$T/kernel"
 : >"$T/initrd"
 COMMON="--minivmm $HERE/fake_vmm.sh --kernel $T/kernel --initrd $T/initrd"

@@ -451,9 +451,9 @@ Test(virtio_blk, batch_of_requests_with_one_kick)
 /* poll=: after a batch the queue's thread keeps looking at the ring (the
  * guest's kicks off) while it finds requests; a request added then needs no
  * kick by the driver's rule, and is served. Without poll, every request
- * after an empty ring needs its kick. */
-
-/* A polled write must land within the queue's 1 ms between looks. This
+ * after an empty ring needs its kick.
+ *
+ * A polled write must land within the queue's 1 ms between looks. This
  * thread kept off the CPU longer than that (CI runs the fuzzers and two more
  * tests beside this one, on 2 cores) misses the window through no fault of
  * the device: the waits below note the longest gap between this thread's

@@ -38,7 +38,7 @@ static const struct acpi_mmio_dev mmio_devs[] = {
 static void build(unsigned cpus)
 {
 	struct acpi_config cfg = { .n_cpus = cpus, .power_port = 0x600, .com1_port = 0x3f8, .com1_irq = 4,
-				   .ioapic_addr = 0xfec00000, .lapic_addr = 0xfee00000,
+				   .ioapic_id = 7, .ioapic_addr = 0xfec00000, .lapic_addr = 0xfee00000,
 				   .mmio_devs = mmio_devs, .n_mmio_devs = 2,
 				   .pci_mmio_base = 0xe0000000, .pci_mmio_size = 0x1ec00000 };
 	memset(buf, 0xaa, sizeof(buf));
@@ -104,6 +104,7 @@ Test(x86_acpi, madt_lists_every_cpu_and_the_ioapic)
 			cr_assert_eq(u32(t + off + 4) & 1, 1, "enabled");
 			cpus++;
 		} else if (t[off] == 1) {
+			cr_assert_eq(t[off + 2], 7, "the IOAPIC ID given");
 			cr_assert_eq(u32(t + off + 4), 0xfec00000);
 			ioapics++;
 		}
